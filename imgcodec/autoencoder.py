@@ -1,0 +1,56 @@
+"""The trainable soft-to-hard autoencoder: transforms + gains + quantizer + context prior.
+
+Variable rate with one set of weights: each quality level q has a gain vector g_q that scales
+the latent before quantization and an inverse gain applied before synthesis (Cui et al.,
+CVPR 2021). A small gain maps most values to the center nearest zero (low rate); a large one
+spreads them over more centers (high rate). Training samples a level per image and weighs the
+distortion with that level's lambda.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+from .prior_model import ContextPriorNet
+from .quantizer import SoftToHardQuantizer
+from .transforms import AnalysisTransform, SynthesisTransform
+
+
+class ForwardResult(NamedTuple):
+    x_hat: torch.Tensor  # N,3,H,W
+    bits: torch.Tensor  # N, cross-entropy of the symbols in bits
+    indices: torch.Tensor  # N,C,H/8,W/8
+
+
+class SoftToHardAutoencoder(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.analysis = AnalysisTransform(cfg)
+        self.synthesis = SynthesisTransform(cfg)
+        self.quantizer = SoftToHardQuantizer(cfg.num_centers, cfg.center_range)
+        self.prior = ContextPriorNet(cfg.latent_channels, cfg.num_centers, cfg.num_levels, cfg.prior_hidden)
+        init = torch.linspace(math.log(0.5), math.log(3.0), cfg.num_levels)
+        self.log_gain = nn.Parameter(init[:, None].repeat(1, cfg.latent_channels))  # levels,C
+        self.log_inv_gain = nn.Parameter(-init[:, None].repeat(1, cfg.latent_channels))
+
+    def gains(self, level: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gain and inverse gain for each sample: N,C,1,1 each."""
+        return (self.log_gain[level].exp()[:, :, None, None],
+                self.log_inv_gain[level].exp()[:, :, None, None])
+
+    def forward(self, x: torch.Tensor, level: torch.Tensor, sigma: float) -> ForwardResult:
+        gain, inv_gain = self.gains(level)
+        z = self.analysis(x) * gain  # N,C,h,w
+        q = self.quantizer(z, sigma)
+        bits = self.prior.bits(q.values, q.soft, q.indices, level)
+        x_hat = self.synthesis(q.values * inv_gain)
+        return ForwardResult(x_hat, bits, q.indices)
+
+    @torch.no_grad()
+    def sorted_centers(self) -> torch.Tensor:
+        return self.quantizer.centers.detach().sort().values

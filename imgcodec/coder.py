@@ -1,0 +1,63 @@
+"""Range coding of center indices with constriction, driven by the frozen context prior.
+
+The only module that imports constriction. Symbols are coded in wavefront order (one
+anti-diagonal of every channel per call, see ``context_prior``), with the batched categorical
+model family: the decoder makes h + w - 1 calls, never one call per symbol. The probabilities
+passed to constriction are integer counts / 2^16, exact in float64, and depend only on integer
+tables and symbols already decoded, so every machine decodes the same symbols.
+"""
+from __future__ import annotations
+
+import numpy as np
+import constriction
+
+from .context_prior import PriorTables, context_index, wavefront_order
+from .errors import FormatError
+
+
+def _family() -> "constriction.stream.model.Categorical":
+    # perfect=False: fast, deterministic quantization of the (already exact) probabilities.
+    return constriction.stream.model.Categorical(perfect=False)
+
+
+def encode_symbols(symbols: np.ndarray, prior: PriorTables, level: int) -> bytes:
+    """symbols: C,h,w ints in [0, L) -> range-coded bytes (a stream of little-endian u32 words)."""
+    channels, height, width = symbols.shape
+    if channels != prior.num_channels or symbols.min(initial=0) < 0 or symbols.max(initial=0) >= prior.num_centers:
+        raise ValueError("symbols do not match the prior's channels or alphabet")
+    table = prior.level_table(level)  # C,K,L
+    ctx = context_index(symbols, prior.num_centers)  # C,h,w
+    # Wavefront order: sort positions by diagonal, all channels of a diagonal together.
+    diag = (np.arange(height)[:, None] + np.arange(width)[None, :]).ravel()  # h*w
+    pos_order = np.argsort(diag, kind="stable")  # positions, diagonal by diagonal
+    chan = np.repeat(np.arange(channels)[None, :], height * width, axis=0)  # h*w,C
+    flat_sym = symbols.reshape(channels, -1).T[pos_order]  # h*w,C
+    flat_ctx = ctx.reshape(channels, -1).T[pos_order]
+    probs = table[chan.ravel(), flat_ctx.ravel()]  # h*w*C,L
+    encoder = constriction.stream.queue.RangeEncoder()
+    encoder.encode(flat_sym.ravel().astype(np.int32), _family(), probs)
+    return encoder.get_compressed().astype("<u4").tobytes()
+
+
+def decode_symbols(payload: bytes, shape: tuple[int, int, int], prior: PriorTables, level: int) -> np.ndarray:
+    """Inverse of encode_symbols: bytes -> C,h,w int32 symbols. Raises FormatError on garbage."""
+    channels, height, width = shape
+    if len(payload) % 4:
+        raise FormatError("latent payload is not a whole number of 32-bit words; the file is corrupted")
+    words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
+    decoder = constriction.stream.queue.RangeDecoder(words)
+    table = prior.level_table(level)  # C,K,L
+    num = prior.num_centers
+    padded = np.full((channels, height + 1, width + 1), num, dtype=np.int64)  # OUTSIDE border
+    chan_ids = np.arange(channels)
+    try:
+        for rows, cols in wavefront_order(height, width):
+            left = padded[:, rows + 1, cols]  # C,n
+            top = padded[:, rows, cols + 1]
+            ctx = left * (num + 1) + top
+            probs = table[chan_ids[None, :], ctx.T].reshape(-1, num)  # n*C,L position-major
+            decoded = decoder.decode(_family(), probs)
+            padded[:, rows + 1, cols + 1] = decoded.reshape(len(rows), channels).T
+    except (ValueError, RuntimeError, AssertionError) as exc:  # constriction reports bad streams
+        raise FormatError(f"latent payload cannot be decoded ({exc}); the file is corrupted") from exc
+    return padded[:, 1:, 1:].astype(np.int32)

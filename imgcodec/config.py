@@ -1,0 +1,85 @@
+"""Hyperparameters of the model and of training, stored inside every checkpoint.
+
+Plain dataclasses without torch, so that the CLI and the model zoo can read them cheaply.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+#: Rate-distortion trade-offs per quality level: loss = bpp + lambda * 255^2 * MSE. The values
+#: are CompressAI's published MSE lambdas for its quality indices 1-8 (compressai/zoo), which
+#: span roughly 0.1 to 1.5 bpp for hyperprior models on Kodak.
+DEFAULT_LAMBDAS: tuple[float, ...] = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of the autoencoder, quantizer and context prior.
+
+    The latent has ``latent_channels`` channels at 1/8 resolution. ``num_centers`` is L of the
+    soft-to-hard quantizer (Agustsson et al. 2017, Sec. 3.1); the follow-up code of Mentzer et al.
+    (CVPR 2018) uses L=6 and C=32 for low rates. We use more centers because per-level gains
+    stretch the latent (Cui et al. 2021, "Asymmetric gained deep image compression") and the top
+    levels need more than log2(6) bits per symbol.
+    """
+
+    latent_channels: int = 48
+    num_centers: int = 16
+    center_range: float = 7.5  # centers start uniformly in [-center_range, center_range]
+    stage4_channels: int = 64  # channels at 1/4 resolution
+    stage8_channels: int = 128  # channels at 1/8 resolution
+    prior_hidden: int = 32  # hidden units per latent channel in the context prior MLP
+    lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.lambdas)
+
+    @property
+    def downscale(self) -> int:
+        return 8
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        if "lambdas" in values:
+            values["lambdas"] = tuple(values["lambdas"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training schedule; every run records it in its checkpoints and log."""
+
+    steps: int = 14000
+    batch_size: int = 8
+    crop: int = 128
+    lr: float = 2e-4
+    lr_decay_at: float = 0.85  # fraction of steps after which lr drops 10x
+    sigma_start: float = 1.0  # soft assignment sharpness, annealed geometrically ...
+    sigma_end: float = 4.0  # ... to this value at the last step
+    seed: int = 0
+    threads: int = 2
+    val_every: int = 1000
+    ckpt_every: int = 250
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def sigma_at(self, step: int) -> float:
+        t = min(1.0, step / max(1, self.steps))
+        return self.sigma_start * (self.sigma_end / self.sigma_start) ** t
+
+    def lr_at(self, step: int) -> float:
+        return self.lr * (0.1 if step >= self.lr_decay_at * self.steps else 1.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

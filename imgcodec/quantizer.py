@@ -1,0 +1,40 @@
+"""Soft-to-hard scalar quantization with learned centers (Agustsson et al., NIPS 2017, Sec. 3).
+
+Each latent value z is assigned to one of L centers c_l. Training uses the soft assignment
+phi_l(z) = softmax_l(-sigma * (z - c_l)^2) for gradients and the hard nearest-center
+assignment in the forward pass (the straight-through variant of Mentzer et al., CVPR 2018);
+sigma is annealed upward so that the soft assignment approaches the hard one that coding uses.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+
+class Quantized(NamedTuple):
+    values: torch.Tensor  # N,C,H,W hard center values forward, soft gradient backward
+    soft: torch.Tensor  # N,C,H,W,L soft assignment phi(z)
+    indices: torch.Tensor  # N,C,H,W int64 nearest-center symbols
+
+
+class SoftToHardQuantizer(nn.Module):
+    """Learned centers, initialised uniformly in [-center_range, center_range]."""
+
+    def __init__(self, num_centers: int, center_range: float) -> None:
+        super().__init__()
+        self.centers = nn.Parameter(torch.linspace(-center_range, center_range, num_centers))
+
+    def forward(self, z: torch.Tensor, sigma: float) -> Quantized:  # z: N,C,H,W
+        dist = (z.unsqueeze(-1) - self.centers) ** 2  # N,C,H,W,L
+        soft = torch.softmax(-sigma * dist, dim=-1)
+        indices = dist.argmin(dim=-1)
+        z_soft = (soft * self.centers).sum(dim=-1)
+        z_hard = self.centers[indices]
+        values = z_soft + (z_hard - z_soft).detach()
+        return Quantized(values, soft, indices)
+
+    def hard(self, z: torch.Tensor) -> torch.Tensor:
+        """Nearest-center symbols, N,C,H,W int64 (what the coder receives)."""
+        return (z.unsqueeze(-1) - self.centers).abs().argmin(dim=-1)

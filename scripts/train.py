@@ -1,0 +1,154 @@
+"""Train the variable-rate soft-to-hard autoencoder on CPU (or several processes with torchrun).
+
+    python scripts/train.py --run runs/base --steps 14000            # start or resume
+    torchrun --nproc_per_node 2 scripts/train.py --run runs/ddp --steps 10   # DDP (gloo on CPU)
+
+Resumes automatically from RUN/checkpoint.pt (model, optimizer, schedule, step, RNG states).
+Writes RUN/train_log.csv (every 50 steps) and RUN/val_log.csv (real bitrates through the range
+coder, every --val-every steps).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from imgcodec.autoencoder import SoftToHardAutoencoder
+from imgcodec.config import ModelConfig, TrainConfig
+from imgcodec.training import CropSampler, load_images, save_checkpoint, validate
+
+VAL_LEVELS = (0, 3, 7)
+VAL_IMAGES = 4
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True, help="run folder (checkpoint and logs)")
+    parser.add_argument("--data", type=Path, default=Path("data"))
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--crop", type=int, default=defaults.crop)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--threads", type=int, default=defaults.threads)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--val-every", type=int, default=defaults.val_every)
+    parser.add_argument("--ckpt-every", type=int, default=defaults.ckpt_every)
+    parser.add_argument("--no-progress", action="store_true")
+    return parser.parse_args(argv)
+
+
+def append_csv(path: Path, row: dict[str, object]) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    distributed = "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
+    rank, world = 0, 1
+    if distributed:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        rank, world = dist.get_rank(), dist.get_world_size()
+    is_main = rank == 0
+    torch.set_num_threads(max(1, args.threads // world) if distributed else args.threads)
+
+    ckpt_path = args.run / "checkpoint.pt"
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=False) if ckpt_path.exists() else None
+    model_cfg = ModelConfig.from_dict(state["model_config"]) if state else ModelConfig()
+    train_cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, crop=args.crop, lr=args.lr,
+                            seed=args.seed, threads=args.threads, val_every=args.val_every,
+                            ckpt_every=args.ckpt_every)
+    torch.manual_seed(train_cfg.seed)
+    model = SoftToHardAutoencoder(model_cfg)
+    # The context prior starts from a flat distribution and has to catch up with the transforms:
+    # it learns 10x faster (like CompressAI's separate, faster entropy-model optimizer).
+    prior_params = list(model.prior.parameters())
+    prior_ids = {id(p) for p in prior_params}
+    optimizer = torch.optim.Adam([
+        {"params": [p for p in model.parameters() if id(p) not in prior_ids], "lr_scale": 1.0},
+        {"params": prior_params, "lr_scale": 10.0},
+    ], lr=train_cfg.lr)
+    sampler = CropSampler(load_images(args.data / "train"), train_cfg.crop, train_cfg.seed + 1000 * rank)
+    step, cpu_seconds = 0, 0.0
+    if state:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step = state["step"]
+        cpu_seconds = state.get("cpu_seconds", 0.0)
+        if rank == 0:
+            sampler.rng.bit_generator.state = state["sampler_rng"]
+        else:  # other ranks: a fresh stream that depends on the step, so it never repeats rank 0's
+            sampler.rng = np.random.default_rng(train_cfg.seed + 1000 * rank + step)
+        torch.set_rng_state(state["torch_rng"])
+    net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+    val_images = load_images(args.data / "val")[:VAL_IMAGES] if is_main else []
+    lambdas = torch.tensor(model_cfg.lambdas)
+    log_dir = args.run
+    log_dir.mkdir(parents=True, exist_ok=True)
+
+    bar = tqdm(total=train_cfg.steps, initial=step, disable=not is_main or args.no_progress,
+               dynamic_ncols=True, smoothing=0.05)
+    window: list[tuple[float, float, float]] = []
+    while step < train_cfg.steps:
+        started = time.process_time()
+        for group in optimizer.param_groups:
+            group["lr"] = train_cfg.lr_at(step) * group["lr_scale"]
+        sigma = train_cfg.sigma_at(step)
+        x = sampler.batch(train_cfg.batch_size)  # N,3,H,W
+        level = torch.randint(0, model_cfg.num_levels, (x.shape[0],))
+        result = net(x, level, sigma)
+        mse = ((result.x_hat - x) ** 2).mean(dim=(1, 2, 3))  # N
+        bpp = result.bits / (x.shape[2] * x.shape[3])  # N
+        loss = (lambdas[level] * 255 ** 2 * mse + bpp).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        step += 1
+        cpu_seconds += time.process_time() - started
+        psnr = (10 * torch.log10(1.0 / mse.detach().clamp_min(1e-10))).mean().item()
+        window.append((loss.item(), bpp.mean().item(), psnr))
+        if is_main:
+            bar.update(1)
+            if step % 10 == 0:
+                mean = np.mean(window[-50:], axis=0)
+                bar.set_postfix(loss=f"{mean[0]:.3f}", bpp=f"{mean[1]:.3f}", psnr=f"{mean[2]:.2f}",
+                                sigma=f"{sigma:.2f}")
+            if step % 50 == 0:
+                mean = np.mean(window, axis=0)
+                window.clear()
+                append_csv(log_dir / "train_log.csv", {
+                    "step": step, "loss": round(mean[0], 5), "bpp": round(mean[1], 5),
+                    "psnr": round(mean[2], 3), "sigma": round(sigma, 4), "lr": train_cfg.lr_at(step),
+                    "cpu_hours": round(cpu_seconds / 3600 * world, 4), "wall": round(time.time(), 1)})
+            if step % train_cfg.ckpt_every == 0 or step == train_cfg.steps:
+                save_checkpoint(ckpt_path, model, optimizer, step, train_cfg, sampler,
+                                {"cpu_seconds": cpu_seconds})
+            if step % train_cfg.val_every == 0 or step == train_cfg.steps:
+                for r in validate(model, val_images, list(VAL_LEVELS)):
+                    append_csv(log_dir / "val_log.csv", {
+                        "step": step, "level": r.level, "bpp_real": round(r.bpp_real, 5),
+                        "bpp_estimate": round(r.bpp_estimate, 5), "psnr": round(r.psnr, 3)})
+                    bar.write(f"step {step} level {r.level}: {r.bpp_real:.4f} bpp real "
+                              f"({r.bpp_estimate:.4f} est), {r.psnr:.2f} dB")
+    bar.close()
+    if distributed:
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
