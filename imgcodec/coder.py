@@ -14,6 +14,8 @@ import constriction
 from .context_prior import PriorTables, context_index, wavefront_order
 from .errors import FormatError
 
+ENCODE_CHUNK = 1 << 20  # symbols per encoder call: 2^20 x 16 float64 probabilities = 128 MiB
+
 
 def _family() -> "constriction.stream.model.Categorical":
     # perfect=False: fast, deterministic quantization of the (already exact) probabilities.
@@ -27,15 +29,18 @@ def encode_symbols(symbols: np.ndarray, prior: PriorTables, level: int) -> bytes
         raise ValueError("symbols do not match the prior's channels or alphabet")
     table = prior.level_table(level)  # C,K,L
     ctx = context_index(symbols, prior.num_centers)  # C,h,w
-    # Wavefront order: sort positions by diagonal, all channels of a diagonal together.
+    # Wavefront order: positions diagonal by diagonal (row-major within one), and at each
+    # position all channels; exactly the order decode_symbols produces them in.
     diag = (np.arange(height)[:, None] + np.arange(width)[None, :]).ravel()  # h*w
-    pos_order = np.argsort(diag, kind="stable")  # positions, diagonal by diagonal
-    chan = np.repeat(np.arange(channels)[None, :], height * width, axis=0)  # h*w,C
-    flat_sym = symbols.reshape(channels, -1).T[pos_order]  # h*w,C
-    flat_ctx = ctx.reshape(channels, -1).T[pos_order]
-    probs = table[chan.ravel(), flat_ctx.ravel()]  # h*w*C,L
+    pos_order = np.argsort(diag, kind="stable")
+    flat_sym = symbols.reshape(channels, -1).T[pos_order].ravel().astype(np.int32)  # h*w*C
+    flat_ctx = ctx.reshape(channels, -1).T[pos_order].ravel()
+    flat_chan = np.tile(np.arange(channels), height * width)
     encoder = constriction.stream.queue.RangeEncoder()
-    encoder.encode(flat_sym.ravel().astype(np.int32), _family(), probs)
+    for start in range(0, flat_sym.size, ENCODE_CHUNK):  # bounded memory for huge images
+        part = slice(start, start + ENCODE_CHUNK)
+        probs = table[flat_chan[part], flat_ctx[part]]  # n,L
+        encoder.encode(flat_sym[part], _family(), probs)
     return encoder.get_compressed().astype("<u4").tobytes()
 
 

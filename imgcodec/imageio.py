@@ -50,6 +50,7 @@ Pillow additionally refuses to open images above ``2 * PIL.Image.MAX_IMAGE_PIXEL
 """
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the 12-byte IEND chunk that ends every PNG
 
 # Formats whose Pillow writer keeps an RGBA image's alpha channel; others get plain RGB.
 _ALPHA_FORMATS = frozenset({"PNG", "WEBP", "TIFF", "TGA", "JPEG2000"})
@@ -239,9 +240,11 @@ def load_image(source: str | os.PathLike[str] | bytes | BinaryIO) -> LoadedImage
     stream = _open_source(source, name)
     notes: list[str] = []
     try:
-        with warnings.catch_warnings():
-            # Our own size limits are the policy; Pillow's warning would only add noise.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        # Pillow warns (on stderr) about oddities such as malformed metadata; record them and
+        # report them as notes instead. Its decompression-bomb warning is dropped: our own
+        # size limits are the policy.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             try:
                 im = Image.open(stream)
             except Image.DecompressionBombError as exc:
@@ -265,6 +268,15 @@ def load_image(source: str | os.PathLike[str] | bytes | BinaryIO) -> LoadedImage
     finally:
         if stream is not source:
             stream.close()
+    for warning in caught:
+        if issubclass(warning.category, Image.DecompressionBombWarning):
+            continue
+        if issubclass(warning.category, UserWarning):
+            note = f"warning while reading: {_reason(warning.message)}"
+            if note not in notes:
+                notes.append(note)
+        else:  # not about the image (e.g. a deprecation): pass it on unchanged
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     return LoadedImage(rgb=rgb, alpha=alpha, notes=notes)
 
 
@@ -526,6 +538,9 @@ def decode_alpha(payload: bytes, width: int, height: int) -> np.ndarray:
     """
     if not bytes(payload[: len(_PNG_SIGNATURE)]) == _PNG_SIGNATURE:
         raise FormatError("alpha segment is corrupted (not a PNG)")
+    if not bytes(payload[-len(_PNG_END) :]) == _PNG_END:
+        # Pillow tolerates a PNG cut after its pixel data; the segment must be complete.
+        raise FormatError("alpha segment is corrupted (the PNG is incomplete)")
     if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE and width * height <= MAX_PIXELS):
         raise FormatError(f"alpha segment is {width}x{height} pixels, which is larger than supported")
     try:
@@ -544,6 +559,8 @@ def decode_alpha(payload: bytes, width: int, height: int) -> np.ndarray:
         raise
     except Image.DecompressionBombError:
         raise FormatError(f"alpha segment is {width}x{height} pixels, too large to decode safely") from None
+    except Image.UnidentifiedImageError:
+        raise FormatError("alpha segment is corrupted (not a readable PNG)") from None
     except Exception as exc:  # any decoder failure means the segment is damaged
         raise FormatError(f"alpha segment is corrupted ({_reason(exc)})") from None
     return plane

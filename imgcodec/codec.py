@@ -1,0 +1,141 @@
+"""The library API: image array <-> .shae bytes.
+
+    data = compress(rgb, quality=4)        # H,W,3 or H,W,4 uint8 -> bytes
+    image = decompress(data)               # -> H,W,3 (or H,W,4 with alpha) uint8
+
+Pipeline (CompressAI's compress/decompress contract, with our frozen integer prior):
+pad to a multiple of 8 -> analysis transform (ONNX) -> per-level gain -> nearest learned center
+-> range coding against the context tables -> container; and back. Alpha is stored losslessly
+in its own segment.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from . import bitstream
+from .bitstream import SEGMENT_ALPHA, SEGMENT_LATENT, Segment, ShaeFile
+from .coder import decode_symbols, encode_symbols
+from .errors import FormatError, ImageInputError, ModelNotFoundError
+from .imageio import MAX_SIDE, decode_alpha, encode_alpha
+from .runtime import DOWNSCALE, TransformRuntime
+from .zoo import LoadedModel, ModelInfo, find_model, find_model_by_id, list_models
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    data: bytes
+    width: int
+    height: int
+    quality: int
+    estimated_bits: float  # the context prior's cross-entropy of the symbols
+
+    @property
+    def bpp(self) -> float:
+        """Real rate: every byte of the file, per pixel."""
+        return 8 * len(self.data) / (self.width * self.height)
+
+    @property
+    def estimated_bpp(self) -> float:
+        return self.estimated_bits / (self.width * self.height)
+
+
+class Codec:
+    """One installed model, ready to encode and decode (ONNX sessions created lazily)."""
+
+    def __init__(self, info: ModelInfo, threads: int | None = None) -> None:
+        self.model = LoadedModel(info)
+        self.runtime = TransformRuntime(self.model.encoder_path, self.model.decoder_path, threads)
+
+    @property
+    def qualities(self) -> list[int]:
+        return self.model.info.qualities
+
+    def latent_shape(self, width: int, height: int) -> tuple[int, int, int]:
+        return (self.model.latent_channels, -(-height // DOWNSCALE), -(-width // DOWNSCALE))
+
+    def symbols_of(self, rgb: np.ndarray, quality: int) -> np.ndarray:
+        """H,W,3 uint8 -> symbols C,h,w int32 (indices of the sorted centers)."""
+        height, width = rgb.shape[:2]
+        _, h, w = self.latent_shape(width, height)
+        x = np.pad(rgb, ((0, h * DOWNSCALE - height), (0, w * DOWNSCALE - width), (0, 0)), mode="edge")
+        x = np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32) / 255.0  # 3,H,W
+        latent = self.runtime.analysis(x)  # C,h,w
+        latent *= self.model.gains[quality - 1][:, None, None]
+        return np.searchsorted(self.model.thresholds, latent).astype(np.int32)
+
+    def encode(self, image: np.ndarray, quality: int | None = None) -> EncodeResult:
+        quality = self.model.info.default_quality if quality is None else quality
+        if quality not in self.qualities:
+            raise ValueError(f"quality must be one of {self.qualities[0]}..{self.qualities[-1]}, got {quality}")
+        if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype != np.uint8:
+            raise ImageInputError("expected an H,W,3 or H,W,4 uint8 image")
+        height, width = image.shape[:2]
+        if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
+            raise ImageInputError(f"image is {width}x{height}; sides must be 1..{MAX_SIDE} pixels")
+        symbols = self.symbols_of(np.ascontiguousarray(image[..., :3]), quality)
+        segments = [Segment(SEGMENT_LATENT, encode_symbols(symbols, self.model.prior, quality - 1))]
+        if image.shape[2] == 4 and np.any(image[..., 3] != 255):
+            segments.append(Segment(SEGMENT_ALPHA, encode_alpha(np.ascontiguousarray(image[..., 3]))))
+        shae = ShaeFile(self.model.model_id_bytes, quality, width, height, tuple(segments))
+        estimate = self.model.prior.cross_entropy_bits(symbols, quality - 1)
+        return EncodeResult(bitstream.pack(shae), width, height, quality, estimate)
+
+    def decode_symbols(self, shae: ShaeFile) -> np.ndarray:
+        if not 1 <= shae.level <= len(self.qualities):
+            raise FormatError(f"quality {shae.level} does not exist in model {self.model.info.name}")
+        if shae.width > MAX_SIDE or shae.height > MAX_SIDE:
+            raise FormatError(f"image size {shae.width}x{shae.height} exceeds the supported {MAX_SIDE} per side")
+        latent = shae.segment(SEGMENT_LATENT)
+        if latent is None:
+            raise FormatError("file has no latent segment")
+        shape = self.latent_shape(shae.width, shae.height)
+        return decode_symbols(latent.payload, shape, self.model.prior, shae.level - 1)
+
+    def decode(self, shae: ShaeFile) -> np.ndarray:
+        """Parsed file -> H,W,3 uint8, or H,W,4 when the file has an alpha segment."""
+        symbols = self.decode_symbols(shae)  # C,h,w
+        latent = self.model.centers[symbols]  # C,h,w float32
+        latent *= self.model.inverse_gains[shae.level - 1][:, None, None]
+        x_hat = self.runtime.synthesis(latent)[:, :shae.height, :shae.width]  # 3,H,W
+        rgb = np.clip(np.rint(x_hat * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+        alpha_segment = shae.segment(SEGMENT_ALPHA)
+        if alpha_segment is None:
+            return np.ascontiguousarray(rgb)
+        alpha = decode_alpha(alpha_segment.payload, shae.width, shae.height)
+        return np.dstack([rgb, alpha])
+
+
+@lru_cache(maxsize=8)
+def _codec_for(model_id: str) -> Codec:
+    """Codecs are immutable after loading; caching saves re-reading weights in batch work."""
+    for info in list_models():
+        if info.model_id == model_id:
+            return Codec(info)
+    raise ModelNotFoundError(f"model {model_id} is not installed")
+
+
+def get_codec(model: str | None = None) -> Codec:
+    """The codec for an installed model (name or id), the default one for None."""
+    return _codec_for(find_model(model).model_id)
+
+
+def available_levels(model: str | None = None) -> list[int]:
+    """Quality numbers of a model (1 = smallest files)."""
+    return find_model(model).qualities
+
+
+def compress(image: np.ndarray, quality: int | None = None, model: str | None = None) -> bytes:
+    return get_codec(model).encode(image, quality).data
+
+
+def parse(data: bytes) -> ShaeFile:
+    return bitstream.unpack(data)
+
+
+def decompress(data: bytes) -> np.ndarray:
+    shae = bitstream.unpack(data)
+    info = find_model_by_id(shae.model_id)
+    return _codec_for(info.model_id).decode(shae)

@@ -1,0 +1,83 @@
+"""Turn a trained PyTorch model into the files that ship in ``models/`` and that the CLI runs.
+
+A shipped model is a folder with:
+    encoder.onnx   analysis transform, image 1,3,H,W in [0,1] -> latent 1,C,H/8,W/8
+    decoder.onnx   synthesis transform, latent 1,C,h,w -> image 1,3,8h,8w
+    prior.npz      the frozen integer context tables, sorted centers, per-level gains
+    model.json     ModelConfig, file hashes and the model id written into every .shae file
+
+The model id is the first 8 bytes of the sha256 over the three weight files, so a file names
+exactly the weights it needs.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .autoencoder import SoftToHardAutoencoder
+
+WEIGHT_FILES = ("encoder.onnx", "decoder.onnx", "prior.npz")
+ONNX_OPSET = 17
+
+
+class _Analysis(torch.nn.Module):
+    def __init__(self, model: SoftToHardAutoencoder) -> None:
+        super().__init__()
+        self.analysis = model.analysis
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.analysis(x)
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def model_id_of(folder: Path) -> str:
+    """16 hex digits identifying the weights (what .shae files record)."""
+    digest = hashlib.sha256()
+    for name in WEIGHT_FILES:
+        digest.update(bytes.fromhex(file_sha256(folder / name)))
+    return digest.hexdigest()[:16]
+
+
+def export_model(model: SoftToHardAutoencoder, folder: Path, extra: dict[str, Any] | None = None) -> str:
+    """Write the shipped files for `model` into folder; returns the model id."""
+    model = model.eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = model.cfg
+    example = torch.rand(1, 3, 64, 96)
+    latent = torch.rand(1, cfg.latent_channels, 8, 12)
+    with torch.no_grad():
+        torch.onnx.export(_Analysis(model), (example,), str(folder / "encoder.onnx"),
+                          input_names=["image"], output_names=["latent"], opset_version=ONNX_OPSET,
+                          dynamic_axes={"image": {2: "height", 3: "width"},
+                                        "latent": {2: "lh", 3: "lw"}}, dynamo=False)
+        torch.onnx.export(model.synthesis, (latent,), str(folder / "decoder.onnx"),
+                          input_names=["latent"], output_names=["image"], opset_version=ONNX_OPSET,
+                          dynamic_axes={"latent": {2: "lh", 3: "lw"},
+                                        "image": {2: "height", 3: "width"}}, dynamo=False)
+        prior = model.prior.tabulate(model.sorted_centers())
+        order = model.quantizer.centers.argsort()
+        np.savez_compressed(
+            folder / "prior.npz",
+            counts=prior.counts.astype(np.uint16),
+            centers=model.quantizer.centers[order].numpy().astype(np.float32),
+            gains=model.log_gain.exp().numpy().astype(np.float32),  # levels,C
+            inverse_gains=model.log_inv_gain.exp().numpy().astype(np.float32),  # levels,C
+        )
+    model_id = model_id_of(folder)
+    meta = {
+        "model_id": model_id,
+        "format": "shaec-model-1",
+        "config": cfg.to_dict(),
+        "files": {name: file_sha256(folder / name) for name in WEIGHT_FILES},
+        **(extra or {}),
+    }
+    (folder / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return model_id

@@ -1,0 +1,159 @@
+"""The model zoo: which trained models are installed, and loading their frozen parts.
+
+Models live in ``models/`` at the top of the repository (or in the folder named by the
+environment variable SHAEC_MODELS_DIR). ``models/manifest.json`` lists them; each model folder
+holds the files written by ``imgcodec.export``. Loading checks every file's sha256 against
+model.json, so a damaged install fails loudly instead of writing undecodable files.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .context_prior import PriorTables
+from .errors import ModelNotFoundError
+
+MODELS_ENV = "SHAEC_MODELS_DIR"
+WEIGHT_FILES = ("encoder.onnx", "decoder.onnx", "prior.npz")
+
+
+def models_dir() -> Path:
+    """SHAEC_MODELS_DIR if set, else the repository's models/ folder."""
+    env = os.environ.get(MODELS_ENV)
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "models"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One installed model, as described by the manifest and its model.json."""
+
+    name: str
+    folder: Path
+    model_id: str  # 16 hex digits
+    meta: dict[str, Any]
+    manifest_entry: dict[str, Any]
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.meta["config"]["lambdas"])
+
+    @property
+    def default_quality(self) -> int:
+        return int(self.manifest_entry.get("default_quality", (self.num_levels + 1) // 2))
+
+    @property
+    def qualities(self) -> list[int]:
+        """User-facing quality numbers 1..N (1 = smallest files)."""
+        return list(range(1, self.num_levels + 1))
+
+
+def _read_manifest(directory: Path) -> dict[str, Any]:
+    path = directory / "manifest.json"
+    if not path.exists():
+        raise ModelNotFoundError(f"no models installed: {path} is missing")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelNotFoundError(f"cannot read {path}: {exc}") from exc
+
+
+def list_models(directory: Path | None = None) -> list[ModelInfo]:
+    directory = directory or models_dir()
+    manifest = _read_manifest(directory)
+    infos = []
+    for name, entry in manifest.get("models", {}).items():
+        folder = directory / entry.get("folder", name)
+        try:
+            meta = json.loads((folder / "model.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelNotFoundError(f"model '{name}' is damaged: cannot read model.json ({exc})") from exc
+        infos.append(ModelInfo(name, folder, meta["model_id"], meta, entry))
+    return infos
+
+
+def default_model(directory: Path | None = None) -> ModelInfo:
+    directory = directory or models_dir()
+    manifest = _read_manifest(directory)
+    models = list_models(directory)
+    wanted = manifest.get("default")
+    for info in models:
+        if info.name == wanted:
+            return info
+    if models:
+        return models[0]
+    raise ModelNotFoundError(f"no models listed in {directory / 'manifest.json'}")
+
+
+def find_model(name_or_id: str | None = None, directory: Path | None = None) -> ModelInfo:
+    """A model by name or model id (hex); the default model for None."""
+    if name_or_id is None:
+        return default_model(directory)
+    models = list_models(directory)
+    for info in models:
+        if name_or_id in (info.name, info.model_id):
+            return info
+    have = ", ".join(f"{m.name} ({m.model_id})" for m in models) or "none"
+    raise ModelNotFoundError(f"model '{name_or_id}' is not installed (installed: {have})")
+
+
+def find_model_by_id(model_id: bytes, directory: Path | None = None) -> ModelInfo:
+    """The model a .shae file was made with; a clear error naming it if it is missing."""
+    wanted = model_id.hex()
+    models = list_models(directory)
+    for info in models:
+        if info.model_id == wanted:
+            return info
+    have = ", ".join(f"{m.name} ({m.model_id})" for m in models) or "none"
+    raise ModelNotFoundError(
+        f"this file needs model weights {wanted}, which are not installed (installed: {have}); "
+        "install the shaec release that wrote it")
+
+
+class LoadedModel:
+    """The parts of a model that coding needs: frozen tables, centers, gains, ONNX file paths."""
+
+    def __init__(self, info: ModelInfo) -> None:
+        self.info = info
+        for name in WEIGHT_FILES:
+            path = info.folder / name
+            try:
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError as exc:
+                raise ModelNotFoundError(f"model '{info.name}' is missing {name}") from exc
+            if digest != info.meta["files"][name]:
+                raise ModelNotFoundError(f"model '{info.name}': {name} is damaged (sha256 mismatch)")
+        with np.load(info.folder / "prior.npz") as npz:
+            self.prior = PriorTables(npz["counts"])
+            self.centers = npz["centers"].astype(np.float32)  # L, sorted ascending
+            self.gains = npz["gains"].astype(np.float32)  # levels,C
+            self.inverse_gains = npz["inverse_gains"].astype(np.float32)  # levels,C
+        self.prior.validate()
+        #: Decision thresholds between neighbouring (sorted) centers for nearest-center search.
+        self.thresholds = ((self.centers[1:] + self.centers[:-1]) / 2).astype(np.float32)
+
+    @property
+    def encoder_path(self) -> Path:
+        return self.info.folder / "encoder.onnx"
+
+    @property
+    def decoder_path(self) -> Path:
+        return self.info.folder / "decoder.onnx"
+
+    @property
+    def model_id_bytes(self) -> bytes:
+        return bytes.fromhex(self.info.model_id)
+
+    @property
+    def latent_channels(self) -> int:
+        return self.prior.num_channels
+
+    @cached_property
+    def downscale(self) -> int:
+        return 8

@@ -1,0 +1,118 @@
+"""Export a training checkpoint to models/NAME, evaluate it through real .shae files, and
+record it in models/manifest.json.
+
+    python scripts/export_model.py runs/base/checkpoint.pt --name shae-v1 \\
+        --train-command "python scripts/train.py --run runs/base --steps 16000"
+
+Evaluation runs every quality level over data/val with the same code path as `shaec encode` /
+`shaec decode` (ONNX runtime, range coder, container): real bpp from file bytes, the prior's
+estimate, PSNR and MS-SSIM (RGB), and JPEG (Pillow, 4:2:0) interpolated at the same bpp.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from imgcodec.bench.codecs import get_codecs
+from imgcodec.bitstream import unpack
+from imgcodec.codec import Codec
+from imgcodec.export import export_model
+from imgcodec.metrics import ms_ssim_rgb, psnr_rgb
+from imgcodec.training import load_images, load_model
+from imgcodec.zoo import find_model, models_dir
+
+
+def evaluate(codec: Codec, images: list[np.ndarray]) -> list[dict[str, float]]:
+    rows = []
+    for quality in tqdm(codec.qualities, desc="levels", file=sys.stderr):
+        stats = []
+        for rgb in images:
+            result = codec.encode(rgb, quality)
+            rec = codec.decode(unpack(result.data))
+            stats.append((result.bpp, result.estimated_bpp, psnr_rgb(rgb, rec), ms_ssim_rgb(rgb, rec)))
+        bpp, est, psnr, msssim = np.mean(stats, axis=0)
+        rows.append({"quality": quality, "bpp": round(float(bpp), 4), "bpp_estimate": round(float(est), 4),
+                     "psnr": round(float(psnr), 3), "ms_ssim": round(float(msssim), 5)})
+    return rows
+
+
+def jpeg_curve(images: list[np.ndarray]) -> list[tuple[float, float, float]]:
+    """(bpp, psnr, ms-ssim) of Pillow JPEG 4:2:0 at qualities 5..95, mean over images."""
+    jpeg = get_codecs(["jpeg"])[0]
+    curve = []
+    for q in range(5, 96, 5):
+        stats = []
+        for rgb in images:
+            data = jpeg.encode(rgb, q)
+            rec = jpeg.decode(data, rgb.shape[1], rgb.shape[0])
+            stats.append((8 * len(data) / (rgb.shape[0] * rgb.shape[1]), psnr_rgb(rgb, rec), ms_ssim_rgb(rgb, rec)))
+        curve.append(tuple(np.mean(stats, axis=0)))
+    return sorted(curve)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--name", default="shae-v1")
+    parser.add_argument("--data", type=Path, default=Path("data"))
+    parser.add_argument("--train-command", default="")
+    parser.add_argument("--default-quality", type=int, default=None,
+                        help="default -q; by default the level closest to 0.4 bpp on validation")
+    parser.add_argument("--no-eval", action="store_true")
+    args = parser.parse_args(argv)
+
+    model, state = load_model(args.checkpoint)
+    out_dir = models_dir()
+    folder = out_dir / args.name
+    if folder.exists():
+        shutil.rmtree(folder)
+    train_log = args.checkpoint.parent / "train_log.csv"
+    extra = {"trained_steps": state["step"], "train_config": state["train_config"],
+             "cpu_hours": round(state.get("cpu_seconds", 0.0) / 3600, 3)}
+    model_id = export_model(model, folder, extra)
+    if train_log.exists():
+        shutil.copy(train_log, folder / "train_log.csv")
+    val_log = args.checkpoint.parent / "val_log.csv"
+    if val_log.exists():
+        shutil.copy(val_log, folder / "val_log.csv")
+
+    manifest_path = out_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": {}}
+    entry = {"folder": args.name, "model_id": model_id, "training_command": args.train_command,
+             "trained_steps": state["step"], "cpu_hours": extra["cpu_hours"],
+             "files": json.loads((folder / "model.json").read_text())["files"]}
+    manifest["models"][args.name] = entry
+    manifest["default"] = args.name
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+
+    if not args.no_eval:
+        images = load_images(args.data / "val")
+        levels = evaluate(Codec(find_model(args.name)), images)
+        jpeg = jpeg_curve(images)
+        bpps = [c[0] for c in jpeg]
+        for row in levels:
+            row["jpeg_psnr_at_bpp"] = round(float(np.interp(row["bpp"], bpps, [c[1] for c in jpeg])), 3)
+            row["jpeg_ms_ssim_at_bpp"] = round(float(np.interp(row["bpp"], bpps, [c[2] for c in jpeg])), 5)
+        entry["validation"] = {"images": len(images), "levels": levels}
+        default = args.default_quality or min(levels, key=lambda r: abs(r["bpp"] - 0.4))["quality"]
+        entry["default_quality"] = default
+        manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+        with open(folder / "validation.csv", "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(levels[0]))
+            writer.writeheader()
+            writer.writerows(levels)
+        for row in levels:
+            print(row)
+    print(f"exported {args.name} ({model_id}) to {folder}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
