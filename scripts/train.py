@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import os
 import time
@@ -42,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--val-every", type=int, default=defaults.val_every)
     parser.add_argument("--ckpt-every", type=int, default=defaults.ckpt_every)
+    parser.add_argument("--model-config", default=None,
+                        help="JSON object overriding ModelConfig fields for a NEW run, e.g. '{\"latent_channels\": 8}'")
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
 
@@ -67,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
 
     ckpt_path = args.run / "checkpoint.pt"
     state = torch.load(ckpt_path, map_location="cpu", weights_only=False) if ckpt_path.exists() else None
-    model_cfg = ModelConfig.from_dict(state["model_config"]) if state else ModelConfig()
+    if state:
+        model_cfg = ModelConfig.from_dict(state["model_config"])
+    else:
+        model_cfg = ModelConfig.from_dict({**ModelConfig().to_dict(), **json.loads(args.model_config or "{}")})
     train_cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, crop=args.crop, lr=args.lr,
                             seed=args.seed, threads=args.threads, val_every=args.val_every,
                             ckpt_every=args.ckpt_every)

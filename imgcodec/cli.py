@@ -1,0 +1,232 @@
+"""The ``shaec`` command line: a thin layer over the library.
+
+Commands parse options, call library functions and turn every user-caused error
+(``ShaecError``, unreadable paths) into one line on stderr and exit status 1. Heavy modules
+(onnxruntime, numpy-heavy codec code, torch for MS-SSIM) are imported inside the commands, so
+``shaec --help`` stays fast.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import click
+
+from . import __version__
+from .errors import ShaecError
+
+F = TypeVar("F", bound=Callable[..., object])
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".ppm", ".pgm", ".pnm")
+
+
+def user_errors(func: F) -> F:
+    """Turn ShaecError (and OS errors about files) into click's one-line error and exit 1."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args: object, **kwargs: object) -> object:
+        try:
+            return func(*args, **kwargs)
+        except ShaecError as exc:
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            name = f"'{exc.filename}': " if getattr(exc, "filename", None) else ""
+            raise click.ClickException(f"{name}{exc.strerror or exc}") from None
+        except MemoryError:
+            raise click.ClickException("out of memory; try a smaller image") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _read_input(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    return Path(path).read_bytes()
+
+
+def _write_output(dest: str, data: bytes, force: bool) -> None:
+    from .imageio import atomic_write
+
+    if dest == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        atomic_write(dest, data, force=force)
+
+
+def _output_path(source: str, output: str | None, out_dir: str | None, suffix: str) -> str:
+    if output:
+        return output
+    if source == "-":
+        return "-"
+    path = Path(source)
+    folder = Path(out_dir) if out_dir else path.parent
+    return str(folder / (path.stem + suffix))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="shaec")
+def main() -> None:
+    """shaec: a learned image codec (soft-to-hard quantized autoencoder).
+
+    \b
+    shaec encode photo.png            writes photo.shae
+    shaec decode photo.shae           writes photo.png
+    shaec info photo.shae             format, model, size, rate
+    shaec bench photos/               rate-distortion against JPEG and BPG
+    """
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@click.option("-o", "--output", help="Output file ('-' for stdout); only with one input.")
+@click.option("--out-dir", type=click.Path(file_okay=False), help="Folder for the outputs (created if missing).")
+@click.option("-q", "--quality", type=int, default=None,
+              help="Quality level, 1 (smallest) to the highest shipped; default: the model's default.")
+@click.option("-m", "--model", default=None, help="Model name or id (default: the default model).")
+@click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
+@click.option("-v", "--verbose", is_flag=True, help="Print notes about input conversion and rates.")
+@user_errors
+def encode(inputs: tuple[str, ...], output: str | None, out_dir: str | None, quality: int | None,
+           model: str | None, force: bool, verbose: bool) -> None:
+    """Compress images (PNG, JPEG, TIFF, WebP, BMP, PPM) to .shae files."""
+    import numpy as np
+
+    from .codec import get_codec
+    from .imageio import load_image
+
+    if output and len(inputs) > 1:
+        raise click.UsageError("-o/--output takes one input; use --out-dir for several")
+    codec = get_codec(model)
+    if quality is not None and quality not in codec.qualities:
+        raise click.BadParameter(f"must be {codec.qualities[0]}..{codec.qualities[-1]}", param_hint="-q/--quality")
+    if out_dir:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    show_bar = len(inputs) > 1
+    failures = 0
+    with click.progressbar(inputs, label="encoding", file=sys.stderr, show_pos=True) if show_bar else _nullbar(inputs) as items:
+        for source in items:
+            try:
+                dest = _output_path(source, output, out_dir, ".shae")
+                if dest != "-" and Path(dest).exists() and not force:
+                    raise ShaecError(f"'{dest}' exists; use -f/--force to overwrite")
+                image = load_image(sys.stdin.buffer.read() if source == "-" else source)
+                pixels = image.rgb if image.alpha is None else np.dstack([image.rgb, image.alpha])
+                result = codec.encode(pixels, quality)
+                _write_output(dest, result.data, force)
+            except ShaecError as exc:
+                if not show_bar:
+                    raise ShaecError(f"{source}: {exc}") from None
+                failures += 1
+                click.echo(f"\nerror: {source}: {exc}", err=True)
+                continue
+            if verbose:
+                for note in image.notes:
+                    click.echo(f"{source}: note: {note}", err=True)
+                alpha = ", alpha kept losslessly" if image.alpha is not None else ""
+                click.echo(f"{source} -> {dest}: {result.width}x{result.height}, q{result.quality}, "
+                           f"{len(result.data)} bytes, {result.bpp:.4f} bpp "
+                           f"(model estimate {result.estimated_bpp:.4f}){alpha}", err=True)
+    if failures:
+        raise click.ClickException(f"{failures} of {len(inputs)} inputs failed")
+
+
+class _nullbar:
+    """Context manager with the shape of click.progressbar, for a single input."""
+
+    def __init__(self, items: tuple[str, ...]) -> None:
+        self.items = items
+
+    def __enter__(self) -> tuple[str, ...]:
+        return self.items
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@click.option("-o", "--output", help="Output image (format from the extension; '-' for PNG on stdout).")
+@click.option("--out-dir", type=click.Path(file_okay=False), help="Folder for the outputs.")
+@click.option("--format", "fmt", default=None, help="Output format when it cannot come from a name (png, webp, ...).")
+@click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
+@user_errors
+def decode(inputs: tuple[str, ...], output: str | None, out_dir: str | None, fmt: str | None, force: bool) -> None:
+    """Decompress .shae files to images (PNG by default)."""
+    from .codec import decompress
+    from .imageio import encode_image_bytes
+
+    if output and len(inputs) > 1:
+        raise click.UsageError("-o/--output takes one input; use --out-dir for several")
+    if out_dir:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    suffix = "." + (fmt or "png").lower().lstrip(".")
+    show_bar = len(inputs) > 1
+    with click.progressbar(inputs, label="decoding", file=sys.stderr, show_pos=True) if show_bar else _nullbar(inputs) as items:
+        for source in items:
+            dest = _output_path(source, output, out_dir, suffix)
+            if dest != "-" and Path(dest).exists() and not force:
+                raise ShaecError(f"'{dest}' exists; use -f/--force to overwrite")
+            try:
+                pixels = decompress(_read_input(source))
+            except ShaecError as exc:
+                raise ShaecError(f"{source}: {exc}") from None
+            rgb, alpha = (pixels[..., :3], pixels[..., 3]) if pixels.shape[2] == 4 else (pixels, None)
+            out_format = fmt or ("png" if dest == "-" else (Path(dest).suffix or ".png"))
+            _write_output(dest, encode_image_bytes(rgb, alpha, out_format), force)
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@user_errors
+def info(inputs: tuple[str, ...]) -> None:
+    """Show what a .shae file holds: format, model, quality, size, rate and segments."""
+    from . import bitstream
+    from .errors import ModelNotFoundError
+    from .zoo import find_model_by_id
+
+    for source in inputs:
+        data = _read_input(source)
+        try:
+            shae = bitstream.unpack(data)
+        except ShaecError as exc:
+            raise ShaecError(f"{source}: {exc}") from None
+        try:
+            model = find_model_by_id(shae.model_id).name
+        except ModelNotFoundError:
+            model = "not installed"
+        pixels = shae.width * shae.height
+        click.echo(f"{source}:")
+        click.echo(f"  format      .shae version {bitstream.FORMAT_VERSION}")
+        click.echo(f"  model       {shae.model_id.hex()} ({model})")
+        click.echo(f"  quality     {shae.level}")
+        click.echo(f"  size        {shae.width}x{shae.height}")
+        click.echo(f"  bytes       {len(data)} ({8 * len(data) / pixels:.4f} bpp)")
+        for name, length in bitstream.describe(shae):
+            click.echo(f"  segment     {name}: {length} bytes")
+        click.echo(f"  container   {bitstream.overhead_bytes(shae)} bytes (header, segment table, CRC32)")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--codecs", default=None, help="Comma-separated codecs (default: all available).")
+@click.option("--out", "out_dir", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for results.json, results.csv and the RD plots.")
+@click.option("-j", "--jobs", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
+@user_errors
+def bench(directory: str, codecs: str | None, out_dir: str, jobs: int) -> None:
+    """Rate-distortion of shaec against JPEG, BPG and others on every image in DIRECTORY."""
+    from .bench import format_table, run_bench
+
+    names = [c.strip() for c in codecs.split(",")] if codecs else None
+    try:
+        result = run_bench(Path(directory), names, Path(out_dir), jobs=jobs, progress=True)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(format_table(result))
+    click.echo(f"results in {out_dir}/ (results.json, results.csv, rd-psnr.png, rd-msssim.png)", err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
