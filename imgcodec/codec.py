@@ -68,8 +68,11 @@ class Codec:
 
     def encode(self, image: np.ndarray, quality: int | None = None) -> EncodeResult:
         quality = self.model.info.default_quality if quality is None else quality
-        if quality not in self.qualities:
-            raise ValueError(f"quality must be one of {self.qualities[0]}..{self.qualities[-1]}, got {quality}")
+        # Only integers: 2.0 == 2 would pass the membership test and then fail as an index.
+        if (isinstance(quality, bool) or not isinstance(quality, (int, np.integer))
+                or quality not in self.qualities):
+            raise ValueError(f"quality must be one of {self.qualities[0]}..{self.qualities[-1]}, got {quality!r}")
+        quality = int(quality)
         if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype != np.uint8:
             raise ImageInputError("expected an H,W,3 or H,W,4 uint8 image")
         height, width = image.shape[:2]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,8 @@ def export_model(model: SoftToHardAutoencoder, folder: Path, extra: dict[str, An
     cfg = model.cfg
     example = torch.rand(1, 3, 64, 96)
     latent = torch.rand(1, cfg.latent_channels, 8, 12)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter suffices here
         torch.onnx.export(_Analysis(model), (example,), str(folder / "encoder.onnx"),
                           input_names=["image"], output_names=["latent"], opset_version=ONNX_OPSET,
                           dynamic_axes={"image": {2: "height", 3: "width"},

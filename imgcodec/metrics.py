@@ -85,9 +85,17 @@ def ms_ssim_rgb(a: np.ndarray, b: np.ndarray) -> float:
         chw = np.ascontiguousarray(padded.transpose(2, 0, 1), dtype=np.float32)  # (3, H', W')
         return torch.from_numpy(chw).unsqueeze(0)  # (1, 3, H', W')
 
-    with torch.no_grad():
-        value = ms_ssim(to_tensor(a), to_tensor(b), data_range=PEAK_8BIT, size_average=True,
-                        win_size=MS_SSIM_WIN_SIZE)
+    # One image is too small a job for torch's intra-op threads: they only add overhead, and
+    # on a shared CPU (e.g. next to a training run) their spin-waiting made MS-SSIM 10-20x
+    # slower in our measurements. Run single-threaded, restoring the caller's setting.
+    caller_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            value = ms_ssim(to_tensor(a), to_tensor(b), data_range=PEAK_8BIT, size_average=True,
+                            win_size=MS_SSIM_WIN_SIZE)
+    finally:
+        torch.set_num_threads(caller_threads)
     return float(value)
 
 

@@ -1,7 +1,7 @@
 """Train the variable-rate soft-to-hard autoencoder on CPU (or several processes with torchrun).
 
-    python scripts/train.py --run runs/base --steps 14000            # start or resume
-    torchrun --nproc_per_node 2 scripts/train.py --run runs/ddp --steps 10   # DDP (gloo on CPU)
+    python scripts/train.py --run-dir runs/base --steps 16000          # start or resume
+    torchrun --nproc_per_node 2 scripts/train.py --run-dir runs/ddp --steps 10   # DDP (gloo on CPU)
 
 Resumes automatically from RUN/checkpoint.pt (model, optimizer, schedule, step, RNG states).
 Writes RUN/train_log.csv (every 50 steps) and RUN/val_log.csv (real bitrates through the range
@@ -26,14 +26,13 @@ from imgcodec.autoencoder import SoftToHardAutoencoder
 from imgcodec.config import ModelConfig, TrainConfig
 from imgcodec.training import CropSampler, load_images, save_checkpoint, validate
 
-VAL_LEVELS = (0, 3, 7)
-VAL_IMAGES = 4
+VAL_IMAGES = 4  # periodic validation: lowest, middle and highest level on 4 val photos
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=Path, required=True, help="run folder (checkpoint and logs)")
+    parser.add_argument("--run-dir", type=Path, required=True, help="run folder (checkpoint and logs)")
     parser.add_argument("--data", type=Path, default=Path("data"))
     parser.add_argument("--steps", type=int, default=defaults.steps)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
@@ -45,6 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ckpt-every", type=int, default=defaults.ckpt_every)
     parser.add_argument("--model-config", default=None,
                         help="JSON object overriding ModelConfig fields for a NEW run, e.g. '{\"latent_channels\": 8}'")
+    parser.add_argument("--stop-after", type=int, default=None,
+                        help="leave after this many steps in this invocation (the schedule still spans --steps)")
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
 
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     is_main = rank == 0
     torch.set_num_threads(max(1, args.threads // world) if distributed else args.threads)
 
-    ckpt_path = args.run / "checkpoint.pt"
+    ckpt_path = args.run_dir / "checkpoint.pt"
     state = torch.load(ckpt_path, map_location="cpu", weights_only=False) if ckpt_path.exists() else None
     if state:
         model_cfg = ModelConfig.from_dict(state["model_config"])
@@ -102,13 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
     val_images = load_images(args.data / "val")[:VAL_IMAGES] if is_main else []
     lambdas = torch.tensor(model_cfg.lambdas)
-    log_dir = args.run
+    log_dir = args.run_dir
     log_dir.mkdir(parents=True, exist_ok=True)
 
     bar = tqdm(total=train_cfg.steps, initial=step, disable=not is_main or args.no_progress,
                dynamic_ncols=True, smoothing=0.05)
     window: list[tuple[float, float, float]] = []
-    while step < train_cfg.steps:
+    stop_at = min(train_cfg.steps, step + args.stop_after) if args.stop_after else train_cfg.steps
+    while step < stop_at:
         started = time.process_time()
         for group in optimizer.param_groups:
             group["lr"] = train_cfg.lr_at(step) * group["lr_scale"]
@@ -140,11 +142,12 @@ def main(argv: list[str] | None = None) -> int:
                     "step": step, "loss": round(mean[0], 5), "bpp": round(mean[1], 5),
                     "psnr": round(mean[2], 3), "sigma": round(sigma, 4), "lr": train_cfg.lr_at(step),
                     "cpu_hours": round(cpu_seconds / 3600 * world, 4), "wall": round(time.time(), 1)})
-            if step % train_cfg.ckpt_every == 0 or step == train_cfg.steps:
+            if step % train_cfg.ckpt_every == 0 or step == stop_at:
                 save_checkpoint(ckpt_path, model, optimizer, step, train_cfg, sampler,
                                 {"cpu_seconds": cpu_seconds})
             if step % train_cfg.val_every == 0 or step == train_cfg.steps:
-                for r in validate(model, val_images, list(VAL_LEVELS)):
+                levels = sorted({0, model_cfg.num_levels // 2, model_cfg.num_levels - 1})
+                for r in validate(model, val_images, levels):
                     append_csv(log_dir / "val_log.csv", {
                         "step": step, "level": r.level, "bpp_real": round(r.bpp_real, 5),
                         "bpp_estimate": round(r.bpp_estimate, 5), "psnr": round(r.psnr, 3)})

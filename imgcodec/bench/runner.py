@@ -255,6 +255,11 @@ def compute_bd_rates(curves: Mapping[str, CodecCurve]) -> list[BDEntry]:
 # --------------------------------------------------------------------------- output files
 
 
+def _count(n: int, noun: str) -> str:
+    """'1 image', '2 images'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _finite_or_none(value: float) -> float | None:
     """JSON has no inf/NaN: lossless points (PSNR inf) become null."""
     return value if math.isfinite(value) else None
@@ -330,7 +335,7 @@ def _write_plot(result: BenchResult, metric: str, path: Path) -> None:
     label = BD_METRICS[metric]
     axes.set_xlabel("bits per pixel")
     axes.set_ylabel("PSNR RGB (dB)" if metric == "psnr-rgb" else "MS-SSIM RGB (dB), -10 log10(1 - v)")
-    axes.set_title(f"{result.dataset} ({len(result.images)} images): {label}")
+    axes.set_title(f"{result.dataset} ({_count(len(result.images), 'image')}): {label}")
     axes.grid(True, alpha=0.3)
     if result.curves:
         axes.legend(loc="lower right")
@@ -400,7 +405,10 @@ def run_bench(directory: Path, codec_names: list[str] | None, out_dir: Path, job
     ``codec_names`` None selects the default set (see :func:`get_codecs`); unavailable codecs
     are skipped with one line on stderr. ``qualities`` overrides a codec's quality list by
     name (e.g. to keep tests fast); ``extra_codecs`` adds codecs that are not registered (must
-    be picklable when ``jobs > 1``). A failing image/codec pair is reported on stderr and in
+    be picklable when ``jobs > 1``). ``jobs > 1`` uses spawned worker processes, so as
+    with any spawn-based multiprocessing the calling program must be an importable file whose
+    entry point is guarded by ``if __name__ == "__main__"`` (true for the ``shaec`` console
+    script; not for code piped into ``python -``). A failing image/codec pair is reported on stderr and in
     ``errors``; its codec's means then cover fewer images (see ``num_images``).
     """
     from tqdm import tqdm
@@ -449,8 +457,8 @@ def _fmt(value: float, spec: str) -> str:
 
 def format_table(result: BenchResult) -> str:
     """Plain-text tables: mean metrics per codec and quality, then BD-rates with reasons."""
-    lines = [f"{result.dataset}: {len(result.images)} images, "
-             f"{len(result.curves)} codecs (means over images)", ""]
+    lines = [f"{result.dataset}: {_count(len(result.images), 'image')}, "
+             f"{_count(len(result.curves), 'codec')} (means over images)", ""]
     header = (f"{'codec':<14}{'quality':>8}{'bpp':>9}{'PSNR':>8}{'MS-SSIM':>9}"
               f"{'MS-SSIM dB':>11}{'enc ms':>9}{'dec ms':>9}")
     lines += [header, "-" * len(header)]

@@ -1,0 +1,490 @@
+"""Tests for the library API (imgcodec.codec) with the shipped model.
+
+Nothing here depends on which model is installed: its id, number of quality levels and rates
+are always read from the installed model, so the tests keep working when it is retrained.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+from imgcodec import bitstream
+from imgcodec.bitstream import SEGMENT_ALPHA, SEGMENT_LATENT, Segment, ShaeFile
+from imgcodec.codec import Codec, EncodeResult, compress, decompress, get_codec
+from imgcodec.errors import FormatError, ImageInputError, ModelNotFoundError
+from imgcodec.metrics import psnr_rgb
+from imgcodec.zoo import find_model, list_models
+
+SEED = 20240611
+
+#: How far the real rate may be above/below the prior's ideal code length.
+RATE_TOLERANCE = 0.03
+RATE_SLACK_BYTES = 64  # container (header, segment table, CRC) and the coder's final words
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+
+
+def synthetic_rgb(height: int, width: int, seed: int = SEED, noise: float = 2.0) -> np.ndarray:
+    """A smooth but textured H,W,3 uint8 image: gradients + sinusoids + a little noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    r = 70 + 120 * x / max(width - 1, 1) + 25 * np.sin(x / 29.0) * np.cos(y / 37.0)
+    g = 60 + 110 * y / max(height - 1, 1) + 20 * np.cos((x + 2 * y) / 41.0)
+    b = (180 - 60 * (x + y) / max(height + width - 2, 1)
+         + 20 * np.sin(np.hypot(x - width / 3, y - height / 2) / 19.0))
+    image = np.stack([r, g, b], axis=-1) + rng.normal(0.0, noise, (height, width, 3))
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def alpha_with_holes(height: int, width: int) -> np.ndarray:
+    """A horizontal alpha gradient with fully transparent round holes and an opaque band."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    alpha = np.rint(255 * x / max(width - 1, 1))
+    for cy, cx, radius in ((0.3, 0.3, 0.15), (0.7, 0.6, 0.2)):
+        alpha[np.hypot(y - cy * height, x - cx * width) < radius * min(height, width)] = 0
+    alpha[: max(1, height // 8)] = 255
+    return alpha.astype(np.uint8)
+
+
+def binary_mask(height: int, width: int) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width]
+    return np.where((x // 5 + y // 3) % 3 == 0, 0, 255).astype(np.uint8)
+
+
+def check_rate(result: EncodeResult) -> None:
+    """The bytes on disk match the prior's cross-entropy within 3 % plus a fixed allowance."""
+    real_bits = 8 * len(result.data)
+    assert result.bpp == pytest.approx(real_bits / (result.width * result.height))
+    allowed = RATE_TOLERANCE * result.estimated_bits + 8 * RATE_SLACK_BYTES
+    assert abs(real_bits - result.estimated_bits) <= allowed, (
+        f"{result.width}x{result.height} q{result.quality}: {result.bpp:.4f} bpp on disk vs "
+        f"{result.estimated_bpp:.4f} bpp estimated")
+    pixels = result.width * result.height
+    assert abs(result.bpp - result.estimated_bpp) <= (RATE_TOLERANCE * result.estimated_bpp
+                                                      + 8 * RATE_SLACK_BYTES / pixels)
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Fail (instead of hanging) if the block runs longer than `seconds` (main thread, POSIX)."""
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise TimeoutError(f"took longer than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def expect_format_error(data: bytes, what: str) -> None:
+    """decompress(data) raises FormatError with a one-line message, and nothing else."""
+    try:
+        decompress(data)
+    except FormatError as exc:
+        message = str(exc)
+        assert message and "\n" not in message, f"{what}: message {message!r}"
+        return
+    except Exception as exc:  # noqa: BLE001 - the point is to report any other type
+        pytest.fail(f"{what}: raised {type(exc).__name__}: {exc}")
+    pytest.fail(f"{what}: decoded without an error")
+
+
+@pytest.fixture(scope="module")
+def codec() -> Codec:
+    return get_codec()
+
+
+@pytest.fixture(scope="module")
+def small_file() -> bytes:
+    """A 24x16 (W x H) .shae file with a latent and an alpha segment."""
+    image = np.dstack([synthetic_rgb(16, 24, seed=3), alpha_with_holes(16, 24)])
+    data = compress(image)
+    assert [s.kind for s in bitstream.unpack(data).segments] == [SEGMENT_LATENT, SEGMENT_ALPHA]
+    return data
+
+
+# --------------------------------------------------------------------------------------------
+# Round trips
+
+
+@pytest.mark.parametrize("height,width", [(1, 1), (3, 5), (17, 31)])
+def test_round_trip_small_sizes(codec: Codec, height: int, width: int) -> None:
+    image = synthetic_rgb(height, width)
+    for quality in (codec.qualities[0], codec.qualities[-1]):
+        result = codec.encode(image, quality)
+        assert (result.width, result.height, result.quality) == (width, height, quality)
+        check_rate(result)
+        out = decompress(result.data)
+        assert out.shape == (height, width, 3)
+        assert out.dtype == np.uint8
+        assert out.flags.c_contiguous
+    # The module-level functions agree with the codec object (default quality).
+    data = compress(image)
+    assert bitstream.unpack(data).level == find_model().default_quality
+    assert decompress(data).shape == (height, width, 3)
+
+
+@pytest.mark.parametrize("height,width", [(768, 512), (512, 768)])
+def test_round_trip_large_sizes(codec: Codec, height: int, width: int) -> None:
+    image = synthetic_rgb(height, width)
+    psnr = {}
+    for quality in (codec.qualities[0], codec.qualities[-1]):
+        result = codec.encode(image, quality)
+        check_rate(result)
+        out = decompress(result.data)
+        assert out.shape == image.shape and out.dtype == np.uint8
+        psnr[quality] = psnr_rgb(image, out)
+    low, top = psnr[codec.qualities[0]], psnr[codec.qualities[-1]]
+    assert top > 25.0, f"PSNR at the top quality is only {top:.2f} dB"
+    assert top > low, f"top quality {top:.2f} dB is not better than the lowest {low:.2f} dB"
+
+
+def test_encoding_is_deterministic_in_process(codec: Codec) -> None:
+    image = synthetic_rgb(40, 56)
+    first = codec.encode(image, codec.qualities[-1]).data
+    assert codec.encode(image, codec.qualities[-1]).data == first
+    assert np.array_equal(decompress(first), decompress(first))
+
+
+def test_input_array_is_not_modified(codec: Codec) -> None:
+    image = np.dstack([synthetic_rgb(20, 30), alpha_with_holes(20, 30)])
+    before = image.copy()
+    codec.encode(image, codec.qualities[0])
+    assert np.array_equal(image, before)
+
+
+def test_non_contiguous_input(codec: Codec) -> None:
+    image = synthetic_rgb(40, 60)
+    view = image[::2, ::3]  # a strided view
+    assert not view.flags.c_contiguous
+    quality = codec.qualities[0]
+    assert codec.encode(view, quality).data == codec.encode(np.ascontiguousarray(view), quality).data
+
+
+# --------------------------------------------------------------------------------------------
+# Alpha
+
+
+@pytest.mark.parametrize("make_alpha", [alpha_with_holes, binary_mask], ids=["gradient-holes", "binary"])
+def test_rgba_alpha_is_lossless(codec: Codec, make_alpha) -> None:
+    height, width = 45, 70
+    rgb = synthetic_rgb(height, width)
+    alpha = make_alpha(height, width)
+    image = np.dstack([rgb, alpha])
+    data = compress(image, codec.qualities[0])
+    kinds = [s.kind for s in bitstream.unpack(data).segments]
+    assert kinds == [SEGMENT_LATENT, SEGMENT_ALPHA]
+    out = decompress(data)
+    assert out.shape == (height, width, 4) and out.dtype == np.uint8
+    assert np.array_equal(out[..., 3], alpha)
+    # The colour planes are the same as coding the RGB alone.
+    assert np.array_equal(out[..., :3], decompress(compress(rgb, codec.qualities[0])))
+
+
+def test_rgba_fully_opaque_gives_rgb(codec: Codec) -> None:
+    rgb = synthetic_rgb(30, 20)
+    image = np.dstack([rgb, np.full((30, 20), 255, np.uint8)])
+    data = compress(image)
+    assert [s.kind for s in bitstream.unpack(data).segments] == [SEGMENT_LATENT]
+    assert data == compress(rgb)
+    out = decompress(data)
+    assert out.shape == (30, 20, 3)
+
+
+# --------------------------------------------------------------------------------------------
+# Missing model
+
+
+def test_unknown_model_id_names_the_wanted_weights(small_file: bytes) -> None:
+    shae = bitstream.unpack(small_file)
+    installed = {info.model_id for info in list_models()}
+    other = bytes(b ^ 0xA5 for b in shae.model_id)
+    assert other.hex() not in installed
+    data = bitstream.pack(ShaeFile(other, shae.level, shae.width, shae.height, shae.segments))
+    bitstream.unpack(data)  # the container itself is intact (valid CRC)
+    with pytest.raises(ModelNotFoundError) as exc_info:
+        decompress(data)
+    assert other.hex() in str(exc_info.value)
+    assert not isinstance(exc_info.value, FormatError)
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile input: everything is a FormatError, nothing hangs
+
+
+def test_every_truncation_is_a_format_error(small_file: bytes) -> None:
+    with deadline(60):
+        for length in range(len(small_file)):
+            expect_format_error(small_file[:length], f"truncated to {length} of {len(small_file)} bytes")
+
+
+def test_random_single_bit_flips_are_format_errors(small_file: bytes) -> None:
+    rng = np.random.default_rng(SEED)
+    flips = 1200
+    positions = rng.integers(0, 8 * len(small_file), flips)
+    started = time.perf_counter()
+    with deadline(60):
+        for bit in positions:
+            data = bytearray(small_file)
+            data[bit // 8] ^= 1 << (bit % 8)
+            expect_format_error(bytes(data), f"bit {bit} flipped")
+    assert time.perf_counter() - started < 30
+
+
+@pytest.mark.parametrize("kind", ["random", "empty", "png", "shae-magic-random", "appended"])
+def test_foreign_data_is_a_format_error(small_file: bytes, kind: str) -> None:
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(SEED)
+    if kind == "random":
+        samples = [rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in (1, 3, 4, 27, 28, 100, 5000)]
+    elif kind == "empty":
+        samples = [b""]
+    elif kind == "png":
+        buf = io.BytesIO()
+        Image.fromarray(synthetic_rgb(8, 8)).save(buf, format="PNG")
+        samples = [buf.getvalue()]
+    elif kind == "shae-magic-random":  # right magic and version, garbage after
+        samples = [small_file[:5] + rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in (0, 20, 200)]
+    else:
+        samples = [small_file + b"\x00", small_file + small_file]
+    with deadline(30):
+        for i, sample in enumerate(samples):
+            expect_format_error(sample, f"{kind} sample {i}")
+
+
+def _repacked(data: bytes, **changes: object) -> bytes:
+    """The file with fields replaced and a freshly computed (valid) CRC."""
+    shae = bitstream.unpack(data)
+    fields = dict(model_id=shae.model_id, level=shae.level, width=shae.width, height=shae.height,
+                  segments=shae.segments)
+    fields.update(changes)
+    return bitstream.pack(ShaeFile(**fields))
+
+
+def test_bad_fields_behind_a_valid_crc_are_format_errors(codec: Codec, small_file: bytes) -> None:
+    shae = bitstream.unpack(small_file)
+    latent, alpha = shae.segment(SEGMENT_LATENT), shae.segment(SEGMENT_ALPHA)
+    cases = {
+        "level 0": _repacked(small_file, level=0),
+        "level above the model's": _repacked(small_file, level=len(codec.qualities) + 1),
+        "level 255": _repacked(small_file, level=255),
+        "no latent segment": _repacked(small_file, segments=(alpha,)),
+        "latent not whole words": _repacked(small_file, segments=(Segment(SEGMENT_LATENT, latent.payload[:-1]), alpha)),
+        "width above the codec limit": _repacked(small_file, width=bitstream.MAX_SIDE),
+        "alpha not a PNG": _repacked(small_file, segments=(latent, Segment(SEGMENT_ALPHA, b"garbage"))),
+        "alpha truncated": _repacked(small_file, segments=(latent, Segment(SEGMENT_ALPHA, alpha.payload[:-13]))),
+        "alpha of the wrong size": _repacked(small_file, width=shae.width - 8),
+    }
+    with deadline(60):
+        for what, data in cases.items():
+            expect_format_error(data, what)
+
+
+def test_corrupted_payloads_behind_a_valid_crc_never_crash(small_file: bytes) -> None:
+    """Garbage that passes the checksum either decodes to an image of the right shape or is
+    a FormatError; it never raises anything else."""
+    shae = bitstream.unpack(small_file)
+    rng = np.random.default_rng(SEED + 1)
+    outcomes = {"decoded": 0, "FormatError": 0}
+    with deadline(60):
+        for trial in range(150):
+            kind = SEGMENT_LATENT if trial % 3 else SEGMENT_ALPHA
+            segments = []
+            for seg in shae.segments:
+                payload = bytearray(seg.payload)
+                if seg.kind == kind:
+                    for _ in range(1 + trial % 4):
+                        bit = int(rng.integers(0, 8 * len(payload)))
+                        payload[bit // 8] ^= 1 << (bit % 8)
+                segments.append(Segment(seg.kind, bytes(payload)))
+            data = _repacked(small_file, segments=tuple(segments))
+            try:
+                out = decompress(data)
+            except FormatError:
+                outcomes["FormatError"] += 1
+            except Exception as exc:  # noqa: BLE001
+                pytest.fail(f"trial {trial}: {type(exc).__name__}: {exc}")
+            else:
+                assert out.shape == (shae.height, shae.width, 4) and out.dtype == np.uint8
+                outcomes["decoded"] += 1
+    assert sum(outcomes.values()) == 150
+
+
+# --------------------------------------------------------------------------------------------
+# Invalid arguments
+
+
+def test_invalid_quality_is_a_value_error(codec: Codec) -> None:
+    image = synthetic_rgb(8, 8)
+    top = codec.qualities[-1]
+    for quality in (0, -1, top + 1, 1000, 2.0, 2.5, "3", True):
+        with pytest.raises(ValueError):
+            codec.encode(image, quality)  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            compress(image, quality)  # type: ignore[arg-type]
+    # numpy integers are integers
+    assert bitstream.unpack(compress(image, np.int64(top))).level == top  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.zeros((8, 8), np.uint8),
+        np.zeros((8, 8, 1), np.uint8),
+        np.zeros((8, 8, 2), np.uint8),
+        np.zeros((8, 8, 5), np.uint8),
+        np.zeros((1, 8, 8, 3), np.uint8),
+        np.zeros((8, 8, 3), np.float32),
+        np.zeros((8, 8, 3), np.uint16),
+        np.zeros((8, 8, 3), np.int8),
+        np.zeros((8, 8, 3), bool),
+        np.zeros((0, 8, 3), np.uint8),
+        np.zeros((8, 0, 3), np.uint8),
+        np.zeros((1, 16385, 3), np.uint8),
+    ],
+    ids=lambda a: f"{a.dtype}{list(a.shape)}",
+)
+def test_wrong_image_is_an_image_input_error(codec: Codec, image: np.ndarray) -> None:
+    with pytest.raises(ImageInputError) as exc_info:
+        codec.encode(image, codec.qualities[0])
+    assert "\n" not in str(exc_info.value)
+    with pytest.raises(ImageInputError):
+        compress(image)
+
+
+# --------------------------------------------------------------------------------------------
+# Determinism across processes and thread counts
+
+_WORKER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    from imgcodec.bitstream import unpack
+    from imgcodec.codec import Codec
+    from imgcodec.zoo import find_model
+
+    mode, threads, folder = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
+    codec = Codec(find_model(), threads=threads)
+    if mode == "encode":
+        image = np.load(folder / "image.npy")
+        quality = codec.qualities[-1]
+        (folder / "image.shae").write_bytes(codec.encode(image, quality).data)
+        np.save(folder / "encoder_symbols.npy", codec.symbols_of(image, quality))
+    else:
+        shae = unpack((folder / "image.shae").read_bytes())
+        np.save(folder / f"symbols_{threads}.npy", codec.decode_symbols(shae))
+        np.save(folder / f"pixels_{threads}.npy", codec.decode(shae))
+    import onnxruntime  # noqa: F401  (the sessions really ran)
+    print("ok", mode, threads)
+    """
+)
+
+
+def _run_worker(tmp_path: Path, mode: str, threads: int) -> None:
+    proc = subprocess.run([sys.executable, "-c", _WORKER, mode, str(threads), str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["ok", mode, str(threads)]
+
+
+def test_determinism_across_processes_and_threads(tmp_path: Path) -> None:
+    image = synthetic_rgb(96, 128, seed=7)
+    np.save(tmp_path / "image.npy", image)
+    _run_worker(tmp_path, "encode", 2)
+    _run_worker(tmp_path, "decode", 1)
+    _run_worker(tmp_path, "decode", 2)
+
+    encoder_symbols = np.load(tmp_path / "encoder_symbols.npy")
+    symbols_1 = np.load(tmp_path / "symbols_1.npy")
+    symbols_2 = np.load(tmp_path / "symbols_2.npy")
+    assert np.array_equal(symbols_1, encoder_symbols)
+    assert np.array_equal(symbols_2, encoder_symbols)
+    assert np.array_equal(symbols_1, symbols_2)
+
+    pixels_1 = np.load(tmp_path / "pixels_1.npy")
+    pixels_2 = np.load(tmp_path / "pixels_2.npy")
+    assert pixels_1.shape == pixels_2.shape == image.shape
+    identical = np.array_equal(pixels_1, pixels_2)
+    max_diff = int(np.abs(pixels_1.astype(np.int16) - pixels_2.astype(np.int16)).max())
+    print(f"decoded pixels with 1 and 2 threads: {'bit-identical' if identical else f'max abs diff {max_diff}'}")
+    assert max_diff <= 1
+
+    # This process (default thread count) decodes the same file to the same symbols, too.
+    data = (tmp_path / "image.shae").read_bytes()
+    assert np.array_equal(get_codec().decode_symbols(bitstream.unpack(data)), encoder_symbols)
+
+
+# --------------------------------------------------------------------------------------------
+# Tiled inference
+
+
+def _tiled_codec() -> Codec:
+    tiled = Codec(find_model())
+    tiled.runtime.tile = 4  # latents: 25 x 33 for 200 x 264 pixels -> 7 x 9 tiles
+    tiled.runtime.margin = 8
+    return tiled
+
+
+def test_small_tiles_match_whole_image(codec: Codec) -> None:
+    height, width = 200, 264
+    image = synthetic_rgb(height, width, seed=11)
+    tiled = _tiled_codec()
+    # The default runtime codes this image in one piece.
+    assert codec.runtime.tile + 2 * codec.runtime.margin >= max(-(-height // 8), -(-width // 8))
+
+    quality = codec.qualities[-1]  # the largest gains: the most sensitive to float differences
+    whole_shae = bitstream.unpack(codec.encode(image, quality).data)
+    tiled_shae = bitstream.unpack(tiled.encode(image, quality).data)
+    whole_symbols = codec.decode_symbols(whole_shae)
+    tiled_symbols = codec.decode_symbols(tiled_shae)
+    assert whole_symbols.shape == tiled_symbols.shape
+    agreement = float(np.mean(whole_symbols == tiled_symbols))
+    assert agreement > 0.999, f"only {agreement:.5f} of the symbols agree"
+
+    whole = codec.decode(whole_shae)
+    tiled_out = tiled.decode(tiled_shae)
+    assert tiled_out.shape == whole.shape == image.shape
+    difference = abs(psnr_rgb(image, whole) - psnr_rgb(image, tiled_out))
+    assert math.isfinite(difference)
+    assert difference < 0.1, f"PSNR differs by {difference:.3f} dB"
+
+
+@pytest.mark.slow
+def test_small_tiles_every_quality(codec: Codec) -> None:
+    """Slow variant: every quality, analysis and synthesis tiling checked separately."""
+    image = synthetic_rgb(200, 264, seed=12)
+    tiled = _tiled_codec()
+    for quality in codec.qualities:
+        whole_symbols = codec.symbols_of(image, quality)
+        agreement = float(np.mean(whole_symbols == tiled.symbols_of(image, quality)))
+        assert agreement > 0.999, f"q{quality}: only {agreement:.5f} of the symbols agree"
+        shae = bitstream.unpack(codec.encode(image, quality).data)
+        # Tiled synthesis of the same symbols gives (almost) the same pixels.
+        diff = np.abs(codec.decode(shae).astype(np.int16) - tiled.decode(shae).astype(np.int16))
+        assert int(diff.max()) <= 1, f"q{quality}: tiled synthesis differs by up to {int(diff.max())}"

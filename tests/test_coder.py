@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+
+from imgcodec.coder import decode_symbols, encode_symbols
+from imgcodec.context_prior import PriorTables, num_contexts, quantize_probabilities
+from imgcodec.errors import FormatError
+
+
+@pytest.fixture(scope="module")
+def prior() -> PriorTables:
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.full(8, 0.3), size=(2, 5, num_contexts(8)))
+    return PriorTables(quantize_probabilities(probs).astype(np.uint16))
+
+
+def sample(prior: PriorTables, level: int, shape: tuple[int, int], seed: int) -> np.ndarray:
+    """Draw symbols from the prior itself, in wavefront-compatible raster order."""
+    rng = np.random.default_rng(seed)
+    c, num = prior.num_channels, prior.num_centers
+    out = np.zeros((c, *shape), dtype=np.int64)
+    for i in range(shape[0]):
+        for j in range(shape[1]):
+            left = out[:, i, j - 1] if j else np.full(c, num)
+            top = out[:, i - 1, j] if i else np.full(c, num)
+            p = prior.level_table(level)[np.arange(c), left * (num + 1) + top]
+            out[:, i, j] = [rng.choice(num, p=row) for row in p]
+    return out
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (6, 1), (13, 17)])
+def test_round_trip(prior, shape):
+    symbols = sample(prior, 1, shape, seed=sum(shape))
+    payload = encode_symbols(symbols, prior, 1)
+    decoded = decode_symbols(payload, symbols.shape, prior, 1)
+    assert decoded.dtype == np.int32
+    np.testing.assert_array_equal(decoded, symbols)
+
+
+def test_real_bits_match_the_cross_entropy(prior):
+    symbols = sample(prior, 0, (24, 24), seed=3)
+    bits = 8 * len(encode_symbols(symbols, prior, 0))
+    ideal = prior.cross_entropy_bits(symbols, 0)
+    assert ideal <= bits <= ideal * 1.01 + 64
+
+
+def test_levels_use_their_own_tables(prior):
+    symbols = sample(prior, 0, (8, 8), seed=4)
+    payload = encode_symbols(symbols, prior, 0)
+    assert not np.array_equal(decode_symbols(payload, symbols.shape, prior, 1), symbols)
+
+
+def test_rejects_symbols_outside_the_alphabet(prior):
+    with pytest.raises(ValueError):
+        encode_symbols(np.full((5, 2, 2), 8), prior, 0)
+    with pytest.raises(ValueError):
+        encode_symbols(np.zeros((4, 2, 2), dtype=int), prior, 0)
+
+
+def test_partial_word_is_a_format_error(prior):
+    with pytest.raises(FormatError):
+        decode_symbols(b"\x01\x02\x03", (5, 2, 2), prior, 0)
+
+
+def test_garbage_never_crashes(prior):
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        junk = rng.integers(0, 256, size=4 * int(rng.integers(0, 6)), dtype=np.uint8).tobytes()
+        try:
+            out = decode_symbols(junk, (5, 3, 4), prior, 0)
+        except FormatError:
+            continue
+        assert out.shape == (5, 3, 4) and out.min() >= 0 and out.max() < 8

@@ -1,0 +1,26 @@
+import torch
+
+from imgcodec.quantizer import SoftToHardQuantizer
+
+
+def test_forward_is_hard_and_backward_is_soft():
+    quant = SoftToHardQuantizer(num_centers=5, center_range=2.0)
+    z = torch.tensor([[-3.0, -0.4, 0.2, 0.6, 1.7]]).view(1, 1, 1, 5).requires_grad_()
+    out = quant(z, sigma=1.0)
+    centers = quant.centers.detach()
+    nearest = (z.detach().unsqueeze(-1) - centers).abs().argmin(-1)
+    torch.testing.assert_close(out.indices, nearest)
+    torch.testing.assert_close(out.values.detach(), centers[nearest])
+    torch.testing.assert_close(out.indices, quant.hard(z.detach()))
+    out.values.sum().backward()
+    assert z.grad is not None and torch.all(z.grad > 0)  # soft assignment is increasing in z
+    assert quant.centers.grad is not None
+
+
+def test_soft_assignment_sharpens_with_sigma():
+    quant = SoftToHardQuantizer(num_centers=6, center_range=2.0)
+    z = torch.linspace(-2.5, 2.5, 101).view(1, 1, 1, 101)
+    soft_low = quant(z, 0.5).soft.max(-1).values.mean()
+    soft_high = quant(z, 20.0).soft.max(-1).values.mean()
+    assert soft_high > soft_low
+    assert soft_high > 0.9
