@@ -74,6 +74,7 @@ def main() -> None:
     shaec encode photo.png            writes photo.shae
     shaec decode photo.shae           writes photo.png
     shaec info photo.shae             format, model, size, rate
+    shaec roundtrip photo.png --all   bytes, bpp, PSNR, MS-SSIM per level
     shaec bench photos/               rate-distortion against JPEG and BPG
     """
 
@@ -206,6 +207,51 @@ def info(inputs: tuple[str, ...]) -> None:
         for name, length in bitstream.describe(shae):
             click.echo(f"  segment     {name}: {length} bytes")
         click.echo(f"  container   {bitstream.overhead_bytes(shae)} bytes (header, segment table, CRC32)")
+
+
+@main.command()
+@click.argument("image", type=click.Path(allow_dash=True))
+@click.option("-q", "--quality", "qualities", type=int, multiple=True,
+              help="Quality level(s) to try (repeatable); default: the model's default.")
+@click.option("--all", "all_levels", is_flag=True, help="Try every shipped quality level.")
+@click.option("-m", "--model", default=None, help="Model name or id.")
+@click.option("--save-dir", type=click.Path(file_okay=False), default=None,
+              help="Also keep the .shae files and decoded PNGs here.")
+@user_errors
+def roundtrip(image: str, qualities: tuple[int, ...], all_levels: bool, model: str | None,
+              save_dir: str | None) -> None:
+    """Encode and decode IMAGE; print bytes, bpp (real and estimated), PSNR, MS-SSIM and times."""
+    import time
+
+    from .bitstream import unpack
+    from .codec import get_codec
+    from .imageio import atomic_write, encode_image_bytes, load_image
+    from .metrics import ms_ssim_rgb, psnr_rgb
+
+    codec = get_codec(model)
+    levels = codec.qualities if all_levels else list(qualities) or [codec.model.info.default_quality]
+    for q in levels:
+        if q not in codec.qualities:
+            raise click.BadParameter(f"must be {codec.qualities[0]}..{codec.qualities[-1]}", param_hint="-q/--quality")
+    loaded = load_image(sys.stdin.buffer.read() if image == "-" else image)
+    height, width = loaded.rgb.shape[:2]
+    click.echo(f"{image}: {width}x{height}, model {codec.model.info.name} ({codec.model.info.model_id})")
+    click.echo(f"{'q':>3} {'bytes':>9} {'bpp':>8} {'est bpp':>8} {'PSNR dB':>8} {'MS-SSIM':>8} {'enc s':>6} {'dec s':>6}")
+    for q in levels:
+        started = time.perf_counter()
+        result = codec.encode(loaded.rgb, q)
+        encoded = time.perf_counter()
+        rec = codec.decode(unpack(result.data))
+        decoded = time.perf_counter()
+        click.echo(f"{q:>3} {len(result.data):>9} {result.bpp:>8.4f} {result.estimated_bpp:>8.4f} "
+                   f"{psnr_rgb(loaded.rgb, rec):>8.2f} {ms_ssim_rgb(loaded.rgb, rec):>8.5f} "
+                   f"{encoded - started:>6.2f} {decoded - encoded:>6.2f}")
+        if save_dir:
+            folder = Path(save_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            stem = "stdin" if image == "-" else Path(image).stem
+            atomic_write(folder / f"{stem}.q{q}.shae", result.data, force=True)
+            atomic_write(folder / f"{stem}.q{q}.png", encode_image_bytes(rec, None, "png"), force=True)
 
 
 @main.command()

@@ -1,0 +1,379 @@
+"""Tests for the ``shaec`` command line (imgcodec.cli), run in-process with click's CliRunner.
+
+The installed model is used as it is; its id and quality range are read from it, never
+hard-coded.
+"""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner, Result
+from PIL import Image
+
+from imgcodec import __version__, bitstream
+from imgcodec.bitstream import SEGMENT_ALPHA, SEGMENT_LATENT, ShaeFile
+from imgcodec.cli import main
+from imgcodec.codec import decompress, get_codec
+
+SEED = 4321
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+
+
+def synthetic_rgb(height: int, width: int, seed: int = SEED) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    r = 60 + 140 * x / max(width - 1, 1) + 20 * np.sin(y / 7.0)
+    g = 80 + 100 * y / max(height - 1, 1) + 20 * np.cos((x + y) / 9.0)
+    b = 150 + 40 * np.sin(np.hypot(x - width / 2, y - height / 2) / 5.0)
+    image = np.stack([r, g, b], axis=-1) + rng.normal(0.0, 2.0, (height, width, 3))
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def alpha_with_holes(height: int, width: int) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    alpha = np.rint(255 * x / max(width - 1, 1))
+    alpha[np.hypot(y - height / 2, x - width / 3) < min(height, width) / 4] = 0
+    alpha[:2] = 255
+    return alpha.astype(np.uint8)
+
+
+def write_png(path: Path, image: np.ndarray | Image.Image) -> Path:
+    im = image if isinstance(image, Image.Image) else Image.fromarray(image)
+    im.save(path, format="PNG")
+    return path
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def run(*args: str, input: bytes | None = None) -> Result:
+    return CliRunner().invoke(main, list(args), input=input)
+
+
+def assert_ok(result: Result) -> None:
+    assert result.exit_code == 0, f"exit {result.exit_code}: {result.output!r} {result.exception!r}"
+    assert "Traceback" not in result.output
+
+
+def assert_one_line_error(result: Result, *fragments: str) -> str:
+    """Exit status 1, a single 'Error: ...' line, no traceback, no uncaught exception."""
+    assert isinstance(result.exception, SystemExit), f"uncaught {result.exception!r}"
+    assert result.exit_code == 1, f"exit {result.exit_code}: {result.output!r}"
+    assert "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:"), result.output
+    for fragment in fragments:
+        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def qualities() -> list[int]:
+    return get_codec().qualities
+
+
+@pytest.fixture
+def photo(tmp_path: Path) -> Path:
+    return write_png(tmp_path / "photo.png", synthetic_rgb(40, 56))
+
+
+# --------------------------------------------------------------------------------------------
+# encode / decode
+
+
+def test_encode_decode_default_names(photo: Path) -> None:
+    original_png = photo.read_bytes()
+    assert_ok(run("encode", str(photo)))
+    shae_path = photo.with_suffix(".shae")
+    data = shae_path.read_bytes()
+    shae = bitstream.unpack(data)
+    assert (shae.width, shae.height) == (56, 40)
+    assert shae.level == get_codec().model.info.default_quality
+
+    # photo.shae -> photo.png, which exists: refused, and the original is untouched.
+    refused = run("decode", str(shae_path))
+    assert refused.exit_code != 0
+    line = assert_one_line_error(refused, "exists")
+    assert "photo.png" in line
+    assert photo.read_bytes() == original_png
+    assert not [p for p in photo.parent.iterdir() if p.name.startswith(".")], "temporary file left behind"
+
+    # Encoding again is refused as well, without -f.
+    assert_one_line_error(run("encode", str(photo)), "exists")
+    assert shae_path.read_bytes() == data
+
+    # -f overwrites.
+    assert_ok(run("decode", "-f", str(shae_path)))
+    with Image.open(photo) as im:
+        assert im.mode == "RGB" and im.size == (56, 40)
+        decoded = np.array(im)
+    assert np.array_equal(decoded, decompress(data))
+    assert photo.read_bytes() != original_png
+
+    # -o names another output.
+    other = photo.parent / "other.png"
+    assert_ok(run("decode", str(shae_path), "-o", str(other)))
+    assert np.array_equal(np.array(Image.open(other)), decoded)
+    assert_ok(run("encode", "-f", str(photo)))
+
+
+def test_encode_to_stdout(photo: Path) -> None:
+    result = run("encode", str(photo), "-o", "-")
+    assert_ok(result)
+    data = result.stdout_bytes
+    assert data.startswith(bitstream.MAGIC)
+    assert not photo.with_suffix(".shae").exists()
+    assert decompress(data).shape == (40, 56, 3)
+
+
+def test_encode_from_stdin_to_stdout() -> None:
+    result = run("encode", "-", input=png_bytes(synthetic_rgb(24, 32)))
+    assert_ok(result)
+    assert bitstream.unpack(result.stdout_bytes).width == 32
+
+
+@pytest.mark.parametrize("args", [["decode", "-"], ["decode", "-", "-o", "-"]])
+def test_decode_stdin_to_stdout(photo: Path, args: list[str]) -> None:
+    data = run("encode", str(photo), "-o", "-").stdout_bytes
+    result = run(*args, input=data)
+    assert_ok(result)
+    assert result.stdout_bytes.startswith(b"\x89PNG\r\n\x1a\n")
+    with Image.open(io.BytesIO(result.stdout_bytes)) as im:
+        assert im.size == (56, 40)
+        assert np.array_equal(np.array(im.convert("RGB")), decompress(data))
+
+
+def test_quality_option(photo: Path, tmp_path: Path, qualities: list[int]) -> None:
+    for quality in (qualities[0], qualities[-1]):
+        out = tmp_path / f"q{quality}.shae"
+        assert_ok(run("encode", str(photo), "-q", str(quality), "-o", str(out)))
+        assert bitstream.unpack(out.read_bytes()).level == quality
+    for bad in ("0", "-1", str(qualities[-1] + 1), "99", "high", "2.5"):
+        result = run("encode", str(photo), "-q", bad, "-o", str(tmp_path / "bad.shae"))
+        assert result.exit_code == 2, (bad, result.output)
+        assert "Traceback" not in result.output
+        assert "quality" in result.output.lower() or "-q" in result.output
+        assert not (tmp_path / "bad.shae").exists()
+
+
+def test_several_inputs_out_dir_progress(tmp_path: Path) -> None:
+    sources = [write_png(tmp_path / f"img{i}.png", synthetic_rgb(24 + 8 * i, 32, seed=i)) for i in range(3)]
+    out_dir = tmp_path / "coded" / "nested"
+    result = run("encode", *map(str, sources), "--out-dir", str(out_dir))
+    assert_ok(result)
+    assert "encoding" in result.stderr  # the progress bar's label
+    coded = sorted(out_dir.glob("*.shae"))
+    assert [p.name for p in coded] == ["img0.shae", "img1.shae", "img2.shae"]
+
+    # -o with several inputs is a usage error.
+    assert run("encode", *map(str, sources), "-o", str(tmp_path / "x.shae")).exit_code == 2
+
+    decoded_dir = tmp_path / "decoded"
+    result = run("decode", *map(str, coded), "--out-dir", str(decoded_dir))
+    assert_ok(result)
+    assert "decoding" in result.stderr
+    for i in range(3):
+        with Image.open(decoded_dir / f"img{i}.png") as im:
+            assert im.size == (32, 24 + 8 * i)
+
+
+def test_batch_encode_with_one_bad_input(tmp_path: Path) -> None:
+    good = [write_png(tmp_path / f"ok{i}.png", synthetic_rgb(16, 16, seed=i)) for i in range(2)]
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a picture at all")
+    result = run("encode", str(good[0]), str(bad), str(good[1]), "--out-dir", str(tmp_path / "out"))
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert "1 of 3" in result.output and "bad.png" in result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ok0.shae", "ok1.shae"]
+
+
+def test_info(photo: Path, tmp_path: Path) -> None:
+    assert_ok(run("encode", str(photo)))
+    data = photo.with_suffix(".shae").read_bytes()
+    result = run("info", str(photo.with_suffix(".shae")))
+    assert_ok(result)
+    text = result.output
+    model = get_codec().model.info
+    assert model.model_id in text and model.name in text
+    assert "56x40" in text
+    assert f"{len(data)}" in text and "bytes" in text
+    assert f"{8 * len(data) / (56 * 40):.4f} bpp" in text
+    latent = bitstream.unpack(data).segment(SEGMENT_LATENT)
+    assert f"latent: {len(latent.payload)} bytes" in text
+
+    # A file with alpha lists its alpha segment; a file for another model says so.
+    rgba = write_png(tmp_path / "rgba.png", np.dstack([synthetic_rgb(20, 24), alpha_with_holes(20, 24)]))
+    assert_ok(run("encode", str(rgba)))
+    rgba_data = rgba.with_suffix(".shae").read_bytes()
+    alpha = bitstream.unpack(rgba_data).segment(SEGMENT_ALPHA)
+    assert f"alpha: {len(alpha.payload)} bytes" in run("info", str(rgba.with_suffix(".shae"))).output
+
+    shae = bitstream.unpack(data)
+    other_id = bytes(b ^ 0xFF for b in shae.model_id)
+    foreign = tmp_path / "foreign.shae"
+    foreign.write_bytes(bitstream.pack(ShaeFile(other_id, shae.level, shae.width, shae.height, shae.segments)))
+    result = run("info", str(foreign))
+    assert_ok(result)
+    assert other_id.hex() in result.output and "not installed" in result.output
+    # ... and decoding it names the missing weights in one line.
+    assert_one_line_error(run("decode", str(foreign)), other_id.hex())
+
+
+# --------------------------------------------------------------------------------------------
+# Input colour modes
+
+
+def _round_trip(tmp_path: Path, source: Path, *extra: str) -> tuple[Result, np.ndarray]:
+    shae = tmp_path / (source.stem + ".shae")
+    out = tmp_path / (source.stem + ".decoded.png")
+    encoded = run("encode", "-v", str(source), "-o", str(shae), *extra)
+    assert_ok(encoded)
+    assert_ok(run("decode", str(shae), "-o", str(out)))
+    with Image.open(out) as im:
+        return encoded, np.array(im)
+
+
+def test_grayscale_input(tmp_path: Path) -> None:
+    gray = synthetic_rgb(30, 40)[..., 1]
+    encoded, decoded = _round_trip(tmp_path, write_png(tmp_path / "gray.png", Image.fromarray(gray, mode="L")))
+    assert decoded.shape == (30, 40, 3)
+    assert "note:" in encoded.stderr and "grayscale" in encoded.stderr
+
+
+def test_palette_input(tmp_path: Path) -> None:
+    im = Image.fromarray(synthetic_rgb(30, 40)).convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
+    assert im.mode == "P"
+    encoded, decoded = _round_trip(tmp_path, write_png(tmp_path / "palette.png", im))
+    assert decoded.shape == (30, 40, 3)
+    assert "palette" in encoded.stderr
+
+
+def test_16bit_grayscale_input(tmp_path: Path) -> None:
+    wide = (synthetic_rgb(30, 40)[..., 0].astype(np.uint16) * 257 + 100).astype(np.uint16)
+    source = write_png(tmp_path / "deep.png", Image.fromarray(wide))
+    with Image.open(source) as im:
+        assert im.mode in ("I;16", "I")  # a real 16-bit PNG
+    encoded, decoded = _round_trip(tmp_path, source)
+    assert decoded.shape == (30, 40, 3)
+    assert "note:" in encoded.stderr and "16-bit" in encoded.stderr
+
+
+def test_rgba_input_alpha_is_exact(tmp_path: Path) -> None:
+    alpha = alpha_with_holes(36, 44)
+    source = write_png(tmp_path / "rgba.png", np.dstack([synthetic_rgb(36, 44), alpha]))
+    encoded, decoded = _round_trip(tmp_path, source)
+    assert decoded.shape == (36, 44, 4)
+    assert np.array_equal(decoded[..., 3], alpha)
+    assert "alpha" in encoded.stderr
+
+
+def test_opaque_rgba_input_decodes_to_rgb(tmp_path: Path) -> None:
+    image = np.dstack([synthetic_rgb(20, 20), np.full((20, 20), 255, np.uint8)])
+    _, decoded = _round_trip(tmp_path, write_png(tmp_path / "opaque.png", image))
+    assert decoded.shape == (20, 20, 3)
+
+
+# --------------------------------------------------------------------------------------------
+# Bad inputs: exit 1 and one line
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path: Path, photo: Path) -> None:
+    assert_ok(run("encode", str(photo)))
+    good = photo.with_suffix(".shae").read_bytes()
+
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("this is not an image\n")
+    truncated = tmp_path / "truncated.shae"
+    truncated.write_bytes(good[: len(good) // 2])
+    random_bytes = tmp_path / "random.shae"
+    random_bytes.write_bytes(np.random.default_rng(SEED).integers(0, 256, 300, dtype=np.uint8).tobytes())
+    renamed = tmp_path / "renamed.shae"
+    renamed.write_bytes(photo.read_bytes())
+    empty = tmp_path / "empty.shae"
+    empty.write_bytes(b"")
+    missing = tmp_path / "missing"
+    folder = tmp_path / "folder.png"
+    folder.mkdir()
+
+    assert_one_line_error(run("encode", str(text_file)), "notes.txt")
+    assert_one_line_error(run("encode", str(truncated)))  # a .shae file is not an image
+    assert_one_line_error(run("encode", str(missing) + ".png"), "missing.png")
+    assert_one_line_error(run("encode", str(folder)))
+    assert_one_line_error(run("encode", "-", "-o", str(tmp_path / "x.shae"), input=b""))
+    assert_one_line_error(run("decode", str(truncated)), "truncated")
+    assert_one_line_error(run("decode", str(random_bytes)), "random.shae")
+    assert_one_line_error(run("decode", str(renamed)), "PNG")
+    assert_one_line_error(run("decode", str(empty)), "empty")
+    assert_one_line_error(run("decode", str(missing) + ".shae"), "missing.shae")
+    assert_one_line_error(run("decode", "-", input=good[:-1]))
+    assert_one_line_error(run("info", str(truncated)), "truncated")
+    assert_one_line_error(run("info", str(missing) + ".shae"), "missing.shae")
+    # A failed decode leaves no output file (and no temporary file) behind.
+    for stem in ("truncated", "random", "renamed", "empty"):
+        assert not (tmp_path / f"{stem}.png").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_error_in_a_real_process_has_no_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.shae"
+    bad.write_bytes(b"SHAE\x01" + bytes(40))
+    proc = subprocess.run([sys.executable, "-m", "imgcodec.cli", "decode", str(bad)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:"), proc.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Start-up cost and the console script
+
+
+def test_help_does_not_import_heavy_modules() -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        from imgcodec.cli import main
+
+        codes = []
+        for args in (["--help"], ["encode", "--help"], ["decode", "--help"], ["info", "--help"]):
+            try:
+                main(args)
+            except SystemExit as exc:
+                codes.append(exc.code or 0)
+            else:
+                codes.append(0)
+        heavy = sorted(name for name in ("torch", "onnxruntime") if name in sys.modules)
+        print("RESULT", max(codes), ",".join(heavy) or "none")
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage:" in proc.stdout and "encode" in proc.stdout
+    last = proc.stdout.strip().splitlines()[-1].split()
+    assert last == ["RESULT", "0", "none"], f"exit code / heavy modules imported: {last}"
+
+
+def test_console_script_version() -> None:
+    exe = shutil.which("shaec") or str(Path(sys.executable).with_name("shaec"))
+    assert os.path.exists(exe), "the shaec console script is not installed (pip install -e .)"
+    proc = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert __version__ in proc.stdout and "shaec" in proc.stdout
