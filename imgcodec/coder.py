@@ -47,18 +47,21 @@ def encode_symbols(symbols: np.ndarray, prior: PriorTables, level: int) -> bytes
 def decode_symbols(payload: bytes, shape: tuple[int, int, int], prior: PriorTables, level: int) -> np.ndarray:
     """Inverse of encode_symbols: bytes -> C,h,w int32 symbols. Raises FormatError on garbage."""
     channels, height, width = shape
+    if prior.num_centers > 255:
+        raise ValueError("decode_symbols stores symbols as uint8")
     if len(payload) % 4:
         raise FormatError("latent payload is not a whole number of 32-bit words; the file is corrupted")
     words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
     decoder = constriction.stream.queue.RangeDecoder(words)
     table = prior.level_table(level)  # C,K,L
     num = prior.num_centers
-    padded = np.full((channels, height + 1, width + 1), num, dtype=np.int64)  # OUTSIDE border
+    # uint8 symbols (L <= 255): a header claiming a huge image costs 1 byte per symbol here.
+    padded = np.full((channels, height + 1, width + 1), num, dtype=np.uint8)  # OUTSIDE border
     chan_ids = np.arange(channels)
     try:
         for rows, cols in wavefront_order(height, width):
-            left = padded[:, rows + 1, cols]  # C,n
-            top = padded[:, rows, cols + 1]
+            left = padded[:, rows + 1, cols].astype(np.int64)  # C,n
+            top = padded[:, rows, cols + 1].astype(np.int64)
             ctx = left * (num + 1) + top
             probs = table[chan_ids[None, :], ctx.T].reshape(-1, num)  # n*C,L position-major
             decoded = decoder.decode(_family(), probs)
