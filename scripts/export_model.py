@@ -2,7 +2,7 @@
 record it in models/manifest.json.
 
     python scripts/export_model.py runs/base/checkpoint.pt --name shae-v1 \\
-        --train-command "python scripts/train.py --run runs/base --steps 16000"
+        --train-command "python scripts/train.py --run-dir runs/base --steps 12500"
 
 Evaluation runs every quality level over data/val with the same code path as `shaec encode` /
 `shaec decode` (ONNX runtime, range coder, container): real bpp from file bytes, the prior's
@@ -57,6 +57,16 @@ def jpeg_curve(images: list[np.ndarray]) -> list[tuple[float, float, float]]:
     return sorted(curve)
 
 
+def steps_per_second(train_log: Path) -> float | None:
+    """Median training speed from the log's wall-clock column (robust to pauses between runs)."""
+    if not train_log.exists():
+        return None
+    with open(train_log) as fh:
+        rows = [(int(r["step"]), float(r["wall"])) for r in csv.DictReader(fh)]
+    speeds = [(s1 - s0) / (w1 - w0) for (s0, w0), (s1, w1) in zip(rows, rows[1:]) if w1 > w0 and s1 > s0]
+    return round(float(np.median(speeds)), 3) if speeds else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path)
@@ -75,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(folder)
     train_log = args.checkpoint.parent / "train_log.csv"
     extra = {"trained_steps": state["step"], "train_config": state["train_config"],
-             "cpu_hours": round(state.get("cpu_seconds", 0.0) / 3600, 3)}
+             "cpu_hours": round(state.get("cpu_seconds", 0.0) / 3600, 3),
+             "steps_per_second": steps_per_second(train_log)}
     model_id = export_model(model, folder, extra)
     if train_log.exists():
         shutil.copy(train_log, folder / "train_log.csv")
@@ -87,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": {}}
     entry = {"folder": args.name, "model_id": model_id, "training_command": args.train_command,
              "trained_steps": state["step"], "cpu_hours": extra["cpu_hours"],
+             "steps_per_second": extra["steps_per_second"],
              "files": json.loads((folder / "model.json").read_text())["files"]}
     manifest["models"][args.name] = entry
     manifest["default"] = args.name
