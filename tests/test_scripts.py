@@ -1,0 +1,158 @@
+"""Smoke tests of scripts/bench_speed.py and scripts/eval_prior.py on tiny inputs.
+
+The scripts run as subprocesses (``sys.executable scripts/...``), as a user would run them;
+the installed model is used as it is.
+"""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imgcodec.bench.codecs import CODECS
+from imgcodec.zoo import find_model
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPTS = REPO / "scripts"
+
+
+def smooth_photo(height: int, width: int, seed: int) -> np.ndarray:
+    """Gradients, a few soft blobs and mild noise: enough structure for non-trivial symbols."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    image = np.empty((height, width, 3))
+    for c in range(3):
+        image[..., c] = 40 + 150 * (x / width if c != 1 else y / height)
+        for _ in range(3):
+            cy, cx, r = rng.uniform(0, height), rng.uniform(0, width), rng.uniform(8, 30)
+            image[..., c] += rng.uniform(-60, 60) * np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * r * r))
+    image += rng.normal(0.0, 3.0, image.shape)
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    for split, seed in (("train", 1), ("val", 2)):
+        (root / split).mkdir()
+        for k, (h, w) in enumerate(((96, 128), (80, 112))):
+            Image.fromarray(smooth_photo(h, w, seed * 10 + k)).save(root / split / f"img{k}.png")
+    return root
+
+
+def run_script(name: str, *args: str, timeout: float = 300) -> str:
+    done = subprocess.run([sys.executable, str(SCRIPTS / name), *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+    assert done.returncode == 0, f"{name} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def parse_table(text: str) -> tuple[list[str], list[list[str]]]:
+    """The first markdown table in text: header cells and body rows of cells."""
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    split = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines]
+    assert len(split) >= 3 and set(split[1]) == {"---"}, text
+    header, body = split[0], split[2:]
+    assert all(len(row) == len(header) for row in body)
+    return header, body
+
+
+def positive_finite(cell: str) -> float:
+    value = float(cell)
+    assert math.isfinite(value) and value > 0, cell
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# eval_prior.py
+
+
+def test_eval_prior_table(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "prior.json"
+    text = run_script("eval_prior.py", "--data", str(data_dir), "--max-images", "2", "--json", str(out))
+    header, body = parse_table(text)
+    assert header == ["level", "real bpp", "context bpp", "histogram bpp", "empirical-entropy bpp",
+                      "context saving vs histogram %", "real/context", "within 3%"]
+    assert [int(row[0]) for row in body] == find_model().qualities
+    for row in body:
+        for cell in row[1:5] + [row[6]]:
+            positive_finite(cell)
+        assert math.isfinite(float(row[5]))
+        assert row[7] in ("yes", "NO")  # tiny images: the coder's fixed bytes may dominate
+    result = json.loads(out.read_text())
+    assert result["meta"]["val_images"] == 2 and result["meta"]["train_images"] == 2
+    for row in result["rows"]:
+        # Gibbs: no fixed context-free model beats each image's own empirical entropy; and the
+        # range coder does not beat the ideal code length (beyond probability quantization).
+        assert row["histogram_bpp"] >= row["empirical_entropy_bpp"] - 1e-9
+        assert row["real_bpp"] >= row["context_bpp"] * 0.99
+
+
+def test_eval_prior_limits_images(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "prior.json"
+    run_script("eval_prior.py", "--data", str(data_dir), "--max-images", "1", "--max-train-images", "1",
+               "--train-crop", "64", "--json", str(out))
+    meta = json.loads(out.read_text())["meta"]
+    assert meta["val_images"] == 1 and meta["train_images"] == 1
+    assert meta["train_pixels"] == 64 * 64
+
+
+# --------------------------------------------------------------------------------------------
+# bench_speed.py
+
+
+BENCH_HEADER = ["codec", "interface", "image", "MPix", "bpp", "enc s", "dec s", "enc s/MPix", "dec s/MPix",
+                "enc peak RSS MiB", "dec peak RSS MiB"]
+
+
+def check_bench_rows(body: list[list[str]]) -> None:
+    for row in body:
+        for cell in row[3:]:
+            positive_finite(cell)
+        # Peak RSS of anything that loaded Python and numpy is well above a few MiB.
+        assert float(row[9]) > 10 and float(row[10]) > 10
+
+
+def test_bench_speed_small(data_dir: Path, tmp_path: Path) -> None:
+    image = data_dir / "val" / "img0.png"
+    out = tmp_path / "speed.json"
+    text = run_script("bench_speed.py", "--image", str(image), "--skip-large", "--repeat", "1",
+                      "--json", str(out))
+    header, body = parse_table(text)
+    assert header == BENCH_HEADER
+    kinds = [(row[0].split()[0], row[1]) for row in body]
+    assert ("shaec", "CLI process") in kinds and ("shaec", "library") in kinds
+    assert ("jpeg", "library") in kinds
+    if CODECS["bpg"].available() or CODECS["bpg-x265"].available():
+        assert any(kind[0] in ("bpg", "bpg-x265") for kind in kinds)
+    assert all(row[2] == "128x96" for row in body)
+    check_bench_rows(body)
+    result = json.loads(out.read_text())
+    assert len(result["rows"]) == len(body)
+    assert all("error" not in row for row in result["rows"])
+
+
+@pytest.mark.slow
+def test_bench_speed_scaling_rows(data_dir: Path, tmp_path: Path) -> None:
+    """Synthesized larger sizes, and the os.wait4 fallback for child peak RSS."""
+    image = data_dir / "val" / "img1.png"
+    text = run_script("bench_speed.py", "--image", str(image), "--repeat", "1", "--mid", "160x120",
+                      "--large", "320x240", "--rss-method", "wait4")
+    header, body = parse_table(text)
+    assert header == BENCH_HEADER
+    sizes = {row[2] for row in body if row[0].startswith("shaec")}
+    assert sizes == {"112x80", "160x120", "320x240"}
+    check_bench_rows(body)
+    assert "3 GB" in text and "os.wait4" in text
+
+
+def test_bench_speed_rejects_bad_size() -> None:
+    done = subprocess.run([sys.executable, str(SCRIPTS / "bench_speed.py"), "--large", "6000by4000"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and "WxH" in done.stderr
