@@ -75,6 +75,7 @@ def main() -> None:
     shaec decode photo.shae           writes photo.png
     shaec info photo.shae             format, model, size, rate
     shaec roundtrip photo.png --all   bytes, bpp, PSNR, MS-SSIM per level
+    shaec models                      installed models and their levels
     shaec bench photos/               rate-distortion against JPEG and BPG
     """
 
@@ -207,6 +208,26 @@ def info(inputs: tuple[str, ...]) -> None:
         for name, length in bitstream.describe(shae):
             click.echo(f"  segment     {name}: {length} bytes")
         click.echo(f"  container   {bitstream.overhead_bytes(shae)} bytes (header, segment table, CRC32)")
+
+
+@main.command()
+@user_errors
+def models() -> None:
+    """List installed models, their quality levels and validation results."""
+    from .zoo import list_models, models_dir
+
+    infos = list_models()
+    click.echo(f"models in {models_dir()}:")
+    for info in infos:
+        entry = info.manifest_entry
+        click.echo(f"{info.name} ({info.model_id}): qualities 1..{info.num_levels}, default {info.default_quality}, "
+                   f"{entry.get('trained_steps', '?')} training steps")
+        levels = entry.get("validation", {}).get("levels", [])
+        if levels:
+            click.echo(f"  {'q':>3} {'bpp':>7} {'PSNR dB':>8} {'MS-SSIM':>8}   (mean over "
+                       f"{entry['validation']['images']} validation photos)")
+            for row in levels:
+                click.echo(f"  {row['quality']:>3} {row['bpp']:>7.4f} {row['psnr']:>8.2f} {row['ms_ssim']:>8.4f}")
 
 
 @main.command()

@@ -377,3 +377,13 @@ def test_console_script_version() -> None:
     proc = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert __version__ in proc.stdout and "shaec" in proc.stdout
+
+
+def test_models_lists_the_installed_model():
+    from imgcodec.zoo import default_model
+
+    result = CliRunner().invoke(main, ["models"])
+    assert result.exit_code == 0, result.output
+    info = default_model()
+    assert info.model_id in result.output
+    assert f"1..{info.num_levels}" in result.output
