@@ -34,7 +34,7 @@ class SoftToHardAutoencoder(nn.Module):
         self.synthesis = SynthesisTransform(cfg)
         self.quantizer = SoftToHardQuantizer(cfg.num_centers, cfg.center_range)
         self.prior = ContextPriorNet(cfg.latent_channels, cfg.num_centers, cfg.num_levels, cfg.prior_hidden)
-        init = torch.linspace(math.log(0.5), math.log(3.0), cfg.num_levels)
+        init = torch.linspace(math.log(0.25), math.log(4.0), cfg.num_levels)
         self.log_gain = nn.Parameter(init[:, None].repeat(1, cfg.latent_channels))  # levels,C
         self.log_inv_gain = nn.Parameter(-init[:, None].repeat(1, cfg.latent_channels))
 
