@@ -1,4 +1,6 @@
 """The ONNX runtime the CLI uses must compute what the PyTorch model computes."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -55,3 +57,27 @@ def test_export_writes_consistent_files(exported):
         assert np.all(np.diff(npz["centers"]) > 0)  # sorted: symbols index sorted centers
         assert npz["counts"].dtype == np.uint16
         assert npz["gains"].shape == (3, 6)
+
+
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "shae-v1.pt"
+
+
+@pytest.mark.skipif(not SHIPPED_CHECKPOINT.exists(), reason="no training checkpoint committed")
+def test_shipped_onnx_matches_its_pytorch_checkpoint():
+    """The CLI's ONNX transforms and tables are the committed PyTorch model, exported."""
+    from imgcodec.training import load_model
+    from imgcodec.zoo import LoadedModel, find_model
+
+    model, _ = load_model(SHIPPED_CHECKPOINT)
+    shipped = LoadedModel(find_model("shae-v1"))
+    runtime = TransformRuntime(shipped.encoder_path, shipped.decoder_path, threads=1)
+    x = np.random.default_rng(2).random((3, 64, 96), dtype=np.float32)
+    with torch.no_grad():
+        y_torch = model.analysis(torch.from_numpy(x)[None])[0].numpy()
+        x_torch = model.synthesis(torch.from_numpy(y_torch)[None])[0].numpy()
+    np.testing.assert_allclose(runtime.analysis(x), y_torch, atol=1e-3)
+    np.testing.assert_allclose(runtime.synthesis(y_torch), x_torch, atol=1e-3)
+    # Re-tabulating in float64 elsewhere may round a count differently; the shipped table is the truth.
+    retabulated = model.prior.tabulate(model.sorted_centers()).counts.astype(np.int64)
+    assert np.abs(retabulated - shipped.prior.counts.astype(np.int64)).max() <= 1
+    np.testing.assert_allclose(model.sorted_centers().numpy(), shipped.centers)
