@@ -2,7 +2,7 @@
 record it in models/manifest.json.
 
     python scripts/export_model.py runs/base/checkpoint.pt --name shae-v1 \\
-        --train-command "python scripts/train.py --run-dir runs/base --steps 12500"
+        --train-command "python scripts/train.py --run-dir runs/base --steps 15000"
 
 Evaluation runs every quality level over data/val with the same code path as `shaec encode` /
 `shaec decode` (ONNX runtime, range coder, container): real bpp from file bytes, the prior's

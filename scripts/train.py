@@ -1,6 +1,6 @@
 """Train the variable-rate soft-to-hard autoencoder on CPU (or several processes with torchrun).
 
-    python scripts/train.py --run-dir runs/base --steps 16000          # start or resume
+    python scripts/train.py --run-dir runs/base --steps 15000          # start or resume
     torchrun --nproc_per_node 2 scripts/train.py --run-dir runs/ddp --steps 10   # DDP (gloo on CPU)
 
 Resumes automatically from RUN/checkpoint.pt (model, optimizer, schedule, step, RNG states).
