@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from .autoencoder import SoftToHardAutoencoder
+from .zoo import WEIGHT_FILES
 
-WEIGHT_FILES = ("encoder.onnx", "decoder.onnx", "prior.npz")
 ONNX_OPSET = 17
 
 

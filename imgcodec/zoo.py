@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +152,3 @@ class LoadedModel:
     @property
     def latent_channels(self) -> int:
         return self.prior.num_channels
-
-    @cached_property
-    def downscale(self) -> int:
-        return 8
