@@ -33,7 +33,8 @@ class SoftToHardAutoencoder(nn.Module):
         self.analysis = AnalysisTransform(cfg)
         self.synthesis = SynthesisTransform(cfg)
         self.quantizer = SoftToHardQuantizer(cfg.num_centers, cfg.center_range)
-        self.prior = ContextPriorNet(cfg.latent_channels, cfg.num_centers, cfg.num_levels, cfg.prior_hidden)
+        self.prior = ContextPriorNet(cfg.latent_channels, cfg.num_centers, cfg.num_levels, cfg.prior_hidden,
+                                     cfg.context_clip)
         init = torch.linspace(math.log(0.25), math.log(4.0), cfg.num_levels)
         self.log_gain = nn.Parameter(init[:, None].repeat(1, cfg.latent_channels))  # levels,C
         self.log_inv_gain = nn.Parameter(-init[:, None].repeat(1, cfg.latent_channels))
@@ -47,7 +48,7 @@ class SoftToHardAutoencoder(nn.Module):
         gain, inv_gain = self.gains(level)
         z = self.analysis(x) * gain  # N,C,h,w
         q = self.quantizer(z, sigma)
-        bits = self.prior.bits(q.values, q.soft, q.indices, level)
+        bits = self.prior.bits(q.values, q.soft, q.indices, level, self.quantizer.centers.sort().values)
         x_hat = self.synthesis(q.values * inv_gain)
         return ForwardResult(x_hat, bits, q.indices)
 

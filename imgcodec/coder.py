@@ -28,7 +28,7 @@ def encode_symbols(symbols: np.ndarray, prior: PriorTables, level: int) -> bytes
     if channels != prior.num_channels or symbols.min(initial=0) < 0 or symbols.max(initial=0) >= prior.num_centers:
         raise ValueError("symbols do not match the prior's channels or alphabet")
     table = prior.level_table(level)  # C,K,L
-    ctx = context_index(symbols, prior.num_centers)  # C,h,w
+    ctx = context_index(symbols, prior.num_centers, prior.context_clip)  # C,h,w
     # Wavefront order: positions diagonal by diagonal (row-major within one), and at each
     # position all channels; exactly the order decode_symbols produces them in.
     diag = (np.arange(height)[:, None] + np.arange(width)[None, :]).ravel()  # h*w
@@ -58,11 +58,13 @@ def decode_symbols(payload: bytes, shape: tuple[int, int, int], prior: PriorTabl
     # uint8 symbols (L <= 255): a header claiming a huge image costs 1 byte per symbol here.
     padded = np.full((channels, height + 1, width + 1), num, dtype=np.uint8)  # OUTSIDE border
     chan_ids = np.arange(channels)
+    mapping = prior.context_map()  # neighbour symbol -> context symbol
+    base = int(mapping.max() + 1)
     try:
         for rows, cols in wavefront_order(height, width):
-            left = padded[:, rows + 1, cols].astype(np.int64)  # C,n
-            top = padded[:, rows, cols + 1].astype(np.int64)
-            ctx = left * (num + 1) + top
+            left = mapping[padded[:, rows + 1, cols]]  # C,n
+            top = mapping[padded[:, rows, cols + 1]]
+            ctx = left * base + top
             probs = table[chan_ids[None, :], ctx.T].reshape(-1, num)  # n*C,L position-major
             decoded = decoder.decode(_family(), probs)
             padded[:, rows + 1, cols + 1] = decoded.reshape(len(rows), channels).T

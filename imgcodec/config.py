@@ -32,6 +32,13 @@ class ModelConfig:
     stage4_channels: int = 64  # channels at 1/4 resolution
     stage8_channels: int = 128  # channels at 1/8 resolution
     prior_hidden: int = 32  # hidden units per latent channel in the context prior MLP
+    # Neighbours count in the context only up to this many centers either side of the middle
+    # one (context_prior.context_symbol_map); None: every center is its own context symbol.
+    context_clip: int | None = None
+    synthesis_blocks4: int = 1  # residual blocks at 1/4 resolution in the synthesis
+    # Channels of the synthesis' 1/2-resolution refinement branch (0: none). It adds detail
+    # that one linear 1/4 -> full resolution step cannot draw, at a quarter of full-res cost.
+    refine_channels: int = 0
     lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
 
     @property

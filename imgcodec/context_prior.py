@@ -8,7 +8,10 @@ the weights; at coding time the only arithmetic is integer indexing (the approac
 tensorflow/compression's integer CDF tables, here for a context model).
 
 Context of the symbol at (channel c, row i, column j): the symbols of the same channel at
-(i, j-1) (left) and (i-1, j) (top), or ``OUTSIDE`` beyond the border. Symbols on one
+(i, j-1) (left) and (i-1, j) (top), or ``OUTSIDE`` beyond the border. With a context clip k,
+each neighbour counts only as one of the 2k+1 centers around the middle (zero) center, larger
+ones clipped to the outermost of those, so the tables grow with k^2 instead of L^2: large
+values are rare, and their exact size says little about the next symbol. Symbols on one
 anti-diagonal i + j = t depend only on the diagonal t - 1, so a decoder codes a whole
 diagonal of every channel in one call (a wavefront): h + w - 1 calls per image.
 """
@@ -22,18 +25,37 @@ import numpy as np
 TABLE_TOTAL = 1 << 16
 
 
-def num_contexts(num_centers: int) -> int:
-    """(L + 1)^2: left and top neighbour each take one of L symbols or OUTSIDE (= L)."""
-    return (num_centers + 1) ** 2
+def context_symbol_map(num_centers: int, clip: int | None = None) -> np.ndarray:
+    """What a neighbour contributes to the context: symbol 0..L-1, or OUTSIDE (= L), -> 0..B-1.
+
+    Without a clip B = L + 1 and the map is the identity. With clip k the symbols
+    mid-k .. mid+k (mid = (L-1)//2, the center that starts at zero) map to 0..2k, smaller and
+    larger ones to the nearest end, and OUTSIDE to 2k+1 (B = 2k+2).
+    """
+    if clip is None:
+        return np.arange(num_centers + 1, dtype=np.int64)
+    mid = (num_centers - 1) // 2
+    if not 0 <= clip <= mid:
+        raise ValueError(f"context clip {clip} must be in 0..{mid} for {num_centers} centers")
+    mapping = np.clip(np.arange(num_centers + 1), mid - clip, mid + clip) - (mid - clip)
+    mapping[num_centers] = 2 * clip + 1
+    return mapping.astype(np.int64)
 
 
-def context_index(symbols: np.ndarray, num_centers: int) -> np.ndarray:
+def num_contexts(num_centers: int, clip: int | None = None) -> int:
+    """B^2: left and top neighbour each take one of B context symbols (see context_symbol_map)."""
+    return int(context_symbol_map(num_centers, clip).max() + 1) ** 2
+
+
+def context_index(symbols: np.ndarray, num_centers: int, clip: int | None = None) -> np.ndarray:
     """Context id of every symbol. symbols: C,h,w ints in [0, L) -> C,h,w int64."""
-    outside = num_centers
-    padded = np.pad(symbols.astype(np.int64), ((0, 0), (1, 0), (1, 0)), constant_values=outside)
+    mapping = context_symbol_map(num_centers, clip)
+    base = int(mapping.max() + 1)
+    padded = np.pad(symbols.astype(np.int64), ((0, 0), (1, 0), (1, 0)), constant_values=num_centers)
+    padded = mapping[padded]  # C,h+1,w+1 context symbols
     left = padded[:, 1:, :-1]  # C,h,w
     top = padded[:, :-1, 1:]  # C,h,w
-    return left * (num_centers + 1) + top
+    return left * base + top
 
 
 def quantize_probabilities(probs: np.ndarray, total: int = TABLE_TOTAL) -> np.ndarray:
@@ -58,7 +80,8 @@ def quantize_probabilities(probs: np.ndarray, total: int = TABLE_TOTAL) -> np.nd
 class PriorTables:
     """Integer tables: counts[level, channel, context, symbol], rows summing to TABLE_TOTAL."""
 
-    counts: np.ndarray  # levels,C,(L+1)^2,L uint16 (stored) / int64
+    counts: np.ndarray  # levels,C,B^2,L uint16 (stored) / int64
+    context_clip: int | None = None  # see context_symbol_map; None: B = L + 1
 
     @property
     def num_levels(self) -> int:
@@ -75,11 +98,16 @@ class PriorTables:
     def validate(self) -> None:
         """Check shape and normalisation; a table that fails would make files undecodable."""
         levels, channels, contexts, centers = self.counts.shape
-        if contexts != num_contexts(centers):
-            raise ValueError(f"prior table has {contexts} contexts, expected {num_contexts(centers)}")
+        expected = num_contexts(centers, self.context_clip)
+        if contexts != expected:
+            raise ValueError(f"prior table has {contexts} contexts, expected {expected}")
         sums = self.counts.astype(np.int64).sum(axis=-1)
         if np.any(sums != TABLE_TOTAL) or np.any(self.counts < 1):
             raise ValueError("prior table rows must be >= 1 and sum to TABLE_TOTAL")
+
+    def context_map(self) -> np.ndarray:
+        """Neighbour symbol (or OUTSIDE = L) -> context symbol, (L+1,) int64."""
+        return context_symbol_map(self.num_centers, self.context_clip)
 
     def level_table(self, level: int) -> np.ndarray:
         """Probabilities for one level as exact dyadic float64: C,(L+1)^2,L."""
@@ -87,7 +115,7 @@ class PriorTables:
 
     def cross_entropy_bits(self, symbols: np.ndarray, level: int) -> float:
         """Ideal code length of symbols (C,h,w) under this prior: what the coder should spend."""
-        ctx = context_index(symbols, self.num_centers)
+        ctx = context_index(symbols, self.num_centers, self.context_clip)
         chan = np.arange(symbols.shape[0])[:, None, None]
         counts = self.counts[level][chan, ctx, symbols]
         return float(-np.log2(counts.astype(np.float64) / TABLE_TOTAL).sum())

@@ -69,6 +69,7 @@ def export_model(model: SoftToHardAutoencoder, folder: Path, extra: dict[str, An
         np.savez_compressed(
             folder / "prior.npz",
             counts=prior.counts.astype(np.uint16),
+            context_clip=np.int64(-1 if prior.context_clip is None else prior.context_clip),
             centers=model.quantizer.centers[order].numpy().astype(np.float32),
             gains=model.log_gain.exp().numpy().astype(np.float32),  # levels,C
             inverse_gains=model.log_inv_gain.exp().numpy().astype(np.float32),  # levels,C

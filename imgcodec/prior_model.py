@@ -15,15 +15,18 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .context_prior import PriorTables, num_contexts, quantize_probabilities
+from .context_prior import PriorTables, context_symbol_map, num_contexts, quantize_probabilities
 
 
 class ContextPriorNet(nn.Module):
     """Per-channel MLP (grouped 1x1 convolutions) over the causal neighbours' center values."""
 
-    def __init__(self, channels: int, num_centers: int, num_levels: int, hidden: int) -> None:
+    def __init__(self, channels: int, num_centers: int, num_levels: int, hidden: int,
+                 context_clip: int | None = None) -> None:
         super().__init__()
         self.channels, self.num_centers, self.hidden = channels, num_centers, hidden
+        self.context_clip = context_clip
+        self.context_map = context_symbol_map(num_centers, context_clip)  # validates the clip
         self.inp = nn.Conv2d(channels * 4, channels * hidden, 1, groups=channels)
         self.level_bias = nn.Embedding(num_levels, channels * hidden)
         nn.init.zeros_(self.level_bias.weight)
@@ -38,9 +41,21 @@ class ContextPriorNet(nn.Module):
         logits = self.out(F.leaky_relu(hid, 0.1))  # N,C*L,H,W
         return logits.view(n, self.channels, self.num_centers, h, w).permute(0, 1, 3, 4, 2)
 
-    def forward(self, values: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
-        """values: N,C,H,W hard center values (no gradient needed) -> logits N,C,H,W,L."""
+    def clip_values(self, values: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+        """Clamp center values to the context clip's outermost centers (sorted `centers`), so
+        the network sees exactly what the tables index: one input per context symbol."""
+        if self.context_clip is None:
+            return values
+        mid = (self.num_centers - 1) // 2
+        return values.clamp(centers[mid - self.context_clip], centers[mid + self.context_clip])
+
+    def forward(self, values: torch.Tensor, level: torch.Tensor,
+                centers: torch.Tensor | None = None) -> torch.Tensor:
+        """values: N,C,H,W hard center values (no gradient needed) -> logits N,C,H,W,L.
+        `centers` (sorted) is needed only with a context clip."""
         values = values.detach()
+        if self.context_clip is not None:
+            values = self.clip_values(values, centers.detach())
         padded = F.pad(values, (1, 0, 1, 0))  # N,C,H+1,W+1
         outside = F.pad(torch.zeros_like(values), (1, 0, 1, 0), value=1.0)
         left, top = padded[:, :, 1:, :-1], padded[:, :, :-1, 1:]
@@ -49,26 +64,30 @@ class ContextPriorNet(nn.Module):
         return self._logits(feats.flatten(1, 2), level)
 
     def bits(self, values: torch.Tensor, soft: torch.Tensor, indices: torch.Tensor,
-             level: torch.Tensor) -> torch.Tensor:
+             level: torch.Tensor, centers: torch.Tensor | None = None) -> torch.Tensor:
         """Cross-entropy in bits per sample (N). The target is the hard one-hot in the forward
         pass with the soft assignment's gradient, so the rate term also pulls latents toward
         cheap centers (Agustsson et al. 2017, Sec. 3.2)."""
-        logp = torch.log_softmax(self.forward(values, level), dim=-1)  # N,C,H,W,L
+        logp = torch.log_softmax(self.forward(values, level, centers), dim=-1)  # N,C,H,W,L
         hard = F.one_hot(indices, self.num_centers).to(soft.dtype)
         target = hard + soft - soft.detach()
         return -(target * logp).sum(dim=(1, 2, 3, 4)) / math.log(2.0)
 
     @torch.no_grad()
     def tabulate(self, centers: torch.Tensor) -> PriorTables:
-        """Evaluate every (level, channel, context) once in float64 and quantize to integers."""
+        """Evaluate every (level, channel, context) once in float64 and quantize to integers.
+        `centers` must be sorted (symbols index the sorted centers)."""
         num = self.num_centers
-        sym = torch.arange(num + 1)
-        left_sym = sym.repeat_interleave(num + 1)  # context k = left * (L+1) + top
-        top_sym = sym.repeat(num + 1)
-        vals = torch.cat([centers.detach().double(), torch.zeros(1, dtype=torch.float64)])
+        base = int(self.context_map.max() + 1)
+        # One representative neighbour symbol per context symbol (the first that maps to it).
+        rep = torch.from_numpy(np.array([int(np.argmax(self.context_map == b)) for b in range(base)]))
+        left_sym = rep.repeat_interleave(base)  # context k = left * B + top
+        top_sym = rep.repeat(base)
+        centers = centers.detach().double()
+        vals = torch.cat([self.clip_values(centers, centers), torch.zeros(1, dtype=torch.float64)])
         feats = torch.stack([vals[left_sym], (left_sym == num).double(),
                              vals[top_sym], (top_sym == num).double()])  # 4,K
-        k = num_contexts(num)
+        k = num_contexts(num, self.context_clip)
         feats = feats[None, None].expand(1, self.channels, 4, k).reshape(1, self.channels * 4, k, 1)
         net = copy.deepcopy(self).double()
         tables = []
@@ -77,6 +96,6 @@ class ContextPriorNet(nn.Module):
             probs = torch.softmax(logits[0, :, :, 0, :], dim=-1).numpy()  # C,K,L
             tables.append(quantize_probabilities(probs))
         counts = np.stack(tables).astype(np.uint16)
-        prior = PriorTables(counts)
+        prior = PriorTables(counts, self.context_clip)
         prior.validate()
         return prior

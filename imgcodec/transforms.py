@@ -68,6 +68,30 @@ class AnalysisTransform(nn.Module):
         return self.net(x - 0.5)
 
 
+class RefineBranch(nn.Module):
+    """1/4-resolution features N,c4,H/4,W/4 -> an additive image correction N,3,H,W.
+
+    Goes through 1/2 resolution with a narrow residual block. Its last convolution starts at
+    zero, so adding the branch to a trained synthesis leaves that model's output unchanged.
+    """
+
+    def __init__(self, in_channels: int, channels: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, channels * 4, 3, padding=1),
+            nn.PixelShuffle(2),  # N,channels,H/2,W/2
+            ResidualBlock(channels),
+            nn.LeakyReLU(0.1),
+            nn.Conv2d(channels, 12, 3, padding=1),
+            nn.PixelShuffle(2),  # N,3,H,W
+        )
+        nn.init.zeros_(self.net[4].weight)
+        nn.init.zeros_(self.net[4].bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net(features)
+
+
 class SynthesisTransform(nn.Module):
     """Latent N,C,H/8,W/8 -> image N,3,H,W (not clamped)."""
 
@@ -81,11 +105,16 @@ class SynthesisTransform(nn.Module):
             GDN(c8, inverse=True),
             nn.Conv2d(c8, c4 * 4, 3, padding=1),
             nn.PixelShuffle(2),  # N,c4,H/4,W/4
-            ResidualBlock(c4),
+            *[ResidualBlock(c4) for _ in range(cfg.synthesis_blocks4)],
             GDN(c4, inverse=True),
             nn.Conv2d(c4, 48, 3, padding=1),
             nn.PixelShuffle(4),  # N,3,H,W
         )
+        self.refine = RefineBranch(c4, cfg.refine_channels) if cfg.refine_channels else None
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return self.net(y) + 0.5
+        features = self.net[:-2](y)  # N,c4,H/4,W/4
+        x = self.net[-2:](features)  # N,3,H,W
+        if self.refine is not None:
+            x = x + self.refine(features)
+        return x + 0.5

@@ -129,7 +129,8 @@ class LoadedModel:
             if digest != info.meta["files"][name]:
                 raise ModelNotFoundError(f"model '{info.name}': {name} is damaged (sha256 mismatch)")
         with np.load(info.folder / "prior.npz") as npz:
-            self.prior = PriorTables(npz["counts"])
+            clip = int(npz["context_clip"]) if "context_clip" in npz.files else -1  # -1: none
+            self.prior = PriorTables(npz["counts"], None if clip < 0 else clip)
             self.centers = npz["centers"].astype(np.float32)  # L, sorted ascending
             self.gains = npz["gains"].astype(np.float32)  # levels,C
             self.inverse_gains = npz["inverse_gains"].astype(np.float32)  # levels,C

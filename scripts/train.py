@@ -3,6 +3,9 @@
     python scripts/train.py --run-dir runs/base --steps 15000          # start or resume
     torchrun --nproc_per_node 2 scripts/train.py --run-dir runs/ddp --steps 10   # DDP (gloo on CPU)
 
+    python scripts/train.py --run-dir runs/v2 --init checkpoints/shae-v1.pt \
+        --model-config '{"latent_channels": 96}' --steps 12000   # warm start a bigger model
+
 Resumes automatically from RUN/checkpoint.pt (model, optimizer, schedule, step, RNG states).
 Writes RUN/train_log.csv (every 50 steps) and RUN/val_log.csv (real bitrates through the range
 coder, every --val-every steps).
@@ -24,7 +27,8 @@ from tqdm import tqdm
 
 from imgcodec.autoencoder import SoftToHardAutoencoder
 from imgcodec.config import ModelConfig, TrainConfig
-from imgcodec.training import CropSampler, load_images, save_checkpoint, validate
+from imgcodec.training import CropSampler, load_images, load_model, save_checkpoint, validate
+from imgcodec.warm_start import grow
 
 VAL_IMAGES = 4  # periodic validation: lowest, middle and highest level on 4 val photos
 
@@ -44,6 +48,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ckpt-every", type=int, default=defaults.ckpt_every)
     parser.add_argument("--model-config", default=None,
                         help="JSON object overriding ModelConfig fields for a NEW run, e.g. '{\"latent_channels\": 8}'")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="start a NEW run from this checkpoint's weights, grown to its config plus "
+                             "--model-config (imgcodec.warm_start); ignored when resuming")
+    parser.add_argument("--sigma-start", type=float, default=None,
+                        help=f"soft-assignment sharpness at step 0 (default {defaults.sigma_start}, or the run's own when resuming)")
+    parser.add_argument("--sigma-end", type=float, default=None,
+                        help=f"... and at the last step (default {defaults.sigma_end}, or the run's own)")
     parser.add_argument("--stop-after", type=int, default=None,
                         help="leave after this many steps in this invocation (the schedule still spans --steps)")
     parser.add_argument("--no-progress", action="store_true")
@@ -71,15 +82,23 @@ def main(argv: list[str] | None = None) -> int:
 
     ckpt_path = args.run_dir / "checkpoint.pt"
     state = torch.load(ckpt_path, map_location="cpu", weights_only=False) if ckpt_path.exists() else None
+    init_model = None
+    saved = TrainConfig.from_dict(state["train_config"]) if state else TrainConfig()
     if state:
         model_cfg = ModelConfig.from_dict(state["model_config"])
+    elif args.init:
+        init_model, _ = load_model(args.init)
+        model_cfg = ModelConfig.from_dict({**init_model.cfg.to_dict(), **json.loads(args.model_config or "{}")})
     else:
         model_cfg = ModelConfig.from_dict({**ModelConfig().to_dict(), **json.loads(args.model_config or "{}")})
     train_cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, crop=args.crop, lr=args.lr,
+                            sigma_start=saved.sigma_start if args.sigma_start is None else args.sigma_start,
+                            sigma_end=saved.sigma_end if args.sigma_end is None else args.sigma_end,
                             seed=args.seed, threads=args.threads, val_every=args.val_every,
-                            ckpt_every=args.ckpt_every)
+                            ckpt_every=args.ckpt_every,
+                            extra={"init": str(args.init)} if init_model is not None else saved.extra)
     torch.manual_seed(train_cfg.seed)
-    model = SoftToHardAutoencoder(model_cfg)
+    model = grow(init_model, model_cfg, train_cfg.seed).train() if init_model is not None else SoftToHardAutoencoder(model_cfg)
     # The context prior starts from a flat distribution and the per-level gains must travel
     # far from their initial values (a factor of ~2 in a few thousand steps): both learn 10x
     # faster, like CompressAI's separate, faster entropy-model optimizer.

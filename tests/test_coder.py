@@ -6,11 +6,11 @@ from imgcodec.context_prior import PriorTables, num_contexts, quantize_probabili
 from imgcodec.errors import FormatError
 
 
-@pytest.fixture(scope="module")
-def prior() -> PriorTables:
+@pytest.fixture(scope="module", params=[None, 2], ids=["full-context", "clipped-context"])
+def prior(request) -> PriorTables:
     rng = np.random.default_rng(0)
-    probs = rng.dirichlet(np.full(8, 0.3), size=(2, 5, num_contexts(8)))
-    return PriorTables(quantize_probabilities(probs).astype(np.uint16))
+    probs = rng.dirichlet(np.full(8, 0.3), size=(2, 5, num_contexts(8, request.param)))
+    return PriorTables(quantize_probabilities(probs).astype(np.uint16), request.param)
 
 
 def sample(prior: PriorTables, level: int, shape: tuple[int, int], seed: int) -> np.ndarray:
@@ -22,7 +22,8 @@ def sample(prior: PriorTables, level: int, shape: tuple[int, int], seed: int) ->
         for j in range(shape[1]):
             left = out[:, i, j - 1] if j else np.full(c, num)
             top = out[:, i - 1, j] if i else np.full(c, num)
-            p = prior.level_table(level)[np.arange(c), left * (num + 1) + top]
+            mapping = prior.context_map()
+            p = prior.level_table(level)[np.arange(c), mapping[left] * (mapping.max() + 1) + mapping[top]]
             out[:, i, j] = [rng.choice(num, p=row) for row in p]
     return out
 

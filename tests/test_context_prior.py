@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from imgcodec.context_prior import (
-    TABLE_TOTAL, PriorTables, context_index, num_contexts, quantize_probabilities, wavefront_order)
+    TABLE_TOTAL, PriorTables, context_index, context_symbol_map, num_contexts, quantize_probabilities,
+    wavefront_order)
 
 
 def test_quantized_rows_sum_exactly_and_keep_every_symbol_possible():
@@ -29,6 +30,20 @@ def test_context_uses_left_and_top_with_outside_border():
     assert ctx[0, 1, 0] == outside * (num + 1) + 1  # left outside, top = 1
     assert ctx[0, 1, 1] == 3 * (num + 1) + 2
     assert ctx.max() < num_contexts(num)
+
+
+def test_context_clip_merges_large_neighbours():
+    # 7 centers, mid = 3; clip 1 keeps symbols 2, 3, 4 apart and clips the rest; OUTSIDE -> 3.
+    np.testing.assert_array_equal(context_symbol_map(7, 1), [0, 0, 0, 1, 2, 2, 2, 3])
+    np.testing.assert_array_equal(context_symbol_map(7), np.arange(8))
+    assert num_contexts(7, 1) == 16 and num_contexts(7) == 64
+    symbols = np.array([[[0, 6], [3, 5]]])
+    ctx = context_index(symbols, 7, clip=1)
+    assert ctx[0, 0, 0] == 3 * 4 + 3
+    assert ctx[0, 0, 1] == 0 * 4 + 3  # left = 0, clipped to context symbol 0
+    assert ctx[0, 1, 1] == 1 * 4 + 2  # left = 3 (mid), top = 6 clipped to 2
+    with pytest.raises(ValueError):
+        context_symbol_map(7, 4)
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 6), (5, 1), (4, 7)])
@@ -68,3 +83,5 @@ def test_validate_rejects_bad_tables():
         PriorTables(bad).validate()
     with pytest.raises(ValueError):
         PriorTables(counts[:, :, :5]).validate()
+    with pytest.raises(ValueError):  # a clip that changes the number of contexts
+        PriorTables(np.full((1, 1, num_contexts(5), 5), 1, dtype=np.uint16), context_clip=1).validate()

@@ -1,33 +1,38 @@
+import dataclasses
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from imgcodec.autoencoder import SoftToHardAutoencoder
 from imgcodec.context_prior import TABLE_TOTAL, context_index
 
 
-def test_tables_reproduce_the_network(tiny_config):
+@pytest.mark.parametrize("clip,contexts", [(None, 36), (1, 16), (0, 4)])
+def test_tables_reproduce_the_network(tiny_config, clip, contexts):
     torch.manual_seed(0)
-    model = SoftToHardAutoencoder(tiny_config)
+    model = SoftToHardAutoencoder(dataclasses.replace(tiny_config, context_clip=clip))
     with torch.no_grad():
         for p in model.prior.parameters():
             p.normal_(0, 0.5)
     centers = model.sorted_centers()
     prior = model.prior.tabulate(centers)
-    assert prior.counts.shape == (3, 6, 36, 5)
+    assert prior.counts.shape == (3, 6, contexts, 5)
+    assert prior.context_clip == clip
     symbols = torch.randint(0, 5, (1, 6, 4, 5))
     level = torch.tensor([2])
     with torch.no_grad():
-        probs = torch.softmax(model.prior(centers[symbols], level), -1)[0].numpy()  # C,H,W,L
-    ctx = context_index(symbols[0].numpy(), 5)
+        probs = torch.softmax(model.prior(centers[symbols], level, centers), -1)[0].numpy()  # C,H,W,L
+    ctx = context_index(symbols[0].numpy(), 5, clip)
     table = prior.counts[2][np.arange(6)[:, None, None], ctx] / TABLE_TOTAL  # C,H,W,L
     np.testing.assert_allclose(table, probs, atol=5 / TABLE_TOTAL)
 
 
-def test_rate_term_equals_table_cross_entropy(tiny_config):
+@pytest.mark.parametrize("clip", [None, 1])
+def test_rate_term_equals_table_cross_entropy(tiny_config, clip):
     torch.manual_seed(1)
-    model = SoftToHardAutoencoder(tiny_config).eval()
+    model = SoftToHardAutoencoder(dataclasses.replace(tiny_config, context_clip=clip)).eval()
     x = torch.rand(2, 3, 32, 40)
     level = torch.tensor([0, 2])
     with torch.no_grad():

@@ -10,14 +10,22 @@ from imgcodec.export import export_model
 from imgcodec.runtime import TransformRuntime
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+#: The v1 layout, and the v2 one (clipped contexts, two 1/4-resolution synthesis blocks and the
+#: 1/2-resolution refinement branch).
+LAYOUTS = {"v1": {}, "v2": {"context_clip": 1, "synthesis_blocks4": 2, "refine_channels": 4}}
+
+
+@pytest.fixture(scope="module", params=sorted(LAYOUTS))
+def exported(request, tmp_path_factory):
     from imgcodec.config import ModelConfig
 
     cfg = ModelConfig(latent_channels=6, num_centers=5, center_range=2.0, stage4_channels=8,
-                      stage8_channels=12, prior_hidden=4, lambdas=(0.01, 0.05, 0.2))
+                      stage8_channels=12, prior_hidden=4, lambdas=(0.01, 0.05, 0.2), **LAYOUTS[request.param])
     torch.manual_seed(0)
     model = SoftToHardAutoencoder(cfg).eval()
+    if model.synthesis.refine is not None:  # its last conv starts at zero; make it matter
+        with torch.no_grad():
+            model.synthesis.refine.net[4].weight.normal_(0, 0.1)
     folder = tmp_path_factory.mktemp("model")
     export_model(model, folder)
     return model, folder
@@ -57,6 +65,19 @@ def test_export_writes_consistent_files(exported):
         assert np.all(np.diff(npz["centers"]) > 0)  # sorted: symbols index sorted centers
         assert npz["counts"].dtype == np.uint16
         assert npz["gains"].shape == (3, 6)
+
+
+def test_loaded_tables_keep_the_context_clip(exported):
+    """The zoo reads back the tables, and their context clip, exactly as the model tabulates them."""
+    import json
+
+    from imgcodec.zoo import LoadedModel, ModelInfo
+
+    model, folder = exported
+    meta = json.loads((folder / "model.json").read_text())
+    loaded = LoadedModel(ModelInfo("tiny", folder, meta["model_id"], meta, {}))
+    assert loaded.prior.context_clip == model.cfg.context_clip
+    np.testing.assert_array_equal(loaded.prior.counts, model.prior.tabulate(model.sorted_centers()).counts)
 
 
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "shae-v1.pt"

@@ -74,3 +74,24 @@ def test_distributed_two_processes(data_dir, tmp_path):
            "--threads", "2", "--val-every", "100", "--ckpt-every", "3", "--no-progress", "--model-config", TINY]
     subprocess.run(cmd, check=True, capture_output=True, timeout=300, env=env)
     assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 3
+
+
+def test_warm_start_grows_a_new_run_and_resumes_it(data_dir, tmp_path):
+    base, grown = tmp_path / "base", tmp_path / "grown"
+    train(base, data_dir, 2)
+    bigger = json.dumps({"latent_channels": 8, "num_centers": 7, "context_clip": 2, "refine_channels": 4})
+    cmd = [sys.executable, str(REPO / "scripts" / "train.py"), "--run-dir", str(grown), "--data", str(data_dir),
+           "--init", str(base / "checkpoint.pt"), "--model-config", bigger, "--steps", "4", "--stop-after", "2",
+           "--batch-size", "2", "--crop", "32", "--threads", "1", "--val-every", "4", "--no-progress",
+           "--sigma-start", "3", "--sigma-end", "5"]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    state = torch.load(grown / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 2
+    assert state["model_config"]["latent_channels"] == 8 and state["model_config"]["context_clip"] == 2
+    assert state["model_config"]["stage4_channels"] == 8  # the rest comes from the initial model
+    assert state["train_config"]["extra"]["init"] == str(base / "checkpoint.pt")
+    # Resuming keeps the run's own sigma schedule without repeating the flags.
+    subprocess.run(cmd[:cmd.index("--sigma-start")], check=True, capture_output=True, timeout=300)
+    state = torch.load(grown / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 4
+    assert (state["train_config"]["sigma_start"], state["train_config"]["sigma_end"]) == (3.0, 5.0)

@@ -1,0 +1,129 @@
+"""Warm start: grow a trained autoencoder into a larger configuration without losing what it knows.
+
+CPU time is the scarcest resource here, so a bigger model starts from the last trained one
+instead of from scratch (the function-preserving growth of Chen et al., "Net2Net", ICLR 2016):
+
+* more latent channels: the old channels keep their weights; the new ones start with the
+  encoder's random rows, a small random decoder input (so they get gradients) and the old
+  channels' mean gains; their prior copies an old channel's;
+* more centers: the old (sorted) centers are kept and new ones added outside them at the outer
+  spacing, with prior logits that start lower the further out they are;
+* more synthesis blocks at 1/4 resolution: residual blocks whose last convolution is zero
+  (identity); a refinement branch: its last convolution is zero too.
+
+Everything else is copied. With no new channels the grown model computes the old model's output.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .autoencoder import SoftToHardAutoencoder
+from .config import ModelConfig
+from .transforms import ResidualBlock
+
+#: Logit penalty per step outward for a new outer center (a new center starts e^-4 less likely).
+NEW_CENTER_LOGIT_STEP = 4.0
+#: Scale of the decoder's random input weights for new latent channels.
+NEW_CHANNEL_INPUT_SCALE = 0.1
+
+
+def _check_growable(old: ModelConfig, new: ModelConfig) -> None:
+    same = ("stage4_channels", "stage8_channels", "prior_hidden", "lambdas")
+    for name in same:
+        if getattr(old, name) != getattr(new, name):
+            raise ValueError(f"cannot grow: {name} differs ({getattr(old, name)} -> {getattr(new, name)})")
+    if new.latent_channels < old.latent_channels:
+        raise ValueError("cannot grow: fewer latent channels")
+    if new.num_centers < old.num_centers or (new.num_centers - old.num_centers) % 2:
+        raise ValueError("cannot grow: centers must grow by an even number (the same on each side)")
+    if new.synthesis_blocks4 < old.synthesis_blocks4:
+        raise ValueError("cannot grow: fewer synthesis blocks")
+    if old.refine_channels and new.refine_channels != old.refine_channels:
+        raise ValueError("cannot grow: refinement branch width differs")
+
+
+def _grown_centers(old_sorted: torch.Tensor, extra_per_side: int) -> torch.Tensor:
+    """Old sorted centers plus `extra_per_side` new ones at each end, at the outer spacing."""
+    if extra_per_side == 0:
+        return old_sorted.clone()
+    steps = torch.arange(1, extra_per_side + 1, dtype=old_sorted.dtype)
+    low = old_sorted[0] - (old_sorted[1] - old_sorted[0]) * steps.flip(0)
+    high = old_sorted[-1] + (old_sorted[-1] - old_sorted[-2]) * steps
+    return torch.cat([low, old_sorted, high])
+
+
+@torch.no_grad()
+def _grow_prior(old: SoftToHardAutoencoder, new: SoftToHardAutoencoder, order: torch.Tensor) -> None:
+    """Copy the per-channel MLPs (grouped 1x1 convs): new channel j takes old channel j mod C."""
+    c_old, c_new = old.cfg.latent_channels, new.cfg.latent_channels
+    hidden, l_old, l_new = old.cfg.prior_hidden, old.cfg.num_centers, new.cfg.num_centers
+    src = torch.arange(c_new) % c_old
+    po, pn = old.prior, new.prior
+    pn.inp.weight.copy_(po.inp.weight.view(c_old, hidden, 4, 1, 1)[src].reshape_as(pn.inp.weight))
+    pn.inp.bias.copy_(po.inp.bias.view(c_old, hidden)[src].reshape(-1))
+    levels = po.level_bias.weight.shape[0]
+    pn.level_bias.weight.copy_(po.level_bias.weight.view(levels, c_old, hidden)[:, src].reshape(levels, -1))
+    pn.mid.weight.copy_(po.mid.weight.view(c_old, hidden, hidden, 1, 1)[src].reshape_as(pn.mid.weight))
+    pn.mid.bias.copy_(po.mid.bias.view(c_old, hidden)[src].reshape(-1))
+    # Output rows: old centers in sorted order, then the new outer ones copied from the ends.
+    w_old = po.out.weight.view(c_old, l_old, hidden)[src][:, order]  # C_new,L_old,hidden
+    b_old = po.out.bias.view(c_old, l_old)[src][:, order]  # C_new,L_old
+    pad = (l_new - l_old) // 2
+    idx = torch.clamp(torch.arange(l_new) - pad, 0, l_old - 1)
+    distance = torch.clamp(pad - torch.arange(l_new), min=0) + torch.clamp(torch.arange(l_new) - pad - l_old + 1, min=0)
+    pn.out.weight.copy_(w_old[:, idx].reshape_as(pn.out.weight))
+    pn.out.bias.copy_((b_old[:, idx] - NEW_CENTER_LOGIT_STEP * distance).reshape(-1))
+
+
+@torch.no_grad()
+def _copy_module(src: nn.Module, dst: nn.Module) -> None:
+    dst.load_state_dict(src.state_dict())
+
+
+@torch.no_grad()
+def grow(old: SoftToHardAutoencoder, cfg: ModelConfig, seed: int = 0) -> SoftToHardAutoencoder:
+    """A model of configuration `cfg` that starts from `old` (see the module docstring)."""
+    _check_growable(old.cfg, cfg)
+    torch.manual_seed(seed)
+    new = SoftToHardAutoencoder(cfg)
+    c_old = old.cfg.latent_channels
+
+    # Analysis: identical layers except the last convolution, which gains output channels.
+    for (name, p_new), (_, p_old) in zip(new.analysis.named_parameters(), old.analysis.named_parameters()):
+        if p_new.shape == p_old.shape:
+            p_new.copy_(p_old)
+        else:
+            p_new[:c_old] = p_old
+
+    # Synthesis: first conv gains inputs; extra 1/4-resolution blocks start as the identity.
+    old_layers, new_layers = list(old.synthesis.net), list(new.synthesis.net)
+    extra = cfg.synthesis_blocks4 - old.cfg.synthesis_blocks4
+    first_old_tail = 6 + old.cfg.synthesis_blocks4  # index of the IGDN after the 1/4 blocks
+    mapping = list(range(first_old_tail)) + [None] * extra + list(range(first_old_tail, len(old_layers)))
+    for new_layer, old_index in zip(new_layers, mapping):
+        if old_index is None:
+            assert isinstance(new_layer, ResidualBlock)
+            nn.init.zeros_(new_layer.conv2.weight)
+            nn.init.zeros_(new_layer.conv2.bias)
+        elif old_index == 0:
+            first_new, first_old = new_layer, old_layers[0]
+            first_new.weight[:, c_old:] *= NEW_CHANNEL_INPUT_SCALE
+            first_new.weight[:, :c_old] = first_old.weight
+            first_new.bias.copy_(first_old.bias)
+        else:
+            _copy_module(old_layers[old_index], new_layer)
+    if old.synthesis.refine is not None:
+        _copy_module(old.synthesis.refine, new.synthesis.refine)
+
+    # Gains: new channels start with the mean gain of the old ones at each level.
+    for name in ("log_gain", "log_inv_gain"):
+        p_old, p_new = getattr(old, name), getattr(new, name)
+        p_new[:, :c_old] = p_old
+        p_new[:, c_old:] = p_old.mean(dim=1, keepdim=True)
+
+    order = old.quantizer.centers.argsort()
+    pad = (cfg.num_centers - old.cfg.num_centers) // 2
+    new.quantizer.centers.copy_(_grown_centers(old.quantizer.centers[order], pad))
+    _grow_prior(old, new, order)
+    return new

@@ -1,0 +1,61 @@
+"""Growing a trained model: what it computed before must survive the growth."""
+import dataclasses
+
+import pytest
+import torch
+
+from imgcodec.autoencoder import SoftToHardAutoencoder
+from imgcodec.warm_start import grow
+
+
+def trained_like(cfg) -> SoftToHardAutoencoder:
+    """A tiny model with non-trivial weights everywhere (as after training)."""
+    torch.manual_seed(0)
+    model = SoftToHardAutoencoder(cfg)
+    with torch.no_grad():
+        for p in model.prior.parameters():
+            p.normal_(0, 0.5)
+        model.log_gain.normal_(0, 0.3)
+    return model.eval()
+
+
+def test_identity_growth_keeps_output_and_rate(tiny_config):
+    old = trained_like(tiny_config)
+    new = grow(old, dataclasses.replace(tiny_config, synthesis_blocks4=3, refine_channels=4)).eval()
+    x = torch.rand(2, 3, 32, 40)
+    level = torch.tensor([0, 2])
+    with torch.no_grad():
+        a, b = old(x, level, 2.0), new(x, level, 2.0)
+    torch.testing.assert_close(b.x_hat, a.x_hat, rtol=0, atol=1e-6)
+    torch.testing.assert_close(b.bits, a.bits)
+
+
+def test_new_channels_and_centers_extend_the_old_ones(tiny_config):
+    old = trained_like(tiny_config)
+    cfg = dataclasses.replace(tiny_config, latent_channels=9, num_centers=9, context_clip=2)
+    new = grow(old, cfg).eval()
+    old_centers, new_centers = old.sorted_centers(), new.sorted_centers()
+    torch.testing.assert_close(new_centers[2:7], old_centers)
+    assert torch.all(torch.diff(new_centers) > 0)
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        z_old, z_new = old.analysis(x), new.analysis(x)
+        torch.testing.assert_close(z_new[:, :6], z_old)
+        # With the new channels silent, the decoder is the old one.
+        y = torch.cat([z_old, torch.zeros(1, 3, 4, 4)], dim=1)
+        torch.testing.assert_close(new.synthesis(y), old.synthesis(z_old))
+    torch.testing.assert_close(new.log_gain[:, :6], old.log_gain)
+    # The prior of an old channel gives the old centers the logits it gave them before.
+    with torch.no_grad():
+        symbols = torch.full((1, 9, 2, 2), 4)  # the middle center everywhere
+        logits_new = new.prior(new_centers[symbols], torch.tensor([1]), new_centers)[0, :6, 1, 1, 2:7]
+        logits_old = old.prior(old_centers[symbols[:, :6] - 2], torch.tensor([1]))[0, :, 1, 1]
+    torch.testing.assert_close(logits_new, logits_old)
+    assert new.prior.tabulate(new_centers).counts.shape == (3, 9, 36, 9)
+
+
+@pytest.mark.parametrize("change", [{"latent_channels": 4}, {"num_centers": 6}, {"stage8_channels": 16},
+                                    {"synthesis_blocks4": 0}])
+def test_refuses_what_cannot_grow(tiny_config, change):
+    with pytest.raises(ValueError):
+        grow(trained_like(tiny_config), dataclasses.replace(tiny_config, **change))
