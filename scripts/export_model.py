@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from imgcodec.bench.codecs import get_codecs
@@ -67,6 +68,18 @@ def steps_per_second(train_log: Path) -> float | None:
     return round(float(np.median(speeds)), 3) if speeds else None
 
 
+def warm_start_record(state: dict) -> dict[str, object]:
+    """For a run grown from another checkpoint (train.py --init): where it started, and the
+    CPU-hours and steps behind the whole chain, so the manifest reports the full cost."""
+    init = state["train_config"].get("extra", {}).get("init")
+    if not init or not Path(init).exists():
+        return {}
+    before = torch.load(init, map_location="cpu", weights_only=False)
+    hours = (state.get("cpu_seconds", 0.0) + before.get("cpu_seconds", 0.0)) / 3600
+    return {"warm_start_from": init, "warm_start_steps": before["step"],
+            "total_steps": before["step"] + state["step"], "total_cpu_hours": round(hours, 3)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path)
@@ -87,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = {"trained_steps": state["step"], "train_config": state["train_config"],
              "cpu_hours": round(state.get("cpu_seconds", 0.0) / 3600, 3),
              "steps_per_second": steps_per_second(train_log)}
+    extra.update(warm_start_record(state))
     model_id = export_model(model, folder, extra)
     if train_log.exists():
         shutil.copy(train_log, folder / "train_log.csv")
@@ -99,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     entry = {"folder": args.name, "model_id": model_id, "training_command": args.train_command,
              "trained_steps": state["step"], "cpu_hours": extra["cpu_hours"],
              "steps_per_second": extra["steps_per_second"],
+             **{k: v for k, v in extra.items() if k.startswith(("warm_start", "total_"))},
              "files": json.loads((folder / "model.json").read_text())["files"]}
     manifest["models"][args.name] = entry
     manifest["default"] = args.name

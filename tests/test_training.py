@@ -95,3 +95,26 @@ def test_warm_start_grows_a_new_run_and_resumes_it(data_dir, tmp_path):
     state = torch.load(grown / "checkpoint.pt", weights_only=False)
     assert state["step"] == 4
     assert (state["train_config"]["sigma_start"], state["train_config"]["sigma_end"]) == (3.0, 5.0)
+
+
+def test_export_records_the_warm_start_chain(data_dir, tmp_path):
+    """export_model.py on a grown run: shipped files, validation through real files, full cost."""
+    base, grown, zoo = tmp_path / "base", tmp_path / "grown", tmp_path / "zoo"
+    train(base, data_dir, 2)
+    train(grown, data_dir, 2, "--init", str(base / "checkpoint.pt"))
+    env = {**os.environ, "SHAEC_MODELS_DIR": str(zoo), "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, str(REPO / "scripts" / "export_model.py"), str(grown / "checkpoint.pt"),
+                    "--name", "tiny-v2", "--data", str(data_dir), "--train-command", "test"],
+                   check=True, capture_output=True, timeout=300, env=env)
+    entry = json.loads((zoo / "manifest.json").read_text())["models"]["tiny-v2"]
+    assert entry["warm_start_from"] == str(base / "checkpoint.pt")
+    assert entry["warm_start_steps"] == 2 and entry["total_steps"] == 4
+    seconds = [torch.load(run / "checkpoint.pt", weights_only=False)["cpu_seconds"] for run in (base, grown)]
+    assert min(seconds) > 0
+    assert entry["total_cpu_hours"] == round(sum(seconds) / 3600, 3)
+    levels = entry["validation"]["levels"]
+    assert [row["quality"] for row in levels] == [1, 2, 3]
+    for row in levels:
+        assert row["bpp"] > row["bpp_estimate"] > 0  # real file bytes include the container
+    assert {p.name for p in (zoo / "tiny-v2").iterdir()} >= {"encoder.onnx", "decoder.onnx", "prior.npz",
+                                                           "model.json", "train_log.csv", "validation.csv"}
