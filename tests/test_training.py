@@ -117,4 +117,4 @@ def test_export_records_the_warm_start_chain(data_dir, tmp_path):
     for row in levels:
         assert row["bpp"] > row["bpp_estimate"] > 0  # real file bytes include the container
     assert {p.name for p in (zoo / "tiny-v2").iterdir()} >= {"encoder.onnx", "decoder.onnx", "prior.npz",
-                                                           "model.json", "train_log.csv", "validation.csv"}
+                                                           "model.json", "val_log.csv", "validation.csv"}
