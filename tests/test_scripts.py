@@ -156,3 +156,31 @@ def test_bench_speed_rejects_bad_size() -> None:
     done = subprocess.run([sys.executable, str(SCRIPTS / "bench_speed.py"), "--large", "6000by4000"],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 2 and "WxH" in done.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# klt_bound.py
+
+
+def test_klt_bound_rises_with_channels_and_is_exact_with_all(data_dir: Path) -> None:
+    header, body = parse_table(run_script("klt_bound.py", "--data", str(data_dir), "--keep", "3", "12", "48", "192"))
+    assert header[0] == "channels kept"
+    psnr = [positive_finite(row[2]) for row in body]
+    assert psnr == sorted(psnr) and psnr[0] < psnr[2]
+    assert psnr[-1] > 100  # every component kept: only float rounding is lost
+
+
+def test_klt_bound_measures_a_checkpoint(data_dir: Path) -> None:
+    """On the committed checkpoint: the unquantized latent is never worse than the quantized one
+    by more than noise, and quality rises with the level."""
+    checkpoint = REPO / "checkpoints" / "shae-v1.pt"
+    if not checkpoint.exists():
+        pytest.skip("no training checkpoint committed")
+    text = run_script("klt_bound.py", "--data", str(data_dir), "--keep", "48", "--checkpoint", str(checkpoint))
+    header, body = parse_table(text.split("val images:")[1])
+    assert header == ["quality", "PSNR quantized", "PSNR unquantized"]
+    quantized = [positive_finite(row[1]) for row in body]
+    unquantized = [positive_finite(row[2]) for row in body]
+    assert len(body) == 8
+    assert quantized[-1] > quantized[0] + 3
+    assert all(u > q - 0.5 for q, u in zip(quantized, unquantized))
