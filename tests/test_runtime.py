@@ -80,17 +80,19 @@ def test_loaded_tables_keep_the_context_clip(exported):
     np.testing.assert_array_equal(loaded.prior.counts, model.prior.tabulate(model.sorted_centers()).counts)
 
 
-SHIPPED_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "shae-v1.pt"
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 
 
-@pytest.mark.skipif(not SHIPPED_CHECKPOINT.exists(), reason="no training checkpoint committed")
-def test_shipped_onnx_matches_its_pytorch_checkpoint():
+@pytest.mark.parametrize("name", ["shae-v1", "shae-v2"])
+def test_shipped_onnx_matches_its_pytorch_checkpoint(name):
     """The CLI's ONNX transforms and tables are the committed PyTorch model, exported."""
     from imgcodec.training import load_model
     from imgcodec.zoo import LoadedModel, find_model
 
-    model, _ = load_model(SHIPPED_CHECKPOINT)
-    shipped = LoadedModel(find_model("shae-v1"))
+    if not (CHECKPOINTS / f"{name}.pt").exists():
+        pytest.skip(f"no training checkpoint of {name} committed")
+    model, _ = load_model(CHECKPOINTS / f"{name}.pt")
+    shipped = LoadedModel(find_model(name))
     runtime = TransformRuntime(shipped.encoder_path, shipped.decoder_path, threads=1)
     x = np.random.default_rng(2).random((3, 64, 96), dtype=np.float32)
     with torch.no_grad():
