@@ -60,7 +60,7 @@ def model_psnr(checkpoint: Path, images: list[np.ndarray]) -> list[tuple[int, fl
             quantized, unquantized = [], []
             for image in images:
                 h, w = image.shape[:2]
-                x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0  # 1,3,H,W
+                x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255.0  # 1,3,H,W
                 z = model.analysis(pad_to_multiple(x, 8)) * gain  # 1,C,h,w
                 for latent, out in ((centers[model.quantizer.hard(z)], quantized), (z, unquantized)):
                     x_hat = model.synthesis(latent * inv_gain).clamp(0, 1)[..., :h, :w]
