@@ -3,9 +3,13 @@
 CPU time is the scarcest resource here, so a bigger model starts from the last trained one
 instead of from scratch (the function-preserving growth of Chen et al., "Net2Net", ICLR 2016):
 
-* more latent channels: the old channels keep their weights; the new ones start with the
-  encoder's random rows, a small random decoder input (so they get gradients) and the old
-  channels' mean gains; their prior copies an old channel's;
+* more latent channels: the old channels keep their weights. A new channel starts with a random
+  encoder row scaled to the old rows' mean norm (a random projection of the features, so it
+  carries information), a zero decoder input (the output is unchanged), and gains that grow
+  from 1/20 of the old channels' geometric mean at the lowest level to that mean at the highest, so
+  that the low levels, where extra bits are not worth it, do not switch it off before the
+  decoder learns to use it (with equal gains everywhere the new channels of a first attempt
+  all fell to the zero center within 3000 steps); its prior copies an old channel's;
 * more centers: the old (sorted) centers are kept and new ones added outside them at the outer
   spacing, with prior logits that start lower the further out they are;
 * more synthesis blocks at 1/4 resolution: residual blocks whose last convolution is zero
@@ -24,8 +28,9 @@ from .transforms import ResidualBlock
 
 #: Logit penalty per step outward for a new outer center (a new center starts e^-4 less likely).
 NEW_CENTER_LOGIT_STEP = 4.0
-#: Scale of the decoder's random input weights for new latent channels.
-NEW_CHANNEL_INPUT_SCALE = 0.1
+#: Gain of a new latent channel, relative to the old channels' mean, at the lowest level (it
+#: rises geometrically to 1 at the highest).
+NEW_CHANNEL_LOWEST_GAIN = 0.05
 
 
 def _check_growable(old: ModelConfig, new: ModelConfig) -> None:
@@ -93,8 +98,14 @@ def grow(old: SoftToHardAutoencoder, cfg: ModelConfig, seed: int = 0) -> SoftToH
     for (name, p_new), (_, p_old) in zip(new.analysis.named_parameters(), old.analysis.named_parameters()):
         if p_new.shape == p_old.shape:
             p_new.copy_(p_old)
-        else:
+        elif p_new.dim() > 1:  # last conv weight: new rows random, scaled to the old rows' norm
+            old_norm = p_old.flatten(1).norm(dim=1).mean()
+            fresh = p_new[c_old:]
+            fresh *= old_norm / fresh.flatten(1).norm(dim=1).clamp_min(1e-12)[:, None, None, None]
             p_new[:c_old] = p_old
+        else:  # last conv bias
+            p_new[:c_old] = p_old
+            p_new[c_old:] = 0.0
 
     # Synthesis: first conv gains inputs; extra 1/4-resolution blocks start as the identity.
     old_layers, new_layers = list(old.synthesis.net), list(new.synthesis.net)
@@ -108,7 +119,7 @@ def grow(old: SoftToHardAutoencoder, cfg: ModelConfig, seed: int = 0) -> SoftToH
             nn.init.zeros_(new_layer.conv2.bias)
         elif old_index == 0:
             first_new, first_old = new_layer, old_layers[0]
-            first_new.weight[:, c_old:] *= NEW_CHANNEL_INPUT_SCALE
+            first_new.weight[:, c_old:] = 0.0
             first_new.weight[:, :c_old] = first_old.weight
             first_new.bias.copy_(first_old.bias)
         else:
@@ -116,11 +127,13 @@ def grow(old: SoftToHardAutoencoder, cfg: ModelConfig, seed: int = 0) -> SoftToH
     if old.synthesis.refine is not None:
         _copy_module(old.synthesis.refine, new.synthesis.refine)
 
-    # Gains: new channels start with the mean gain of the old ones at each level.
-    for name in ("log_gain", "log_inv_gain"):
+    # Gains: new channels start low at low levels (see the module docstring).
+    levels = cfg.num_levels
+    ramp = torch.linspace(torch.log(torch.tensor(NEW_CHANNEL_LOWEST_GAIN)).item(), 0.0, levels)[:, None]
+    for name, sign in (("log_gain", 1.0), ("log_inv_gain", -1.0)):
         p_old, p_new = getattr(old, name), getattr(new, name)
         p_new[:, :c_old] = p_old
-        p_new[:, c_old:] = p_old.mean(dim=1, keepdim=True)
+        p_new[:, c_old:] = p_old.mean(dim=1, keepdim=True) + sign * ramp
 
     order = old.quantizer.centers.argsort()
     pad = (cfg.num_centers - old.cfg.num_centers) // 2

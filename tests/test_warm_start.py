@@ -41,10 +41,15 @@ def test_new_channels_and_centers_extend_the_old_ones(tiny_config):
     with torch.no_grad():
         z_old, z_new = old.analysis(x), new.analysis(x)
         torch.testing.assert_close(z_new[:, :6], z_old)
-        # With the new channels silent, the decoder is the old one.
-        y = torch.cat([z_old, torch.zeros(1, 3, 4, 4)], dim=1)
-        torch.testing.assert_close(new.synthesis(y), old.synthesis(z_old))
+        # The new channels carry information (a random projection, as strong as the old
+        # channels' rows) but the decoder starts without them: its output is the old one.
+        assert z_new[:, 6:].abs().mean() > 0.1 * z_old.abs().mean()
+        torch.testing.assert_close(new.synthesis(z_new), old.synthesis(z_old))
     torch.testing.assert_close(new.log_gain[:, :6], old.log_gain)
+    # New gains rise with the level, from a small fraction of the old mean to the old mean.
+    new_gain, old_mean = new.log_gain[:, 6:].exp(), old.log_gain.exp().mean(dim=1)
+    assert torch.all(torch.diff(new_gain[:, 0] / old_mean) > 0)
+    assert new_gain[-1, 0] / old_mean[-1] > new_gain[0, 0] / old_mean[0] * 10
     # The prior of an old channel gives the old centers the logits it gave them before.
     with torch.no_grad():
         symbols = torch.full((1, 9, 2, 2), 4)  # the middle center everywhere
