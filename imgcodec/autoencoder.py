@@ -44,11 +44,14 @@ class SoftToHardAutoencoder(nn.Module):
         return (self.log_gain[level].exp()[:, :, None, None],
                 self.log_inv_gain[level].exp()[:, :, None, None])
 
-    def forward(self, x: torch.Tensor, level: torch.Tensor, sigma: float) -> ForwardResult:
+    def forward(self, x: torch.Tensor, level: torch.Tensor, sigma: float,
+                latent_grad_scale: torch.Tensor | None = None) -> ForwardResult:
+        """`latent_grad_scale` (C,): see ContextPriorNet.bits."""
         gain, inv_gain = self.gains(level)
         z = self.analysis(x) * gain  # N,C,h,w
         q = self.quantizer(z, sigma)
-        bits = self.prior.bits(q.values, q.soft, q.indices, level, self.quantizer.centers.sort().values)
+        bits = self.prior.bits(q.values, q.soft, q.indices, level, self.quantizer.centers.sort().values,
+                               latent_grad_scale)
         x_hat = self.synthesis(q.values * inv_gain)
         return ForwardResult(x_hat, bits, q.indices)
 

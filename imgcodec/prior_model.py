@@ -64,13 +64,21 @@ class ContextPriorNet(nn.Module):
         return self._logits(feats.flatten(1, 2), level)
 
     def bits(self, values: torch.Tensor, soft: torch.Tensor, indices: torch.Tensor,
-             level: torch.Tensor, centers: torch.Tensor | None = None) -> torch.Tensor:
+             level: torch.Tensor, centers: torch.Tensor | None = None,
+             latent_grad_scale: torch.Tensor | None = None) -> torch.Tensor:
         """Cross-entropy in bits per sample (N). The target is the hard one-hot in the forward
         pass with the soft assignment's gradient, so the rate term also pulls latents toward
-        cheap centers (Agustsson et al. 2017, Sec. 3.2)."""
+        cheap centers (Agustsson et al. 2017, Sec. 3.2).
+
+        `latent_grad_scale` (C,) scales only that pull, per channel: the value and the prior's
+        own gradient stay exact. Training uses it to let new channels of a grown model learn
+        to carry information before the rate term may switch them off."""
         logp = torch.log_softmax(self.forward(values, level, centers), dim=-1)  # N,C,H,W,L
         hard = F.one_hot(indices, self.num_centers).to(soft.dtype)
-        target = hard + soft - soft.detach()
+        pull = soft - soft.detach()  # zero forward; the soft assignment's gradient backward
+        if latent_grad_scale is not None:
+            pull = pull * latent_grad_scale[None, :, None, None, None]
+        target = hard + pull
         return -(target * logp).sum(dim=(1, 2, 3, 4)) / math.log(2.0)
 
     @torch.no_grad()

@@ -51,6 +51,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--init", type=Path, default=None,
                         help="start a NEW run from this checkpoint's weights, grown to its config plus "
                              "--model-config (imgcodec.warm_start); ignored when resuming")
+    parser.add_argument("--new-channel-warmup", type=int, default=0,
+                        help="with --init and more latent channels: for this many steps the rate term does "
+                             "not push the new channels' latents (the prior still learns them), then its "
+                             "pull rises linearly to full over as many steps again")
     parser.add_argument("--sigma-start", type=float, default=None,
                         help=f"soft-assignment sharpness at step 0 (default {defaults.sigma_start}, or the run's own when resuming)")
     parser.add_argument("--sigma-end", type=float, default=None,
@@ -68,6 +72,18 @@ def append_csv(path: Path, row: dict[str, object]) -> None:
         if new:
             writer.writeheader()
         writer.writerow(row)
+
+
+def new_channel_pull(train_cfg: TrainConfig, model_cfg: ModelConfig, step: int) -> torch.Tensor | None:
+    """Per-channel scale of the rate term's pull on the latents (ContextPriorNet.bits): 0 for
+    the channels a warm start added during the warm-up, rising to 1 over as many steps again."""
+    warmup = int(train_cfg.extra.get("new_channel_warmup", 0))
+    first_new = int(train_cfg.extra.get("new_channels_from", model_cfg.latent_channels))
+    if warmup <= 0 or step >= 2 * warmup or first_new >= model_cfg.latent_channels:
+        return None
+    scale = torch.ones(model_cfg.latent_channels)
+    scale[first_new:] = max(0.0, (step - warmup) / warmup)
+    return scale
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
                             sigma_end=saved.sigma_end if args.sigma_end is None else args.sigma_end,
                             seed=args.seed, threads=args.threads, val_every=args.val_every,
                             ckpt_every=args.ckpt_every,
-                            extra={"init": str(args.init)} if init_model is not None else saved.extra)
+                            extra=({"init": str(args.init), "new_channels_from": init_model.cfg.latent_channels,
+                                    "new_channel_warmup": args.new_channel_warmup}
+                                   if init_model is not None else saved.extra))
     torch.manual_seed(train_cfg.seed)
     model = grow(init_model, model_cfg, train_cfg.seed).train() if init_model is not None else SoftToHardAutoencoder(model_cfg)
     # The context prior starts from a flat distribution and the per-level gains must travel
@@ -137,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         sigma = train_cfg.sigma_at(step)
         x = sampler.batch(train_cfg.batch_size)  # N,3,H,W
         level = torch.randint(0, model_cfg.num_levels, (x.shape[0],))
-        result = net(x, level, sigma)
+        result = net(x, level, sigma, new_channel_pull(train_cfg, model_cfg, step))
         mse = ((result.x_hat - x) ** 2).mean(dim=(1, 2, 3))  # N
         bpp = result.bits / (x.shape[2] * x.shape[3])  # N
         loss = (lambdas[level] * 255 ** 2 * mse + bpp).mean()

@@ -42,3 +42,19 @@ def test_rate_term_equals_table_cross_entropy(tiny_config, clip):
     for n in range(2):
         table_bits = prior.cross_entropy_bits(rank[out.indices[n]].numpy(), int(level[n]))
         assert math.isclose(out.bits[n].item(), table_bits, rel_tol=1e-3)
+
+
+def test_latent_grad_scale_changes_the_pull_not_the_rate(tiny_config):
+    torch.manual_seed(2)
+    model = SoftToHardAutoencoder(tiny_config)
+    z = (torch.randn(1, 6, 4, 4) * 2).requires_grad_()
+    q = model.quantizer(z, 1.0)
+    level = torch.tensor([1])
+    scale = torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0, 0.5])
+    full = model.prior.bits(q.values, q.soft, q.indices, level)
+    (grad_full,) = torch.autograd.grad(full.sum(), z, retain_graph=True)
+    scaled = model.prior.bits(q.values, q.soft, q.indices, level, latent_grad_scale=scale)
+    (grad_scaled,) = torch.autograd.grad(scaled.sum(), z)
+    torch.testing.assert_close(scaled, full)
+    torch.testing.assert_close(grad_scaled, grad_full * scale[None, :, None, None])
+    assert grad_full[:, 3:5].abs().sum() > 0

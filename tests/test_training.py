@@ -83,13 +83,14 @@ def test_warm_start_grows_a_new_run_and_resumes_it(data_dir, tmp_path):
     cmd = [sys.executable, str(REPO / "scripts" / "train.py"), "--run-dir", str(grown), "--data", str(data_dir),
            "--init", str(base / "checkpoint.pt"), "--model-config", bigger, "--steps", "4", "--stop-after", "2",
            "--batch-size", "2", "--crop", "32", "--threads", "1", "--val-every", "4", "--no-progress",
-           "--sigma-start", "3", "--sigma-end", "5"]
+           "--sigma-start", "3", "--sigma-end", "5", "--new-channel-warmup", "1"]
     subprocess.run(cmd, check=True, capture_output=True, timeout=300)
     state = torch.load(grown / "checkpoint.pt", weights_only=False)
     assert state["step"] == 2
     assert state["model_config"]["latent_channels"] == 8 and state["model_config"]["context_clip"] == 2
     assert state["model_config"]["stage4_channels"] == 8  # the rest comes from the initial model
-    assert state["train_config"]["extra"]["init"] == str(base / "checkpoint.pt")
+    extra = state["train_config"]["extra"]
+    assert extra == {"init": str(base / "checkpoint.pt"), "new_channels_from": 6, "new_channel_warmup": 1}
     # Resuming keeps the run's own sigma schedule without repeating the flags.
     subprocess.run(cmd[:cmd.index("--sigma-start")], check=True, capture_output=True, timeout=300)
     state = torch.load(grown / "checkpoint.pt", weights_only=False)
