@@ -19,6 +19,8 @@ Everything else is copied. With no new channels the grown model computes the old
 """
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
@@ -59,11 +61,13 @@ def _grown_centers(old_sorted: torch.Tensor, extra_per_side: int) -> torch.Tenso
 
 
 @torch.no_grad()
-def _grow_prior(old: SoftToHardAutoencoder, new: SoftToHardAutoencoder, order: torch.Tensor) -> None:
-    """Copy the per-channel MLPs (grouped 1x1 convs): new channel j takes old channel j mod C."""
+def _grow_prior(old: SoftToHardAutoencoder, new: SoftToHardAutoencoder, order: torch.Tensor,
+                src: torch.Tensor | None = None) -> None:
+    """Copy the per-channel MLPs (grouped 1x1 convs): new channel j takes old channel src[j]
+    (default j mod C)."""
     c_old, c_new = old.cfg.latent_channels, new.cfg.latent_channels
     hidden, l_old, l_new = old.cfg.prior_hidden, old.cfg.num_centers, new.cfg.num_centers
-    src = torch.arange(c_new) % c_old
+    src = torch.arange(c_new) % c_old if src is None else src
     po, pn = old.prior, new.prior
     pn.inp.weight.copy_(po.inp.weight.view(c_old, hidden, 4, 1, 1)[src].reshape_as(pn.inp.weight))
     pn.inp.bias.copy_(po.inp.bias.view(c_old, hidden)[src].reshape(-1))
@@ -139,4 +143,42 @@ def grow(old: SoftToHardAutoencoder, cfg: ModelConfig, seed: int = 0) -> SoftToH
     pad = (cfg.num_centers - old.cfg.num_centers) // 2
     new.quantizer.centers.copy_(_grown_centers(old.quantizer.centers[order], pad))
     _grow_prior(old, new, order)
+    return new
+
+
+@torch.no_grad()
+def channel_activity(model: SoftToHardAutoencoder, batches: list[torch.Tensor]) -> torch.Tensor:
+    """Per latent channel, the largest fraction (over levels) of positions whose symbol is not
+    the middle (zero) center, on `batches` (N,3,H,W in [0,1], sides multiples of 8). (C,)"""
+    mid = (model.cfg.num_centers - 1) // 2
+    rank = model.quantizer.centers.argsort().argsort()  # parameter index -> sorted symbol
+    busy = torch.zeros(model.cfg.num_levels, model.cfg.latent_channels)
+    for x in batches:
+        z = model.analysis(x)  # N,C,h,w
+        for level in range(model.cfg.num_levels):
+            gain, _ = model.gains(torch.full((x.shape[0],), level))
+            symbols = rank[model.quantizer.hard(z * gain)]
+            busy[level] += (symbols != mid).float().mean(dim=(0, 2, 3)) / len(batches)
+    return busy.max(dim=0).values
+
+
+@torch.no_grad()
+def drop_channels(model: SoftToHardAutoencoder, drop: list[int]) -> SoftToHardAutoencoder:
+    """The same model without the latent channels `drop` (nearly silent ones, by
+    channel_activity). Where a dropped channel was not at the middle center the output changes;
+    where it was, only by that center's few-thousandths offset from zero."""
+    dropped = set(drop)
+    keep = torch.tensor([c for c in range(model.cfg.latent_channels) if c not in dropped])
+    if len(keep) == 0:
+        raise ValueError("cannot drop every latent channel")
+    new = SoftToHardAutoencoder(dataclasses.replace(model.cfg, latent_channels=len(keep)))
+    shapes = {k: v.shape for k, v in new.state_dict().items()}
+    # Tensors without a channel axis are copied as they are; the others are sliced below.
+    new.load_state_dict({k: v for k, v in model.state_dict().items() if shapes[k] == v.shape}, strict=False)
+    new.analysis.net[-1].weight.copy_(model.analysis.net[-1].weight[keep])
+    new.analysis.net[-1].bias.copy_(model.analysis.net[-1].bias[keep])
+    new.synthesis.net[0].weight.copy_(model.synthesis.net[0].weight[:, keep])
+    new.log_gain.copy_(model.log_gain[:, keep])
+    new.log_inv_gain.copy_(model.log_inv_gain[:, keep])
+    _grow_prior(model, new, torch.arange(model.cfg.num_centers), src=keep)
     return new

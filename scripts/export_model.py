@@ -26,7 +26,8 @@ from imgcodec.bitstream import unpack
 from imgcodec.codec import Codec
 from imgcodec.export import export_model
 from imgcodec.metrics import ms_ssim_rgb, psnr_rgb
-from imgcodec.training import load_images, load_model
+from imgcodec.training import CropSampler, load_images, load_model
+from imgcodec.warm_start import channel_activity, drop_channels
 from imgcodec.zoo import find_model, models_dir
 
 
@@ -89,9 +90,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--default-quality", type=int, default=None,
                         help="default -q; by default the level closest to 0.4 bpp on validation")
     parser.add_argument("--no-eval", action="store_true")
+    parser.add_argument("--drop-channels-below", type=float, default=0.0, metavar="FRACTION",
+                        help="drop latent channels that leave the zero center at fewer than this fraction of "
+                             "positions at every level, on training crops (imgcodec.warm_start.drop_channels)")
+    parser.add_argument("--save-checkpoint", type=Path, default=None,
+                        help="also write the exported (possibly slimmed) PyTorch model here, for tests and --init")
     args = parser.parse_args(argv)
 
     model, state = load_model(args.checkpoint)
+    dropped: list[int] = []
+    if args.drop_channels_below > 0:
+        sampler = CropSampler(load_images(args.data / "train"), 64, seed=1234)
+        activity = channel_activity(model, [sampler.batch(16) for _ in range(8)])
+        dropped = [c for c in range(len(activity)) if activity[c] < args.drop_channels_below]
+        model = drop_channels(model, dropped).eval()
+        print(f"dropped {len(dropped)} of {len(activity)} latent channels (busy < {args.drop_channels_below:g} "
+              f"at every level): {dropped}", file=sys.stderr)
+    if args.save_checkpoint:
+        args.save_checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"model": model.state_dict(), "model_config": model.cfg.to_dict(), "step": state["step"],
+                    "train_config": state["train_config"], "cpu_seconds": state.get("cpu_seconds", 0.0),
+                    "dropped_channels": dropped, "exported_from": str(args.checkpoint)}, args.save_checkpoint)
     out_dir = models_dir()
     folder = out_dir / args.name
     if folder.exists():
@@ -101,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
              "cpu_hours": round(state.get("cpu_seconds", 0.0) / 3600, 3),
              "steps_per_second": steps_per_second(train_log)}
     extra.update(warm_start_record(state))
+    if dropped:
+        extra["dropped_channels"] = {"threshold": args.drop_channels_below, "channels": dropped}
     model_id = export_model(model, folder, extra)
     if train_log.exists():
         shutil.copy(train_log, folder / "train_log.csv")
@@ -113,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     entry = {"folder": args.name, "model_id": model_id, "training_command": args.train_command,
              "trained_steps": state["step"], "cpu_hours": extra["cpu_hours"],
              "steps_per_second": extra["steps_per_second"],
-             **{k: v for k, v in extra.items() if k.startswith(("warm_start", "total_"))},
+             **{k: v for k, v in extra.items() if k.startswith(("warm_start", "total_", "dropped"))},
              "files": json.loads((folder / "model.json").read_text())["files"]}
     manifest["models"][args.name] = entry
     manifest["default"] = args.name

@@ -105,7 +105,8 @@ def test_export_records_the_warm_start_chain(data_dir, tmp_path):
     train(grown, data_dir, 2, "--init", str(base / "checkpoint.pt"))
     env = {**os.environ, "SHAEC_MODELS_DIR": str(zoo), "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, str(REPO / "scripts" / "export_model.py"), str(grown / "checkpoint.pt"),
-                    "--name", "tiny-v2", "--data", str(data_dir), "--train-command", "test"],
+                    "--name", "tiny-v2", "--data", str(data_dir), "--train-command", "test",
+                    "--drop-channels-below", "0.05", "--save-checkpoint", str(tmp_path / "slim.pt")],
                    check=True, capture_output=True, timeout=300, env=env)
     entry = json.loads((zoo / "manifest.json").read_text())["models"]["tiny-v2"]
     assert entry["warm_start_from"] == str(base / "checkpoint.pt")
@@ -113,6 +114,13 @@ def test_export_records_the_warm_start_chain(data_dir, tmp_path):
     seconds = [torch.load(run / "checkpoint.pt", weights_only=False)["cpu_seconds"] for run in (base, grown)]
     assert min(seconds) > 0
     assert entry["total_cpu_hours"] == round(sum(seconds) / 3600, 3)
+    # The slimmed model that was exported is the one saved, and the manifest says what went.
+    slim = torch.load(tmp_path / "slim.pt", weights_only=False)
+    dropped = slim["dropped_channels"]
+    assert entry.get("dropped_channels", {"channels": []})["channels"] == dropped
+    assert slim["model_config"]["latent_channels"] == 6 - len(dropped)
+    with np.load(zoo / "tiny-v2" / "prior.npz") as npz:
+        assert npz["gains"].shape == (3, 6 - len(dropped))
     levels = entry["validation"]["levels"]
     assert [row["quality"] for row in levels] == [1, 2, 3]
     for row in levels:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from imgcodec.autoencoder import SoftToHardAutoencoder
-from imgcodec.warm_start import grow
+from imgcodec.warm_start import channel_activity, drop_channels, grow
 
 
 def trained_like(cfg) -> SoftToHardAutoencoder:
@@ -64,3 +64,26 @@ def test_new_channels_and_centers_extend_the_old_ones(tiny_config):
 def test_refuses_what_cannot_grow(tiny_config, change):
     with pytest.raises(ValueError):
         grow(trained_like(tiny_config), dataclasses.replace(tiny_config, **change))
+
+
+def test_dropping_silent_channels_keeps_the_codec(tiny_config):
+    old = trained_like(tiny_config)
+    with torch.no_grad():
+        old.log_gain[:] = 2.0  # busy channels ...
+        old.log_gain[:, 2] = -20.0  # ... but channel 2 always quantizes to the middle center
+        old.quantizer.centers[2] = 0.0  # ... which is exactly zero here
+    x = torch.rand(2, 3, 32, 40)
+    activity = channel_activity(old, [x])
+    assert activity.shape == (6,) and activity[2] == 0 and torch.all(activity[[0, 1, 3, 4, 5]] > 0)
+    new = drop_channels(old, [2]).eval()
+    assert new.cfg.latent_channels == 5
+    level = torch.tensor([0, 2])
+    with torch.no_grad():
+        a, b = old(x, level, 2.0), new(x, level, 2.0)
+    torch.testing.assert_close(b.x_hat, a.x_hat, rtol=0, atol=1e-5)
+    torch.testing.assert_close(b.indices, a.indices[:, [0, 1, 3, 4, 5]])
+    # The prior of a kept channel is that channel's own.
+    torch.testing.assert_close(new.prior.tabulate(new.sorted_centers()).counts,
+                               old.prior.tabulate(old.sorted_centers()).counts[:, [0, 1, 3, 4, 5]])
+    with pytest.raises(ValueError):
+        drop_channels(old, list(range(6)))
