@@ -110,7 +110,7 @@ class PriorTables:
         return context_symbol_map(self.num_centers, self.context_clip)
 
     def level_table(self, level: int) -> np.ndarray:
-        """Probabilities for one level as exact dyadic float64: C,(L+1)^2,L."""
+        """Probabilities for one level as exact dyadic float64: C,B^2,L."""
         return self.counts[level].astype(np.float64) / TABLE_TOTAL
 
     def cross_entropy_bits(self, symbols: np.ndarray, level: int) -> float:

@@ -8,14 +8,17 @@ instead of from scratch (the function-preserving growth of Chen et al., "Net2Net
   carries information), a zero decoder input (the output is unchanged), and gains that grow
   from 1/20 of the old channels' geometric mean at the lowest level to that mean at the highest, so
   that the low levels, where extra bits are not worth it, do not switch it off before the
-  decoder learns to use it (with equal gains everywhere the new channels of a first attempt
-  all fell to the zero center within 3000 steps); its prior copies an old channel's;
+  decoder learns to use it; its prior copies an old channel's. (With equal gains everywhere the
+  new channels of a first attempt all fell to the zero center within 3000 steps. With this
+  start and train.py's --new-channel-warmup they carried bits at the top levels during the
+  warm-up, then still fell nearly silent once the rate term's pull was back.)
 * more centers: the old (sorted) centers are kept and new ones added outside them at the outer
   spacing, with prior logits that start lower the further out they are;
 * more synthesis blocks at 1/4 resolution: residual blocks whose last convolution is zero
   (identity); a refinement branch: its last convolution is zero too.
 
 Everything else is copied. With no new channels the grown model computes the old model's output.
+The reverse, ``drop_channels``, removes latent channels that training left (nearly) silent.
 """
 from __future__ import annotations
 
