@@ -36,5 +36,11 @@ class SoftToHardQuantizer(nn.Module):
         return Quantized(values, soft, indices)
 
     def hard(self, z: torch.Tensor) -> torch.Tensor:
-        """Nearest-center symbols, N,C,H,W int64 (what the coder receives)."""
+        """Nearest-center indices into the centers parameter, N,C,H,W int64."""
         return (z.unsqueeze(-1) - self.centers).abs().argmin(dim=-1)
+
+    def symbols(self, z: torch.Tensor) -> torch.Tensor:
+        """Nearest-center symbols as the coder sees them: indices of the SORTED centers (the
+        order that shipped tables and files use), N,C,H,W int64."""
+        rank = self.centers.detach().argsort().argsort()  # parameter index -> sorted position
+        return rank[self.hard(z)]

@@ -77,9 +77,6 @@ def validate(model: SoftToHardAutoencoder, images: list[np.ndarray], levels: lis
     """Encode and decode every image through the range coder; mean real bpp and PSNR per level."""
     model.eval()
     prior = prior or model.prior.tabulate(model.sorted_centers())
-    order = model.quantizer.centers.detach().argsort()  # symbols index the SORTED centers
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(len(order))
     centers = model.sorted_centers()
     results = []
     for level in levels:
@@ -90,7 +87,7 @@ def validate(model: SoftToHardAutoencoder, images: list[np.ndarray], levels: lis
             lv = torch.tensor([level])
             gain, inv_gain = model.gains(lv)
             z = model.analysis(pad_to_multiple(x, 8)) * gain
-            symbols = rank[model.quantizer.hard(z)][0].numpy()  # C,h,w
+            symbols = model.quantizer.symbols(z)[0].numpy()  # C,h,w
             payload = encode_symbols(symbols, prior, level)
             decoded = decode_symbols(payload, symbols.shape, prior, level)
             assert np.array_equal(decoded, symbols), "range coder round trip failed"

@@ -154,13 +154,12 @@ def channel_activity(model: SoftToHardAutoencoder, batches: list[torch.Tensor]) 
     """Per latent channel, the largest fraction (over levels) of positions whose symbol is not
     the middle (zero) center, on `batches` (N,3,H,W in [0,1], sides multiples of 8). (C,)"""
     mid = (model.cfg.num_centers - 1) // 2
-    rank = model.quantizer.centers.argsort().argsort()  # parameter index -> sorted symbol
     busy = torch.zeros(model.cfg.num_levels, model.cfg.latent_channels)
     for x in batches:
         z = model.analysis(x)  # N,C,h,w
         for level in range(model.cfg.num_levels):
             gain, _ = model.gains(torch.full((x.shape[0],), level))
-            symbols = rank[model.quantizer.hard(z * gain)]
+            symbols = model.quantizer.symbols(z * gain)
             busy[level] += (symbols != mid).float().mean(dim=(0, 2, 3)) / len(batches)
     return busy.max(dim=0).values
 

@@ -2,7 +2,7 @@
 
     python scripts/klt_bound.py                       # data/train -> data/val, 8x8 RGB blocks
     python scripts/klt_bound.py --block 16 --keep 192 256 320
-    python scripts/klt_bound.py --checkpoint checkpoints/shae-v1.pt   # also the model, unquantized
+    python scripts/klt_bound.py --checkpoint checkpoints/shae-v1.pt   # also the model: unquantized, busy channels
 
 A latent of C channels at 1/8 resolution holds C numbers per 8x8x3 = 192-value block. The
 best linear transform for keeping C of them is the KLT (principal components of the blocks);
@@ -69,6 +69,17 @@ def model_psnr(checkpoint: Path, images: list[np.ndarray]) -> list[tuple[int, fl
     return rows
 
 
+def busy_channels(checkpoint: Path, train_dir: Path) -> np.ndarray:
+    """Per latent channel, its busiest level's share of non-zero symbols on 128 training crops
+    (the measure export_model.py --drop-channels-below uses)."""
+    from imgcodec.training import CropSampler, load_model
+    from imgcodec.warm_start import channel_activity
+
+    model, _ = load_model(checkpoint)
+    sampler = CropSampler(load_images(train_dir), 64, seed=1234)
+    return channel_activity(model, [sampler.batch(16) for _ in range(8)]).numpy()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("data"))
@@ -86,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{args.checkpoint}, val images:\n| quality | PSNR quantized | PSNR unquantized |\n|---|---|---|")
         for quality, quantized, unquantized in model_psnr(args.checkpoint, load_images(args.data / "val")):
             print(f"| {quality} | {quantized:.2f} | {unquantized:.2f} |")
+        busy = busy_channels(args.checkpoint, args.data / "train")
+        print(f"\nlatent channels busy (off the zero center) at >= 0.5 % of positions at some level, "
+              f"on training crops: {int((busy >= 0.005).sum())} of {len(busy)}")
     return 0
 
 

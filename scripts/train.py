@@ -3,8 +3,8 @@
     python scripts/train.py --run-dir runs/base --steps 15000          # start or resume
     torchrun --nproc_per_node 2 scripts/train.py --run-dir runs/ddp --steps 10   # DDP (gloo on CPU)
 
-    python scripts/train.py --run-dir runs/v2 --init checkpoints/shae-v1.pt \
-        --model-config '{"latent_channels": 96}' --steps 12000   # warm start a bigger model
+    python scripts/train.py --run-dir runs/v3 --init checkpoints/shae-v2.pt \
+        --model-config '{"synthesis_blocks4": 3}' --steps 12000   # warm start a grown model
 
 Resumes automatically from RUN/checkpoint.pt (model, optimizer, schedule, step, RNG states).
 Writes RUN/train_log.csv (every 50 steps) and RUN/val_log.csv (real bitrates through the range

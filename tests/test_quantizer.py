@@ -24,3 +24,11 @@ def test_soft_assignment_sharpens_with_sigma():
     soft_high = quant(z, 20.0).soft.max(-1).values.mean()
     assert soft_high > soft_low
     assert soft_high > 0.9
+
+
+def test_symbols_index_the_sorted_centers():
+    quantizer = SoftToHardQuantizer(5, 2.0)
+    with torch.no_grad():
+        quantizer.centers.copy_(torch.tensor([1.0, -2.0, 0.0, 2.0, -1.0]))  # learned out of order
+    z = torch.tensor([-2.1, -0.9, 0.2, 1.1, 5.0]).view(1, 1, 1, 5)
+    assert quantizer.symbols(z).flatten().tolist() == [0, 1, 2, 3, 4]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -184,3 +185,5 @@ def test_klt_bound_measures_a_checkpoint(data_dir: Path) -> None:
     assert len(body) == 8
     assert quantized[-1] > quantized[0] + 3
     assert all(u > q - 0.5 for q, u in zip(quantized, unquantized))
+    busy = re.search(r"training crops: (\d+) of (\d+)", text)
+    assert busy and int(busy.group(2)) == 48 and 0 < int(busy.group(1)) <= 48
