@@ -16,7 +16,7 @@ from torch import nn
 
 from .config import ModelConfig
 from .prior_model import ContextPriorNet
-from .quantizer import SoftToHardQuantizer
+from .quantizer import SoftToHardQuantizer, SteMode
 from .transforms import AnalysisTransform, SynthesisTransform
 
 
@@ -45,11 +45,11 @@ class SoftToHardAutoencoder(nn.Module):
                 self.log_inv_gain[level].exp()[:, :, None, None])
 
     def forward(self, x: torch.Tensor, level: torch.Tensor, sigma: float,
-                latent_grad_scale: torch.Tensor | None = None) -> ForwardResult:
-        """`latent_grad_scale` (C,): see ContextPriorNet.bits."""
+                latent_grad_scale: torch.Tensor | None = None, ste: SteMode = "soft") -> ForwardResult:
+        """`latent_grad_scale` (C,): see ContextPriorNet.bits; `ste`: see quantizer."""
         gain, inv_gain = self.gains(level)
         z = self.analysis(x) * gain  # N,C,h,w
-        q = self.quantizer(z, sigma)
+        q = self.quantizer(z, sigma, ste)
         bits = self.prior.bits(q.values, q.soft, q.indices, level, self.quantizer.centers.sort().values,
                                latent_grad_scale)
         x_hat = self.synthesis(q.values * inv_gain)

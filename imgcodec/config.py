@@ -72,6 +72,9 @@ class TrainConfig:
     lr_decay_at: float = 0.85  # fraction of steps after which lr drops 10x
     sigma_start: float = 1.0  # soft assignment sharpness, annealed geometrically ...
     sigma_end: float = 4.0  # ... to this value at the last step
+    # Gradient of the decoder's input through the quantizer: "soft" (the paper's) or "identity"
+    # (plain straight-through); see imgcodec.quantizer.
+    ste: str = "soft"
     seed: int = 0
     threads: int = 2
     val_every: int = 1000

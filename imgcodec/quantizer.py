@@ -4,17 +4,27 @@ Each latent value z is assigned to one of L centers c_l. Training uses the soft 
 phi_l(z) = softmax_l(-sigma * (z - c_l)^2) for gradients and the hard nearest-center
 assignment in the forward pass (the straight-through variant of Mentzer et al., CVPR 2018);
 sigma is annealed upward so that the soft assignment approaches the hard one that coding uses.
+
+``ste="identity"`` changes only the gradient of the values that the decoder sees: the plain
+straight-through estimator (Theis et al., ICLR 2017; Bengio et al. 2013), d values / dz = 1. The
+soft gradient is nearly zero inside a bin (the softmax is almost one-hot there at high sigma), so a
+latent that sits on a center, such as a channel resting on the zero center, gets almost no pull
+from the distortion. The rate term keeps the soft assignment's gradient either way.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 from torch import nn
 
 
+SteMode = Literal["soft", "identity"]
+STE_MODES: tuple[str, ...] = ("soft", "identity")
+
+
 class Quantized(NamedTuple):
-    values: torch.Tensor  # N,C,H,W hard center values forward, soft gradient backward
+    values: torch.Tensor  # N,C,H,W hard center values forward; soft (or identity) gradient backward
     soft: torch.Tensor  # N,C,H,W,L soft assignment phi(z)
     indices: torch.Tensor  # N,C,H,W int64 nearest-center symbols
 
@@ -26,13 +36,18 @@ class SoftToHardQuantizer(nn.Module):
         super().__init__()
         self.centers = nn.Parameter(torch.linspace(-center_range, center_range, num_centers))
 
-    def forward(self, z: torch.Tensor, sigma: float) -> Quantized:  # z: N,C,H,W
+    def forward(self, z: torch.Tensor, sigma: float, ste: SteMode = "soft") -> Quantized:  # z: N,C,H,W
+        if ste not in STE_MODES:
+            raise ValueError(f"unknown straight-through mode {ste!r}; expected one of {STE_MODES}")
         dist = (z.unsqueeze(-1) - self.centers) ** 2  # N,C,H,W,L
         soft = torch.softmax(-sigma * dist, dim=-1)
         indices = dist.argmin(dim=-1)
-        z_soft = (soft * self.centers).sum(dim=-1)
-        z_hard = self.centers[indices]
-        values = z_soft + (z_hard - z_soft).detach()
+        z_hard = self.centers[indices]  # gradient reaches each center from the values it takes
+        if ste == "identity":
+            values = z_hard + (z - z.detach())
+        else:
+            z_soft = (soft * self.centers).sum(dim=-1)
+            values = z_soft + (z_hard - z_soft).detach()
         return Quantized(values, soft, indices)
 
     def hard(self, z: torch.Tensor) -> torch.Tensor:

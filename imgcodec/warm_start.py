@@ -14,6 +14,8 @@ instead of from scratch (the function-preserving growth of Chen et al., "Net2Net
   warm-up, then still fell nearly silent once the rate term's pull was back.)
 * more centers: the old (sorted) centers are kept and new ones added outside them at the outer
   spacing, with prior logits that start lower the further out they are;
+* more quality levels (lambdas appended after the old ones, larger each): a new level's log-gains
+  continue the old top two levels' step per channel, and its prior bias copies the top level's;
 * more synthesis blocks at 1/4 resolution: residual blocks whose last convolution is zero
   (identity); a refinement branch: its last convolution is zero too.
 
@@ -39,10 +41,15 @@ NEW_CHANNEL_LOWEST_GAIN = 0.05
 
 
 def _check_growable(old: ModelConfig, new: ModelConfig) -> None:
-    same = ("stage4_channels", "stage8_channels", "prior_hidden", "lambdas")
+    same = ("stage4_channels", "stage8_channels", "prior_hidden")
     for name in same:
         if getattr(old, name) != getattr(new, name):
             raise ValueError(f"cannot grow: {name} differs ({getattr(old, name)} -> {getattr(new, name)})")
+    kept = tuple(new.lambdas[:old.num_levels])
+    added = new.lambdas[old.num_levels:]
+    if kept != tuple(old.lambdas) or any(b <= a for a, b in zip(new.lambdas[old.num_levels - 1:], added)):
+        raise ValueError(f"cannot grow: lambdas must be the old ones {tuple(old.lambdas)} followed by "
+                         f"larger ones, got {tuple(new.lambdas)}")
     if new.latent_channels < old.latent_channels:
         raise ValueError("cannot grow: fewer latent channels")
     if new.num_centers < old.num_centers or (new.num_centers - old.num_centers) % 2:
@@ -74,8 +81,10 @@ def _grow_prior(old: SoftToHardAutoencoder, new: SoftToHardAutoencoder, order: t
     po, pn = old.prior, new.prior
     pn.inp.weight.copy_(po.inp.weight.view(c_old, hidden, 4, 1, 1)[src].reshape_as(pn.inp.weight))
     pn.inp.bias.copy_(po.inp.bias.view(c_old, hidden)[src].reshape(-1))
-    levels = po.level_bias.weight.shape[0]
-    pn.level_bias.weight.copy_(po.level_bias.weight.view(levels, c_old, hidden)[:, src].reshape(levels, -1))
+    levels, new_levels = po.level_bias.weight.shape[0], pn.level_bias.weight.shape[0]
+    per_level = po.level_bias.weight.view(levels, c_old, hidden)[:, src]  # levels,C_new,hidden
+    per_level = torch.cat([per_level, per_level[-1:].expand(new_levels - levels, -1, -1)])  # new levels copy the top
+    pn.level_bias.weight.copy_(per_level.reshape(new_levels, -1))
     pn.mid.weight.copy_(po.mid.weight.view(c_old, hidden, hidden, 1, 1)[src].reshape_as(pn.mid.weight))
     pn.mid.bias.copy_(po.mid.bias.view(c_old, hidden)[src].reshape(-1))
     # Output rows: old centers in sorted order, then the new outer ones copied from the ends.
@@ -134,13 +143,17 @@ def grow(old: SoftToHardAutoencoder, cfg: ModelConfig, seed: int = 0) -> SoftToH
     if old.synthesis.refine is not None:
         _copy_module(old.synthesis.refine, new.synthesis.refine)
 
-    # Gains: new channels start low at low levels (see the module docstring).
-    levels = cfg.num_levels
+    # Gains: new levels continue the top step; new channels start low at low levels (see the
+    # module docstring).
+    levels, l_old = cfg.num_levels, old.cfg.num_levels
     ramp = torch.linspace(torch.log(torch.tensor(NEW_CHANNEL_LOWEST_GAIN)).item(), 0.0, levels)[:, None]
     for name, sign in (("log_gain", 1.0), ("log_inv_gain", -1.0)):
         p_old, p_new = getattr(old, name), getattr(new, name)
-        p_new[:, :c_old] = p_old
-        p_new[:, c_old:] = p_old.mean(dim=1, keepdim=True) + sign * ramp
+        step = p_old[-1] - p_old[-2] if l_old > 1 else torch.zeros_like(p_old[-1])  # C_old
+        ahead = torch.arange(1, levels - l_old + 1, dtype=p_old.dtype)[:, None]  # new levels, 1
+        extended = torch.cat([p_old, p_old[-1] + ahead * step])  # levels,C_old
+        p_new[:, :c_old] = extended
+        p_new[:, c_old:] = extended.mean(dim=1, keepdim=True) + sign * ramp
 
     order = old.quantizer.centers.argsort()
     pad = (cfg.num_centers - old.cfg.num_centers) // 2

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from imgcodec.autoencoder import SoftToHardAutoencoder
 from imgcodec.config import ModelConfig, TrainConfig
+from imgcodec.quantizer import STE_MODES
 from imgcodec.training import CropSampler, load_images, load_model, save_checkpoint, validate
 from imgcodec.warm_start import grow
 
@@ -59,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"soft-assignment sharpness at step 0 (default {defaults.sigma_start}, or the run's own when resuming)")
     parser.add_argument("--sigma-end", type=float, default=None,
                         help=f"... and at the last step (default {defaults.sigma_end}, or the run's own)")
+    parser.add_argument("--ste", choices=STE_MODES, default=None,
+                        help=f"decoder-input gradient through the quantizer (default {defaults.ste}, or the run's own)")
     parser.add_argument("--stop-after", type=int, default=None,
                         help="leave after this many steps in this invocation (the schedule still spans --steps)")
     parser.add_argument("--no-progress", action="store_true")
@@ -110,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     train_cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, crop=args.crop, lr=args.lr,
                             sigma_start=saved.sigma_start if args.sigma_start is None else args.sigma_start,
                             sigma_end=saved.sigma_end if args.sigma_end is None else args.sigma_end,
+                            ste=saved.ste if args.ste is None else args.ste,
                             seed=args.seed, threads=args.threads, val_every=args.val_every,
                             ckpt_every=args.ckpt_every,
                             extra=({"init": str(args.init), "new_channels_from": init_model.cfg.latent_channels,
@@ -155,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         sigma = train_cfg.sigma_at(step)
         x = sampler.batch(train_cfg.batch_size)  # N,3,H,W
         level = torch.randint(0, model_cfg.num_levels, (x.shape[0],))
-        result = net(x, level, sigma, new_channel_pull(train_cfg, model_cfg, step))
+        result = net(x, level, sigma, new_channel_pull(train_cfg, model_cfg, step), train_cfg.ste)
         mse = ((result.x_hat - x) ** 2).mean(dim=(1, 2, 3))  # N
         bpp = result.bits / (x.shape[2] * x.shape[3])  # N
         loss = (lambdas[level] * 255 ** 2 * mse + bpp).mean()

@@ -79,23 +79,26 @@ def test_distributed_two_processes(data_dir, tmp_path):
 def test_warm_start_grows_a_new_run_and_resumes_it(data_dir, tmp_path):
     base, grown = tmp_path / "base", tmp_path / "grown"
     train(base, data_dir, 2)
-    bigger = json.dumps({"latent_channels": 8, "num_centers": 7, "context_clip": 2, "refine_channels": 4})
+    bigger = json.dumps({"latent_channels": 8, "num_centers": 7, "context_clip": 2, "refine_channels": 4,
+                         "lambdas": [0.01, 0.05, 0.2, 0.5]})
     cmd = [sys.executable, str(REPO / "scripts" / "train.py"), "--run-dir", str(grown), "--data", str(data_dir),
            "--init", str(base / "checkpoint.pt"), "--model-config", bigger, "--steps", "4", "--stop-after", "2",
            "--batch-size", "2", "--crop", "32", "--threads", "1", "--val-every", "4", "--no-progress",
-           "--sigma-start", "3", "--sigma-end", "5", "--new-channel-warmup", "1"]
+           "--sigma-start", "3", "--sigma-end", "5", "--ste", "identity", "--new-channel-warmup", "1"]
     subprocess.run(cmd, check=True, capture_output=True, timeout=300)
     state = torch.load(grown / "checkpoint.pt", weights_only=False)
     assert state["step"] == 2
     assert state["model_config"]["latent_channels"] == 8 and state["model_config"]["context_clip"] == 2
     assert state["model_config"]["stage4_channels"] == 8  # the rest comes from the initial model
+    assert list(state["model_config"]["lambdas"]) == [0.01, 0.05, 0.2, 0.5]  # one level more
     extra = state["train_config"]["extra"]
     assert extra == {"init": str(base / "checkpoint.pt"), "new_channels_from": 6, "new_channel_warmup": 1}
-    # Resuming keeps the run's own sigma schedule without repeating the flags.
+    # Resuming keeps the run's own sigma schedule and gradient mode without repeating the flags.
     subprocess.run(cmd[:cmd.index("--sigma-start")], check=True, capture_output=True, timeout=300)
     state = torch.load(grown / "checkpoint.pt", weights_only=False)
     assert state["step"] == 4
     assert (state["train_config"]["sigma_start"], state["train_config"]["sigma_end"]) == (3.0, 5.0)
+    assert state["train_config"]["ste"] == "identity"
 
 
 def test_export_records_the_warm_start_chain(data_dir, tmp_path):

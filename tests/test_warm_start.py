@@ -59,8 +59,29 @@ def test_new_channels_and_centers_extend_the_old_ones(tiny_config):
     assert new.prior.tabulate(new_centers).counts.shape == (3, 9, 36, 9)
 
 
+def test_new_levels_continue_the_top_ones(tiny_config):
+    old = trained_like(tiny_config)
+    new = grow(old, dataclasses.replace(tiny_config, lambdas=tiny_config.lambdas + (0.4, 0.8))).eval()
+    x = torch.rand(2, 3, 32, 40)
+    level = torch.tensor([0, 2])
+    with torch.no_grad():
+        a, b = old(x, level, 2.0), new(x, level, 2.0)
+        # The old levels compute what they did.
+        torch.testing.assert_close(b.x_hat, a.x_hat, rtol=0, atol=1e-6)
+        torch.testing.assert_close(b.bits, a.bits)
+        # A new level takes the top level's gain step again, per channel, and its prior bias.
+        step = old.log_gain[2] - old.log_gain[1]
+        torch.testing.assert_close(new.log_gain[3], old.log_gain[2] + step)
+        torch.testing.assert_close(new.log_gain[4], old.log_gain[2] + 2 * step)
+        torch.testing.assert_close(new.log_inv_gain[4],
+                                   old.log_inv_gain[2] + 2 * (old.log_inv_gain[2] - old.log_inv_gain[1]))
+        torch.testing.assert_close(new.prior.level_bias.weight[4], old.prior.level_bias.weight[2])
+    assert new.prior.tabulate(new.sorted_centers()).counts.shape[0] == 5
+
+
 @pytest.mark.parametrize("change", [{"latent_channels": 4}, {"num_centers": 6}, {"stage8_channels": 16},
-                                    {"synthesis_blocks4": 0}])
+                                    {"synthesis_blocks4": 0}, {"lambdas": (0.01, 0.05)},
+                                    {"lambdas": (0.01, 0.06, 0.2)}, {"lambdas": (0.01, 0.05, 0.2, 0.1)}])
 def test_refuses_what_cannot_grow(tiny_config, change):
     with pytest.raises(ValueError):
         grow(trained_like(tiny_config), dataclasses.replace(tiny_config, **change))
