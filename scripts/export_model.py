@@ -71,14 +71,23 @@ def steps_per_second(train_log: Path) -> float | None:
 
 def warm_start_record(state: dict) -> dict[str, object]:
     """For a run grown from another checkpoint (train.py --init): where it started, and the
-    CPU-hours and steps behind the whole chain, so the manifest reports the full cost."""
+    CPU-hours and steps behind the whole chain of warm starts (followed back through each
+    checkpoint's own --init), so the manifest reports the full cost."""
     init = state["train_config"].get("extra", {}).get("init")
-    if not init or not Path(init).exists():
+    steps, seconds, chain, seen = state["step"], state.get("cpu_seconds", 0.0), [], set()
+    current, first_steps = init, 0
+    while current and Path(current).exists() and current not in seen:
+        seen.add(current)
+        before = torch.load(current, map_location="cpu", weights_only=False)
+        first_steps = first_steps or before["step"]
+        chain.append(current)
+        steps += before["step"]
+        seconds += before.get("cpu_seconds", 0.0)
+        current = before["train_config"].get("extra", {}).get("init")
+    if not chain:
         return {}
-    before = torch.load(init, map_location="cpu", weights_only=False)
-    hours = (state.get("cpu_seconds", 0.0) + before.get("cpu_seconds", 0.0)) / 3600
-    return {"warm_start_from": init, "warm_start_steps": before["step"],
-            "total_steps": before["step"] + state["step"], "total_cpu_hours": round(hours, 3)}
+    return {"warm_start_from": init, "warm_start_steps": first_steps, "warm_start_chain": chain, "total_steps": steps,
+            "total_cpu_hours": round(seconds / 3600, 3)}
 
 
 def main(argv: list[str] | None = None) -> int:

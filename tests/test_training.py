@@ -130,3 +130,14 @@ def test_export_records_the_warm_start_chain(data_dir, tmp_path):
         assert row["bpp"] > row["bpp_estimate"] > 0  # real file bytes include the container
     assert {p.name for p in (zoo / "tiny-v2").iterdir()} >= {"encoder.onnx", "decoder.onnx", "prior.npz",
                                                            "model.json", "val_log.csv", "validation.csv"}
+    # A run grown from the exported checkpoint counts the whole chain back to the first run.
+    third = tmp_path / "third"
+    train(third, data_dir, 2, "--init", str(tmp_path / "slim.pt"))
+    subprocess.run([sys.executable, str(REPO / "scripts" / "export_model.py"), str(third / "checkpoint.pt"),
+                    "--name", "tiny-v3", "--data", str(data_dir), "--train-command", "test"],
+                   check=True, capture_output=True, timeout=300, env=env)
+    entry = json.loads((zoo / "manifest.json").read_text())["models"]["tiny-v3"]
+    assert entry["warm_start_chain"] == [str(tmp_path / "slim.pt"), str(base / "checkpoint.pt")]
+    assert entry["warm_start_steps"] == 2 and entry["total_steps"] == 6
+    seconds.append(torch.load(third / "checkpoint.pt", weights_only=False)["cpu_seconds"])
+    assert entry["total_cpu_hours"] == round(sum(seconds) / 3600, 3)
