@@ -8,6 +8,7 @@ import torch
 from imgcodec.autoencoder import SoftToHardAutoencoder
 from imgcodec.export import export_model
 from imgcodec.runtime import TransformRuntime
+from imgcodec.zoo import list_models
 
 
 #: The v1 layout, and the v2 one (clipped contexts, two 1/4-resolution synthesis blocks and the
@@ -81,16 +82,19 @@ def test_loaded_tables_keep_the_context_clip(exported):
 
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+SHIPPED = [info.name for info in list_models(Path(__file__).resolve().parent.parent / "models")]
 
 
-@pytest.mark.parametrize("name", ["shae-v1", "shae-v2"])
+def test_every_shipped_model_has_its_checkpoint_committed():
+    assert SHIPPED and all((CHECKPOINTS / f"{name}.pt").exists() for name in SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_onnx_matches_its_pytorch_checkpoint(name):
     """The CLI's ONNX transforms and tables are the committed PyTorch model, exported."""
     from imgcodec.training import load_model
     from imgcodec.zoo import LoadedModel, find_model
 
-    if not (CHECKPOINTS / f"{name}.pt").exists():
-        pytest.skip(f"no training checkpoint of {name} committed")
     model, _ = load_model(CHECKPOINTS / f"{name}.pt")
     shipped = LoadedModel(find_model(name))
     runtime = TransformRuntime(shipped.encoder_path, shipped.decoder_path, threads=1)
