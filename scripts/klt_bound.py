@@ -69,15 +69,18 @@ def model_psnr(checkpoint: Path, images: list[np.ndarray]) -> list[tuple[int, fl
     return rows
 
 
-def busy_channels(checkpoint: Path, train_dir: Path) -> np.ndarray:
+def busy_channels(checkpoint: Path, train_dir: Path) -> tuple[np.ndarray, int | None]:
     """Per latent channel, its busiest level's share of non-zero symbols on 128 training crops
-    (the measure export_model.py --drop-channels-below uses)."""
+    (the measure export_model.py --drop-channels-below uses); and, for a run grown with more
+    channels (train.py --init), the index of its first new channel."""
     from imgcodec.training import CropSampler, load_model
     from imgcodec.warm_start import channel_activity
 
-    model, _ = load_model(checkpoint)
+    model, state = load_model(checkpoint)
     sampler = CropSampler(load_images(train_dir), 64, seed=1234)
-    return channel_activity(model, [sampler.batch(16) for _ in range(8)]).numpy()
+    busy = channel_activity(model, [sampler.batch(16) for _ in range(8)]).numpy()
+    first_new = state.get("train_config", {}).get("extra", {}).get("new_channels_from")
+    return busy, (first_new if first_new is not None and first_new < len(busy) else None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,9 +100,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{args.checkpoint}, val images:\n| quality | PSNR quantized | PSNR unquantized |\n|---|---|---|")
         for quality, quantized, unquantized in model_psnr(args.checkpoint, load_images(args.data / "val")):
             print(f"| {quality} | {quantized:.2f} | {unquantized:.2f} |")
-        busy = busy_channels(args.checkpoint, args.data / "train")
+        busy, first_new = busy_channels(args.checkpoint, args.data / "train")
         print(f"\nlatent channels busy (off the zero center) at >= 0.5 % of positions at some level, "
               f"on training crops: {int((busy >= 0.005).sum())} of {len(busy)}")
+        if first_new is not None:
+            old, new = busy[:first_new], busy[first_new:]
+            print(f"share of positions off the zero center at the busiest level, median (min-max): "
+                  f"old channels {np.median(old):.3f} ({old.min():.3f}-{old.max():.3f}), "
+                  f"new channels {first_new}-{len(busy) - 1}: {np.median(new):.3f} ({new.min():.3f}-{new.max():.3f}); "
+                  f"new ones at >= 5 %: {int((new >= 0.05).sum())} of {len(new)}")
     return 0
 
 

@@ -187,3 +187,18 @@ def test_klt_bound_measures_a_checkpoint(data_dir: Path) -> None:
     assert all(u > q - 0.5 for q, u in zip(quantized, unquantized))
     busy = re.search(r"training crops: (\d+) of (\d+)", text)
     assert busy and int(busy.group(2)) == 48 and 0 < int(busy.group(1)) <= 48
+
+
+def test_klt_bound_reports_the_new_channels_of_a_grown_run(data_dir: Path, tiny_config, tmp_path: Path) -> None:
+    import torch
+
+    from imgcodec.autoencoder import SoftToHardAutoencoder
+
+    torch.manual_seed(0)
+    model = SoftToHardAutoencoder(tiny_config)
+    checkpoint = tmp_path / "grown.pt"
+    torch.save({"model": model.state_dict(), "model_config": tiny_config.to_dict(), "step": 1,
+                "train_config": {"extra": {"init": "base.pt", "new_channels_from": 4}}}, checkpoint)
+    text = run_script("klt_bound.py", "--data", str(data_dir), "--keep", "6", "--checkpoint", str(checkpoint))
+    found = re.search(r"new channels 4-5: [\d.]+ \(([\d.]+)-([\d.]+)\); new ones at >= 5 %: (\d) of 2", text)
+    assert found and 0 <= float(found.group(1)) <= float(found.group(2)) <= 1
