@@ -13,14 +13,14 @@ from the distortion. The rate term keeps the soft assignment's gradient either w
 """
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 import torch
 from torch import nn
 
 
 SteMode = Literal["soft", "identity"]
-STE_MODES: tuple[str, ...] = ("soft", "identity")
+STE_MODES: tuple[str, ...] = get_args(SteMode)
 
 
 class Quantized(NamedTuple):

@@ -121,6 +121,15 @@ def save_checkpoint(path: Path, model: SoftToHardAutoencoder, optimizer: torch.o
     os.replace(tmp, path)
 
 
+def channel_activity_on_crops(model: SoftToHardAutoencoder, train_dir: Path) -> torch.Tensor:
+    """warm_start.channel_activity on a fixed sample of 128 training crops of 64x64 (seeded, so
+    that export_model.py --drop-channels-below and klt_bound.py measure the same thing). (C,)"""
+    from .warm_start import channel_activity
+
+    sampler = CropSampler(load_images(train_dir), 64, seed=1234)
+    return channel_activity(model, [sampler.batch(16) for _ in range(8)])
+
+
 def load_model(path: Path) -> tuple[SoftToHardAutoencoder, dict[str, Any]]:
     """Model (eval mode) and the raw checkpoint dict."""
     state = torch.load(path, map_location="cpu", weights_only=False)

@@ -45,9 +45,9 @@ def _check_growable(old: ModelConfig, new: ModelConfig) -> None:
     for name in same:
         if getattr(old, name) != getattr(new, name):
             raise ValueError(f"cannot grow: {name} differs ({getattr(old, name)} -> {getattr(new, name)})")
-    kept = tuple(new.lambdas[:old.num_levels])
-    added = new.lambdas[old.num_levels:]
-    if kept != tuple(old.lambdas) or any(b <= a for a, b in zip(new.lambdas[old.num_levels - 1:], added)):
+    top = tuple(new.lambdas[old.num_levels - 1:])  # the old top level and the added ones
+    increasing = all(a < b for a, b in zip(top, top[1:]))
+    if tuple(new.lambdas[:old.num_levels]) != tuple(old.lambdas) or not increasing:
         raise ValueError(f"cannot grow: lambdas must be the old ones {tuple(old.lambdas)} followed by "
                          f"larger ones, got {tuple(new.lambdas)}")
     if new.latent_channels < old.latent_channels:

@@ -26,8 +26,8 @@ from imgcodec.bitstream import unpack
 from imgcodec.codec import Codec
 from imgcodec.export import export_model
 from imgcodec.metrics import ms_ssim_rgb, psnr_rgb
-from imgcodec.training import CropSampler, load_images, load_model
-from imgcodec.warm_start import channel_activity, drop_channels
+from imgcodec.training import channel_activity_on_crops, load_images, load_model
+from imgcodec.warm_start import drop_channels
 from imgcodec.zoo import find_model, models_dir
 
 
@@ -74,20 +74,18 @@ def warm_start_record(state: dict) -> dict[str, object]:
     CPU-hours and steps behind the whole chain of warm starts (followed back through each
     checkpoint's own --init), so the manifest reports the full cost."""
     init = state["train_config"].get("extra", {}).get("init")
-    steps, seconds, chain, seen = state["step"], state.get("cpu_seconds", 0.0), [], set()
-    current, first_steps = init, 0
-    while current and Path(current).exists() and current not in seen:
-        seen.add(current)
-        before = torch.load(current, map_location="cpu", weights_only=False)
-        first_steps = first_steps or before["step"]
+    chain, states = [], []
+    current = init
+    while current and Path(current).exists() and current not in chain:  # a cycle ends the walk
         chain.append(current)
-        steps += before["step"]
-        seconds += before.get("cpu_seconds", 0.0)
-        current = before["train_config"].get("extra", {}).get("init")
+        states.append(torch.load(current, map_location="cpu", weights_only=False))
+        current = states[-1]["train_config"].get("extra", {}).get("init")
     if not chain:
         return {}
-    return {"warm_start_from": init, "warm_start_steps": first_steps, "warm_start_chain": chain, "total_steps": steps,
-            "total_cpu_hours": round(seconds / 3600, 3)}
+    steps = state["step"] + sum(s["step"] for s in states)
+    seconds = state.get("cpu_seconds", 0.0) + sum(s.get("cpu_seconds", 0.0) for s in states)
+    return {"warm_start_from": init, "warm_start_steps": states[0]["step"], "warm_start_chain": chain,
+            "total_steps": steps, "total_cpu_hours": round(seconds / 3600, 3)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     model, state = load_model(args.checkpoint)
     dropped: list[int] = []
     if args.drop_channels_below > 0:
-        sampler = CropSampler(load_images(args.data / "train"), 64, seed=1234)
-        activity = channel_activity(model, [sampler.batch(16) for _ in range(8)])
+        activity = channel_activity_on_crops(model, args.data / "train")
         dropped = [c for c in range(len(activity)) if activity[c] < args.drop_channels_below]
         model = drop_channels(model, dropped).eval()
         print(f"dropped {len(dropped)} of {len(activity)} latent channels (busy < {args.drop_channels_below:g} "

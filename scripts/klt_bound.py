@@ -73,12 +73,10 @@ def busy_channels(checkpoint: Path, train_dir: Path) -> tuple[np.ndarray, int | 
     """Per latent channel, its busiest level's share of non-zero symbols on 128 training crops
     (the measure export_model.py --drop-channels-below uses); and, for a run grown with more
     channels (train.py --init), the index of its first new channel."""
-    from imgcodec.training import CropSampler, load_model
-    from imgcodec.warm_start import channel_activity
+    from imgcodec.training import channel_activity_on_crops, load_model
 
     model, state = load_model(checkpoint)
-    sampler = CropSampler(load_images(train_dir), 64, seed=1234)
-    busy = channel_activity(model, [sampler.batch(16) for _ in range(8)]).numpy()
+    busy = channel_activity_on_crops(model, train_dir).numpy()
     first_new = state.get("train_config", {}).get("extra", {}).get("new_channels_from")
     return busy, (first_new if first_new is not None and first_new < len(busy) else None)
 
