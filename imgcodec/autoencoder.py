@@ -47,13 +47,29 @@ class SoftToHardAutoencoder(nn.Module):
     def forward(self, x: torch.Tensor, level: torch.Tensor, sigma: float,
                 latent_grad_scale: torch.Tensor | None = None, ste: SteMode = "soft") -> ForwardResult:
         """`latent_grad_scale` (C,): see ContextPriorNet.bits; `ste`: see quantizer."""
-        gain, inv_gain = self.gains(level)
-        z = self.analysis(x) * gain  # N,C,h,w
+        z = self.latent(x, level)  # N,C,h,w
         q = self.quantizer(z, sigma, ste)
         bits = self.prior.bits(q.values, q.soft, q.indices, level, self.quantizer.centers.sort().values,
                                latent_grad_scale)
-        x_hat = self.synthesis(q.values * inv_gain)
-        return ForwardResult(x_hat, bits, q.indices)
+        return ForwardResult(self.reconstruct(q.values, level), bits, q.indices)
+
+    def latent(self, x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        """Image N,3,H,W -> the level's scaled latent N,C,H/8,W/8, ready to quantize."""
+        gain, _ = self.gains(level)
+        return self.analysis(x, level) * gain
+
+    def reconstruct(self, values: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        """(Quantized) scaled latent N,C,h,w -> image N,3,8h,8w (not clamped)."""
+        _, inv_gain = self.gains(level)
+        return self.synthesis(values * inv_gain, level)
+
+    def level_parameters(self) -> list[nn.Parameter]:
+        """The per-level parameters: gains and, if any, the transforms' level modulations."""
+        params = [self.log_gain, self.log_inv_gain]
+        for transform in (self.analysis, self.synthesis):
+            if transform.modulation is not None:
+                params += list(transform.modulation.parameters())
+        return params
 
     @torch.no_grad()
     def sorted_centers(self) -> torch.Tensor:

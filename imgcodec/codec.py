@@ -62,7 +62,7 @@ class Codec:
         _, h, w = self.latent_shape(width, height)
         x = np.pad(rgb, ((0, h * DOWNSCALE - height), (0, w * DOWNSCALE - width), (0, 0)), mode="edge")
         x = np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32) / 255.0  # 3,H,W
-        latent = self.runtime.analysis(x)  # C,h,w
+        latent = self.runtime.analysis(x, quality - 1)  # C,h,w
         latent *= self.model.gains[quality - 1][:, None, None]
         return np.searchsorted(self.model.thresholds, latent).astype(np.int32)
 
@@ -102,7 +102,7 @@ class Codec:
         symbols = self.decode_symbols(shae)  # C,h,w
         latent = self.model.centers[symbols]  # C,h,w float32
         latent *= self.model.inverse_gains[shae.level - 1][:, None, None]
-        x_hat = self.runtime.synthesis(latent)[:, :shae.height, :shae.width]  # 3,H,W
+        x_hat = self.runtime.synthesis(latent, shae.level - 1)[:, :shae.height, :shae.width]  # 3,H,W
         rgb = np.clip(np.rint(x_hat * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0)
         alpha_segment = shae.segment(SEGMENT_ALPHA)
         if alpha_segment is None:

@@ -3,6 +3,7 @@
 A shipped model is a folder with:
     encoder.onnx   analysis transform, image 1,3,H,W in [0,1] -> latent 1,C,H/8,W/8
     decoder.onnx   synthesis transform, latent 1,C,h,w -> image 1,3,8h,8w
+                   (a level-conditioned model's take a second input: level, int64 of shape 1)
     prior.npz      the frozen integer context tables, sorted centers, per-level gains
     model.json     ModelConfig, file hashes and the model id written into every .shae file
 
@@ -26,13 +27,15 @@ from .zoo import WEIGHT_FILES
 ONNX_OPSET = 17
 
 
-class _Analysis(torch.nn.Module):
-    def __init__(self, model: SoftToHardAutoencoder) -> None:
-        super().__init__()
-        self.analysis = model.analysis
+class _Transform(torch.nn.Module):
+    """A transform as ONNX sees it: (tensor) or, level-conditioned, (tensor, level int64 of shape 1)."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.analysis(x)
+    def __init__(self, transform: torch.nn.Module) -> None:
+        super().__init__()
+        self.transform = transform
+
+    def forward(self, x: torch.Tensor, level: torch.Tensor | None = None) -> torch.Tensor:
+        return self.transform(x, level)
 
 
 def file_sha256(path: Path) -> str:
@@ -56,12 +59,15 @@ def export_model(model: SoftToHardAutoencoder, folder: Path, extra: dict[str, An
     latent = torch.rand(1, cfg.latent_channels, 8, 12)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter suffices here
-        torch.onnx.export(_Analysis(model), (example,), str(folder / "encoder.onnx"),
-                          input_names=["image"], output_names=["latent"], opset_version=ONNX_OPSET,
+        # A level-conditioned model's transforms take the level (0-based) as a second input.
+        level = (torch.zeros(1, dtype=torch.int64),) if cfg.level_modulation else ()
+        extra_inputs = ["level"] if cfg.level_modulation else []
+        torch.onnx.export(_Transform(model.analysis), (example, *level), str(folder / "encoder.onnx"),
+                          input_names=["image", *extra_inputs], output_names=["latent"], opset_version=ONNX_OPSET,
                           dynamic_axes={"image": {2: "height", 3: "width"},
                                         "latent": {2: "lh", 3: "lw"}}, dynamo=False)
-        torch.onnx.export(model.synthesis, (latent,), str(folder / "decoder.onnx"),
-                          input_names=["latent"], output_names=["image"], opset_version=ONNX_OPSET,
+        torch.onnx.export(_Transform(model.synthesis), (latent, *level), str(folder / "decoder.onnx"),
+                          input_names=["latent", *extra_inputs], output_names=["image"], opset_version=ONNX_OPSET,
                           dynamic_axes={"latent": {2: "lh", 3: "lw"},
                                         "image": {2: "height", 3: "width"}}, dynamo=False)
         prior = model.prior.tabulate(model.sorted_centers())

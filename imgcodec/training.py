@@ -85,14 +85,12 @@ def validate(model: SoftToHardAutoencoder, images: list[np.ndarray], levels: lis
             h, w = im.shape[:2]
             x = torch.from_numpy(np.array(im, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255.0
             lv = torch.tensor([level])
-            gain, inv_gain = model.gains(lv)
-            z = model.analysis(pad_to_multiple(x, 8)) * gain
+            z = model.latent(pad_to_multiple(x, 8), lv)
             symbols = model.quantizer.symbols(z)[0].numpy()  # C,h,w
             payload = encode_symbols(symbols, prior, level)
             decoded = decode_symbols(payload, symbols.shape, prior, level)
             assert np.array_equal(decoded, symbols), "range coder round trip failed"
-            y_hat = centers[torch.from_numpy(decoded).long()][None] * inv_gain
-            x_hat = model.synthesis(y_hat).clamp(0, 1)[..., :h, :w]
+            x_hat = model.reconstruct(centers[torch.from_numpy(decoded).long()][None], lv).clamp(0, 1)[..., :h, :w]
             mse = (((x_hat * 255).round() - (x * 255).round()) ** 2).mean().item()
             real.append(8 * len(payload) / (h * w))
             est.append(prior.cross_entropy_bits(symbols, level) / (h * w))

@@ -46,6 +46,45 @@ class ResidualBlock(nn.Module):
         return x + self.conv2(F.leaky_relu(self.conv1(F.leaky_relu(x, 0.1)), 0.1))
 
 
+class LevelModulation(nn.Module):
+    """Per-quality-level channel-wise affine map x * (1 + scale[q]) + shift[q].
+
+    The conditional convolutions of Choi et al. (ICCV 2019, "Variable rate deep image compression
+    with a conditional autoencoder") in their cheapest form: one shared network, and per level only
+    2 numbers per channel, so the transforms can treat a coarse and a fine latent differently (the
+    per-level gains alone only rescale the latent). Starts at zero, i.e. as the identity, so it
+    can be added to a trained model without changing its output.
+    """
+
+    def __init__(self, num_levels: int, channels: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.zeros(num_levels, channels))
+        self.shift = nn.Parameter(torch.zeros(num_levels, channels))
+
+    def forward(self, x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:  # x: N,C,H,W; level: N
+        return x * (1.0 + self.scale[level])[:, :, None, None] + self.shift[level][:, :, None, None]
+
+
+def _modulations(cfg: ModelConfig, channels: tuple[int, ...]) -> nn.ModuleList | None:
+    if not cfg.level_modulation:
+        return None
+    return nn.ModuleList(LevelModulation(cfg.num_levels, c) for c in channels)
+
+
+def _run_stages(net: nn.Sequential, stage_ends: tuple[int, ...], modulations: nn.ModuleList | None,
+                x: torch.Tensor, level: torch.Tensor | None) -> torch.Tensor:
+    """Run `net`, applying modulation k after layer stage_ends[k] (when the model has them)."""
+    if modulations is None:
+        return net(x)
+    if level is None:
+        raise ValueError("this model is level-conditioned: pass the quality level")
+    start = 0
+    for end, modulation in zip(stage_ends, modulations):
+        x = modulation(net[start:end + 1](x), level)
+        start = end + 1
+    return net[start:](x)
+
+
 class AnalysisTransform(nn.Module):
     """Image N,3,H,W in [0,1] (H, W multiples of 8) -> latent N,C,H/8,W/8."""
 
@@ -63,9 +102,13 @@ class AnalysisTransform(nn.Module):
             ResidualBlock(c8),
             nn.Conv2d(c8, cfg.latent_channels, 3, padding=1),
         )
+        # With cfg.level_modulation: after the 1/4 GDN, the 1/8 GDN and the last residual block.
+        self.stage_ends = (2, 5, 7)
+        self.modulation = _modulations(cfg, (c4, c8, c8))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x - 0.5)
+    def forward(self, x: torch.Tensor, level: torch.Tensor | None = None) -> torch.Tensor:
+        """`level` (N,) is needed only by a level-conditioned model."""
+        return _run_stages(self.net, self.stage_ends, self.modulation, x - 0.5, level)
 
 
 class RefineBranch(nn.Module):
@@ -100,8 +143,7 @@ class SynthesisTransform(nn.Module):
         c4, c8 = cfg.stage4_channels, cfg.stage8_channels
         self.net = nn.Sequential(
             nn.Conv2d(cfg.latent_channels, c8, 3, padding=1),
-            ResidualBlock(c8),
-            ResidualBlock(c8),
+            *[ResidualBlock(c8) for _ in range(cfg.synthesis_blocks8)],
             GDN(c8, inverse=True),
             nn.Conv2d(c8, c4 * 4, 3, padding=1),
             nn.PixelShuffle(2),  # N,c4,H/4,W/4
@@ -111,9 +153,14 @@ class SynthesisTransform(nn.Module):
             nn.PixelShuffle(4),  # N,3,H,W
         )
         self.refine = RefineBranch(c4, cfg.refine_channels) if cfg.refine_channels else None
+        # With cfg.level_modulation: after the first conv, the 1/8 IGDN and the 1/4 residual blocks.
+        b8, b4 = cfg.synthesis_blocks8, cfg.synthesis_blocks4
+        self.stage_ends = (0, b8 + 1, b8 + 3 + b4)
+        self.modulation = _modulations(cfg, (c8, c8, c4))
 
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        features = self.net[:-2](y)  # N,c4,H/4,W/4
+    def forward(self, y: torch.Tensor, level: torch.Tensor | None = None) -> torch.Tensor:
+        """`level` (N,) is needed only by a level-conditioned model."""
+        features = _run_stages(self.net[:-2], self.stage_ends, self.modulation, y, level)  # N,c4,H/4,W/4
         x = self.net[-2:](features)  # N,3,H,W
         if self.refine is not None:
             x = x + self.refine(features)

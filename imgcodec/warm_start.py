@@ -16,8 +16,10 @@ instead of from scratch (the function-preserving growth of Chen et al., "Net2Net
   spacing, with prior logits that start lower the further out they are;
 * more quality levels (lambdas appended after the old ones, larger each): a new level's log-gains
   continue the old top two levels' step per channel, and its prior bias copies the top level's;
-* more synthesis blocks at 1/4 resolution: residual blocks whose last convolution is zero
-  (identity); a refinement branch: its last convolution is zero too.
+* more synthesis blocks at 1/8 or 1/4 resolution: residual blocks whose last convolution is
+  zero (identity); a refinement branch: its last convolution is zero too;
+* per-level modulation (transforms.LevelModulation): starts as the identity; new levels copy
+  the top level's.
 
 Everything else is copied. With no new channels the grown model computes the old model's output.
 The reverse, ``drop_channels``, removes latent channels that training left (nearly) silent.
@@ -54,8 +56,10 @@ def _check_growable(old: ModelConfig, new: ModelConfig) -> None:
         raise ValueError("cannot grow: fewer latent channels")
     if new.num_centers < old.num_centers or (new.num_centers - old.num_centers) % 2:
         raise ValueError("cannot grow: centers must grow by an even number (the same on each side)")
-    if new.synthesis_blocks4 < old.synthesis_blocks4:
+    if new.synthesis_blocks8 < old.synthesis_blocks8 or new.synthesis_blocks4 < old.synthesis_blocks4:
         raise ValueError("cannot grow: fewer synthesis blocks")
+    if old.level_modulation and not new.level_modulation:
+        raise ValueError("cannot grow: the level modulation cannot be removed")
     if old.refine_channels and new.refine_channels != old.refine_channels:
         raise ValueError("cannot grow: refinement branch width differs")
 
@@ -98,6 +102,19 @@ def _grow_prior(old: SoftToHardAutoencoder, new: SoftToHardAutoencoder, order: t
 
 
 @torch.no_grad()
+def _grow_modulation(old: nn.ModuleList | None, new: nn.ModuleList | None) -> None:
+    """Copy per-level modulations; new levels copy the top level's. None: the model has none
+    (a new one starts as the identity)."""
+    if old is None or new is None:
+        return
+    for m_old, m_new in zip(old, new):
+        for name in ("scale", "shift"):
+            p_old, p_new = getattr(m_old, name), getattr(m_new, name)  # levels,channels
+            top = p_old[-1:].expand(p_new.shape[0] - p_old.shape[0], -1)
+            p_new.copy_(torch.cat([p_old, top]))
+
+
+@torch.no_grad()
 def _copy_module(src: nn.Module, dst: nn.Module) -> None:
     dst.load_state_dict(src.state_dict())
 
@@ -111,7 +128,7 @@ def grow(old: SoftToHardAutoencoder, cfg: ModelConfig, seed: int = 0) -> SoftToH
     c_old = old.cfg.latent_channels
 
     # Analysis: identical layers except the last convolution, which gains output channels.
-    for (name, p_new), (_, p_old) in zip(new.analysis.named_parameters(), old.analysis.named_parameters()):
+    for p_new, p_old in zip(new.analysis.net.parameters(), old.analysis.net.parameters()):
         if p_new.shape == p_old.shape:
             p_new.copy_(p_old)
         elif p_new.dim() > 1:  # last conv weight: new rows random, scaled to the old rows' norm
@@ -123,11 +140,13 @@ def grow(old: SoftToHardAutoencoder, cfg: ModelConfig, seed: int = 0) -> SoftToH
             p_new[:c_old] = p_old
             p_new[c_old:] = 0.0
 
-    # Synthesis: first conv gains inputs; extra 1/4-resolution blocks start as the identity.
+    # Synthesis: first conv gains inputs; extra 1/8- and 1/4-resolution blocks start as the
+    # identity, after the old blocks of their resolution.
     old_layers, new_layers = list(old.synthesis.net), list(new.synthesis.net)
-    extra = cfg.synthesis_blocks4 - old.cfg.synthesis_blocks4
-    first_old_tail = 6 + old.cfg.synthesis_blocks4  # index of the IGDN after the 1/4 blocks
-    mapping = list(range(first_old_tail)) + [None] * extra + list(range(first_old_tail, len(old_layers)))
+    b8, b4 = old.cfg.synthesis_blocks8, old.cfg.synthesis_blocks4
+    after8, after4 = 1 + b8, 4 + b8 + b4  # old indices of the IGDNs that follow each group of blocks
+    mapping = (list(range(after8)) + [None] * (cfg.synthesis_blocks8 - b8) + list(range(after8, after4))
+               + [None] * (cfg.synthesis_blocks4 - b4) + list(range(after4, len(old_layers))))
     for new_layer, old_index in zip(new_layers, mapping):
         if old_index is None:
             assert isinstance(new_layer, ResidualBlock)
@@ -155,6 +174,9 @@ def grow(old: SoftToHardAutoencoder, cfg: ModelConfig, seed: int = 0) -> SoftToH
         p_new[:, :c_old] = extended
         p_new[:, c_old:] = extended.mean(dim=1, keepdim=True) + sign * ramp
 
+    for transform in ("analysis", "synthesis"):
+        _grow_modulation(getattr(old, transform).modulation, getattr(new, transform).modulation)
+
     order = old.quantizer.centers.argsort()
     pad = (cfg.num_centers - old.cfg.num_centers) // 2
     new.quantizer.centers.copy_(_grown_centers(old.quantizer.centers[order], pad))
@@ -169,10 +191,8 @@ def channel_activity(model: SoftToHardAutoencoder, batches: list[torch.Tensor]) 
     mid = (model.cfg.num_centers - 1) // 2
     busy = torch.zeros(model.cfg.num_levels, model.cfg.latent_channels)
     for x in batches:
-        z = model.analysis(x)  # N,C,h,w
         for level in range(model.cfg.num_levels):
-            gain, _ = model.gains(torch.full((x.shape[0],), level))
-            symbols = model.quantizer.symbols(z * gain)
+            symbols = model.quantizer.symbols(model.latent(x, torch.full((x.shape[0],), level)))
             busy[level] += (symbols != mid).float().mean(dim=(0, 2, 3)) / len(batches)
     return busy.max(dim=0).values
 

@@ -36,22 +36,25 @@ RATIO_TOLERANCE = 0.03
 
 
 class CachedAnalysis:
-    """Memoizes the analysis transform of the last input, which is the same for every level.
+    """Memoizes the analysis transform of the last input, which is the same for every level
+    (except in a level-conditioned model, whose latent is cached per level).
 
     ``Codec.symbols_of`` stays the single definition of symbols (padding, gains, centers);
     only the ONNX run is shared between the levels of one image. Returns copies because
     ``symbols_of`` scales the latent in place.
     """
 
-    def __init__(self, analysis: Callable[[np.ndarray], np.ndarray]) -> None:
+    def __init__(self, analysis: Callable[[np.ndarray, int], np.ndarray], per_level: bool) -> None:
         self.analysis = analysis
+        self.per_level = per_level  # a level-conditioned model: the latent differs per level
         self.key: tuple[Any, ...] | None = None
         self.latent: np.ndarray | None = None
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        key = (image.shape, image.dtype.str, hashlib.blake2b(np.ascontiguousarray(image).data).hexdigest())
+    def __call__(self, image: np.ndarray, level: int = 0) -> np.ndarray:
+        key = (image.shape, image.dtype.str, hashlib.blake2b(np.ascontiguousarray(image).data).hexdigest(),
+               level if self.per_level else None)
         if key != self.key:
-            self.latent = self.analysis(image)
+            self.latent = self.analysis(image, level)
             self.key = key
         return self.latent.copy()
 
@@ -121,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
 
     info = find_model(args.model)
     codec = Codec(info)  # our own instance: its analysis gets memoized below
-    codec.runtime.analysis = CachedAnalysis(codec.runtime.analysis)  # type: ignore[method-assign]
+    codec.runtime.analysis = CachedAnalysis(  # type: ignore[method-assign]
+        codec.runtime.analysis, bool(info.meta["config"].get("level_modulation")))
     prior = codec.model.prior
     levels = codec.qualities
     num_centers, channels = prior.num_centers, prior.num_channels

@@ -56,14 +56,14 @@ def model_psnr(checkpoint: Path, images: list[np.ndarray]) -> list[tuple[int, fl
     rows = []
     with torch.no_grad():
         for level in range(model.cfg.num_levels):
-            gain, inv_gain = model.gains(torch.tensor([level]))
+            lv = torch.tensor([level])
             quantized, unquantized = [], []
             for image in images:
                 h, w = image.shape[:2]
                 x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255.0  # 1,3,H,W
-                z = model.analysis(pad_to_multiple(x, 8)) * gain  # 1,C,h,w
+                z = model.latent(pad_to_multiple(x, 8), lv)  # 1,C,h,w
                 for latent, out in ((centers[model.quantizer.hard(z)], quantized), (z, unquantized)):
-                    x_hat = model.synthesis(latent * inv_gain).clamp(0, 1)[..., :h, :w]
+                    x_hat = model.reconstruct(latent, lv).clamp(0, 1)[..., :h, :w]
                     out.append(10 * np.log10(1.0 / float(((x_hat - x) ** 2).mean())))
             rows.append((level + 1, float(np.mean(quantized)), float(np.mean(unquantized))))
     return rows

@@ -123,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     model = grow(init_model, model_cfg, train_cfg.seed).train() if init_model is not None else SoftToHardAutoencoder(model_cfg)
     # The context prior starts from a flat distribution and the per-level gains must travel
     # far from their initial values (a factor of ~2 in a few thousand steps): both learn 10x
-    # faster, like CompressAI's separate, faster entropy-model optimizer.
-    fast_params = list(model.prior.parameters()) + [model.log_gain, model.log_inv_gain]
+    # faster, like CompressAI's separate, faster entropy-model optimizer. So do the per-level
+    # modulations: each level's row sees only the samples drawn at that level.
+    fast_params = list(model.prior.parameters()) + model.level_parameters()
     fast_ids = {id(p) for p in fast_params}
     optimizer = torch.optim.Adam([
         {"params": [p for p in model.parameters() if id(p) not in fast_ids], "lr_scale": 1.0},

@@ -13,7 +13,9 @@ from imgcodec.zoo import list_models
 
 #: The v1 layout, and the v2 one (clipped contexts, two 1/4-resolution synthesis blocks and the
 #: 1/2-resolution refinement branch).
-LAYOUTS = {"v1": {}, "v2": {"context_clip": 1, "synthesis_blocks4": 2, "refine_channels": 4}}
+LAYOUTS = {"v1": {}, "v2": {"context_clip": 1, "synthesis_blocks4": 2, "refine_channels": 4},
+           "level-conditioned": {"context_clip": 1, "synthesis_blocks4": 2, "refine_channels": 4,
+                                 "level_modulation": True}}
 
 
 @pytest.fixture(scope="module", params=sorted(LAYOUTS))
@@ -27,6 +29,10 @@ def exported(request, tmp_path_factory):
     if model.synthesis.refine is not None:  # its last conv starts at zero; make it matter
         with torch.no_grad():
             model.synthesis.refine.net[4].weight.normal_(0, 0.1)
+    with torch.no_grad():  # level modulations start as the identity; make them differ per level
+        for transform in (model.analysis, model.synthesis):
+            for p in ([] if transform.modulation is None else transform.modulation.parameters()):
+                p.normal_(0, 0.2)
     folder = tmp_path_factory.mktemp("model")
     export_model(model, folder)
     return model, folder
@@ -36,12 +42,25 @@ def test_onnx_matches_pytorch(exported):
     model, folder = exported
     runtime = TransformRuntime(folder / "encoder.onnx", folder / "decoder.onnx", threads=1)
     x = np.random.default_rng(0).random((3, 48, 72), dtype=np.float32)
-    with torch.no_grad():
-        y_torch = model.analysis(torch.from_numpy(x)[None])[0].numpy()
-        x_torch = model.synthesis(torch.from_numpy(y_torch)[None])[0].numpy()
-    y = runtime.analysis(x)
-    np.testing.assert_allclose(y, y_torch, atol=1e-4)
-    np.testing.assert_allclose(runtime.synthesis(y_torch), x_torch, atol=1e-4)
+    for level in range(model.cfg.num_levels):
+        with torch.no_grad():
+            y_torch = model.analysis(torch.from_numpy(x)[None], torch.tensor([level]))[0].numpy()
+            x_torch = model.synthesis(torch.from_numpy(y_torch)[None], torch.tensor([level]))[0].numpy()
+        np.testing.assert_allclose(runtime.analysis(x, level), y_torch, atol=1e-4)
+        np.testing.assert_allclose(runtime.synthesis(y_torch, level), x_torch, atol=1e-4)
+
+
+def test_level_conditioned_transforms_differ_per_level(exported):
+    model, folder = exported
+    runtime = TransformRuntime(folder / "encoder.onnx", folder / "decoder.onnx", threads=1)
+    x = np.random.default_rng(2).random((3, 32, 40), dtype=np.float32)
+    y0, y2 = runtime.analysis(x, 0), runtime.analysis(x, 2)
+    x0, x2 = runtime.synthesis(y0, 0), runtime.synthesis(y0, 2)
+    if model.cfg.level_modulation:
+        assert np.abs(y0 - y2).max() > 1e-3 and np.abs(x0 - x2).max() > 1e-3
+    else:  # the level is not an input of the graph at all
+        np.testing.assert_array_equal(y0, y2)
+        np.testing.assert_array_equal(x0, x2)
 
 
 def test_tiles_equal_whole_image(exported):
@@ -49,9 +68,9 @@ def test_tiles_equal_whole_image(exported):
     whole = TransformRuntime(folder / "encoder.onnx", folder / "decoder.onnx", tile_latents=1000)
     tiled = TransformRuntime(folder / "encoder.onnx", folder / "decoder.onnx", tile_latents=3, margin_latents=8)
     x = np.random.default_rng(1).random((3, 8 * 23, 8 * 19), dtype=np.float32)
-    y = whole.analysis(x)
-    np.testing.assert_allclose(tiled.analysis(x), y, atol=1e-4)
-    np.testing.assert_allclose(tiled.synthesis(y), whole.synthesis(y), atol=1e-4)
+    y = whole.analysis(x, 1)
+    np.testing.assert_allclose(tiled.analysis(x, 1), y, atol=1e-4)
+    np.testing.assert_allclose(tiled.synthesis(y, 1), whole.synthesis(y, 1), atol=1e-4)
 
 
 def test_export_writes_consistent_files(exported):
@@ -99,11 +118,12 @@ def test_shipped_onnx_matches_its_pytorch_checkpoint(name):
     shipped = LoadedModel(find_model(name))
     runtime = TransformRuntime(shipped.encoder_path, shipped.decoder_path, threads=1)
     x = np.random.default_rng(2).random((3, 64, 96), dtype=np.float32)
+    level = model.cfg.num_levels - 1
     with torch.no_grad():
-        y_torch = model.analysis(torch.from_numpy(x)[None])[0].numpy()
-        x_torch = model.synthesis(torch.from_numpy(y_torch)[None])[0].numpy()
-    np.testing.assert_allclose(runtime.analysis(x), y_torch, atol=1e-3)
-    np.testing.assert_allclose(runtime.synthesis(y_torch), x_torch, atol=1e-3)
+        y_torch = model.analysis(torch.from_numpy(x)[None], torch.tensor([level]))[0].numpy()
+        x_torch = model.synthesis(torch.from_numpy(y_torch)[None], torch.tensor([level]))[0].numpy()
+    np.testing.assert_allclose(runtime.analysis(x, level), y_torch, atol=1e-3)
+    np.testing.assert_allclose(runtime.synthesis(y_torch, level), x_torch, atol=1e-3)
     # Re-tabulating in float64 elsewhere may round a count differently; the shipped table is the truth.
     retabulated = model.prior.tabulate(model.sorted_centers()).counts.astype(np.int64)
     assert np.abs(retabulated - shipped.prior.counts.astype(np.int64)).max() <= 1

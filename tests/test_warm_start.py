@@ -31,7 +31,8 @@ def assert_same_output_and_rate(old: SoftToHardAutoencoder, new: SoftToHardAutoe
 
 def test_identity_growth_keeps_output_and_rate(tiny_config):
     old = trained_like(tiny_config)
-    new = grow(old, dataclasses.replace(tiny_config, synthesis_blocks4=3, refine_channels=4)).eval()
+    new = grow(old, dataclasses.replace(tiny_config, synthesis_blocks8=4, synthesis_blocks4=3,
+                                        refine_channels=4)).eval()
     assert_same_output_and_rate(old, new)
 
 
@@ -79,8 +80,29 @@ def test_new_levels_continue_the_top_ones(tiny_config):
     assert new.prior.tabulate(new.sorted_centers()).counts.shape[0] == 5
 
 
+def test_level_modulation_starts_as_identity_and_grows_with_the_levels(tiny_config):
+    old = trained_like(tiny_config)
+    modulated = grow(old, dataclasses.replace(tiny_config, level_modulation=True)).eval()
+    assert_same_output_and_rate(old, modulated)
+    with torch.no_grad():  # as after training: every level modulates differently
+        for p in modulated.level_parameters()[2:]:
+            p.normal_(0, 0.2)
+    new = grow(modulated, dataclasses.replace(modulated.cfg, lambdas=tiny_config.lambdas + (0.4,),
+                                              synthesis_blocks8=3, synthesis_blocks4=2)).eval()
+    assert_same_output_and_rate(modulated, new)
+    for transform in ("analysis", "synthesis"):
+        for m_old, m_new in zip(getattr(modulated, transform).modulation, getattr(new, transform).modulation):
+            torch.testing.assert_close(m_new.scale[:3], m_old.scale)
+            torch.testing.assert_close(m_new.scale[3], m_old.scale[2])  # the new level copies the top
+            torch.testing.assert_close(m_new.shift[3], m_old.shift[2])
+    with pytest.raises(ValueError):
+        grow(modulated, tiny_config)  # the modulation cannot be removed again
+    with pytest.raises(ValueError):
+        modulated.analysis(torch.rand(1, 3, 16, 16))  # a level-conditioned transform needs the level
+
+
 @pytest.mark.parametrize("change", [{"latent_channels": 4}, {"num_centers": 6}, {"stage8_channels": 16},
-                                    {"synthesis_blocks4": 0}, {"lambdas": (0.01, 0.05)},
+                                    {"synthesis_blocks4": 0}, {"synthesis_blocks8": 1}, {"lambdas": (0.01, 0.05)},
                                     {"lambdas": (0.01, 0.06, 0.2)}, {"lambdas": (0.01, 0.05, 0.2, 0.1)}])
 def test_refuses_what_cannot_grow(tiny_config, change):
     with pytest.raises(ValueError):
