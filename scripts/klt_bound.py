@@ -69,16 +69,17 @@ def model_psnr(checkpoint: Path, images: list[np.ndarray]) -> list[tuple[int, fl
     return rows
 
 
-def busy_channels(checkpoint: Path, train_dir: Path) -> tuple[np.ndarray, int | None]:
+def busy_channels(checkpoint: Path, train_dir: Path) -> tuple[np.ndarray, np.ndarray, int | None]:
     """Per latent channel, its busiest level's share of non-zero symbols on 128 training crops
-    (the measure export_model.py --drop-channels-below uses); and, for a run grown with more
-    channels (train.py --init), the index of its first new channel."""
+    (the measure export_model.py --drop-channels-below uses) and its gain at the top level; and,
+    for a run grown with more channels (train.py --init), the index of its first new channel."""
     from imgcodec.training import channel_activity_on_crops, load_model
 
     model, state = load_model(checkpoint)
     busy = channel_activity_on_crops(model, train_dir).numpy()
+    top_gain = model.log_gain[-1].detach().exp().numpy()
     first_new = state.get("train_config", {}).get("extra", {}).get("new_channels_from")
-    return busy, (first_new if first_new is not None and first_new < len(busy) else None)
+    return busy, top_gain, (first_new if first_new is not None and first_new < len(busy) else None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{args.checkpoint}, val images:\n| quality | PSNR quantized | PSNR unquantized |\n|---|---|---|")
         for quality, quantized, unquantized in model_psnr(args.checkpoint, load_images(args.data / "val")):
             print(f"| {quality} | {quantized:.2f} | {unquantized:.2f} |")
-        busy, first_new = busy_channels(args.checkpoint, args.data / "train")
+        busy, top_gain, first_new = busy_channels(args.checkpoint, args.data / "train")
         print(f"\nlatent channels busy (off the zero center) at >= 0.5 % of positions at some level, "
               f"on training crops: {int((busy >= 0.005).sum())} of {len(busy)}")
         if first_new is not None:
@@ -107,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"old channels {np.median(old):.3f} ({old.min():.3f}-{old.max():.3f}), "
                   f"new channels {first_new}-{len(busy) - 1}: {np.median(new):.3f} ({new.min():.3f}-{new.max():.3f}); "
                   f"new ones at >= 5 %: {int((new >= 0.05).sum())} of {len(new)}")
+            # How a channel goes silent: does its gain fall (the latent shrinks into the zero bin)?
+            groups = {"old": top_gain[:first_new], "new, busy >= 5 %": top_gain[first_new:][new >= 0.05],
+                      "new, busy < 5 %": top_gain[first_new:][new < 0.05]}
+            print("gain at the top level, median (min-max): " + "; ".join(
+                f"{name} {np.median(g):.2f} ({g.min():.2f}-{g.max():.2f})" for name, g in groups.items() if len(g)))
     return 0
 
 

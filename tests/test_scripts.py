@@ -202,3 +202,5 @@ def test_klt_bound_reports_the_new_channels_of_a_grown_run(data_dir: Path, tiny_
     text = run_script("klt_bound.py", "--data", str(data_dir), "--keep", "6", "--checkpoint", str(checkpoint))
     found = re.search(r"new channels 4-5: [\d.]+ \(([\d.]+)-([\d.]+)\); new ones at >= 5 %: (\d) of 2", text)
     assert found and 0 <= float(found.group(1)) <= float(found.group(2)) <= 1
+    # The top-level gains of the old channels (all at the initial 4.0 here) are reported apart.
+    assert "gain at the top level, median (min-max): old 4.00 (4.00-4.00); new" in text
