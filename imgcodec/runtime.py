@@ -19,14 +19,27 @@ TILE_LATENTS = 96  # core tile of 96x96 latents = 768x768 pixels
 MARGIN_LATENTS = 8  # overlap on each side, >= the receptive field in latents
 
 
-def _session(path: Path, threads: int | None) -> "object":
-    import onnxruntime as ort
+class _Graph:
+    """One ONNX transform: a session, and whether its graph takes the level as a second input
+    (a level-conditioned model, see imgcodec.export), looked up once when the session opens."""
 
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    def __init__(self, path: Path, threads: int | None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        inputs = [i.name for i in self.session.get_inputs()]
+        self.input_name, self.takes_level = inputs[0], "level" in inputs
+
+    def __call__(self, tensor: np.ndarray, level: int) -> np.ndarray:
+        """tensor C,H,W -> output of the graph for it, without the batch axis."""
+        feed = {self.input_name: tensor[None]}
+        if self.takes_level:
+            feed["level"] = np.array([level], dtype=np.int64)
+        return self.session.run(None, feed)[0][0]
 
 
 def _tiles(length: int, core: int) -> list[tuple[int, int]]:
@@ -42,33 +55,24 @@ class TransformRuntime:
         self.encoder_path, self.decoder_path = encoder_path, decoder_path
         self.threads = threads
         self.tile, self.margin = tile_latents, margin_latents
-        self._encoder = None
-        self._decoder = None
-
-    @staticmethod
-    def _run(session: "object", name: str, tensor: np.ndarray, level: int) -> np.ndarray:
-        """One transform call on a single tensor (C,H,W); a level-conditioned model (one whose
-        graph has a "level" input, see imgcodec.export) also gets the 0-based level."""
-        feed = {name: tensor[None]}
-        if any(i.name == "level" for i in session.get_inputs()):
-            feed["level"] = np.array([level], dtype=np.int64)
-        return session.run(None, feed)[0][0]
+        self._encoder: _Graph | None = None
+        self._decoder: _Graph | None = None
 
     def analysis(self, image: np.ndarray, level: int = 0) -> np.ndarray:
         """image: 3,H,W float32 in [0,1], H and W multiples of 8 -> latent C,H/8,W/8 float32.
         `level` (0-based) matters only to a level-conditioned model."""
         if self._encoder is None:
-            self._encoder = _session(self.encoder_path, self.threads)
+            self._encoder = _Graph(self.encoder_path, self.threads)
         h, w = image.shape[1] // DOWNSCALE, image.shape[2] // DOWNSCALE
         if h <= self.tile + 2 * self.margin and w <= self.tile + 2 * self.margin:
-            return self._run(self._encoder, "image", image, level)
+            return self._encoder(image, level)
         out = None
         for r0, r1 in _tiles(h, self.tile):
             for c0, c1 in _tiles(w, self.tile):
                 a0, a1 = max(0, r0 - self.margin), min(h, r1 + self.margin)
                 b0, b1 = max(0, c0 - self.margin), min(w, c1 + self.margin)
                 tile = image[:, a0 * DOWNSCALE:a1 * DOWNSCALE, b0 * DOWNSCALE:b1 * DOWNSCALE]
-                latent = self._run(self._encoder, "image", np.ascontiguousarray(tile), level)
+                latent = self._encoder(np.ascontiguousarray(tile), level)
                 if out is None:
                     out = np.empty((latent.shape[0], h, w), dtype=np.float32)  # C,h,w
                 out[:, r0:r1, c0:c1] = latent[:, r0 - a0:r1 - a0, c0 - b0:c1 - b0]
@@ -77,17 +81,17 @@ class TransformRuntime:
     def synthesis(self, latent: np.ndarray, level: int = 0) -> np.ndarray:
         """latent: C,h,w float32 -> image 3,8h,8w float32 (not clamped). `level` as in analysis."""
         if self._decoder is None:
-            self._decoder = _session(self.decoder_path, self.threads)
+            self._decoder = _Graph(self.decoder_path, self.threads)
         h, w = latent.shape[1:]
         if h <= self.tile + 2 * self.margin and w <= self.tile + 2 * self.margin:
-            return self._run(self._decoder, "latent", latent, level)
+            return self._decoder(latent, level)
         out = np.empty((3, h * DOWNSCALE, w * DOWNSCALE), dtype=np.float32)  # 3,H,W
         for r0, r1 in _tiles(h, self.tile):
             for c0, c1 in _tiles(w, self.tile):
                 a0, a1 = max(0, r0 - self.margin), min(h, r1 + self.margin)
                 b0, b1 = max(0, c0 - self.margin), min(w, c1 + self.margin)
                 tile = np.ascontiguousarray(latent[:, a0:a1, b0:b1])
-                rec = self._run(self._decoder, "latent", tile, level)
+                rec = self._decoder(tile, level)
                 out[:, r0 * DOWNSCALE:r1 * DOWNSCALE, c0 * DOWNSCALE:c1 * DOWNSCALE] = rec[
                     :, (r0 - a0) * DOWNSCALE:(r1 - a0) * DOWNSCALE, (c0 - b0) * DOWNSCALE:(c1 - b0) * DOWNSCALE]
         return out
