@@ -103,12 +103,21 @@ def find_model(name_or_id: str | None = None, directory: Path | None = None) -> 
 
 
 def find_model_by_id(model_id: bytes, directory: Path | None = None) -> ModelInfo:
-    """The model a .shae file was made with; a clear error naming it if it is missing."""
+    """The model a .shae file was made with; a clear error naming it if it is missing.
+
+    The manifest's "retired" section lists models that no longer ship (to keep ``models/``
+    small) with the last commit that has them, so that such a file's error says where to get
+    the weights."""
     wanted = model_id.hex()
     models = list_models(directory)
     for info in models:
         if info.model_id == wanted:
             return info
+    for name, entry in _read_manifest(directory or models_dir()).get("retired", {}).items():
+        if entry.get("model_id") == wanted:
+            raise ModelNotFoundError(
+                f"this file was made with model {name} ({wanted}), which this version of shaec no longer "
+                f"ships; decode it with shaec at commit {entry.get('last_commit', '?')}, which has models/{name}")
     have = ", ".join(f"{m.name} ({m.model_id})" for m in models) or "none"
     raise ModelNotFoundError(
         f"this file needs model weights {wanted}, which are not installed (installed: {have}); "

@@ -6,6 +6,7 @@ are always read from the installed model, so the tests keep working when it is r
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import signal
 import subprocess
@@ -24,7 +25,7 @@ from imgcodec.bitstream import SEGMENT_ALPHA, SEGMENT_LATENT, Segment, ShaeFile
 from imgcodec.codec import Codec, EncodeResult, compress, decompress, get_codec
 from imgcodec.errors import FormatError, ImageInputError, ModelNotFoundError
 from imgcodec.metrics import psnr_rgb
-from imgcodec.zoo import find_model, list_models
+from imgcodec.zoo import find_model, find_model_by_id, list_models
 
 SEED = 20240611
 
@@ -226,6 +227,19 @@ def test_unknown_model_id_names_the_wanted_weights(small_file: bytes) -> None:
         decompress(data)
     assert other.hex() in str(exc_info.value)
     assert not isinstance(exc_info.value, FormatError)
+
+
+def test_retired_model_names_the_commit_that_has_it(tmp_path: Path) -> None:
+    """A model moved out of models/ is listed under "retired"; its files get a pointer."""
+    retired_id = "0123456789abcdef"
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"models": {}, "retired": {"shae-old": {"model_id": retired_id, "last_commit": "c0ffee1"}}}))
+    with pytest.raises(ModelNotFoundError) as exc_info:
+        find_model_by_id(bytes.fromhex(retired_id), tmp_path)
+    message = str(exc_info.value)
+    assert "shae-old" in message and "c0ffee1" in message and retired_id in message
+    with pytest.raises(ModelNotFoundError, match="not installed"):  # any other id: the usual error
+        find_model_by_id(bytes.fromhex("fedcba9876543210"), tmp_path)
 
 
 # --------------------------------------------------------------------------------------------
