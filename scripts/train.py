@@ -56,6 +56,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="with --init and more latent channels: for this many steps the rate term does "
                              "not push the new channels' latents (the prior still learns them), then its "
                              "pull rises linearly to full over as many steps again")
+    parser.add_argument("--hold-new-gains", action="store_true",
+                        help="with --init and more latent channels: the new channels' per-level gains keep "
+                             "their starting values for the whole run (no gradient), so that the rate term "
+                             "can silence a new channel only slowly, through the encoder")
     parser.add_argument("--sigma-start", type=float, default=None,
                         help=f"soft-assignment sharpness at step 0 (default {defaults.sigma_start}, or the run's own when resuming)")
     parser.add_argument("--sigma-end", type=float, default=None,
@@ -89,6 +93,19 @@ def new_channel_pull(train_cfg: TrainConfig, model_cfg: ModelConfig, step: int) 
     return scale
 
 
+def hold_new_channel_gains(model: SoftToHardAutoencoder, train_cfg: TrainConfig) -> None:
+    """Zero the gradient of the added channels' gains (--hold-new-gains). The gains learn 10x
+    faster than the transforms, and in earlier grown runs the rate term shrank a new channel's
+    gain until its whole latent sat in the zero bin, before the decoder had learned to use it
+    (README, "Why added channels die"). Adam never moves a parameter whose gradient was always 0."""
+    if not train_cfg.extra.get("hold_new_gains"):
+        return
+    first_new = int(train_cfg.extra["new_channels_from"])
+    for gain in (model.log_gain, model.log_inv_gain):  # levels,C
+        if gain.grad is not None:
+            gain.grad[:, first_new:] = 0.0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     distributed = "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
@@ -117,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
                             seed=args.seed, threads=args.threads, val_every=args.val_every,
                             ckpt_every=args.ckpt_every,
                             extra=({"init": str(args.init), "new_channels_from": init_model.cfg.latent_channels,
-                                    "new_channel_warmup": args.new_channel_warmup}
+                                    "new_channel_warmup": args.new_channel_warmup,
+                                    "hold_new_gains": args.hold_new_gains}
                                    if init_model is not None else saved.extra))
     torch.manual_seed(train_cfg.seed)
     model = grow(init_model, model_cfg, train_cfg.seed).train() if init_model is not None else SoftToHardAutoencoder(model_cfg)
@@ -166,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         loss = (lambdas[level] * 255 ** 2 * mse + bpp).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        hold_new_channel_gains(model, train_cfg)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
         step += 1

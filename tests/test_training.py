@@ -92,13 +92,36 @@ def test_warm_start_grows_a_new_run_and_resumes_it(data_dir, tmp_path):
     assert state["model_config"]["stage4_channels"] == 8  # the rest comes from the initial model
     assert list(state["model_config"]["lambdas"]) == [0.01, 0.05, 0.2, 0.5]  # one level more
     extra = state["train_config"]["extra"]
-    assert extra == {"init": str(base / "checkpoint.pt"), "new_channels_from": 6, "new_channel_warmup": 1}
+    assert extra == {"init": str(base / "checkpoint.pt"), "new_channels_from": 6, "new_channel_warmup": 1,
+                     "hold_new_gains": False}
     # Resuming keeps the run's own sigma schedule and gradient mode without repeating the flags.
     subprocess.run(cmd[:cmd.index("--sigma-start")], check=True, capture_output=True, timeout=300)
     state = torch.load(grown / "checkpoint.pt", weights_only=False)
     assert state["step"] == 4
     assert (state["train_config"]["sigma_start"], state["train_config"]["sigma_end"]) == (3.0, 5.0)
     assert state["train_config"]["ste"] == "identity"
+
+
+def test_hold_new_gains_keeps_only_the_new_channels_gains(data_dir, tmp_path):
+    from imgcodec.training import load_model
+    from imgcodec.warm_start import grow
+
+    base, grown = tmp_path / "base", tmp_path / "grown"
+    train(base, data_dir, 2)
+    bigger = {"latent_channels": 9, "lambdas": [0.01, 0.05, 0.2, 0.5]}
+    cmd = [sys.executable, str(REPO / "scripts" / "train.py"), "--run-dir", str(grown), "--data", str(data_dir),
+           "--init", str(base / "checkpoint.pt"), "--model-config", json.dumps(bigger), "--steps", "3",
+           "--batch-size", "2", "--crop", "32", "--threads", "1", "--val-every", "10", "--no-progress",
+           "--lr", "1e-2", "--hold-new-gains"]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    state = torch.load(grown / "checkpoint.pt", weights_only=False)
+    assert state["train_config"]["extra"]["hold_new_gains"] is True
+    old, _ = load_model(base / "checkpoint.pt")
+    start = grow(old, old.cfg.__class__.from_dict({**old.cfg.to_dict(), **bigger}), seed=0)
+    for name in ("log_gain", "log_inv_gain"):
+        before, after = getattr(start, name).detach(), state["model"][name]  # levels,C
+        torch.testing.assert_close(after[:, 6:], before[:, 6:], rtol=0, atol=0)  # held
+        assert (after[:, :6] - before[:, :6]).abs().max() > 1e-3  # the old channels' gains trained
 
 
 def test_export_records_the_warm_start_chain(data_dir, tmp_path):
