@@ -217,3 +217,19 @@ def drop_channels(model: SoftToHardAutoencoder, drop: list[int]) -> SoftToHardAu
     new.log_inv_gain.copy_(model.log_inv_gain[:, keep])
     _grow_prior(model, new, torch.arange(model.cfg.num_centers), src=keep)
     return new
+
+
+@torch.no_grad()
+def keep_levels(model: SoftToHardAutoencoder, levels: list[int]) -> SoftToHardAutoencoder:
+    """The same model with only the quality levels `levels` (0-based, increasing), for shipping
+    the levels that earn their place. Every kept level computes exactly what it did before."""
+    if not levels or sorted(set(levels)) != list(levels) or levels[0] < 0 or levels[-1] >= model.cfg.num_levels:
+        raise ValueError(f"levels to keep must be increasing, distinct and within 0..{model.cfg.num_levels - 1}")
+    keep = torch.tensor(levels)
+    new = SoftToHardAutoencoder(dataclasses.replace(model.cfg, lambdas=tuple(model.cfg.lambdas[i] for i in levels)))
+    state = model.state_dict()
+    # Per-level tensors have the levels on their first axis: gains, modulations, the prior's level bias.
+    per_level = {"log_gain", "log_inv_gain", "prior.level_bias.weight"} | {
+        key for key in state if key.endswith((".scale", ".shift")) and ".modulation." in key}
+    new.load_state_dict({key: value[keep] if key in per_level else value for key, value in state.items()})
+    return new

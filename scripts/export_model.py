@@ -27,7 +27,7 @@ from imgcodec.codec import Codec
 from imgcodec.export import export_model
 from imgcodec.metrics import ms_ssim_rgb, psnr_rgb
 from imgcodec.training import channel_activity_on_crops, load_images, load_model
-from imgcodec.warm_start import drop_channels
+from imgcodec.warm_start import drop_channels, keep_levels
 from imgcodec.zoo import find_model, models_dir
 
 
@@ -100,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drop-channels-below", type=float, default=0.0, metavar="FRACTION",
                         help="drop latent channels that leave the zero center at fewer than this fraction of "
                              "positions at every level, on training crops (imgcodec.warm_start.drop_channels)")
+    parser.add_argument("--keep-levels", type=int, nargs="+", default=None, metavar="QUALITY",
+                        help="ship only these quality levels (1-based, increasing), renumbered 1..N "
+                             "(imgcodec.warm_start.keep_levels)")
     parser.add_argument("--save-checkpoint", type=Path, default=None,
                         help="also write the exported (possibly slimmed) PyTorch model here, for tests and --init")
     args = parser.parse_args(argv)
@@ -112,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         model = drop_channels(model, dropped).eval()
         print(f"dropped {len(dropped)} of {len(activity)} latent channels (busy < {args.drop_channels_below:g} "
               f"at every level): {dropped}", file=sys.stderr)
+    if args.keep_levels:
+        model = keep_levels(model, [q - 1 for q in args.keep_levels]).eval()
+        print(f"kept levels {args.keep_levels} of {len(state['model_config']['lambdas'])}", file=sys.stderr)
     if args.save_checkpoint:
         args.save_checkpoint.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"model": model.state_dict(), "model_config": model.cfg.to_dict(), "step": state["step"],
@@ -126,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
              "cpu_hours": round(state.get("cpu_seconds", 0.0) / 3600, 3),
              "steps_per_second": steps_per_second(train_log)}
     extra.update(warm_start_record(state))
+    if args.keep_levels:
+        extra["kept_levels"] = args.keep_levels
     if dropped:
         extra["dropped_channels"] = {"threshold": args.drop_channels_below, "channels": dropped}
     model_id = export_model(model, folder, extra)
@@ -140,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     entry = {"folder": args.name, "model_id": model_id, "training_command": args.train_command,
              "trained_steps": state["step"], "cpu_hours": extra["cpu_hours"],
              "steps_per_second": extra["steps_per_second"],
-             **{k: v for k, v in extra.items() if k.startswith(("warm_start", "total_", "dropped"))},
+             **{k: v for k, v in extra.items() if k.startswith(("warm_start", "total_", "dropped", "kept"))},
              "files": json.loads((folder / "model.json").read_text())["files"]}
     manifest["models"][args.name] = entry
     manifest["default"] = args.name

@@ -157,9 +157,14 @@ def test_export_records_the_warm_start_chain(data_dir, tmp_path):
     third = tmp_path / "third"
     train(third, data_dir, 2, "--init", str(tmp_path / "slim.pt"))
     subprocess.run([sys.executable, str(REPO / "scripts" / "export_model.py"), str(third / "checkpoint.pt"),
-                    "--name", "tiny-v3", "--data", str(data_dir), "--train-command", "test"],
+                    "--name", "tiny-v3", "--data", str(data_dir), "--train-command", "test",
+                    "--keep-levels", "1", "3"],
                    check=True, capture_output=True, timeout=300, env=env)
     entry = json.loads((zoo / "manifest.json").read_text())["models"]["tiny-v3"]
+    assert entry["kept_levels"] == [1, 3]  # ... shipped as qualities 1 and 2
+    assert [row["quality"] for row in entry["validation"]["levels"]] == [1, 2]
+    with np.load(zoo / "tiny-v3" / "prior.npz") as npz:
+        assert npz["gains"].shape[0] == 2
     assert entry["warm_start_chain"] == [str(tmp_path / "slim.pt"), str(base / "checkpoint.pt")]
     assert entry["warm_start_steps"] == 2 and entry["total_steps"] == 6
     seconds.append(torch.load(third / "checkpoint.pt", weights_only=False)["cpu_seconds"])

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from imgcodec.autoencoder import SoftToHardAutoencoder
-from imgcodec.warm_start import channel_activity, drop_channels, grow
+from imgcodec.warm_start import channel_activity, drop_channels, grow, keep_levels
 
 
 def trained_like(cfg) -> SoftToHardAutoencoder:
@@ -130,3 +130,23 @@ def test_dropping_silent_channels_keeps_the_codec(tiny_config):
                                old.prior.tabulate(old.sorted_centers()).counts[:, [0, 1, 3, 4, 5]])
     with pytest.raises(ValueError):
         drop_channels(old, list(range(6)))
+
+
+def test_keeping_some_levels_keeps_what_they_compute(tiny_config):
+    cfg = dataclasses.replace(tiny_config, level_modulation=True, lambdas=(0.01, 0.05, 0.2, 0.5))
+    model = trained_like(cfg)
+    with torch.no_grad():  # make the levels' modulations differ, so a wrong row would show
+        for module in (model.analysis.modulation, model.synthesis.modulation):
+            for p in module.parameters():
+                p.normal_(0, 0.2)
+    kept = keep_levels(model, [0, 2]).eval()
+    assert kept.cfg.lambdas == (0.01, 0.2) and kept.cfg.num_levels == 2
+    x = torch.rand(2, 3, 32, 40)
+    with torch.no_grad():
+        before = model(x, torch.tensor([0, 2]), 2.0)
+        after = kept(x, torch.tensor([0, 1]), 2.0)
+    torch.testing.assert_close(after.x_hat, before.x_hat, rtol=0, atol=0)
+    torch.testing.assert_close(after.bits, before.bits, rtol=0, atol=0)
+    for bad in ([], [2, 0], [0, 0], [4]):
+        with pytest.raises(ValueError):
+            keep_levels(model, bad)
