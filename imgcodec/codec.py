@@ -17,6 +17,7 @@ import numpy as np
 
 from . import bitstream
 from .bitstream import SEGMENT_ALPHA, SEGMENT_LATENT, Segment, ShaeFile
+from .config import ModelConfig
 from .coder import decode_symbols, encode_symbols
 from .errors import FormatError, ImageInputError, ModelNotFoundError
 from .imageio import MAX_SIDE, decode_alpha, encode_alpha
@@ -47,7 +48,10 @@ class Codec:
 
     def __init__(self, info: ModelInfo, threads: int | None = None) -> None:
         self.model = LoadedModel(info)
-        self.runtime = TransformRuntime(self.model.encoder_path, self.model.decoder_path, threads)
+        # Tiles overlap by the transforms' reach, so that tiled coding equals whole-image coding.
+        margin = ModelConfig.from_dict(info.meta["config"]).receptive_radius_latents()
+        self.runtime = TransformRuntime(self.model.encoder_path, self.model.decoder_path, threads,
+                                        margin_latents=margin)
 
     @property
     def qualities(self) -> list[int]:

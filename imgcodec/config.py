@@ -36,6 +36,8 @@ class ModelConfig:
     # one (context_prior.context_symbol_map); None: every center is its own context symbol.
     context_clip: int | None = None
     synthesis_blocks8: int = 2  # residual blocks at 1/8 resolution in the synthesis
+    analysis_blocks8: int = 2  # residual blocks at 1/8 resolution in the analysis
+    analysis_blocks4: int = 1  # residual blocks at 1/4 resolution in the analysis
     synthesis_blocks4: int = 1  # residual blocks at 1/4 resolution in the synthesis
     # Channels of the synthesis' 1/2-resolution refinement branch (0: none). It adds detail
     # that one linear 1/4 -> full resolution step cannot draw, at a quarter of full-res cost.
@@ -51,6 +53,21 @@ class ModelConfig:
     @property
     def downscale(self) -> int:
         return 8
+
+    def receptive_radius_latents(self) -> int:
+        """How many latents either side of a position the transforms reach: the larger of the
+        analysis' reach (an output latent's input pixels, in 8-pixel blocks) and the synthesis'
+        (the latents that one output pixel depends on). Tiled coding (imgcodec.runtime) needs an
+        overlap at least this wide to compute what the whole image computes."""
+        # Analysis: the 1/4 stage's 3x3 convs (1 + 2 per block), the stride-2 conv (+1 at 1/4),
+        # then at 1/8 the blocks' convs and the last conv.
+        reach4 = 1 + 2 * self.analysis_blocks4 + 1
+        analysis = 1 + 2 * self.analysis_blocks8 + -(-reach4 // 2)
+        # Synthesis: first conv, the 1/8 blocks and the conv before depth-to-space, then at 1/4
+        # the blocks and either the last conv (1) or the refinement branch (about 3 at 1/4).
+        reach4 = 2 * self.synthesis_blocks4 + (3 if self.refine_channels else 1)
+        synthesis = 2 + 2 * self.synthesis_blocks8 + -(-reach4 // 2)
+        return max(analysis, synthesis)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -4,9 +4,10 @@ Why onnxruntime and not torch: ``import torch`` alone costs ~2 s of a process's 
 runtime ~0.3 s, and both run this conv stack equally fast on a CPU; the CLI is a short-lived
 process. Training and export stay in PyTorch (``tests/test_runtime.py`` checks both agree).
 
-Large images are processed in overlapping tiles: a margin wider than the transforms' receptive
-field (about 56 px for the encoder, 8 latents for the decoder) makes every kept pixel equal to
-whole-image processing up to float rounding, so no seam shows and memory stays bounded.
+Large images are processed in overlapping tiles: a margin as wide as the transforms' receptive
+field (``ModelConfig.receptive_radius_latents``: 8 latents for shae-v1's layout, 14 for shae-v4's)
+makes every kept pixel equal to whole-image processing up to float rounding, so no seam shows and
+memory stays bounded.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numpy as np
 
 DOWNSCALE = 8
 TILE_LATENTS = 96  # core tile of 96x96 latents = 768x768 pixels
-MARGIN_LATENTS = 8  # overlap on each side, >= the receptive field in latents
+MARGIN_LATENTS = 8  # overlap on each side; codec.Codec passes the model's own receptive radius
 
 
 class _Graph:

@@ -95,15 +95,15 @@ class AnalysisTransform(nn.Module):
             nn.PixelUnshuffle(4),  # N,48,H/4,W/4
             nn.Conv2d(48, c4, 3, padding=1),
             GDN(c4),
-            ResidualBlock(c4),
+            *[ResidualBlock(c4) for _ in range(cfg.analysis_blocks4)],
             nn.Conv2d(c4, c8, 3, stride=2, padding=1),  # N,c8,H/8,W/8
             GDN(c8),
-            ResidualBlock(c8),
-            ResidualBlock(c8),
+            *[ResidualBlock(c8) for _ in range(cfg.analysis_blocks8)],
             nn.Conv2d(c8, cfg.latent_channels, 3, padding=1),
         )
         # With cfg.level_modulation: after the 1/4 GDN, the 1/8 GDN and the last residual block.
-        self.stage_ends = (2, 5, 7)
+        b4, b8 = cfg.analysis_blocks4, cfg.analysis_blocks8
+        self.stage_ends = (2, 4 + b4, 4 + b4 + b8)
         self.modulation = _modulations(cfg, (c4, c8, c8))
 
     def forward(self, x: torch.Tensor, level: torch.Tensor | None = None) -> torch.Tensor:

@@ -16,8 +16,8 @@ instead of from scratch (the function-preserving growth of Chen et al., "Net2Net
   spacing, with prior logits that start lower the further out they are;
 * more quality levels (lambdas appended after the old ones, larger each): a new level's log-gains
   continue the old top two levels' step per channel, and its prior bias copies the top level's;
-* more synthesis blocks at 1/8 or 1/4 resolution: residual blocks whose last convolution is
-  zero (identity); a refinement branch: its last convolution is zero too;
+* more residual blocks at 1/8 or 1/4 resolution, in either transform: blocks whose last
+  convolution is zero (identity); a refinement branch: its last convolution is zero too;
 * per-level modulation (transforms.LevelModulation): starts as the identity; new levels copy
   the top level's.
 
@@ -56,8 +56,9 @@ def _check_growable(old: ModelConfig, new: ModelConfig) -> None:
         raise ValueError("cannot grow: fewer latent channels")
     if new.num_centers < old.num_centers or (new.num_centers - old.num_centers) % 2:
         raise ValueError("cannot grow: centers must grow by an even number (the same on each side)")
-    if new.synthesis_blocks8 < old.synthesis_blocks8 or new.synthesis_blocks4 < old.synthesis_blocks4:
-        raise ValueError("cannot grow: fewer synthesis blocks")
+    for name in ("synthesis_blocks8", "synthesis_blocks4", "analysis_blocks8", "analysis_blocks4"):
+        if getattr(new, name) < getattr(old, name):
+            raise ValueError(f"cannot grow: fewer residual blocks ({name})")
     if old.level_modulation and not new.level_modulation:
         raise ValueError("cannot grow: the level modulation cannot be removed")
     if old.refine_channels and new.refine_channels != old.refine_channels:
@@ -119,6 +120,27 @@ def _copy_module(src: nn.Module, dst: nn.Module) -> None:
     dst.load_state_dict(src.state_dict())
 
 
+def _layer_mapping(num_old: int, inserts: dict[int, int]) -> list[int | None]:
+    """For each layer of a grown Sequential, the old layer it copies, or None for an added
+    residual block; inserts[i] added blocks go just before old layer i."""
+    mapping: list[int | None] = []
+    for index in range(num_old):
+        mapping += [None] * inserts.get(index, 0) + [index]
+    return mapping
+
+
+@torch.no_grad()
+def _copy_or_identity(old_layers: list[nn.Module], new_layer: nn.Module, old_index: int | None) -> None:
+    """Copy old layer `old_index` into `new_layer`; None: `new_layer` is an added residual
+    block, made the identity by zeroing its last convolution."""
+    if old_index is None:
+        assert isinstance(new_layer, ResidualBlock)
+        nn.init.zeros_(new_layer.conv2.weight)
+        nn.init.zeros_(new_layer.conv2.bias)
+    else:
+        _copy_module(old_layers[old_index], new_layer)
+
+
 @torch.no_grad()
 def grow(old: SoftToHardAutoencoder, cfg: ModelConfig, seed: int = 0) -> SoftToHardAutoencoder:
     """A model of configuration `cfg` that starts from `old` (see the module docstring)."""
@@ -127,38 +149,39 @@ def grow(old: SoftToHardAutoencoder, cfg: ModelConfig, seed: int = 0) -> SoftToH
     new = SoftToHardAutoencoder(cfg)
     c_old = old.cfg.latent_channels
 
-    # Analysis: identical layers except the last convolution, which gains output channels.
-    for p_new, p_old in zip(new.analysis.net.parameters(), old.analysis.net.parameters()):
-        if p_new.shape == p_old.shape:
-            p_new.copy_(p_old)
-        elif p_new.dim() > 1:  # last conv weight: new rows random, scaled to the old rows' norm
-            old_norm = p_old.flatten(1).norm(dim=1).mean()
-            fresh = p_new[c_old:]
+    # Analysis: extra 1/4- and 1/8-resolution blocks start as the identity, after the old blocks
+    # of their resolution; the last convolution gains output channels (new rows random, scaled
+    # to the old rows' norm, so that a new channel carries information).
+    old_layers, new_layers = list(old.analysis.net), list(new.analysis.net)
+    b4, b8 = old.cfg.analysis_blocks4, old.cfg.analysis_blocks8
+    last = len(old_layers) - 1
+    mapping = _layer_mapping(len(old_layers), {3 + b4: cfg.analysis_blocks4 - b4, last: cfg.analysis_blocks8 - b8})
+    for new_layer, old_index in zip(new_layers, mapping):
+        if old_index == last:
+            conv_new, conv_old = new_layer, old_layers[last]
+            old_norm = conv_old.weight.flatten(1).norm(dim=1).mean()
+            fresh = conv_new.weight[c_old:]
             fresh *= old_norm / fresh.flatten(1).norm(dim=1).clamp_min(1e-12)[:, None, None, None]
-            p_new[:c_old] = p_old
-        else:  # last conv bias
-            p_new[:c_old] = p_old
-            p_new[c_old:] = 0.0
+            conv_new.weight[:c_old] = conv_old.weight
+            conv_new.bias[:c_old] = conv_old.bias
+            conv_new.bias[c_old:] = 0.0
+        else:
+            _copy_or_identity(old_layers, new_layer, old_index)
 
-    # Synthesis: first conv gains inputs; extra 1/8- and 1/4-resolution blocks start as the
-    # identity, after the old blocks of their resolution.
+    # Synthesis: first conv gains inputs (zero for new channels); extra 1/8- and 1/4-resolution
+    # blocks start as the identity, after the old blocks of their resolution.
     old_layers, new_layers = list(old.synthesis.net), list(new.synthesis.net)
     b8, b4 = old.cfg.synthesis_blocks8, old.cfg.synthesis_blocks4
     after8, after4 = 1 + b8, 4 + b8 + b4  # old indices of the IGDNs that follow each group of blocks
-    mapping = (list(range(after8)) + [None] * (cfg.synthesis_blocks8 - b8) + list(range(after8, after4))
-               + [None] * (cfg.synthesis_blocks4 - b4) + list(range(after4, len(old_layers))))
+    mapping = _layer_mapping(len(old_layers), {after8: cfg.synthesis_blocks8 - b8, after4: cfg.synthesis_blocks4 - b4})
     for new_layer, old_index in zip(new_layers, mapping):
-        if old_index is None:
-            assert isinstance(new_layer, ResidualBlock)
-            nn.init.zeros_(new_layer.conv2.weight)
-            nn.init.zeros_(new_layer.conv2.bias)
-        elif old_index == 0:
+        if old_index == 0:
             first_new, first_old = new_layer, old_layers[0]
             first_new.weight[:, c_old:] = 0.0
             first_new.weight[:, :c_old] = first_old.weight
             first_new.bias.copy_(first_old.bias)
         else:
-            _copy_module(old_layers[old_index], new_layer)
+            _copy_or_identity(old_layers, new_layer, old_index)
     if old.synthesis.refine is not None:
         _copy_module(old.synthesis.refine, new.synthesis.refine)
 

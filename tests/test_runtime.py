@@ -15,7 +15,9 @@ from imgcodec.zoo import list_models
 #: 1/2-resolution refinement branch).
 LAYOUTS = {"v1": {}, "v2": {"context_clip": 1, "synthesis_blocks4": 2, "refine_channels": 4},
            "level-conditioned": {"context_clip": 1, "synthesis_blocks4": 2, "refine_channels": 4,
-                                 "level_modulation": True}}
+                                 "level_modulation": True},
+           "deep": {"context_clip": 1, "synthesis_blocks8": 4, "synthesis_blocks4": 2, "refine_channels": 4,
+                    "level_modulation": True, "analysis_blocks8": 4, "analysis_blocks4": 2}}
 
 
 @pytest.fixture(scope="module", params=sorted(LAYOUTS))
@@ -64,13 +66,38 @@ def test_level_conditioned_transforms_differ_per_level(exported):
 
 
 def test_tiles_equal_whole_image(exported):
-    _, folder = exported
+    model, folder = exported
+    margin = model.cfg.receptive_radius_latents()
     whole = TransformRuntime(folder / "encoder.onnx", folder / "decoder.onnx", tile_latents=1000)
-    tiled = TransformRuntime(folder / "encoder.onnx", folder / "decoder.onnx", tile_latents=3, margin_latents=8)
-    x = np.random.default_rng(1).random((3, 8 * 23, 8 * 19), dtype=np.float32)
+    tiled = TransformRuntime(folder / "encoder.onnx", folder / "decoder.onnx", tile_latents=3, margin_latents=margin)
+    x = np.random.default_rng(1).random((3, 8 * 35, 8 * 33), dtype=np.float32)
     y = whole.analysis(x, 1)
     np.testing.assert_allclose(tiled.analysis(x, 1), y, atol=1e-4)
     np.testing.assert_allclose(tiled.synthesis(y, 1), whole.synthesis(y, 1), atol=1e-4)
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_receptive_radius_is_exact(layout):
+    """The radius the tiles overlap by is the transforms' true reach: the gradient of one
+    latent (one output pixel) is non-zero exactly that many latents away and no further."""
+    from imgcodec.config import ModelConfig
+
+    cfg = ModelConfig(latent_channels=3, stage4_channels=4, stage8_channels=4, **LAYOUTS[layout])
+    torch.manual_seed(0)
+    model = SoftToHardAutoencoder(cfg).eval()
+    if model.synthesis.refine is not None:
+        torch.nn.init.normal_(model.synthesis.refine.net[4].weight, 0, 0.1)
+    side, mid = 41, 20  # latents; the probed position is in the middle
+    level = torch.tensor([0])
+    x = torch.rand(1, 3, 8 * side, 8 * side, requires_grad=True)
+    model.analysis(x, level)[0, :, mid, mid].sum().backward()
+    rows = (x.grad[0].abs().sum(dim=(0, 2)) > 0).nonzero().flatten() // 8  # latent rows reached
+    analysis_reach = int(max(mid - rows.min(), rows.max() - mid))
+    y = torch.rand(1, 3, side, side, requires_grad=True)
+    model.synthesis(y, level)[0, :, 8 * mid:8 * mid + 8, 8 * mid:8 * mid + 8].sum().backward()
+    rows = (y.grad[0].abs().sum(dim=(0, 2)) > 0).nonzero().flatten()
+    synthesis_reach = int(max(mid - rows.min(), rows.max() - mid))
+    assert max(analysis_reach, synthesis_reach) == cfg.receptive_radius_latents()
 
 
 def test_export_writes_consistent_files(exported):

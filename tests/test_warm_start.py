@@ -32,7 +32,7 @@ def assert_same_output_and_rate(old: SoftToHardAutoencoder, new: SoftToHardAutoe
 def test_identity_growth_keeps_output_and_rate(tiny_config):
     old = trained_like(tiny_config)
     new = grow(old, dataclasses.replace(tiny_config, synthesis_blocks8=4, synthesis_blocks4=3,
-                                        refine_channels=4)).eval()
+                                        analysis_blocks8=3, analysis_blocks4=2, refine_channels=4)).eval()
     assert_same_output_and_rate(old, new)
 
 
@@ -88,7 +88,8 @@ def test_level_modulation_starts_as_identity_and_grows_with_the_levels(tiny_conf
         for p in modulated.level_parameters()[2:]:
             p.normal_(0, 0.2)
     new = grow(modulated, dataclasses.replace(modulated.cfg, lambdas=tiny_config.lambdas + (0.4,),
-                                              synthesis_blocks8=3, synthesis_blocks4=2)).eval()
+                                              synthesis_blocks8=3, synthesis_blocks4=2,
+                                              analysis_blocks8=4, analysis_blocks4=2)).eval()
     assert_same_output_and_rate(modulated, new)
     for transform in ("analysis", "synthesis"):
         for m_old, m_new in zip(getattr(modulated, transform).modulation, getattr(new, transform).modulation):
@@ -102,7 +103,8 @@ def test_level_modulation_starts_as_identity_and_grows_with_the_levels(tiny_conf
 
 
 @pytest.mark.parametrize("change", [{"latent_channels": 4}, {"num_centers": 6}, {"stage8_channels": 16},
-                                    {"synthesis_blocks4": 0}, {"synthesis_blocks8": 1}, {"lambdas": (0.01, 0.05)},
+                                    {"synthesis_blocks4": 0}, {"synthesis_blocks8": 1}, {"analysis_blocks8": 1},
+                                    {"analysis_blocks4": 0}, {"lambdas": (0.01, 0.05)},
                                     {"lambdas": (0.01, 0.06, 0.2)}, {"lambdas": (0.01, 0.05, 0.2, 0.1)}])
 def test_refuses_what_cannot_grow(tiny_config, change):
     with pytest.raises(ValueError):
