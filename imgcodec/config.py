@@ -36,9 +36,9 @@ class ModelConfig:
     # one (context_prior.context_symbol_map); None: every center is its own context symbol.
     context_clip: int | None = None
     synthesis_blocks8: int = 2  # residual blocks at 1/8 resolution in the synthesis
+    synthesis_blocks4: int = 1  # residual blocks at 1/4 resolution in the synthesis
     analysis_blocks8: int = 2  # residual blocks at 1/8 resolution in the analysis
     analysis_blocks4: int = 1  # residual blocks at 1/4 resolution in the analysis
-    synthesis_blocks4: int = 1  # residual blocks at 1/4 resolution in the synthesis
     # Channels of the synthesis' 1/2-resolution refinement branch (0: none). It adds detail
     # that one linear 1/4 -> full resolution step cannot draw, at a quarter of full-res cost.
     refine_channels: int = 0
