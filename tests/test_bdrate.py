@@ -69,3 +69,19 @@ def test_fewer_than_two_points_gives_none() -> None:
     assert result.percent is None
     assert "fewer than 2" in (result.reason or "")
     assert bd_rate(ANCHOR_RATE, QUALITY, [0.3, 0.4], [33.0, 33.0]) is None  # one distinct quality
+
+
+def test_within_narrows_the_interval() -> None:
+    """The ratio goes from 0.8 at 30 dB to 1 at 38 dB (linear in log); over 34..38 dB only, the
+    mean log difference is log(0.8) / 4."""
+    q = [30.0, 32.0, 34.0, 36.0, 38.0]
+    anchor_r = [math.exp(0.25 * x - 9) for x in q]
+    test_r = [r * 0.8 ** ((38.0 - x) / 8.0) for r, x in zip(anchor_r, q)]
+    result = bd_rate_detailed(anchor_r, q, test_r, q, within=(34.0, 40.0))
+    assert result.quality_range == (34.0, 38.0)
+    assert result.percent == pytest.approx((0.8 ** 0.25 - 1) * 100, abs=1e-6)
+
+
+def test_within_outside_the_curves_gives_none() -> None:
+    result = bd_rate_detailed(ANCHOR_RATE, QUALITY, ANCHOR_RATE, QUALITY, within=(40.0, 42.0))
+    assert result.percent is None and "overlap" in result.reason

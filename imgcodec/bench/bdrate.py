@@ -46,8 +46,13 @@ def _clean_curve(rates: Sequence[float], qualities: Sequence[float]) -> tuple[np
 
 
 def bd_rate_detailed(anchor_rates: Sequence[float], anchor_quality: Sequence[float],
-                     test_rates: Sequence[float], test_quality: Sequence[float]) -> BDRate:
+                     test_rates: Sequence[float], test_quality: Sequence[float],
+                     within: tuple[float, float] | None = None) -> BDRate:
     """BD-rate of a test curve against an anchor curve, with the reason when undefined.
+
+    `within` (low, high) narrows the shared quality interval, e.g. to compare two models over
+    the range an older one covered: a BD-rate is an average over the interval, so a curve that
+    reaches further, where the lead is smaller, can average less while being better everywhere.
 
     Rates in any unit (bpp, bytes) as long as both curves use the same one; quality in dB
     (PSNR or MS-SSIM dB). Non-finite points are ignored. Undefined (percent None) when a
@@ -62,6 +67,8 @@ def bd_rate_detailed(anchor_rates: Sequence[float], anchor_quality: Sequence[flo
             return BDRate(None, f"{label} curve has fewer than 2 distinct finite points")
     low = max(anchor_q[0], test_q[0])
     high = min(anchor_q[-1], test_q[-1])
+    if within is not None:
+        low, high = max(low, within[0]), min(high, within[1])
     if not high > low:
         return BDRate(None, f"quality ranges do not overlap (anchor {anchor_q[0]:.2f}.."
                             f"{anchor_q[-1]:.2f} dB, test {test_q[0]:.2f}..{test_q[-1]:.2f} dB)")
