@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from imgcodec.bench.bdrate import bd_rate_detailed
+from imgcodec.metrics import ms_ssim_db
 
-METRICS = {"PSNR": "psnr_rgb", "MS-SSIM dB": "ms_ssim_rgb"}
+METRICS = ("PSNR", "MS-SSIM dB")
 
 
 def mean_curve(results_csv: Path, codec: str) -> dict[str, list[float]]:
@@ -39,8 +39,7 @@ def mean_curve(results_csv: Path, codec: str) -> dict[str, list[float]]:
         rows = groups[quality]
         curve["bpp"].append(float(np.mean([float(r["bpp"]) for r in rows])))
         curve["PSNR"].append(float(np.mean([float(r["psnr_rgb"]) for r in rows])))
-        ms_ssim = float(np.mean([float(r["ms_ssim_rgb"]) for r in rows]))
-        curve["MS-SSIM dB"].append(-10.0 * math.log10(1.0 - ms_ssim))
+        curve["MS-SSIM dB"].append(ms_ssim_db(float(np.mean([float(r["ms_ssim_rgb"]) for r in rows]))))
     return curve
 
 
@@ -53,7 +52,7 @@ def main() -> None:
     parser.add_argument("--within", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None,
                         help="narrow the quality interval (dB of the metric; applies to PSNR only "
                              "unless --metric says otherwise)")
-    parser.add_argument("--metric", choices=sorted(METRICS), default=None,
+    parser.add_argument("--metric", choices=METRICS, default=None,
                         help="one metric only (default: both, --within applying to PSNR)")
     args = parser.parse_args()
     anchor = mean_curve(args.anchor, args.anchor_codec)

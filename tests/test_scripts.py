@@ -204,3 +204,20 @@ def test_klt_bound_reports_the_new_channels_of_a_grown_run(data_dir: Path, tiny_
     assert found and 0 <= float(found.group(1)) <= float(found.group(2)) <= 1
     # The top-level gains of the old channels (all at the initial 4.0 here) are reported apart.
     assert "gain at the top level, median (min-max): old 4.00 (4.00-4.00); new" in text
+
+
+def test_bd_compare_halved_rates_give_minus_50_percent(tmp_path: Path) -> None:
+    """Two bench results.csv files whose rates differ by exactly 2x at equal quality."""
+    header = "codec,quality,image,width,height,bytes,bpp,psnr_rgb,ms_ssim_rgb,ms_ssim_rgb_db,encode_s,decode_s\n"
+    points = [(0.2, 30.0, 0.95), (0.4, 33.0, 0.97), (0.8, 36.0, 0.985), (1.6, 39.0, 0.992)]
+    for name, scale in (("anchor.csv", 1.0), ("test.csv", 0.5)):
+        rows = [f"shaec,{q},a.png,8,8,1,{bpp * scale},{psnr},{ssim},0,0,0\n"
+                for q, (bpp, psnr, ssim) in enumerate(points, start=1)]
+        (tmp_path / name).write_text(header + "".join(rows))
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "bd_compare.py"),
+                             "--anchor", str(tmp_path / "anchor.csv"), "--test", str(tmp_path / "test.csv"),
+                             "--within", "31", "40"],
+                            capture_output=True, text=True, check=True)
+    lines = result.stdout.splitlines()
+    assert lines[0] == "PSNR: -50.00 % over 31.00..39.00 dB"
+    assert lines[1].startswith("MS-SSIM dB: -50.00 % over ")
