@@ -12,35 +12,21 @@ and with ``--within LOW HIGH`` over a chosen PSNR or MS-SSIM dB interval:
 from __future__ import annotations
 
 import argparse
-import csv
-from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-
 from imgcodec.bench.bdrate import bd_rate_detailed
-from imgcodec.metrics import ms_ssim_db
+from imgcodec.bench.runner import CodecCurve, read_records_csv, summarize_records
 
-METRICS = ("PSNR", "MS-SSIM dB")
+METRICS = {"PSNR": "psnr-rgb", "MS-SSIM dB": "ms-ssim-rgb-db"}  # label -> CodecCurve.metric key
 
 
-def mean_curve(results_csv: Path, codec: str) -> dict[str, list[float]]:
-    """Mean bpp, PSNR and MS-SSIM dB per quality of one codec (means over images, as the bench
-    computes its curves; MS-SSIM dB is taken of the mean MS-SSIM)."""
-    groups: dict[int, list[dict[str, str]]] = defaultdict(list)
-    with results_csv.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["codec"] == codec:
-                groups[int(row["quality"])].append(row)
-    if not groups:
+def mean_curve(results_csv: Path, codec: str) -> CodecCurve:
+    """One codec's mean curve in a bench run's results.csv (means over images, as the bench
+    computes them)."""
+    curves = summarize_records(read_records_csv(results_csv))
+    if codec not in curves:
         raise SystemExit(f"{results_csv}: no rows for codec {codec!r}")
-    curve: dict[str, list[float]] = {"bpp": [], "PSNR": [], "MS-SSIM dB": []}
-    for quality in sorted(groups):
-        rows = groups[quality]
-        curve["bpp"].append(float(np.mean([float(r["bpp"]) for r in rows])))
-        curve["PSNR"].append(float(np.mean([float(r["psnr_rgb"]) for r in rows])))
-        curve["MS-SSIM dB"].append(ms_ssim_db(float(np.mean([float(r["ms_ssim_rgb"]) for r in rows]))))
-    return curve
+    return curves[codec]
 
 
 def main() -> None:
@@ -60,7 +46,8 @@ def main() -> None:
     metrics = [args.metric] if args.metric else list(METRICS)
     for metric in metrics:
         within = args.within if (args.metric or metric == "PSNR") else None
-        result = bd_rate_detailed(anchor["bpp"], anchor[metric], test["bpp"], test[metric], within)
+        key = METRICS[metric]
+        result = bd_rate_detailed(anchor.bpp, anchor.metric(key), test.bpp, test.metric(key), within)
         if result.percent is None:
             print(f"{metric}: undefined ({result.reason})")
         else:

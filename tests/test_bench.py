@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from imgcodec.bench import CODECS, Codec, format_table, get_codecs, run_bench
+from imgcodec.bench.runner import read_records_csv, summarize_records
 from imgcodec.bench.codecs import (BpgX265, ShaecCodec, downsample_chroma_2x2,
                                    rgb_to_ycbcr_bt601_full, upsample_chroma_2x2,
                                    ycbcr_to_rgb_bt601_full)
@@ -123,6 +124,14 @@ def test_run_bench_jpeg_and_fake(image_dir: Path, tmp_path: Path, capsys) -> Non
     assert len(bd_rows) == 2
     table = format_table(result)
     assert "jpeg" in table and "fake" in table and "BD-rate" in table and "MS-SSIM dB" in table
+    # results.csv reads back into the same curves (up to the CSV's rounding).
+    read_back = summarize_records(read_records_csv(out_dir / "results.csv"))
+    assert list(read_back) == ["jpeg", "fake"]
+    for name, curve in result.curves.items():
+        assert read_back[name].quality == curve.quality
+        assert read_back[name].num_images == curve.num_images
+        for key in ("bpp", "psnr", "ms_ssim"):
+            assert getattr(read_back[name], key) == pytest.approx(getattr(curve, key), rel=1e-5)
 
 
 @needs_x265

@@ -5,6 +5,7 @@ the installed model is used as it is.
 """
 from __future__ import annotations
 
+import csv
 import json
 import math
 import re
@@ -221,3 +222,41 @@ def test_bd_compare_halved_rates_give_minus_50_percent(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == "PSNR: -50.00 % over 31.00..39.00 dB"
     assert lines[1].startswith("MS-SSIM dB: -50.00 % over ")
+
+
+# --------------------------------------------------------------------------------------------
+# eval_checkpoint.py
+
+
+def test_eval_checkpoint_bd_rate_against_a_curve_at_twice_the_rate(data_dir: Path, tiny_config,
+                                                                     tmp_path: Path) -> None:
+    """A checkpoint's per-level table, then BD-rates against an anchor results.csv holding the
+    same PSNRs at twice the file bpp: exactly -50 %."""
+    import torch
+
+    from imgcodec.autoencoder import SoftToHardAutoencoder
+    from imgcodec.bitstream import HEADER_SIZE, SEGMENT_HEADER_SIZE, TRAILER_SIZE
+
+    torch.manual_seed(0)
+    model = SoftToHardAutoencoder(tiny_config)
+    checkpoint = tmp_path / "model.pt"
+    torch.save({"model": model.state_dict(), "model_config": tiny_config.to_dict(), "step": 7}, checkpoint)
+    header = "codec,quality,image,width,height,bytes,bpp,psnr_rgb,ms_ssim_rgb,ms_ssim_rgb_db,encode_s,decode_s\n"
+    (tmp_path / "empty.csv").write_text(header + "webp,1,a.png,8,8,1,0.5,30,0.9,10,0,0\n")
+    table = tmp_path / "levels.csv"
+    text = run_script("eval_checkpoint.py", str(checkpoint), "--data", str(data_dir), "--anchors",
+                      str(tmp_path / "empty.csv"), "--out", str(table))
+    assert "(step 7), 2 photos" in text and "BD-rate vs jpeg: not in" in text
+    with table.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["quality"]) for r in rows] == [1, 2, 3]
+    # File bpp is the payload's plus the container (header, segment header, CRC) per photo.
+    pixels = [96 * 128, 80 * 112]
+    container = np.mean([8 * (HEADER_SIZE + SEGMENT_HEADER_SIZE + TRAILER_SIZE) / n for n in pixels])
+    for r in rows:
+        assert float(r["bpp"]) > container and float(r["bpp_estimate"]) > 0
+    anchor_rows = [f"jpeg,{r['quality']},a.png,8,8,1,{2 * float(r['bpp'])},{r['psnr']},0.9,10,0,0\n" for r in rows]
+    (tmp_path / "anchor.csv").write_text(header + "".join(anchor_rows))
+    text = run_script("eval_checkpoint.py", str(checkpoint), "--data", str(data_dir), "--anchors",
+                      str(tmp_path / "anchor.csv"), "--anchor-codecs", "jpeg")
+    assert re.search(r"BD-rate vs jpeg \(.*\), PSNR: -50\.00 % over", text), text

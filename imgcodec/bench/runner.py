@@ -209,25 +209,40 @@ def _mean(values: Iterable[float]) -> float:
     return float(np.mean(list(values)))
 
 
+def _curve(name: str, description: str, qualities: Sequence[Quality],
+           records: Sequence[Record]) -> CodecCurve | None:
+    """Mean curve of one codec's records, qualities in the given order (None: no records)."""
+    rows: dict[str, list] = {k: [] for k in ("quality", "bpp", "psnr", "ms_ssim", "encode_s",
+                                              "decode_s", "num_images")}
+    for quality in qualities:
+        group = [r for r in records if r.codec == name and r.quality == quality]
+        if not group:
+            continue
+        rows["quality"].append(quality)
+        for key in ("bpp", "psnr", "ms_ssim", "encode_s", "decode_s"):
+            rows[key].append(_mean(getattr(r, key) for r in group))
+        rows["num_images"].append(len(group))
+    return CodecCurve(codec=name, description=description, **rows) if rows["quality"] else None
+
+
 def summarize(records: Sequence[Record], codecs: Sequence[Codec],
               qualities: Mapping[str, Sequence[Quality]]) -> dict[str, CodecCurve]:
     """Mean curve per codec, qualities in the codec's order; qualities without records are left out."""
-    curves: dict[str, CodecCurve] = {}
-    for codec in codecs:
-        rows: dict[str, list] = {k: [] for k in ("quality", "bpp", "psnr", "ms_ssim", "encode_s",
-                                                  "decode_s", "num_images")}
-        for quality in qualities[codec.name]:
-            group = [r for r in records if r.codec == codec.name and r.quality == quality]
-            if not group:
-                continue
-            rows["quality"].append(quality)
-            for key in ("bpp", "psnr", "ms_ssim", "encode_s", "decode_s"):
-                rows[key].append(_mean(getattr(r, key) for r in group))
-            rows["num_images"].append(len(group))
-        if rows["quality"]:
-            curves[codec.name] = CodecCurve(codec=codec.name, description=codec.description,
-                                            **rows)
-    return curves
+    curves = {codec.name: _curve(codec.name, codec.description, qualities[codec.name], records)
+              for codec in codecs}
+    return {name: curve for name, curve in curves.items() if curve is not None}
+
+
+def summarize_records(records: Sequence[Record]) -> dict[str, CodecCurve]:
+    """Mean curve per codec of records alone (e.g. read back from a results.csv): codecs and
+    qualities in the order they first appear, which is the order a bench run writes them."""
+    qualities: dict[str, list[Quality]] = {}
+    for r in records:
+        seen = qualities.setdefault(r.codec, [])
+        if r.quality not in seen:
+            seen.append(r.quality)
+    curves = {name: _curve(name, "", q, records) for name, q in qualities.items()}
+    return {name: curve for name, curve in curves.items() if curve is not None}
 
 
 def bd_anchors(curves: Mapping[str, CodecCurve]) -> list[str]:
@@ -306,6 +321,22 @@ def _write_records_csv(records: Sequence[Record], path: Path) -> None:
                              f"{r.bpp:.6f}", f"{r.psnr:.4f}", f"{r.ms_ssim:.6f}",
                              f"{ms_ssim_db(r.ms_ssim):.4f}", f"{r.encode_s:.6f}",
                              f"{r.decode_s:.6f}"])
+
+
+def _parse_quality(text: str) -> Quality:
+    value = float(text)
+    return int(value) if value.is_integer() and "." not in text else value
+
+
+def read_records_csv(path: Path) -> list[Record]:
+    """The per-image records of a results.csv that a bench run wrote (_write_records_csv)."""
+    with Path(path).open(newline="") as handle:
+        return [Record(codec=row["codec"], quality=_parse_quality(row["quality"]), image=row["image"],
+                       width=int(row["width"]), height=int(row["height"]), n_bytes=int(row["bytes"]),
+                       bpp=float(row["bpp"]), psnr=float(row["psnr_rgb"]),
+                       ms_ssim=float(row["ms_ssim_rgb"]), encode_s=float(row["encode_s"]),
+                       decode_s=float(row["decode_s"]))
+                for row in csv.DictReader(handle)]
 
 
 def _write_bdrate_csv(entries: Sequence[BDEntry], path: Path) -> None:

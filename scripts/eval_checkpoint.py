@@ -1,0 +1,79 @@
+"""Rate-distortion of a checkpoint on the validation photos, with BD-rates against a bench run.
+
+Every quality level of the model codes every photo of ``--data/val`` through the real range
+coder (``imgcodec.training.validate``: PyTorch transforms, which the exported ONNX graphs match
+up to float rounding). It tells, in about a minute and without exporting, whether a training
+run is ahead of the shipped model and of JPEG over the whole curve, which the periodic
+validation (3 levels, 4 photos) cannot:
+
+    python scripts/eval_checkpoint.py runs/v8/checkpoint.pt --anchors docs/bench/results.csv
+
+BD-rates are in PSNR (the bench's MS-SSIM needs decoded images this does not keep), against
+each codec of ``--anchor-codecs`` found in the anchors' results.csv.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import torch
+
+from imgcodec.bench.bdrate import bd_rate_detailed
+from imgcodec.bitstream import HEADER_SIZE, SEGMENT_HEADER_SIZE, TRAILER_SIZE
+from imgcodec.bench.runner import read_records_csv, summarize_records
+from imgcodec.training import load_images, load_model, validate
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", type=Path, help="training checkpoint or exported model (.pt)")
+    parser.add_argument("--data", type=Path, default=Path("data"))
+    parser.add_argument("--anchors", type=Path, default=Path("docs/bench/results.csv"),
+                        help="a bench run's results.csv holding the anchor curves")
+    parser.add_argument("--anchor-codecs", default="jpeg,shaec",
+                        help="comma-separated codecs of --anchors to compare with")
+    parser.add_argument("--within", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None,
+                        help="narrow the PSNR interval of the BD-rates")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 leaves a core to training)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the per-level table as CSV")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    model, state = load_model(args.checkpoint)
+    images = load_images(args.data / "val")
+    results = validate(model, images, list(range(model.cfg.num_levels)))
+    # validate() counts the latent payload; a .shae file adds its header, one segment header and
+    # the CRC trailer (imgcodec.bitstream), spread over each photo's pixels.
+    container_bpp = sum(8 * (HEADER_SIZE + SEGMENT_HEADER_SIZE + TRAILER_SIZE) / (im.shape[0] * im.shape[1])
+                        for im in images) / len(images)
+    for r in results:
+        r.bpp_real += container_bpp
+    print(f"{args.checkpoint} (step {state.get('step', '?')}), {len(images)} photos of {args.data / 'val'}")
+    print("level  bpp (file)  est.bpp (payload)  PSNR")
+    for r in results:
+        print(f"{r.level + 1:>5}  {r.bpp_real:>10.4f}  {r.bpp_estimate:>17.4f}  {r.psnr:.2f}")
+    if args.out:
+        with args.out.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["quality", "bpp", "bpp_estimate", "psnr"])
+            writer.writerows([r.level + 1, f"{r.bpp_real:.6f}", f"{r.bpp_estimate:.6f}", f"{r.psnr:.4f}"]
+                             for r in results)
+
+    curves = summarize_records(read_records_csv(args.anchors))
+    bpp, psnr = [r.bpp_real for r in results], [r.psnr for r in results]
+    for name in [c.strip() for c in args.anchor_codecs.split(",") if c.strip()]:
+        if name not in curves:
+            print(f"BD-rate vs {name}: not in {args.anchors}")
+            continue
+        bd = bd_rate_detailed(curves[name].bpp, curves[name].psnr, bpp, psnr, args.within)
+        if bd.percent is None:
+            print(f"BD-rate vs {name} ({args.anchors}), PSNR: undefined ({bd.reason})")
+        else:
+            low, high = bd.quality_range
+            print(f"BD-rate vs {name} ({args.anchors}), PSNR: {bd.percent:+.2f} % over {low:.2f}..{high:.2f} dB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
