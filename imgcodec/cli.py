@@ -65,6 +65,14 @@ def _output_path(source: str, output: str | None, out_dir: str | None, suffix: s
     return str(folder / (path.stem + suffix))
 
 
+#: Shared by encode and roundtrip; the choices are imgcodec.codec.ROUNDINGS (not imported here,
+#: so that `shaec --help` stays free of numpy and onnxruntime).
+rounding_option = click.option(
+    "--rounding", type=click.Choice(["rd", "nearest"]), default="rd", show_default=True,
+    help="rd: rate-distortion optimised rounding of the latent (smaller files at the same quality); "
+         "nearest: the nearest center (faster encode).")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="shaec")
 def main() -> None:
@@ -89,9 +97,10 @@ def main() -> None:
 @click.option("-m", "--model", default=None, help="Model name or id (default: the default model).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
 @click.option("-v", "--verbose", is_flag=True, help="Print notes about input conversion and rates.")
+@rounding_option
 @user_errors
 def encode(inputs: tuple[str, ...], output: str | None, out_dir: str | None, quality: int | None,
-           model: str | None, force: bool, verbose: bool) -> None:
+           model: str | None, force: bool, verbose: bool, rounding: str) -> None:
     """Compress images (PNG, JPEG, TIFF, WebP, BMP, PPM) to .shae files."""
     import numpy as np
 
@@ -115,7 +124,7 @@ def encode(inputs: tuple[str, ...], output: str | None, out_dir: str | None, qua
                     raise ShaecError(f"'{dest}' exists; use -f/--force to overwrite")
                 image = load_image(sys.stdin.buffer.read() if source == "-" else source)
                 pixels = image.rgb if image.alpha is None else np.dstack([image.rgb, image.alpha])
-                result = codec.encode(pixels, quality)
+                result = codec.encode(pixels, quality, rounding)
                 _write_output(dest, result.data, force)
             except ShaecError as exc:
                 if not show_bar:
@@ -238,9 +247,10 @@ def models() -> None:
 @click.option("-m", "--model", default=None, help="Model name or id.")
 @click.option("--save-dir", type=click.Path(file_okay=False), default=None,
               help="Also keep the .shae files and decoded PNGs here.")
+@rounding_option
 @user_errors
 def roundtrip(image: str, qualities: tuple[int, ...], all_levels: bool, model: str | None,
-              save_dir: str | None) -> None:
+              save_dir: str | None, rounding: str) -> None:
     """Encode and decode IMAGE; print bytes, bpp (real and estimated), PSNR, MS-SSIM and times."""
     import time
 
@@ -260,7 +270,7 @@ def roundtrip(image: str, qualities: tuple[int, ...], all_levels: bool, model: s
     click.echo(f"{'q':>3} {'bytes':>9} {'bpp':>8} {'est bpp':>8} {'PSNR dB':>8} {'MS-SSIM':>8} {'enc s':>6} {'dec s':>6}")
     for q in levels:
         started = time.perf_counter()
-        result = codec.encode(loaded.rgb, q)
+        result = codec.encode(loaded.rgb, q, rounding)
         encoded = time.perf_counter()
         rec = codec.decode(unpack(result.data))
         decoded = time.perf_counter()

@@ -21,8 +21,13 @@ from .config import ModelConfig
 from .coder import decode_symbols, encode_symbols
 from .errors import FormatError, ImageInputError, ModelNotFoundError
 from .imageio import MAX_SIDE, decode_alpha, encode_alpha
+from .rounding import rd_symbols
 from .runtime import DOWNSCALE, TransformRuntime
 from .zoo import LoadedModel, ModelInfo, find_model, find_model_by_id, list_models
+
+
+#: Encoder roundings of the latent (Codec.symbols_of): rate-distortion optimised, or nearest center.
+ROUNDINGS = ("rd", "nearest")
 
 
 @dataclass(frozen=True)
@@ -60,17 +65,33 @@ class Codec:
     def latent_shape(self, width: int, height: int) -> tuple[int, int, int]:
         return (self.model.latent_channels, -(-height // DOWNSCALE), -(-width // DOWNSCALE))
 
-    def symbols_of(self, rgb: np.ndarray, quality: int) -> np.ndarray:
-        """H,W,3 uint8 -> symbols C,h,w int32 (indices of the sorted centers)."""
+    def latent_of(self, rgb: np.ndarray, quality: int) -> np.ndarray:
+        """H,W,3 uint8 -> the gained latent C,h,w float32 that the centers quantize."""
         height, width = rgb.shape[:2]
         _, h, w = self.latent_shape(width, height)
         x = np.pad(rgb, ((0, h * DOWNSCALE - height), (0, w * DOWNSCALE - width), (0, 0)), mode="edge")
         x = np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32) / 255.0  # 3,H,W
         latent = self.runtime.analysis(x, quality - 1)  # C,h,w
         latent *= self.model.gains[quality - 1][:, None, None]
-        return np.searchsorted(self.model.thresholds, latent).astype(np.int32)
+        return latent
 
-    def encode(self, image: np.ndarray, quality: int | None = None) -> EncodeResult:
+    def symbols_of(self, rgb: np.ndarray, quality: int, rounding: str = "rd") -> np.ndarray:
+        """H,W,3 uint8 -> symbols C,h,w int32 (indices of the sorted centers). rounding "rd":
+        rate-distortion optimised with the model's tuned tau for this level (imgcodec.rounding;
+        nearest where the model has none); "nearest": the nearest center."""
+        if rounding not in ROUNDINGS:
+            raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
+        latent = self.latent_of(rgb, quality)
+        tau = float(self.model.rd_tau[quality - 1]) if rounding == "rd" else 0.0
+        return self.symbols_with_tau(latent, quality, tau)
+
+    def symbols_with_tau(self, latent: np.ndarray, quality: int, tau: float) -> np.ndarray:
+        """Symbols of a gained latent (latent_of) with rate-distortion rounding at this tau."""
+        model = self.model
+        return rd_symbols(latent, model.centers, model.thresholds, model.prior, quality - 1,
+                          model.inverse_gains[quality - 1].astype(np.float64) ** 2, tau)
+
+    def encode(self, image: np.ndarray, quality: int | None = None, rounding: str = "rd") -> EncodeResult:
         quality = self.model.info.default_quality if quality is None else quality
         # Only integers: 2.0 == 2 would pass the membership test and then fail as an index.
         if (isinstance(quality, bool) or not isinstance(quality, (int, np.integer))
@@ -82,7 +103,7 @@ class Codec:
         height, width = image.shape[:2]
         if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
             raise ImageInputError(f"image is {width}x{height}; sides must be 1..{MAX_SIDE} pixels")
-        symbols = self.symbols_of(np.ascontiguousarray(image[..., :3]), quality)
+        symbols = self.symbols_of(np.ascontiguousarray(image[..., :3]), quality, rounding)
         segments = [Segment(SEGMENT_LATENT, encode_symbols(symbols, self.model.prior, quality - 1))]
         if image.shape[2] == 4 and np.any(image[..., 3] != 255):
             segments.append(Segment(SEGMENT_ALPHA, encode_alpha(np.ascontiguousarray(image[..., 3]))))
@@ -101,13 +122,16 @@ class Codec:
         shape = self.latent_shape(shae.width, shae.height)
         return decode_symbols(latent.payload, shape, self.model.prior, shae.level - 1)
 
+    def pixels_of(self, symbols: np.ndarray, quality: int, width: int, height: int) -> np.ndarray:
+        """Symbols C,h,w -> the decoded H,W,3 uint8 image (synthesis of the centers, cropped)."""
+        latent = self.model.centers[symbols]  # C,h,w float32
+        latent *= self.model.inverse_gains[quality - 1][:, None, None]
+        x_hat = self.runtime.synthesis(latent, quality - 1)[:, :height, :width]  # 3,H,W
+        return np.clip(np.rint(x_hat * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+
     def decode(self, shae: ShaeFile) -> np.ndarray:
         """Parsed file -> H,W,3 uint8, or H,W,4 when the file has an alpha segment."""
-        symbols = self.decode_symbols(shae)  # C,h,w
-        latent = self.model.centers[symbols]  # C,h,w float32
-        latent *= self.model.inverse_gains[shae.level - 1][:, None, None]
-        x_hat = self.runtime.synthesis(latent, shae.level - 1)[:, :shae.height, :shae.width]  # 3,H,W
-        rgb = np.clip(np.rint(x_hat * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+        rgb = self.pixels_of(self.decode_symbols(shae), shae.level, shae.width, shae.height)
         alpha_segment = shae.segment(SEGMENT_ALPHA)
         if alpha_segment is None:
             return np.ascontiguousarray(rgb)
@@ -134,8 +158,9 @@ def available_levels(model: str | None = None) -> list[int]:
     return find_model(model).qualities
 
 
-def compress(image: np.ndarray, quality: int | None = None, model: str | None = None) -> bytes:
-    return get_codec(model).encode(image, quality).data
+def compress(image: np.ndarray, quality: int | None = None, model: str | None = None,
+             rounding: str = "rd") -> bytes:
+    return get_codec(model).encode(image, quality, rounding).data
 
 
 def parse(data: bytes) -> ShaeFile:

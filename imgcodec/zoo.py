@@ -124,6 +124,22 @@ def find_model_by_id(model_id: bytes, directory: Path | None = None) -> ModelInf
         "install the shaec release that wrote it")
 
 
+def rd_tau_of(info: ModelInfo, num_levels: int) -> np.ndarray:
+    """Per-level tau of the encoder's rate-distortion rounding (imgcodec.rounding), from
+    model.json's "rd_rounding" (written by scripts/tune_rounding.py; encoder-side only, so not
+    part of the model id). Zeros, i.e. nearest rounding, for a model that has none."""
+    entry = info.meta.get("rd_rounding")
+    if entry is None:
+        return np.zeros(num_levels)
+    try:
+        tau = np.asarray(entry["tau"], dtype=np.float64)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelNotFoundError(f"model '{info.name}': model.json has an unreadable rd_rounding ({exc})") from None
+    if tau.shape != (num_levels,) or not np.all(np.isfinite(tau)) or np.any(tau < 0):
+        raise ModelNotFoundError(f"model '{info.name}': rd_rounding.tau must be {num_levels} finite values >= 0")
+    return tau
+
+
 class LoadedModel:
     """The parts of a model that coding needs: frozen tables, centers, gains, ONNX file paths."""
 
@@ -144,6 +160,7 @@ class LoadedModel:
             self.gains = npz["gains"].astype(np.float32)  # levels,C
             self.inverse_gains = npz["inverse_gains"].astype(np.float32)  # levels,C
         self.prior.validate()
+        self.rd_tau = rd_tau_of(info, self.prior.num_levels)
         #: Decision thresholds between neighbouring (sorted) centers for nearest-center search.
         self.thresholds = ((self.centers[1:] + self.centers[:-1]) / 2).astype(np.float32)
 

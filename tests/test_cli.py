@@ -170,6 +170,19 @@ def test_quality_option(photo: Path, tmp_path: Path, qualities: list[int]) -> No
         assert not (tmp_path / "bad.shae").exists()
 
 
+def test_rounding_option(photo: Path, tmp_path: Path) -> None:
+    for rounding in ("rd", "nearest"):
+        out = tmp_path / f"{rounding}.shae"
+        assert_ok(run("encode", str(photo), "--rounding", rounding, "-o", str(out)))
+        assert decompress(out.read_bytes()).shape == (40, 56, 3)
+    result = run("encode", str(photo), "--rounding", "round", "-o", str(tmp_path / "bad.shae"))
+    assert result.exit_code == 2 and "Traceback" not in result.output and "--rounding" in result.output
+    assert not (tmp_path / "bad.shae").exists()
+    result = run("roundtrip", str(photo), "--rounding", "nearest")
+    assert_ok(result)
+    assert "PSNR" in result.output
+
+
 def test_several_inputs_out_dir_progress(tmp_path: Path) -> None:
     sources = [write_png(tmp_path / f"img{i}.png", synthetic_rgb(24 + 8 * i, 32, seed=i)) for i in range(3)]
     out_dir = tmp_path / "coded" / "nested"

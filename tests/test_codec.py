@@ -363,6 +363,44 @@ def test_invalid_quality_is_a_value_error(codec: Codec) -> None:
     assert bitstream.unpack(compress(image, np.int64(top))).level == top  # type: ignore[arg-type]
 
 
+def test_invalid_rounding_is_a_value_error(codec: Codec) -> None:
+    with pytest.raises(ValueError, match="rounding must be one of rd, nearest"):
+        codec.encode(synthetic_rgb(8, 8), rounding="round")
+
+
+def test_both_roundings_round_trip_at_every_level(codec: Codec) -> None:
+    """Rate-distortion rounding changes only the encoder's choice: files decode to exactly the
+    symbols chosen, the rate matches the prior's estimate, and each symbol is at most one center
+    from the nearest one; it differs from nearest rounding only where the model has a tau."""
+    image = synthetic_rgb(64, 80, seed=21)
+    for quality in codec.qualities:
+        nearest = codec.symbols_of(image, quality, "nearest")
+        rd = codec.symbols_of(image, quality, "rd")
+        assert np.all(np.abs(rd - nearest) <= 1)
+        if codec.model.rd_tau[quality - 1] == 0:
+            assert np.array_equal(rd, nearest)
+        for rounding, symbols in (("nearest", nearest), ("rd", rd)):
+            result = codec.encode(image, quality, rounding)
+            check_rate(result)
+            assert np.array_equal(codec.decode_symbols(bitstream.unpack(result.data)), symbols)
+            assert decompress(result.data).shape == image.shape
+    assert np.any(codec.model.rd_tau > 0), "the default model ships tuned rate-distortion rounding"
+
+
+def test_rd_tau_of_reads_and_checks_model_json(tmp_path: Path) -> None:
+    from imgcodec.zoo import ModelInfo, rd_tau_of
+
+    def info(meta: dict) -> ModelInfo:
+        return ModelInfo("m", tmp_path, "00" * 8, meta, {})
+
+    assert np.array_equal(rd_tau_of(info({}), 3), np.zeros(3))
+    assert np.array_equal(rd_tau_of(info({"rd_rounding": {"tau": [0, 0.001, 0.02]}}), 3), [0, 0.001, 0.02])
+    for bad in ({"tau": [0.1, 0.2]}, {"tau": [0, -1, 0]}, {"tau": [0, float("nan"), 0]}, {"tau": "x"},
+                {}, {"tau": [[0], [1], [2]]}, 5):
+        with pytest.raises(ModelNotFoundError, match="model 'm'"):
+            rd_tau_of(info({"rd_rounding": bad}), 3)
+
+
 @pytest.mark.parametrize(
     "image",
     [

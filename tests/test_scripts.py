@@ -260,3 +260,46 @@ def test_eval_checkpoint_bd_rate_against_a_curve_at_twice_the_rate(data_dir: Pat
     text = run_script("eval_checkpoint.py", str(checkpoint), "--data", str(data_dir), "--anchors",
                       str(tmp_path / "anchor.csv"), "--anchor-codecs", "jpeg")
     assert re.search(r"BD-rate vs jpeg \(.*\), PSNR: -50\.00 % over", text), text
+
+
+# --------------------------------------------------------------------------------------------
+# tune_rounding.py
+
+
+def test_tune_rounding_writes_per_level_taus(data_dir: Path, tmp_path: Path) -> None:
+    """On a copy of the installed default model: one tau per level from the grid (or 0), stored in
+    model.json with what was measured, the model id unchanged, and the codec then uses them."""
+    import os
+    import shutil
+
+    from imgcodec.zoo import list_models
+
+    info = find_model()
+    zoo = tmp_path / "zoo"
+    shutil.copytree(info.folder, zoo / info.name)
+    manifest = {"models": {info.name: info.manifest_entry}, "default": info.name}
+    (zoo / "manifest.json").write_text(json.dumps(manifest))
+    env = {**os.environ, "SHAEC_MODELS_DIR": str(zoo), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(SCRIPTS / "tune_rounding.py"), "--data", str(data_dir), "--crops", "2",
+                           "--size", "64", "--taus", "0.001", "0.02", "--threads", "1", "--write"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "2 training crops of up to 64x64" in done.stdout
+    meta = json.loads((zoo / info.name / "model.json").read_text())
+    entry = meta["rd_rounding"]
+    levels = len(info.qualities)
+    assert len(entry["tau"]) == len(entry["rate_change_percent_on_training_crops"]) == levels
+    assert set(entry["tau"]) <= {0.0, 0.001, 0.02} and entry["taus_tried"] == [0.0, 0.001, 0.02]
+    for tau, change in zip(entry["tau"], entry["rate_change_percent_on_training_crops"]):
+        assert (tau == 0) == (change == 0) and change <= 0
+    assert meta["model_id"] == info.model_id
+    (copy,) = list_models(zoo)
+    assert copy.model_id == info.model_id and copy.meta["rd_rounding"]["tau"] == entry["tau"]
+    # The installed model itself was not touched.
+    assert json.loads((info.folder / "model.json").read_text()).get("rd_rounding") == info.meta.get("rd_rounding")
+
+
+def test_tune_rounding_rejects_non_positive_taus() -> None:
+    done = subprocess.run([sys.executable, str(SCRIPTS / "tune_rounding.py"), "--taus", "0"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "--taus must be positive" in done.stderr

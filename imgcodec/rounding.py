@@ -1,0 +1,60 @@
+"""Encoder-side choice of center indices: nearest center, or rate-distortion optimised rounding.
+
+Training snaps each latent value to its nearest center (Agustsson et al. 2017, Sec. 3.1), and
+so does the plain encoder. But the prior prices symbols unequally: a value that sits between
+two centers can often take the cheaper one for a small loss in quality. Classical encoders
+exploit this as rate-distortion optimised quantization (RDOQ, e.g. in HEVC reference encoders;
+Sullivan & Wiegand, "Rate-distortion optimization for video compression", IEEE Signal
+Processing Magazine 1998, give the Lagrangian form used here). Each latent value z of channel c
+picks, of its nearest center and the next center on the other side of z, the one minimising
+
+    (inverse_gain[c] * (z - center))^2 + tau * bits(center | left, top)
+
+where bits come from the model's frozen integer tables and inverse_gain[c] scales a change of
+the quantized latent to what the decoder sees. Symbols are chosen in the coder's wavefront
+order, so every context is final when its symbol is priced. tau is set per quality level by
+``scripts/tune_rounding.py`` on training photos; tau = 0 is nearest rounding. Only the
+encoder's choice changes: the file format, the decoder and the probabilities are the same.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .context_prior import TABLE_TOTAL, PriorTables, wavefront_order
+
+
+def nearest_symbols(latent: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Index of the nearest sorted center for every value. latent: C,h,w -> C,h,w int32."""
+    return np.searchsorted(thresholds, latent).astype(np.int32)
+
+
+def rd_symbols(latent: np.ndarray, centers: np.ndarray, thresholds: np.ndarray, prior: PriorTables,
+               level: int, weights: np.ndarray, tau: float) -> np.ndarray:
+    """Rate-distortion optimised symbols (see the module docstring).
+
+    latent: C,h,w gained latent (the values nearest_symbols would round); centers: L sorted;
+    weights: C, the distortion per squared change of a latent value in each channel (the codec
+    passes this level's squared inverse gains). Returns C,h,w int32, each entry the nearest
+    center's index or its neighbour's on the other side of the value.
+    """
+    nearest = nearest_symbols(latent, thresholds).astype(np.int64)  # C,h,w
+    if tau <= 0:
+        return nearest.astype(np.int32)
+    num_centers = len(centers)
+    other = np.clip(np.where(latent > centers[nearest], nearest + 1, nearest - 1), 0, num_centers - 1)
+    weight = np.asarray(weights, dtype=np.float64)[:, None]  # C,1
+    bits = -np.log2(prior.counts[level].astype(np.float64) / TABLE_TOTAL)  # C,K,L
+    mapping = prior.context_map()  # neighbour symbol (or OUTSIDE = L) -> context symbol
+    base = int(mapping.max() + 1)
+    channels, height, width = latent.shape
+    chan = np.arange(channels)[:, None]  # C,1
+    # Chosen symbols with an OUTSIDE border on the top and left, as the decoder keeps them.
+    chosen = np.full((channels, height + 1, width + 1), num_centers, dtype=np.int64)
+    for rows, cols in wavefront_order(height, width):
+        ctx = mapping[chosen[:, rows + 1, cols]] * base + mapping[chosen[:, rows, cols + 1]]  # C,n
+        values = latent[:, rows, cols].astype(np.float64)  # C,n
+        first, second = nearest[:, rows, cols], other[:, rows, cols]  # C,n
+        cost_first = weight * (values - centers[first]) ** 2 + tau * bits[chan, ctx, first]
+        cost_second = weight * (values - centers[second]) ** 2 + tau * bits[chan, ctx, second]
+        chosen[:, rows + 1, cols + 1] = np.where(cost_second < cost_first, second, first)
+    return chosen[:, 1:, 1:].astype(np.int32)
