@@ -26,6 +26,7 @@ from imgcodec.bitstream import unpack
 from imgcodec.codec import Codec
 from imgcodec.export import export_model
 from imgcodec.metrics import ms_ssim_rgb, psnr_rgb
+from imgcodec.rounding_tuning import tune, write_tuning
 from imgcodec.training import channel_activity_on_crops, load_images, load_model
 from imgcodec.warm_start import drop_channels, keep_levels
 from imgcodec.zoo import find_model, models_dir
@@ -103,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-levels", type=int, nargs="+", default=None, metavar="QUALITY",
                         help="ship only these quality levels (1-based, increasing), renumbered 1..N "
                              "(imgcodec.warm_start.keep_levels)")
+    parser.add_argument("--tune-rounding", action="store_true",
+                        help="before evaluating, tune the encoder's rate-distortion rounding on training crops "
+                             "(imgcodec.rounding_tuning, as scripts/tune_rounding.py --write)")
     parser.add_argument("--save-checkpoint", type=Path, default=None,
                         help="also write the exported (possibly slimmed) PyTorch model here, for tests and --init")
     args = parser.parse_args(argv)
@@ -154,15 +158,22 @@ def main(argv: list[str] | None = None) -> int:
     manifest["default"] = args.name
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
 
+    if args.tune_rounding:
+        tuning = tune(Codec(find_model(args.name)), args.data / "train")
+        write_tuning(find_model(args.name), tuning, "python scripts/export_model.py ... --tune-rounding "
+                     "(imgcodec.rounding_tuning.tune defaults)")
+        print(tuning.table(), file=sys.stderr)
     if not args.no_eval:
         images = load_images(args.data / "val")
-        levels = evaluate(Codec(find_model(args.name)), images)
+        codec = Codec(find_model(args.name))
+        levels = evaluate(codec, images)
         jpeg = jpeg_curve(images)
         bpps = [c[0] for c in jpeg]
         for row in levels:
             row["jpeg_psnr_at_bpp"] = round(float(np.interp(row["bpp"], bpps, [c[1] for c in jpeg])), 3)
             row["jpeg_ms_ssim_at_bpp"] = round(float(np.interp(row["bpp"], bpps, [c[2] for c in jpeg])), 5)
-        entry["validation"] = {"images": len(images), "levels": levels}
+        rounding = "rd" if np.any(codec.model.rd_tau > 0) else "nearest"  # what shaec encode does
+        entry["validation"] = {"images": len(images), "rounding": rounding, "levels": levels}
         default = args.default_quality or min(levels, key=lambda r: abs(r["bpp"] - 0.4))["quality"]
         entry["default_quality"] = default
         manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")

@@ -158,10 +158,13 @@ def test_export_records_the_warm_start_chain(data_dir, tmp_path):
     train(third, data_dir, 2, "--init", str(tmp_path / "slim.pt"))
     subprocess.run([sys.executable, str(REPO / "scripts" / "export_model.py"), str(third / "checkpoint.pt"),
                     "--name", "tiny-v3", "--data", str(data_dir), "--train-command", "test",
-                    "--keep-levels", "1", "3"],
+                    "--keep-levels", "1", "3", "--tune-rounding"],
                    check=True, capture_output=True, timeout=300, env=env)
     entry = json.loads((zoo / "manifest.json").read_text())["models"]["tiny-v3"]
     assert entry["kept_levels"] == [1, 3]  # ... shipped as qualities 1 and 2
+    tuned = json.loads((zoo / "tiny-v3" / "model.json").read_text())["rd_rounding"]
+    assert len(tuned["tau"]) == 2 and tuned["taus_tried"][0] == 0.0
+    assert entry["validation"]["rounding"] == ("rd" if any(tuned["tau"]) else "nearest")
     assert [row["quality"] for row in entry["validation"]["levels"]] == [1, 2]
     with np.load(zoo / "tiny-v3" / "prior.npz") as npz:
         assert npz["gains"].shape[0] == 2

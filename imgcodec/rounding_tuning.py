@@ -1,0 +1,126 @@
+"""Tuning of the encoder's rate-distortion rounding (imgcodec.rounding): one tau per level.
+
+For every level, every tau of a grid codes the same training crops (through the real coder and
+the ONNX decoder). tau = 0 (nearest rounding) gives the reference curve over all levels; each
+(level, tau) point is scored by its rate change against that curve at equal PSNR (log bpp
+interpolated in PSNR, monotone piecewise-cubic, as the BD-rate does; points beyond the curve's
+ends are not scored). Each level keeps the tau with the largest saving, or 0 when none saves.
+The result lives in the model's model.json ("rd_rounding"): an encoder setting, outside the
+model id. Used by scripts/tune_rounding.py and scripts/export_model.py --tune-rounding.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .codec import Codec
+from .coder import encode_symbols
+from .metrics import psnr_rgb
+from .training import load_images
+from .zoo import ModelInfo
+
+DEFAULT_TAUS = (1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 6e-3, 1e-2, 2e-2)
+
+
+def training_crops(train_dir: Path, count: int, size: int) -> list[np.ndarray]:
+    """Central size x size crops (or the whole photo if smaller) of `count` training photos spread
+    evenly over the sorted list, so the choice is fixed and covers every source."""
+    images = load_images(train_dir)
+    picks = np.linspace(0, len(images) - 1, min(count, len(images))).round().astype(int)
+    crops = []
+    for k in picks:
+        image = images[k]
+        h, w = image.shape[:2]
+        ch, cw = min(h, size), min(w, size)
+        crops.append(image[(h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw])
+    return crops
+
+
+def measure(codec: Codec, crops: list[np.ndarray], taus: list[float], progress: bool = True) -> np.ndarray:
+    """Mean (bpp of the payload, PSNR) over the crops for every level and tau: levels,taus,2."""
+    levels = codec.qualities
+    out = np.zeros((len(levels), len(taus), 2))
+    prior = codec.model.prior
+    with tqdm(total=len(levels) * len(crops), desc="tuning rounding", file=sys.stderr,
+              disable=not progress) as bar:
+        for li, quality in enumerate(levels):
+            for rgb in crops:
+                latent = codec.latent_of(rgb, quality)
+                for ti, tau in enumerate(taus):
+                    symbols = codec.symbols_with_tau(latent, quality, tau)
+                    bits = 8 * len(encode_symbols(symbols, prior, quality - 1))
+                    rec = codec.pixels_of(symbols, quality, rgb.shape[1], rgb.shape[0])
+                    out[li, ti] += (bits / (rgb.shape[0] * rgb.shape[1]), psnr_rgb(rgb, rec))
+                bar.update(1)
+    return out / len(crops)
+
+
+def choose(stats: np.ndarray, taus: list[float]) -> tuple[list[float], list[float]]:
+    """Per level: the tau with the largest rate saving at equal PSNR against tau = 0's curve
+    (taus[0] must be 0), and that saving in percent (0 where no tau saves). A point whose PSNR
+    falls outside that curve's range is not scored: beyond the ends the curve's slope is unknown
+    (on the validation photos it steepens towards low rates), so the lowest level can only keep
+    taus that cost it no more PSNR than the reference curve spans."""
+    from scipy.interpolate import PchipInterpolator
+
+    order = np.argsort(stats[:, 0, 1])
+    psnr_curve, log_bpp_curve = stats[order, 0, 1], np.log(stats[order, 0, 0])
+    reference = PchipInterpolator(psnr_curve, log_bpp_curve)
+    best_tau, best_change = [], []
+    for li in range(stats.shape[0]):
+        changes = [100 * (np.exp(np.log(bpp) - reference(psnr)) - 1)
+                   if psnr_curve[0] <= psnr <= psnr_curve[-1] else np.inf for bpp, psnr in stats[li]]
+        k = int(np.argmin(changes))
+        best_tau.append(taus[k] if changes[k] < 0 else 0.0)
+        best_change.append(round(float(min(changes[k], 0.0)), 3))
+    return best_tau, best_change
+
+
+@dataclass(frozen=True)
+class RoundingTuning:
+    """What tune() measured and chose; stats[level, tau] = (payload bpp, PSNR) on the crops."""
+
+    taus: list[float]  # the grid, 0 first
+    stats: np.ndarray  # levels,taus,2
+    best_tau: list[float]  # per level
+    best_change: list[float]  # per level, percent (<= 0)
+    crops: int
+    crop_size: int
+
+    def table(self) -> str:
+        """One line per level: nearest rounding's point, the chosen tau's, and the saving."""
+        lines = ["level  nearest bpp  PSNR   best tau  bpp     PSNR   rate change at equal PSNR"]
+        for li, (tau, change) in enumerate(zip(self.best_tau, self.best_change)):
+            k = self.taus.index(tau)
+            lines.append(f"{li + 1:>5}  {self.stats[li, 0, 0]:.4f}       {self.stats[li, 0, 1]:.2f}  {tau:<8g}  "
+                         f"{self.stats[li, k, 0]:.4f}  {self.stats[li, k, 1]:.2f}  {change:+.2f} %")
+        return "\n".join(lines)
+
+
+def tune(codec: Codec, train_dir: Path, count: int = 16, size: int = 256,
+         taus: tuple[float, ...] = DEFAULT_TAUS, progress: bool = True) -> RoundingTuning:
+    """Measure the grid (plus tau = 0) on `count` training crops and choose a tau per level."""
+    if any(t <= 0 for t in taus):
+        raise ValueError("taus must be positive (tau = 0, nearest rounding, is always measured)")
+    crops = training_crops(train_dir, count, size)
+    grid = [0.0] + sorted(set(taus))
+    stats = measure(codec, crops, grid, progress)
+    best_tau, best_change = choose(stats, grid)
+    return RoundingTuning(grid, stats, best_tau, best_change, len(crops), size)
+
+
+def write_tuning(info: ModelInfo, tuning: RoundingTuning, command: str) -> Path:
+    """Store the chosen taus (and what they were chosen from) in the model's model.json."""
+    path = info.folder / "model.json"
+    meta = json.loads(path.read_text())
+    meta["rd_rounding"] = {
+        "tau": tuning.best_tau, "rate_change_percent_on_training_crops": tuning.best_change,
+        "taus_tried": tuning.taus, "crops": tuning.crops, "crop_size": tuning.crop_size, "command": command}
+    path.write_text(json.dumps(meta, indent=2) + "\n")
+    return path
+
