@@ -37,11 +37,11 @@ def rd_symbols(latent: np.ndarray, centers: np.ndarray, thresholds: np.ndarray, 
     passes this level's squared inverse gains). Returns C,h,w int32, each entry the nearest
     center's index or its neighbour's on the other side of the value.
     """
-    nearest = nearest_symbols(latent, thresholds).astype(np.int64)  # C,h,w
+    nearest = nearest_symbols(latent, thresholds)  # C,h,w int32
     if tau <= 0:
-        return nearest.astype(np.int32)
+        return nearest
     num_centers = len(centers)
-    other = np.clip(np.where(latent > centers[nearest], nearest + 1, nearest - 1), 0, num_centers - 1)
+    other = np.clip(np.where(latent > centers[nearest], nearest + 1, nearest - 1), 0, num_centers - 1).astype(np.int32)
     weight = np.asarray(weights, dtype=np.float64)[:, None]  # C,1
     bits = -np.log2(prior.counts[level].astype(np.float64) / TABLE_TOTAL)  # C,K,L
     mapping = prior.context_map()  # neighbour symbol (or OUTSIDE = L) -> context symbol
@@ -49,7 +49,7 @@ def rd_symbols(latent: np.ndarray, centers: np.ndarray, thresholds: np.ndarray, 
     channels, height, width = latent.shape
     chan = np.arange(channels)[:, None]  # C,1
     # Chosen symbols with an OUTSIDE border on the top and left, as the decoder keeps them.
-    chosen = np.full((channels, height + 1, width + 1), num_centers, dtype=np.int64)
+    chosen = np.full((channels, height + 1, width + 1), num_centers, dtype=np.int32)
     for rows, cols in wavefront_order(height, width):
         ctx = mapping[chosen[:, rows + 1, cols]] * base + mapping[chosen[:, rows, cols + 1]]  # C,n
         values = latent[:, rows, cols].astype(np.float64)  # C,n
@@ -57,4 +57,4 @@ def rd_symbols(latent: np.ndarray, centers: np.ndarray, thresholds: np.ndarray, 
         cost_first = weight * (values - centers[first]) ** 2 + tau * bits[chan, ctx, first]
         cost_second = weight * (values - centers[second]) ** 2 + tau * bits[chan, ctx, second]
         chosen[:, rows + 1, cols + 1] = np.where(cost_second < cost_first, second, first)
-    return chosen[:, 1:, 1:].astype(np.int32)
+    return np.ascontiguousarray(chosen[:, 1:, 1:])
