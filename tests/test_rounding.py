@@ -29,15 +29,26 @@ def random_setup(seed: int, channels: int = 3, height: int = 5, width: int = 7, 
     return centers, thresholds, prior, latent, weights
 
 
-def reference_rd(latent, centers, thresholds, prior, level, weights, tau):
+def reference_rd(latent, centers, thresholds, prior, level, weights, tau, lookahead):
     """Symbol by symbol in raster order: each symbol's left and top neighbours are already final
-    in raster order as in the wavefront order, so the greedy choices must be the same."""
+    in raster order as in the wavefront order, so the greedy choices must be the same. The
+    lookahead prices the right and lower neighbours at their nearest centers, in the contexts the
+    choice gives them (their other context neighbour also at its nearest center)."""
     channels, height, width = latent.shape
     chosen = np.zeros(latent.shape, dtype=np.int64)
     nearest = nearest_symbols(latent, thresholds)
     mapping = prior.context_map()
     base = int(mapping.max() + 1)
     outside = len(centers)
+
+    def near(c: int, i: int, j: int) -> int:
+        return int(nearest[c, i, j]) if 0 <= i < height and 0 <= j < width else outside
+
+    def price(c: int, left: int, top: int, s: int) -> float:
+        if s == outside:
+            return 0.0
+        return -math.log2(prior.counts[level, c, mapping[left] * base + mapping[top], s] / TABLE_TOTAL)
+
     for c in range(channels):
         for i in range(height):
             for j in range(width):
@@ -50,6 +61,9 @@ def reference_rd(latent, centers, thresholds, prior, level, weights, tau):
 
                 def cost(s: int) -> float:
                     bits = -math.log2(prior.counts[level, c, ctx, s] / TABLE_TOTAL)
+                    if lookahead:
+                        bits += price(c, s, near(c, i - 1, j + 1), near(c, i, j + 1))
+                        bits += price(c, near(c, i + 1, j - 1), s, near(c, i + 1, j))
                     return weights[c] * (z - float(centers[s])) ** 2 + tau * bits
 
                 chosen[c, i, j] = second if cost(second) < cost(first) else first
@@ -70,12 +84,17 @@ def test_tau_zero_is_nearest_rounding(tau: float) -> None:
                           nearest_symbols(latent, thresholds))
 
 
+@pytest.mark.parametrize("lookahead", [True, False])
 @pytest.mark.parametrize("seed,clip,tau", [(2, 2, 0.05), (3, None, 0.3), (4, 1, 3.0), (5, 2, 30.0)])
-def test_wavefront_greedy_matches_the_symbol_by_symbol_definition(seed: int, clip: int | None, tau: float) -> None:
+def test_wavefront_greedy_matches_the_symbol_by_symbol_definition(seed: int, clip: int | None, tau: float,
+                                                                  lookahead: bool) -> None:
     centers, thresholds, prior, latent, weights = random_setup(seed, clip=clip)
-    fast = rd_symbols(latent, centers, thresholds, prior, LEVEL, weights, tau)
+    fast = rd_symbols(latent, centers, thresholds, prior, LEVEL, weights, tau, lookahead)
     assert fast.dtype == np.int32 and fast.shape == latent.shape
-    assert np.array_equal(fast, reference_rd(latent, centers, thresholds, prior, LEVEL, weights, tau))
+    expected = reference_rd(latent, centers, thresholds, prior, LEVEL, weights, tau, lookahead)
+    assert np.array_equal(fast, expected)
+    if lookahead and tau >= 3.0:  # the lookahead changes decisions, so the test tells them apart
+        assert not np.array_equal(fast, rd_symbols(latent, centers, thresholds, prior, LEVEL, weights, tau, False))
 
 
 def test_choices_stay_next_to_the_value_and_save_bits() -> None:

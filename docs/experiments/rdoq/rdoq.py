@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--levels", type=int, nargs="+", default=None, help="1-based (default: all)")
     parser.add_argument("--images", type=int, default=None, help="first N validation photos only")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-lookahead", action="store_true", help="rd_symbols(lookahead=False): price own bits only")
     parser.add_argument("--weights", choices=("gain", "sensitivity"), default="gain",
                         help="distortion weight per channel: squared inverse gain (tau in latent units), "
                              "or the decoder's measured sensitivity J_c with tau scaled by "
@@ -86,7 +87,7 @@ def main() -> None:
             z = codec.latent_of(rgb, level + 1)
             for tau in taus:
                 symbols = rd_symbols(z, codec.model.centers, codec.model.thresholds, codec.model.prior, level,
-                                     weight, tau * scale)
+                                     weight, tau * scale, not args.no_lookahead)
                 n_bytes = len(encode_symbols(symbols, codec.model.prior, level)) + CONTAINER_BYTES
                 rec = codec.pixels_of(symbols, level + 1, rgb.shape[1], rgb.shape[0])
                 stats[tau].append((8 * n_bytes / (rgb.shape[0] * rgb.shape[1]), psnr_rgb(rgb, rec)))
