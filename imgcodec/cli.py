@@ -234,7 +234,8 @@ def models() -> None:
         levels = entry.get("validation", {}).get("levels", [])
         if levels:
             click.echo(f"  {'q':>3} {'bpp':>7} {'PSNR dB':>8} {'MS-SSIM':>8}   (mean over "
-                       f"{entry['validation']['images']} validation photos)")
+                       f"{entry['validation']['images']} validation photos"
+                       + (f", {entry['validation']['rounding']} rounding)" if "rounding" in entry["validation"] else ")"))
             for row in levels:
                 click.echo(f"  {row['quality']:>3} {row['bpp']:>7.4f} {row['psnr']:>8.2f} {row['ms_ssim']:>8.4f}")
 
