@@ -170,6 +170,14 @@ def test_quality_option(photo: Path, tmp_path: Path, qualities: list[int]) -> No
         assert not (tmp_path / "bad.shae").exists()
 
 
+def test_rounding_choices_are_the_codecs() -> None:
+    from imgcodec.codec import ROUNDINGS
+
+    for command in ("encode", "roundtrip"):
+        (param,) = [p for p in main.commands[command].params if p.name == "rounding"]
+        assert tuple(param.type.choices) == ROUNDINGS and param.default == ROUNDINGS[0]
+
+
 def test_rounding_option(photo: Path, tmp_path: Path) -> None:
     for rounding in ("rd", "nearest"):
         out = tmp_path / f"{rounding}.shae"
