@@ -15,8 +15,9 @@ where bits come from the model's frozen integer tables and inverse_gain[c] scale
 the quantized latent to what the decoder sees. Symbols are chosen in the coder's wavefront
 order, so a symbol's own context is final when it is priced; the last two terms look ahead at
 the right and lower neighbours, whose contexts the choice sets (taken at their nearest centers;
-on shae-v7's training crops this lookahead doubled the saving of the greedy choice). tau is set per quality level by
-``scripts/tune_rounding.py`` on training photos; tau = 0 is nearest rounding. Only the
+on shae-v7's training crops this lookahead doubled the saving of the greedy choice). tau is set
+per quality level by ``scripts/tune_rounding.py`` on training photos; tau = 0 is nearest
+rounding. Only the
 encoder's choice changes: the file format, the decoder and the probabilities are the same.
 """
 from __future__ import annotations
@@ -46,7 +47,8 @@ def rd_symbols(latent: np.ndarray, centers: np.ndarray, thresholds: np.ndarray, 
     if tau <= 0:
         return nearest
     num_centers = len(centers)
-    other = np.clip(np.where(latent > centers[nearest], nearest + 1, nearest - 1), 0, num_centers - 1).astype(np.int32)
+    other = np.where(latent > centers[nearest], nearest + 1, nearest - 1)  # the center across z
+    other = np.clip(other, 0, num_centers - 1).astype(np.int32)
     weight = np.asarray(weights, dtype=np.float64)[:, None]  # C,1
     bits = -np.log2(prior.counts[level].astype(np.float64) / TABLE_TOTAL)  # C,K,L
     mapping = prior.context_map()  # neighbour symbol (or OUTSIDE = L) -> context symbol
@@ -59,22 +61,18 @@ def rd_symbols(latent: np.ndarray, centers: np.ndarray, thresholds: np.ndarray, 
     near = np.pad(nearest, ((0, 0), (1, 1), (1, 1)), constant_values=num_centers)
     zero_bits = np.concatenate([bits, np.zeros(bits.shape[:2] + (1,))], axis=2)  # OUTSIDE costs 0
 
-    def later_bits(symbol: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        if not lookahead:
-            return 0.0
-        right = near[:, rows + 1, cols + 2]  # C,n
-        right_ctx = mapping[symbol] * base + mapping[near[:, rows, cols + 2]]
-        below = near[:, rows + 2, cols + 1]
-        below_ctx = mapping[near[:, rows + 2, cols]] * base + mapping[symbol]
-        return zero_bits[chan, right_ctx, right] + zero_bits[chan, below_ctx, below]
-
     for rows, cols in wavefront_order(height, width):
         ctx = mapping[chosen[:, rows + 1, cols]] * base + mapping[chosen[:, rows, cols + 1]]  # C,n
         values = latent[:, rows, cols].astype(np.float64)  # C,n
         first, second = nearest[:, rows, cols], other[:, rows, cols]  # C,n
-        cost_first = (weight * (values - centers[first]) ** 2
-                      + tau * (bits[chan, ctx, first] + later_bits(first, rows, cols)))
-        cost_second = (weight * (values - centers[second]) ** 2
-                       + tau * (bits[chan, ctx, second] + later_bits(second, rows, cols)))
+        cost_first = weight * (values - centers[first]) ** 2 + tau * bits[chan, ctx, first]
+        cost_second = weight * (values - centers[second]) ** 2 + tau * bits[chan, ctx, second]
+        if lookahead:
+            # Right neighbour: context (this symbol, its top); lower one: (its left, this symbol).
+            right, right_top = near[:, rows + 1, cols + 2], mapping[near[:, rows, cols + 2]]  # C,n
+            below, below_left = near[:, rows + 2, cols + 1], mapping[near[:, rows + 2, cols]] * base
+            for symbol, cost in ((first, cost_first), (second, cost_second)):
+                cost += tau * (zero_bits[chan, mapping[symbol] * base + right_top, right]
+                               + zero_bits[chan, below_left + mapping[symbol], below])
         chosen[:, rows + 1, cols + 1] = np.where(cost_second < cost_first, second, first)
     return np.ascontiguousarray(chosen[:, 1:, 1:])
