@@ -144,9 +144,15 @@ class ShaeFile:
         return None
 
 
+def container_bytes(num_segments: int = 1) -> int:
+    """Bytes the container adds around num_segments payloads (header, segment headers,
+    checksum); one segment is an RGB image's latent."""
+    return HEADER_SIZE + SEGMENT_HEADER_SIZE * num_segments + TRAILER_SIZE
+
+
 def overhead_bytes(f: ShaeFile) -> int:
-    """Bytes the container adds around the payloads (header, segment headers, checksum)."""
-    return HEADER_SIZE + SEGMENT_HEADER_SIZE * len(f.segments) + TRAILER_SIZE
+    """Bytes the container adds around this file's payloads."""
+    return container_bytes(len(f.segments))
 
 
 def describe(f: ShaeFile) -> list[tuple[str, int]]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from imgcodec.bench.bdrate import bd_rate_detailed
-from imgcodec.bitstream import HEADER_SIZE, SEGMENT_HEADER_SIZE, TRAILER_SIZE
+from imgcodec.bitstream import container_bytes
 from imgcodec.bench.runner import read_records_csv, summarize_records
 from imgcodec.training import load_images, load_model, validate
 
@@ -45,8 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     results = validate(model, images, list(range(model.cfg.num_levels)))
     # validate() counts the latent payload; a .shae file adds its header, one segment header and
     # the CRC trailer (imgcodec.bitstream), spread over each photo's pixels.
-    container_bpp = sum(8 * (HEADER_SIZE + SEGMENT_HEADER_SIZE + TRAILER_SIZE) / (im.shape[0] * im.shape[1])
-                        for im in images) / len(images)
+    container_bpp = sum(8 * container_bytes() / (im.shape[0] * im.shape[1]) for im in images) / len(images)
     for r in results:
         r.bpp_real += container_bpp
     print(f"{args.checkpoint} (step {state.get('step', '?')}), {len(images)} photos of {args.data / 'val'}")

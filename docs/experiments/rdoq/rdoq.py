@@ -17,16 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from imgcodec.bench.bdrate import bd_rate_detailed
-from imgcodec.bitstream import HEADER_SIZE, SEGMENT_HEADER_SIZE, TRAILER_SIZE
+from imgcodec.bitstream import container_bytes
 from imgcodec.codec import Codec
 from imgcodec.coder import encode_symbols
 from imgcodec.metrics import psnr_rgb
 from imgcodec.rounding import rd_symbols
 from imgcodec.training import load_images
 from imgcodec.zoo import find_model
-
-CONTAINER_BYTES = HEADER_SIZE + SEGMENT_HEADER_SIZE + TRAILER_SIZE
-
 
 def channel_sensitivity(codec: Codec, crops: list[np.ndarray], level: int, step: float = 0.3,
                         seed: int = 0) -> np.ndarray:
@@ -88,7 +85,7 @@ def main() -> None:
             for tau in taus:
                 symbols = rd_symbols(z, codec.model.centers, codec.model.thresholds, codec.model.prior, level,
                                      weight, tau * scale, not args.no_lookahead)
-                n_bytes = len(encode_symbols(symbols, codec.model.prior, level)) + CONTAINER_BYTES
+                n_bytes = len(encode_symbols(symbols, codec.model.prior, level)) + container_bytes()
                 rec = codec.pixels_of(symbols, level + 1, rgb.shape[1], rgb.shape[0])
                 stats[tau].append((8 * n_bytes / (rgb.shape[0] * rgb.shape[1]), psnr_rgb(rgb, rec)))
         line = [f"q{level + 1}"]
