@@ -258,9 +258,10 @@ def roundtrip(image: str, qualities: tuple[int, ...], all_levels: bool, model: s
     from .bitstream import unpack
     from .codec import get_codec
     from .imageio import atomic_write, encode_image_bytes, load_image
-    from .metrics import ms_ssim_rgb, psnr_rgb
+    from .metrics import BENCH_EXTRA_HINT, ms_ssim_available, ms_ssim_rgb, psnr_rgb
 
     codec = get_codec(model)
+    with_ms_ssim = ms_ssim_available()
     levels = codec.qualities if all_levels else list(qualities) or [codec.model.info.default_quality]
     for q in levels:
         if q not in codec.qualities:
@@ -275,8 +276,9 @@ def roundtrip(image: str, qualities: tuple[int, ...], all_levels: bool, model: s
         encoded = time.perf_counter()
         rec = codec.decode(unpack(result.data))
         decoded = time.perf_counter()
+        ms_ssim = f"{ms_ssim_rgb(loaded.rgb, rec[..., :3]):>8.5f}" if with_ms_ssim else f"{'-':>8}"
         click.echo(f"{q:>3} {len(result.data):>9} {result.bpp:>8.4f} {result.estimated_bpp:>8.4f} "
-                   f"{psnr_rgb(loaded.rgb, rec):>8.2f} {ms_ssim_rgb(loaded.rgb, rec):>8.5f} "
+                   f"{psnr_rgb(loaded.rgb, rec[..., :3]):>8.2f} {ms_ssim} "
                    f"{encoded - started:>6.2f} {decoded - encoded:>6.2f}")
         if save_dir:
             folder = Path(save_dir)
@@ -284,6 +286,8 @@ def roundtrip(image: str, qualities: tuple[int, ...], all_levels: bool, model: s
             stem = "stdin" if image == "-" else Path(image).stem
             atomic_write(folder / f"{stem}.q{q}.shae", result.data, force=True)
             atomic_write(folder / f"{stem}.q{q}.png", encode_image_bytes(rec, None, "png"), force=True)
+    if not with_ms_ssim:
+        click.echo(f"MS-SSIM needs the bench extra: {BENCH_EXTRA_HINT}", err=True)
 
 
 @main.command()
@@ -295,6 +299,10 @@ def roundtrip(image: str, qualities: tuple[int, ...], all_levels: bool, model: s
 @user_errors
 def bench(directory: str, codecs: str | None, out_dir: str, jobs: int) -> None:
     """Rate-distortion of shaec against JPEG, BPG and others on every image in DIRECTORY."""
+    from .metrics import BENCH_EXTRA_HINT, ms_ssim_available
+
+    if not ms_ssim_available():
+        raise click.ClickException(f"shaec bench measures MS-SSIM and needs the bench extra: {BENCH_EXTRA_HINT}")
     from .bench import format_table, run_bench
 
     names = [c.strip() for c in codecs.split(",")] if codecs else None

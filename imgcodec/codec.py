@@ -17,12 +17,12 @@ import numpy as np
 
 from . import bitstream
 from .bitstream import SEGMENT_ALPHA, SEGMENT_LATENT, Segment, ShaeFile
-from .config import ModelConfig
+from .config import DOWNSCALE, ModelConfig
 from .coder import decode_symbols, encode_symbols
 from .errors import FormatError, ImageInputError, ModelNotFoundError
 from .imageio import MAX_SIDE, decode_alpha, encode_alpha
 from .rounding import rd_symbols
-from .runtime import DOWNSCALE, TransformRuntime
+from .runtime import TransformRuntime
 from .zoo import LoadedModel, ModelInfo, find_model, find_model_by_id, list_models
 
 
@@ -49,67 +49,76 @@ class EncodeResult:
 
 
 class Codec:
-    """One installed model, ready to encode and decode (ONNX sessions created lazily)."""
+    """One installed model, ready to encode and decode (ONNX sessions created lazily).
+
+    The public methods take the user-facing quality (1-based); everything below them works on
+    the 0-based level index, which :meth:`level_of` computes once.
+    """
 
     def __init__(self, info: ModelInfo, threads: int | None = None) -> None:
         self.model = LoadedModel(info)
         # Tiles overlap by the transforms' reach, so that tiled coding equals whole-image coding.
         margin = ModelConfig.from_dict(info.meta["config"]).receptive_radius_latents()
-        self.runtime = TransformRuntime(self.model.encoder_path, self.model.decoder_path, threads,
-                                        margin_latents=margin)
+        encoder = None if info.decode_only else self.model.encoder_path
+        self.runtime = TransformRuntime(encoder, self.model.decoder_path, threads, margin_latents=margin)
 
     @property
     def qualities(self) -> list[int]:
         return self.model.info.qualities
 
-    def latent_shape(self, width: int, height: int) -> tuple[int, int, int]:
-        return (self.model.latent_channels, -(-height // DOWNSCALE), -(-width // DOWNSCALE))
-
-    def latent_of(self, rgb: np.ndarray, quality: int) -> np.ndarray:
-        """H,W,3 uint8 -> the gained latent C,h,w float32 that the centers quantize."""
-        height, width = rgb.shape[:2]
-        _, h, w = self.latent_shape(width, height)
-        x = np.pad(rgb, ((0, h * DOWNSCALE - height), (0, w * DOWNSCALE - width), (0, 0)), mode="edge")
-        x = np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32) / 255.0  # 3,H,W
-        latent = self.runtime.analysis(x, quality - 1)  # C,h,w
-        latent *= self.model.gains[quality - 1][:, None, None]
-        return latent
-
-    def symbols_of(self, rgb: np.ndarray, quality: int, rounding: str = "rd") -> np.ndarray:
-        """H,W,3 uint8 -> symbols C,h,w int32 (indices of the sorted centers). rounding "rd":
-        rate-distortion optimised with the model's tuned tau for this level (imgcodec.rounding;
-        nearest where the model has none); "nearest": the nearest center."""
-        if rounding not in ROUNDINGS:
-            raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
-        latent = self.latent_of(rgb, quality)
-        tau = float(self.model.rd_tau[quality - 1]) if rounding == "rd" else 0.0
-        return self.symbols_with_tau(latent, quality, tau)
-
-    def symbols_with_tau(self, latent: np.ndarray, quality: int, tau: float) -> np.ndarray:
-        """Symbols of a gained latent (latent_of) with rate-distortion rounding at this tau."""
-        model = self.model
-        return rd_symbols(latent, model.centers, model.thresholds, model.prior, quality - 1,
-                          model.inverse_gains[quality - 1].astype(np.float64) ** 2, tau)
-
-    def encode(self, image: np.ndarray, quality: int | None = None, rounding: str = "rd") -> EncodeResult:
+    def level_of(self, quality: int | None) -> int:
+        """User-facing quality (1 = smallest files; None: the model's default) -> level index."""
         quality = self.model.info.default_quality if quality is None else quality
         # Only integers: 2.0 == 2 would pass the membership test and then fail as an index.
         if (isinstance(quality, bool) or not isinstance(quality, (int, np.integer))
                 or quality not in self.qualities):
             raise ValueError(f"quality must be one of {self.qualities[0]}..{self.qualities[-1]}, got {quality!r}")
-        quality = int(quality)
+        return int(quality) - 1
+
+    def latent_shape(self, width: int, height: int) -> tuple[int, int, int]:
+        return (self.model.latent_channels, -(-height // DOWNSCALE), -(-width // DOWNSCALE))
+
+    def latent_of(self, rgb: np.ndarray, level: int) -> np.ndarray:
+        """H,W,3 uint8 -> the gained latent C,h,w float32 that the centers quantize."""
+        height, width = rgb.shape[:2]
+        _, h, w = self.latent_shape(width, height)
+        x = np.pad(rgb, ((0, h * DOWNSCALE - height), (0, w * DOWNSCALE - width), (0, 0)), mode="edge")
+        x = np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32) / 255.0  # 3,H,W
+        latent = self.runtime.analysis(x, level)  # C,h,w
+        latent *= self.model.gains[level][:, None, None]
+        return latent
+
+    def symbols_of(self, rgb: np.ndarray, level: int, rounding: str = "rd") -> np.ndarray:
+        """H,W,3 uint8 -> symbols C,h,w int32 (indices of the sorted centers). rounding "rd":
+        rate-distortion optimised with the model's tuned tau for this level (imgcodec.rounding;
+        nearest where the model has none); "nearest": the nearest center."""
+        if rounding not in ROUNDINGS:
+            raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
+        latent = self.latent_of(rgb, level)
+        tau = float(self.model.rd_tau[level]) if rounding == "rd" else 0.0
+        return self.symbols_with_tau(latent, level, tau)
+
+    def symbols_with_tau(self, latent: np.ndarray, level: int, tau: float) -> np.ndarray:
+        """Symbols of a gained latent (latent_of) with rate-distortion rounding at this tau."""
+        model = self.model
+        return rd_symbols(latent, model.centers, model.thresholds, model.prior, level,
+                          model.inverse_gains[level].astype(np.float64) ** 2, tau)
+
+    def encode(self, image: np.ndarray, quality: int | None = None, rounding: str = "rd") -> EncodeResult:
+        """H,W,3 or H,W,4 uint8 -> a .shae file at this quality (1-based; None: the default)."""
+        level = self.level_of(quality)
         if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype != np.uint8:
             raise ImageInputError("expected an H,W,3 or H,W,4 uint8 image")
         height, width = image.shape[:2]
         if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
             raise ImageInputError(f"image is {width}x{height}; sides must be 1..{MAX_SIDE} pixels")
-        symbols = self.symbols_of(np.ascontiguousarray(image[..., :3]), quality, rounding)
-        segments = [Segment(SEGMENT_LATENT, encode_symbols(symbols, self.model.prior, quality - 1))]
+        symbols = self.symbols_of(np.ascontiguousarray(image[..., :3]), level, rounding)
+        segments = [Segment(SEGMENT_LATENT, encode_symbols(symbols, self.model.prior, level))]
         if image.shape[2] == 4 and np.any(image[..., 3] != 255):
             segments.append(Segment(SEGMENT_ALPHA, encode_alpha(np.ascontiguousarray(image[..., 3]))))
-        shae = ShaeFile(self.model.model_id_bytes, quality, width, height, tuple(segments))
-        estimate = self.model.prior.cross_entropy_bits(symbols, quality - 1)
-        return EncodeResult(bitstream.pack(shae), width, height, quality, estimate)
+        shae = ShaeFile(self.model.model_id_bytes, level + 1, width, height, tuple(segments))
+        estimate = self.model.prior.cross_entropy_bits(symbols, level)
+        return EncodeResult(bitstream.pack(shae), width, height, level + 1, estimate)
 
     def decode_symbols(self, shae: ShaeFile) -> np.ndarray:
         if not 1 <= shae.level <= len(self.qualities):
@@ -122,21 +131,25 @@ class Codec:
         shape = self.latent_shape(shae.width, shae.height)
         return decode_symbols(latent.payload, shape, self.model.prior, shae.level - 1)
 
-    def pixels_of(self, symbols: np.ndarray, quality: int, width: int, height: int) -> np.ndarray:
+    def pixels_of(self, symbols: np.ndarray, level: int, width: int, height: int) -> np.ndarray:
         """Symbols C,h,w -> the decoded H,W,3 uint8 image (synthesis of the centers, cropped)."""
         latent = self.model.centers[symbols]  # C,h,w float32
-        latent *= self.model.inverse_gains[quality - 1][:, None, None]
-        x_hat = self.runtime.synthesis(latent, quality - 1)[:, :height, :width]  # 3,H,W
+        latent *= self.model.inverse_gains[level][:, None, None]
+        x_hat = self.runtime.synthesis(latent, level)[:, :height, :width]  # 3,H,W
         return np.clip(np.rint(x_hat * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0)
 
     def decode(self, shae: ShaeFile) -> np.ndarray:
         """Parsed file -> H,W,3 uint8, or H,W,4 when the file has an alpha segment."""
-        rgb = self.pixels_of(self.decode_symbols(shae), shae.level, shae.width, shae.height)
+        rgb = self.pixels_of(self.decode_symbols(shae), shae.level - 1, shae.width, shae.height)
         alpha_segment = shae.segment(SEGMENT_ALPHA)
         if alpha_segment is None:
             return np.ascontiguousarray(rgb)
         alpha = decode_alpha(alpha_segment.payload, shae.width, shae.height)
         return np.dstack([rgb, alpha])
+
+    def decode_bytes(self, data: bytes) -> np.ndarray:
+        """A .shae file's bytes -> its image (see decode)."""
+        return self.decode(bitstream.unpack(data))
 
 
 @lru_cache(maxsize=8)

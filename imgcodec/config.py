@@ -1,50 +1,60 @@
-"""Hyperparameters of the model and of training, stored inside every checkpoint.
+"""Hyperparameters of the shipped architecture, stored inside every checkpoint and model.json.
 
-Plain dataclasses without torch, so that the CLI and the model zoo can read them cheaply.
+A plain frozen dataclass without torch, so that the runtime and the model zoo read it cheaply.
+The defaults are the shipped layout (shae-v7 and shae-v8 share it); unknown keys are an error,
+so a typo in a configuration never passes silently.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-#: Rate-distortion trade-offs per quality level: loss = bpp + lambda * 255^2 * MSE. The values
-#: are CompressAI's published MSE lambdas for its quality indices 1-8 (compressai/zoo), which
-#: span roughly 0.1 to 1.5 bpp for hyperprior models on Kodak.
-DEFAULT_LAMBDAS: tuple[float, ...] = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+#: Rate-distortion trade-offs per quality level: loss = bpp + lambda * 255^2 * MSE. The first 8
+#: are CompressAI's published MSE lambdas for its quality indices 1-8 (compressai/zoo); 0.27 and
+#: 0.45 extend the range to about 1 bpp on the validation photos.
+DEFAULT_LAMBDAS: tuple[float, ...] = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800,
+                                      0.27, 0.45)
+
+#: The latent is at 1/DOWNSCALE of the image's resolution (one definition for the package).
+DOWNSCALE = 8
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Shape of the autoencoder, quantizer and context prior.
+    """Shape of the autoencoder, quantizer and context prior (docs/architecture.md).
 
     The latent has ``latent_channels`` channels at 1/8 resolution. ``num_centers`` is L of the
-    soft-to-hard quantizer (Agustsson et al. 2017, Sec. 3.1); the follow-up code of Mentzer et al.
-    (CVPR 2018) uses L=6 and C=32 for low rates. We use more centers because per-level gains
-    stretch the latent (Cui et al. 2021, "Asymmetric gained deep image compression") and the top
-    levels need more than log2(6) bits per symbol.
+    soft-to-hard quantizer (Agustsson et al. 2017, Sec. 3.1), odd so that one center starts at 0.
     """
 
-    latent_channels: int = 48
-    # Odd L, so that one center starts at exactly 0: the cheap "nothing here" symbol that low
-    # rates rely on (with 16 centers in [-7.5, 7.5] values near 0 split between +-0.5).
-    num_centers: int = 15
-    center_range: float = 7.0  # centers start uniformly in [-center_range, center_range]
+    latent_channels: int = 35
+    num_centers: int = 69
+    center_range: float = 7.0  # a new model's centers start uniformly in [-center_range, center_range]
     stage4_channels: int = 64  # channels at 1/4 resolution
     stage8_channels: int = 128  # channels at 1/8 resolution
     prior_hidden: int = 32  # hidden units per latent channel in the context prior MLP
-    # Neighbours count in the context only up to this many centers either side of the middle
-    # one (context_prior.context_symbol_map); None: every center is its own context symbol.
-    context_clip: int | None = None
-    synthesis_blocks8: int = 2  # residual blocks at 1/8 resolution in the synthesis
-    synthesis_blocks4: int = 1  # residual blocks at 1/4 resolution in the synthesis
-    analysis_blocks8: int = 2  # residual blocks at 1/8 resolution in the analysis
-    analysis_blocks4: int = 1  # residual blocks at 1/4 resolution in the analysis
-    # Channels of the synthesis' 1/2-resolution refinement branch (0: none). It adds detail
-    # that one linear 1/4 -> full resolution step cannot draw, at a quarter of full-res cost.
-    refine_channels: int = 0
-    # Per-level channel-wise affine maps inside both transforms (transforms.LevelModulation).
-    level_modulation: bool = False
+    # Neighbours count in the context only up to this many centers either side of the middle one
+    # (context_prior.context_symbol_map), so the tables grow with clip^2, not L^2.
+    context_clip: int = 4
+    synthesis_blocks8: int = 4  # residual blocks at 1/8 resolution in the synthesis
+    synthesis_blocks4: int = 2  # residual blocks at 1/4 resolution in the synthesis
+    analysis_blocks8: int = 4  # residual blocks at 1/8 resolution in the analysis
+    analysis_blocks4: int = 2  # residual blocks at 1/4 resolution in the analysis
+    refine_channels: int = 32  # channels of the synthesis' 1/2-resolution refinement branch
     lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
+
+    def __post_init__(self) -> None:
+        sizes = {f.name: getattr(self, f.name) for f in fields(self)
+                 if f.name not in ("lambdas", "center_range", "context_clip")}
+        bad = [name for name, value in sizes.items() if not isinstance(value, int) or value < 1]
+        if bad:
+            raise ValueError(f"model config: {', '.join(bad)} must be positive integers")
+        if self.num_centers % 2 == 0:
+            raise ValueError("model config: num_centers must be odd (one center starts at 0)")
+        if not 0 <= self.context_clip <= (self.num_centers - 1) // 2:
+            raise ValueError(f"model config: context_clip must be in 0..{(self.num_centers - 1) // 2}")
+        if not self.lambdas or any(lam <= 0 for lam in self.lambdas):
+            raise ValueError("model config: lambdas must be positive")
 
     @property
     def num_levels(self) -> int:
@@ -52,7 +62,7 @@ class ModelConfig:
 
     @property
     def downscale(self) -> int:
-        return 8
+        return DOWNSCALE
 
     def receptive_radius_latents(self) -> int:
         """How many latents either side of a position the transforms reach: the larger of the
@@ -64,8 +74,8 @@ class ModelConfig:
         reach4 = 1 + 2 * self.analysis_blocks4 + 1
         analysis = 1 + 2 * self.analysis_blocks8 + -(-reach4 // 2)
         # Synthesis: first conv, the 1/8 blocks and the conv before depth-to-space, then at 1/4
-        # the blocks and either the last conv (1) or the refinement branch (about 3 at 1/4).
-        reach4 = 2 * self.synthesis_blocks4 + (3 if self.refine_channels else 1)
+        # the blocks and the refinement branch (about 3 at 1/4).
+        reach4 = 2 * self.synthesis_blocks4 + 3
         synthesis = 2 + 2 * self.synthesis_blocks8 + -(-reach4 // 2)
         return max(analysis, synthesis)
 
@@ -74,44 +84,12 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        """The config from a dict; a key that is not a field is an error (ValueError)."""
         known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown model config key(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        values = dict(data)
         if "lambdas" in values:
-            values["lambdas"] = tuple(values["lambdas"])
+            values["lambdas"] = tuple(float(v) for v in values["lambdas"])
         return cls(**values)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Training schedule; every run records it in its checkpoints and log."""
-
-    steps: int = 10000
-    batch_size: int = 8
-    crop: int = 128
-    lr: float = 2e-4
-    lr_decay_at: float = 0.85  # fraction of steps after which lr drops 10x
-    sigma_start: float = 1.0  # soft assignment sharpness, annealed geometrically ...
-    sigma_end: float = 4.0  # ... to this value at the last step
-    # Gradient of the decoder's input through the quantizer: "soft" (the paper's) or "identity"
-    # (plain straight-through); see imgcodec.quantizer.
-    ste: str = "soft"
-    seed: int = 0
-    threads: int = 2
-    val_every: int = 1000
-    ckpt_every: int = 250
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def sigma_at(self, step: int) -> float:
-        t = min(1.0, step / max(1, self.steps))
-        return self.sigma_start * (self.sigma_end / self.sigma_start) ** t
-
-    def lr_at(self, step: int) -> float:
-        return self.lr * (0.1 if step >= self.lr_decay_at * self.steps else 1.0)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})

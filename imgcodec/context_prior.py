@@ -3,7 +3,7 @@
 Why integers: a range coder only decodes if encoder and decoder use *bit-identical*
 probabilities. Probabilities computed in floating point by a network can differ in the last
 bit across machines, thread counts or batch shapes. So the prior is trained as a small
-network (``imgcodec.prior_model``) and then tabulated once into integer counts that ship with
+network (``imgcodec.train.prior_model``) and then tabulated once into integer counts that ship with
 the weights; at coding time the only arithmetic is integer indexing (the approach of
 tensorflow/compression's integer CDF tables, here for a context model).
 

@@ -1,8 +1,11 @@
 """Image quality and rate metrics used by ``shaec bench``.
 
 All functions take 8-bit RGB images as numpy arrays of shape (H, W, 3), dtype uint8.
-torch (needed only for MS-SSIM) is imported inside :func:`ms_ssim_rgb`, so importing this
-module stays cheap.
+
+MS-SSIM comes from pytorch-msssim (maintained, the implementation CompressAI's evaluations and
+most learned-compression papers use, so our numbers compare with theirs). It needs torch, which
+the runtime install leaves out: it is in the ``bench`` extra, imported inside
+:func:`ms_ssim_rgb`, and :func:`ms_ssim_available` tells whether it is installed.
 """
 
 from __future__ import annotations
@@ -19,6 +22,17 @@ MS_SSIM_WIN_SIZE = 11
 MS_SSIM_SCALES = 5
 #: Shortest side pytorch-msssim accepts for 5 scales with an 11-tap window: (11 - 1) * 2**4 + 1.
 MS_SSIM_MIN_SIDE = (MS_SSIM_WIN_SIZE - 1) * 2 ** (MS_SSIM_SCALES - 1) + 1
+
+
+#: What to install for MS-SSIM (and the bench), said by the commands that need it.
+BENCH_EXTRA_HINT = "pip install 'shaec[bench]' (it brings torch and pytorch-msssim)"
+
+
+def ms_ssim_available() -> bool:
+    """Whether MS-SSIM can be computed here (torch and pytorch-msssim are installed)."""
+    from importlib.util import find_spec
+
+    return find_spec("torch") is not None and find_spec("pytorch_msssim") is not None
 
 
 def _check_pair(a: np.ndarray, b: np.ndarray) -> None:

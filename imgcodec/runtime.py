@@ -5,7 +5,7 @@ runtime ~0.3 s, and both run this conv stack equally fast on a CPU; the CLI is a
 process. Training and export stay in PyTorch (``tests/test_runtime.py`` checks both agree).
 
 Large images are processed in overlapping tiles: a margin as wide as the transforms' receptive
-field (``ModelConfig.receptive_radius_latents``: 8 latents for shae-v1's layout, 14 for shae-v4's)
+field (``ModelConfig.receptive_radius_latents``: 14 latents for the shipped layout)
 makes every kept pixel equal to whole-image processing up to float rounding, so no seam shows and
 memory stays bounded.
 """
@@ -15,14 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-DOWNSCALE = 8
+from .config import DOWNSCALE
+from .errors import ModelNotFoundError
+
 TILE_LATENTS = 96  # core tile of 96x96 latents = 768x768 pixels
 MARGIN_LATENTS = 8  # overlap on each side; codec.Codec passes the model's own receptive radius
 
 
 class _Graph:
-    """One ONNX transform: a session, and whether its graph takes the level as a second input
-    (a level-conditioned model, see imgcodec.export), looked up once when the session opens."""
+    """One ONNX transform: a session whose graph takes (tensor, level int64 of shape 1)."""
 
     def __init__(self, path: Path, threads: int | None) -> None:
         import onnxruntime as ort
@@ -32,14 +33,11 @@ class _Graph:
             options.intra_op_num_threads = threads
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-        inputs = [i.name for i in self.session.get_inputs()]
-        self.input_name, self.takes_level = inputs[0], "level" in inputs
+        self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, tensor: np.ndarray, level: int) -> np.ndarray:
         """tensor C,H,W -> output of the graph for it, without the batch axis."""
-        feed = {self.input_name: tensor[None]}
-        if self.takes_level:
-            feed["level"] = np.array([level], dtype=np.int64)
+        feed = {self.input_name: tensor[None], "level": np.array([level], dtype=np.int64)}
         return self.session.run(None, feed)[0][0]
 
 
@@ -51,7 +49,7 @@ def _tiles(length: int, core: int) -> list[tuple[int, int]]:
 class TransformRuntime:
     """Encoder and decoder ONNX sessions, created on first use."""
 
-    def __init__(self, encoder_path: Path, decoder_path: Path, threads: int | None = None,
+    def __init__(self, encoder_path: Path | None, decoder_path: Path, threads: int | None = None,
                  tile_latents: int = TILE_LATENTS, margin_latents: int = MARGIN_LATENTS) -> None:
         self.encoder_path, self.decoder_path = encoder_path, decoder_path
         self.threads = threads
@@ -60,8 +58,10 @@ class TransformRuntime:
         self._decoder: _Graph | None = None
 
     def analysis(self, image: np.ndarray, level: int = 0) -> np.ndarray:
-        """image: 3,H,W float32 in [0,1], H and W multiples of 8 -> latent C,H/8,W/8 float32.
-        `level` (0-based) matters only to a level-conditioned model."""
+        """image: 3,H,W float32 in [0,1], H and W multiples of 8 -> latent C,H/8,W/8 float32 at
+        this level (0-based)."""
+        if self.encoder_path is None:
+            raise ModelNotFoundError("this model ships only its decoder; it cannot encode")
         if self._encoder is None:
             self._encoder = _Graph(self.encoder_path, self.threads)
         h, w = image.shape[1] // DOWNSCALE, image.shape[2] // DOWNSCALE
@@ -80,7 +80,7 @@ class TransformRuntime:
         return out
 
     def synthesis(self, latent: np.ndarray, level: int = 0) -> np.ndarray:
-        """latent: C,h,w float32 -> image 3,8h,8w float32 (not clamped). `level` as in analysis."""
+        """latent: C,h,w float32 -> image 3,8h,8w float32 (not clamped) at this level (0-based)."""
         if self._decoder is None:
             self._decoder = _Graph(self.decoder_path, self.threads)
         h, w = latent.shape[1:]

@@ -1,9 +1,11 @@
 """The model zoo: which trained models are installed, and loading their frozen parts.
 
-Models live in ``models/`` at the top of the repository (or in the folder named by the
-environment variable SHAEC_MODELS_DIR). ``models/manifest.json`` lists them; each model folder
-holds the files written by ``imgcodec.export``. Loading checks every file's sha256 against
-model.json, so a damaged install fails loudly instead of writing undecodable files.
+Models are package data in ``imgcodec/models/`` (or in the folder named by the environment
+variable SHAEC_MODELS_DIR), so a wheel or a plain ``pip install`` carries them. ``manifest.json``
+lists them; each model folder holds the files written by ``imgcodec.train.export``. Loading checks
+every file's sha256 against model.json, so a damaged install fails loudly instead of writing
+undecodable files. A retired model that is marked ``decode_only`` ships its decoder and tables
+but no encoder: files written by an earlier release keep decoding.
 """
 from __future__ import annotations
 
@@ -24,9 +26,9 @@ WEIGHT_FILES = ("encoder.onnx", "decoder.onnx", "prior.npz")
 
 
 def models_dir() -> Path:
-    """SHAEC_MODELS_DIR if set, else the repository's models/ folder."""
+    """SHAEC_MODELS_DIR if set, else the models shipped inside the package."""
     env = os.environ.get(MODELS_ENV)
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "models"
+    return Path(env) if env else Path(__file__).resolve().parent / "models"
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,11 @@ class ModelInfo:
     @property
     def default_quality(self) -> int:
         return int(self.manifest_entry.get("default_quality", (self.num_levels + 1) // 2))
+
+    @property
+    def decode_only(self) -> bool:
+        """A retired model that ships only its decoder (no encoder.onnx)."""
+        return bool(self.manifest_entry.get("decode_only", False))
 
     @property
     def qualities(self) -> list[int]:
@@ -146,6 +153,8 @@ class LoadedModel:
     def __init__(self, info: ModelInfo) -> None:
         self.info = info
         for name in WEIGHT_FILES:
+            if name == "encoder.onnx" and info.decode_only:
+                continue
             path = info.folder / name
             try:
                 digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -166,6 +175,9 @@ class LoadedModel:
 
     @property
     def encoder_path(self) -> Path:
+        if self.info.decode_only:
+            raise ModelNotFoundError(
+                f"model '{self.info.name}' is retired and ships only its decoder; encode with the default model")
         return self.info.folder / "encoder.onnx"
 
     @property

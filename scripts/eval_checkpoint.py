@@ -1,15 +1,14 @@
 """Rate-distortion of a checkpoint on the validation photos, with BD-rates against a bench run.
 
-Every quality level of the model codes every photo of ``--data/val`` through the real range
-coder (``imgcodec.training.validate``: PyTorch transforms, which the exported ONNX graphs match
-up to float rounding). It tells, in about a minute and without exporting, whether a training
-run is ahead of the shipped model and of JPEG over the whole curve, which the periodic
-validation (3 levels, 4 photos) cannot:
+Every quality level of the model codes every photo of ``--data/val`` into real .shae bytes
+(``imgcodec.train.training.CheckpointCodec``: PyTorch transforms, which the exported ONNX graphs
+match up to float rounding, with the runtime's rounding, tables and coder) through the shared
+``imgcodec.evaluation.evaluate``. It tells, without exporting, whether a training run is ahead
+of the shipped model and of JPEG over the whole curve:
 
     python scripts/eval_checkpoint.py runs/v8/checkpoint.pt --anchors docs/bench/results.csv
 
-BD-rates are in PSNR (the bench's MS-SSIM needs decoded images this does not keep), against
-each codec of ``--anchor-codecs`` found in the anchors' results.csv.
+BD-rates are in PSNR, against each codec of ``--anchor-codecs`` found in the anchors' results.csv.
 """
 from __future__ import annotations
 
@@ -20,15 +19,17 @@ from pathlib import Path
 import torch
 
 from imgcodec.bench.bdrate import bd_rate_detailed
-from imgcodec.bitstream import container_bytes
 from imgcodec.bench.runner import read_records_csv, summarize_records
-from imgcodec.training import load_images, load_model, validate
+from imgcodec.evaluation import evaluate
+from imgcodec.train.data import load_images
+from imgcodec.train.training import CheckpointCodec, load_model
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path, help="training checkpoint or exported model (.pt)")
     parser.add_argument("--data", type=Path, default=Path("data"))
+    parser.add_argument("--split", default="val", help="folder of --data to evaluate on (val, detail, ...)")
     parser.add_argument("--anchors", type=Path, default=Path("docs/bench/results.csv"),
                         help="a bench run's results.csv holding the anchor curves")
     parser.add_argument("--anchor-codecs", default="jpeg,shaec",
@@ -41,26 +42,20 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     model, state = load_model(args.checkpoint)
-    images = load_images(args.data / "val")
-    results = validate(model, images, list(range(model.cfg.num_levels)))
-    # validate() counts the latent payload; a .shae file adds its header, one segment header and
-    # the CRC trailer (imgcodec.bitstream), spread over each photo's pixels.
-    container_bpp = sum(8 * container_bytes() / (im.shape[0] * im.shape[1]) for im in images) / len(images)
+    images = load_images(args.data / args.split)
+    results = evaluate(CheckpointCodec(model), images)
+    print(f"{args.checkpoint} (step {state.get('step', '?')}), {len(images)} photos of {args.data / args.split}")
+    print("quality  bpp (file)  est.bpp (payload)  PSNR")
     for r in results:
-        r.bpp_real += container_bpp
-    print(f"{args.checkpoint} (step {state.get('step', '?')}), {len(images)} photos of {args.data / 'val'}")
-    print("level  bpp (file)  est.bpp (payload)  PSNR")
-    for r in results:
-        print(f"{r.level + 1:>5}  {r.bpp_real:>10.4f}  {r.bpp_estimate:>17.4f}  {r.psnr:.2f}")
+        print(f"{r.quality:>7}  {r.bpp:>10.4f}  {r.bpp_estimate:>17.4f}  {r.psnr:.2f}")
     if args.out:
         with args.out.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["quality", "bpp", "bpp_estimate", "psnr"])
-            writer.writerows([r.level + 1, f"{r.bpp_real:.6f}", f"{r.bpp_estimate:.6f}", f"{r.psnr:.4f}"]
-                             for r in results)
+            writer.writerows([r.quality, f"{r.bpp:.6f}", f"{r.bpp_estimate:.6f}", f"{r.psnr:.4f}"] for r in results)
 
     curves = summarize_records(read_records_csv(args.anchors))
-    bpp, psnr = [r.bpp_real for r in results], [r.psnr for r in results]
+    bpp, psnr = [r.bpp for r in results], [r.psnr for r in results]
     for name in [c.strip() for c in args.anchor_codecs.split(",") if c.strip()]:
         if name not in curves:
             print(f"BD-rate vs {name}: not in {args.anchors}")

@@ -8,7 +8,7 @@ For every quality level of the model, mean over the validation images (bits per 
 original image, before padding to a multiple of 8):
 
 * real bpp: 8 * len(payload) / pixels, the payload of ``imgcodec.coder.encode_symbols`` on
-  ``Codec.symbols_of(rgb, q)`` (the latent segment only; no container header);
+  ``Codec.symbols_of(rgb, level)`` (the latent segment only; no container header);
 * context bpp: the context prior's cross-entropy, ``PriorTables.cross_entropy_bits``;
 * histogram bpp: cross-entropy under a context-free model, one histogram of symbols per level
   and channel, counted on the training split (the central ``--train-crop`` square of every
@@ -23,40 +23,15 @@ images of a realistic size - for tiny images the fixed few bytes dominate).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 RATIO_TOLERANCE = 0.03
-
-
-class CachedAnalysis:
-    """Memoizes the analysis transform of the last input, which is the same for every level
-    (except in a level-conditioned model, whose latent is cached per level).
-
-    ``Codec.symbols_of`` stays the single definition of symbols (padding, gains, centers);
-    only the ONNX run is shared between the levels of one image. Returns copies because
-    ``symbols_of`` scales the latent in place.
-    """
-
-    def __init__(self, analysis: Callable[[np.ndarray, int], np.ndarray], per_level: bool) -> None:
-        self.analysis = analysis
-        self.per_level = per_level  # a level-conditioned model: the latent differs per level
-        self.key: tuple[Any, ...] | None = None
-        self.latent: np.ndarray | None = None
-
-    def __call__(self, image: np.ndarray, level: int = 0) -> np.ndarray:
-        key = (image.shape, image.dtype.str, hashlib.blake2b(np.ascontiguousarray(image).data).hexdigest(),
-               level if self.per_level else None)
-        if key != self.key:
-            self.latent = self.analysis(image, level)
-            self.key = key
-        return self.latent.copy()
 
 
 def central_crop(image: np.ndarray, size: int) -> np.ndarray:
@@ -119,13 +94,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from imgcodec.codec import Codec
     from imgcodec.coder import encode_symbols
-    from imgcodec.training import load_images
+    from imgcodec.train.data import load_images
     from imgcodec.zoo import find_model
 
     info = find_model(args.model)
     codec = Codec(info)  # our own instance: its analysis gets memoized below
-    codec.runtime.analysis = CachedAnalysis(  # type: ignore[method-assign]
-        codec.runtime.analysis, bool(info.meta["config"].get("level_modulation")))
     prior = codec.model.prior
     levels = codec.qualities
     num_centers, channels = prior.num_centers, prior.num_channels
@@ -140,14 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         crop = central_crop(rgb, args.train_crop)
         train_pixels += crop.shape[0] * crop.shape[1]
         for q in levels:
-            hist[q - 1] += channel_counts(codec.symbols_of(crop, q), num_centers)
+            hist[q - 1] += channel_counts(codec.symbols_of(crop, q - 1), num_centers)
     log2_probs = np.log2(hist / hist.sum(axis=-1, keepdims=True))  # levels,C,L
 
     per_level: dict[int, list[tuple[float, float, float, float]]] = {q: [] for q in levels}
     for rgb in tqdm(val, desc="validation", file=sys.stderr, disable=None):
         pixels = rgb.shape[0] * rgb.shape[1]
         for q in levels:
-            symbols = codec.symbols_of(rgb, q)  # C,h,w
+            symbols = codec.symbols_of(rgb, q - 1)  # C,h,w
             payload = encode_symbols(symbols, prior, q - 1)
             per_level[q].append((8 * len(payload) / pixels,
                                  prior.cross_entropy_bits(symbols, q - 1) / pixels,

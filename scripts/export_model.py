@@ -19,31 +19,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from imgcodec.bench.codecs import get_codecs
-from imgcodec.bitstream import unpack
 from imgcodec.codec import Codec
-from imgcodec.export import export_model
+from imgcodec.evaluation import evaluate
 from imgcodec.metrics import ms_ssim_rgb, psnr_rgb
-from imgcodec.rounding_tuning import tune, write_tuning
-from imgcodec.training import channel_activity_on_crops, load_images, load_model
-from imgcodec.warm_start import drop_channels, keep_levels
+from imgcodec.train.data import load_images
+from imgcodec.train.export import export_model
+from imgcodec.train.rounding_tuning import tune, write_tuning
+from imgcodec.train.training import load_model
 from imgcodec.zoo import find_model, models_dir
-
-
-def evaluate(codec: Codec, images: list[np.ndarray]) -> list[dict[str, float]]:
-    rows = []
-    for quality in tqdm(codec.qualities, desc="levels", file=sys.stderr):
-        stats = []
-        for rgb in images:
-            result = codec.encode(rgb, quality)
-            rec = codec.decode(unpack(result.data))
-            stats.append((result.bpp, result.estimated_bpp, psnr_rgb(rgb, rec), ms_ssim_rgb(rgb, rec)))
-        bpp, est, psnr, msssim = np.mean(stats, axis=0)
-        rows.append({"quality": quality, "bpp": round(float(bpp), 4), "bpp_estimate": round(float(est), 4),
-                     "psnr": round(float(psnr), 3), "ms_ssim": round(float(msssim), 5)})
-    return rows
 
 
 def jpeg_curve(images: list[np.ndarray]) -> list[tuple[float, float, float]]:
@@ -70,63 +55,28 @@ def steps_per_second(train_log: Path) -> float | None:
     return round(float(np.median(speeds)), 3) if speeds else None
 
 
-def warm_start_record(state: dict) -> dict[str, object]:
-    """For a run grown from another checkpoint (train.py --init): where it started, and the
-    CPU-hours and steps behind the whole chain of warm starts (followed back through each
-    checkpoint's own --init), so the manifest reports the full cost."""
-    init = state["train_config"].get("extra", {}).get("init")
-    chain, states = [], []
-    current = init
-    while current and Path(current).exists() and current not in chain:  # a cycle ends the walk
-        chain.append(current)
-        states.append(torch.load(current, map_location="cpu", weights_only=False))
-        current = states[-1]["train_config"].get("extra", {}).get("init")
-    if not chain:
-        return {}
-    steps = state["step"] + sum(s["step"] for s in states)
-    seconds = state.get("cpu_seconds", 0.0) + sum(s.get("cpu_seconds", 0.0) for s in states)
-    return {"warm_start_from": init, "warm_start_steps": states[0]["step"], "warm_start_chain": chain,
-            "total_steps": steps, "total_cpu_hours": round(seconds / 3600, 3)}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("--name", default="shae-v1")
+    parser.add_argument("--name", required=True, help="model name, e.g. shae-v9")
     parser.add_argument("--data", type=Path, default=Path("data"))
     parser.add_argument("--train-command", default="")
     parser.add_argument("--default-quality", type=int, default=None,
                         help="default -q; by default the level closest to 0.4 bpp on validation")
     parser.add_argument("--no-eval", action="store_true")
-    parser.add_argument("--drop-channels-below", type=float, default=0.0, metavar="FRACTION",
-                        help="drop latent channels that leave the zero center at fewer than this fraction of "
-                             "positions at every level, on training crops (imgcodec.warm_start.drop_channels)")
-    parser.add_argument("--keep-levels", type=int, nargs="+", default=None, metavar="QUALITY",
-                        help="ship only these quality levels (1-based, increasing), renumbered 1..N "
-                             "(imgcodec.warm_start.keep_levels)")
     parser.add_argument("--tune-rounding", action="store_true",
                         help="before evaluating, tune the encoder's rate-distortion rounding on training crops "
-                             "(imgcodec.rounding_tuning, as scripts/tune_rounding.py --write)")
+                             "(imgcodec.train.rounding_tuning, as scripts/tune_rounding.py --write)")
     parser.add_argument("--save-checkpoint", type=Path, default=None,
-                        help="also write the exported (possibly slimmed) PyTorch model here, for tests and --init")
+                        help="also write the exported PyTorch model here (weights only), to continue from with --init")
     args = parser.parse_args(argv)
 
     model, state = load_model(args.checkpoint)
-    dropped: list[int] = []
-    if args.drop_channels_below > 0:
-        activity = channel_activity_on_crops(model, args.data / "train")
-        dropped = [c for c in range(len(activity)) if activity[c] < args.drop_channels_below]
-        model = drop_channels(model, dropped).eval()
-        print(f"dropped {len(dropped)} of {len(activity)} latent channels (busy < {args.drop_channels_below:g} "
-              f"at every level): {dropped}", file=sys.stderr)
-    if args.keep_levels:
-        model = keep_levels(model, [q - 1 for q in args.keep_levels]).eval()
-        print(f"kept levels {args.keep_levels} of {len(state['model_config']['lambdas'])}", file=sys.stderr)
     if args.save_checkpoint:
         args.save_checkpoint.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"model": model.state_dict(), "model_config": model.cfg.to_dict(), "step": state["step"],
                     "train_config": state["train_config"], "cpu_seconds": state.get("cpu_seconds", 0.0),
-                    "dropped_channels": dropped, "exported_from": str(args.checkpoint)}, args.save_checkpoint)
+                    "exported_from": str(args.checkpoint)}, args.save_checkpoint)
     out_dir = models_dir()
     folder = out_dir / args.name
     if folder.exists():
@@ -135,24 +85,22 @@ def main(argv: list[str] | None = None) -> int:
     extra = {"trained_steps": state["step"], "train_config": state["train_config"],
              "cpu_hours": round(state.get("cpu_seconds", 0.0) / 3600, 3),
              "steps_per_second": steps_per_second(train_log)}
-    extra.update(warm_start_record(state))
-    if args.keep_levels:
-        extra["kept_levels"] = args.keep_levels
-    if dropped:
-        extra["dropped_channels"] = {"threshold": args.drop_channels_below, "channels": dropped}
+    for key in ("init", "total_steps", "total_cpu_hours"):  # a run continued from another (--init)
+        if key in state:
+            extra[key] = state[key]
     model_id = export_model(model, folder, extra)
-    if train_log.exists():
-        shutil.copy(train_log, folder / "train_log.csv")
-    val_log = args.checkpoint.parent / "val_log.csv"
-    if val_log.exists():
-        shutil.copy(val_log, folder / "val_log.csv")
+    logs = Path("docs/training-logs") / args.name  # logs are records, not package data
+    for log in ("train_log.csv", "val_log.csv"):
+        if (args.checkpoint.parent / log).exists():
+            logs.mkdir(parents=True, exist_ok=True)
+            shutil.copy(args.checkpoint.parent / log, logs / log)
 
     manifest_path = out_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": {}}
     entry = {"folder": args.name, "model_id": model_id, "training_command": args.train_command,
              "trained_steps": state["step"], "cpu_hours": extra["cpu_hours"],
              "steps_per_second": extra["steps_per_second"],
-             **{k: v for k, v in extra.items() if k.startswith(("warm_start", "total_", "dropped", "kept"))},
+             **{k: v for k, v in extra.items() if k in ("init", "total_steps", "total_cpu_hours")},
              "files": json.loads((folder / "model.json").read_text())["files"]}
     manifest["models"][args.name] = entry
     manifest["default"] = args.name
@@ -161,12 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.tune_rounding:
         tuning = tune(Codec(find_model(args.name)), args.data / "train")
         write_tuning(find_model(args.name), tuning, "python scripts/export_model.py ... --tune-rounding "
-                     "(imgcodec.rounding_tuning.tune defaults)")
+                     "(imgcodec.train.rounding_tuning.tune defaults)")
         print(tuning.table(), file=sys.stderr)
     if not args.no_eval:
         images = load_images(args.data / "val")
         codec = Codec(find_model(args.name))
-        levels = evaluate(codec, images)
+        levels = [r.to_dict() for r in evaluate(codec, images, ms_ssim=True, progress=True)]
         jpeg = jpeg_curve(images)
         bpps = [c[0] for c in jpeg]
         for row in levels:
@@ -177,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         default = args.default_quality or min(levels, key=lambda r: abs(r["bpp"] - 0.4))["quality"]
         entry["default_quality"] = default
         manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
-        with open(folder / "validation.csv", "w", newline="") as fh:
+        logs.mkdir(parents=True, exist_ok=True)
+        with open(logs / "validation.csv", "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(levels[0]))
             writer.writeheader()
             writer.writerows(levels)

@@ -2,7 +2,7 @@
 
     python scripts/klt_bound.py                       # data/train -> data/val, 8x8 RGB blocks
     python scripts/klt_bound.py --block 16 --keep 192 256 320
-    python scripts/klt_bound.py --checkpoint checkpoints/shae-v1.pt   # also the model: unquantized, busy channels
+    python scripts/klt_bound.py --checkpoint checkpoints/shae-v8.pt   # also the model, unquantized
 
 A latent of C channels at 1/8 resolution holds C numbers per 8x8x3 = 192-value block. The
 best linear transform for keeping C of them is the KLT (principal components of the blocks);
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imgcodec.training import load_images
+from imgcodec.train.data import load_images
 
 
 def blocks(images: list[np.ndarray], size: int) -> np.ndarray:
@@ -46,40 +46,28 @@ def klt_psnr(train: np.ndarray, test: np.ndarray, keep: list[int]) -> dict[int, 
 
 
 def model_psnr(checkpoint: Path, images: list[np.ndarray]) -> list[tuple[int, float, float]]:
-    """(level, quantized PSNR, unquantized PSNR) of a training checkpoint, mean over images."""
+    """(quality, quantized PSNR, unquantized PSNR) of a training checkpoint, mean over images."""
     import torch
 
-    from imgcodec.training import load_model, pad_to_multiple
+    from imgcodec.train.training import load_model
 
     model, _ = load_model(checkpoint)
-    centers = model.sorted_centers()
+    centers = model.sorted_centers().detach()
     rows = []
     with torch.no_grad():
         for level in range(model.cfg.num_levels):
             lv = torch.tensor([level])
             quantized, unquantized = [], []
             for image in images:
-                h, w = image.shape[:2]
-                x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255.0  # 1,3,H,W
-                z = model.latent(pad_to_multiple(x, 8), lv)  # 1,C,h,w
-                for latent, out in ((centers[model.quantizer.hard(z)], quantized), (z, unquantized)):
-                    x_hat = model.reconstruct(latent, lv).clamp(0, 1)[..., :h, :w]
+                h, w = (s - s % 8 for s in image.shape[:2])
+                x = torch.from_numpy(np.array(image[:h, :w])).permute(2, 0, 1)[None].float() / 255.0  # 1,3,H,W
+                z = model.latent(x, lv)  # 1,C,h,w
+                hard = centers[model.quantizer.symbols(z)]
+                for latent, out in ((hard, quantized), (z, unquantized)):
+                    x_hat = model.reconstruct(latent, lv).clamp(0, 1)
                     out.append(10 * np.log10(1.0 / float(((x_hat - x) ** 2).mean())))
             rows.append((level + 1, float(np.mean(quantized)), float(np.mean(unquantized))))
     return rows
-
-
-def busy_channels(checkpoint: Path, train_dir: Path) -> tuple[np.ndarray, np.ndarray, int | None]:
-    """Per latent channel, its busiest level's share of non-zero symbols on 128 training crops
-    (the measure export_model.py --drop-channels-below uses) and its gain at the top level; and,
-    for a run grown with more channels (train.py --init), the index of its first new channel."""
-    from imgcodec.training import channel_activity_on_crops, load_model
-
-    model, state = load_model(checkpoint)
-    busy = channel_activity_on_crops(model, train_dir).numpy()
-    top_gain = model.log_gain[-1].detach().exp().numpy()
-    first_new = state.get("train_config", {}).get("extra", {}).get("new_channels_from")
-    return busy, top_gain, (first_new if first_new is not None and first_new < len(busy) else None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,20 +87,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{args.checkpoint}, val images:\n| quality | PSNR quantized | PSNR unquantized |\n|---|---|---|")
         for quality, quantized, unquantized in model_psnr(args.checkpoint, load_images(args.data / "val")):
             print(f"| {quality} | {quantized:.2f} | {unquantized:.2f} |")
-        busy, top_gain, first_new = busy_channels(args.checkpoint, args.data / "train")
-        print(f"\nlatent channels busy (off the zero center) at >= 0.5 % of positions at some level, "
-              f"on training crops: {int((busy >= 0.005).sum())} of {len(busy)}")
-        if first_new is not None:
-            old, new = busy[:first_new], busy[first_new:]
-            print(f"share of positions off the zero center at the busiest level, median (min-max): "
-                  f"old channels {np.median(old):.3f} ({old.min():.3f}-{old.max():.3f}), "
-                  f"new channels {first_new}-{len(busy) - 1}: {np.median(new):.3f} ({new.min():.3f}-{new.max():.3f}); "
-                  f"new ones at >= 5 %: {int((new >= 0.05).sum())} of {len(new)}")
-            # How a channel goes silent: does its gain fall (the latent shrinks into the zero bin)?
-            groups = {"old": top_gain[:first_new], "new, busy >= 5 %": top_gain[first_new:][new >= 0.05],
-                      "new, busy < 5 %": top_gain[first_new:][new < 0.05]}
-            print("gain at the top level, median (min-max): " + "; ".join(
-                f"{name} {np.median(g):.2f} ({g.min():.2f}-{g.max():.2f})" for name, g in groups.items() if len(g)))
     return 0
 
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from imgcodec.codec import Codec
-from imgcodec.rounding_tuning import DEFAULT_TAUS, tune, write_tuning
+from imgcodec.train.rounding_tuning import DEFAULT_TAUS, tune, write_tuning
 from imgcodec.zoo import find_model
 
 

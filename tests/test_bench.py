@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgcodec.bench import CODECS, Codec, format_table, get_codecs, run_bench
+from imgcodec.bench import CODECS, BenchCodec, format_table, get_codecs, run_bench
 from imgcodec.bench.runner import read_records_csv, summarize_records
 from imgcodec.bench.codecs import (BpgX265, ShaecCodec, downsample_chroma_2x2,
                                    rgb_to_ycbcr_bt601_full, upsample_chroma_2x2,
@@ -35,7 +35,7 @@ def gradient_image(width: int, height: int, seed: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class FakeCodec(Codec):
+class FakeCodec(BenchCodec):
     """Keeps the top ``quality`` bits of every sample and zlib-compresses them (lossy, exact
     size, deterministic): more bits, higher quality and rate."""
 

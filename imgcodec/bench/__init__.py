@@ -6,14 +6,14 @@
 """
 
 from imgcodec.bench.bdrate import BDRate, bd_rate, bd_rate_detailed
-from imgcodec.bench.codecs import CODECS, Codec, get_codecs
+from imgcodec.bench.codecs import CODECS, BenchCodec, get_codecs
 from imgcodec.bench.runner import BenchResult, CodecCurve, Record, format_table, run_bench
 
 __all__ = [
     "BDRate",
     "BenchResult",
     "CODECS",
-    "Codec",
+    "BenchCodec",
     "CodecCurve",
     "Record",
     "bd_rate",

@@ -1,7 +1,7 @@
 """Codecs that ``shaec bench`` compares: a small common interface and one class per codec.
 
 Every codec turns an (H, W, 3) uint8 RGB array into bytes at one quality setting and back.
-The image size is passed to :meth:`Codec.decode` out of band, as a container would store it;
+The image size is passed to :meth:`BenchCodec.decode` out of band, as a container would store it;
 the counted rate is always ``len(encode(...))``.
 
 Command-line codecs (bpgenc, avifenc, cjxl, ffmpeg) run as subprocesses on temporary files or
@@ -27,7 +27,7 @@ import numpy as np
 Quality = Union[int, float]
 
 
-class Codec(ABC):
+class BenchCodec(ABC):
     """One codec with a fixed configuration; ``quality`` selects the rate-distortion point.
 
     Subclasses are small frozen dataclasses, so codec objects pickle cheaply into worker
@@ -112,7 +112,7 @@ def _check_size(rgb: np.ndarray, width: int, height: int, codec: str) -> np.ndar
 
 
 @dataclass(frozen=True)
-class PillowJpeg(Codec):
+class PillowJpeg(BenchCodec):
     """Baseline JPEG through Pillow (libjpeg-turbo), Pillow's default Huffman tables.
 
     ``subsampling`` uses Pillow's codes: 2 = 4:2:0 (libjpeg default), 0 = 4:4:4.
@@ -148,7 +148,7 @@ class PillowJpeg(Codec):
 
 
 @dataclass(frozen=True)
-class PillowWebP(Codec):
+class PillowWebP(BenchCodec):
     """Lossy WebP through Pillow's libwebp (method 4, the cwebp and libwebp default; 4:2:0)."""
 
     name: str = "webp"
@@ -179,7 +179,7 @@ class PillowWebP(Codec):
 
 
 @dataclass(frozen=True)
-class PillowJpeg2000(Codec):
+class PillowJpeg2000(BenchCodec):
     """JPEG 2000 through Pillow (OpenJPEG): raw .j2k codestream, 9/7 irreversible wavelet,
     irreversible colour transform (ICT, ``mct=1``), one quality layer.
 
@@ -222,7 +222,7 @@ class PillowJpeg2000(Codec):
 
 
 @dataclass(frozen=True)
-class AvifEnc(Codec):
+class AvifEnc(BenchCodec):
     """AVIF through libavif's avifenc/avifdec (AV1 by libaom), 4:4:4, full range, speed 6.
 
     avifenc 0.11 has no ``-q``; the quality setting is the AV1 quantizer (0..63, lower is
@@ -262,7 +262,7 @@ class AvifEnc(Codec):
 
 
 @dataclass(frozen=True)
-class CjxlJpegXL(Codec):
+class CjxlJpegXL(BenchCodec):
     """JPEG XL through libjxl's cjxl/djxl (lossy VarDCT, effort 7 = default, one thread).
 
     The quality setting is the Butteraugli distance ``-d`` (lower is better; 1.0 is
@@ -303,7 +303,7 @@ class CjxlJpegXL(Codec):
 
 
 @dataclass(frozen=True)
-class BpgEnc(Codec):
+class BpgEnc(BenchCodec):
     """BPG with Fabrice Bellard's bpgenc/bpgdec, when they are on PATH.
 
     ``bpgenc -o OUT -q QP -f 444 -e x265 -c ycbcr -b 8 IN`` and ``bpgdec -o REC.png OUT``:
@@ -421,7 +421,7 @@ def upsample_chroma_2x2(plane: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class BpgX265(Codec):
+class BpgX265(BenchCodec):
     """Emulation of bpgenc 0.9.8 with x265 through ffmpeg's libx265, for machines without bpgenc.
 
     Settings follow bpgenc 0.9.8 (libbpg ``x265_glue.c`` and ``bpgenc.c`` defaults):
@@ -546,7 +546,7 @@ class BpgX265(Codec):
 
 
 @dataclass(frozen=True)
-class ShaecCodec(Codec):
+class ShaecCodec(BenchCodec):
     """This project's learned codec at every installed level, through ``imgcodec.codec``.
 
     ``imgcodec.codec`` is imported lazily, so the benchmark works (and reports this codec as
@@ -592,7 +592,7 @@ class ShaecCodec(Codec):
 # --------------------------------------------------------------------------- registry
 
 #: Every codec ``shaec bench`` knows, by name (read-only).
-CODECS: Mapping[str, Codec] = MappingProxyType({
+CODECS: Mapping[str, BenchCodec] = MappingProxyType({
     codec.name: codec
     for codec in (
         PillowJpeg(name="jpeg", subsampling=2),
@@ -612,7 +612,7 @@ CODECS: Mapping[str, Codec] = MappingProxyType({
 BPG_EMULATIONS = ("bpg-x265", "bpg-x265-420")
 
 
-def get_codecs(names: Sequence[str] | None = None) -> list[Codec]:
+def get_codecs(names: Sequence[str] | None = None) -> list[BenchCodec]:
     """Codecs by name, in the given order; None selects the default set.
 
     The default set is every registered codec, except that the ``bpg-x265`` emulations are

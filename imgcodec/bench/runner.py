@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from imgcodec.bench.bdrate import BDRate, bd_rate_detailed
-from imgcodec.bench.codecs import Codec, Quality, get_codecs
+from imgcodec.bench.codecs import BenchCodec, Quality, get_codecs
 from imgcodec.errors import ImageInputError
 from imgcodec.metrics import bits_per_pixel, ms_ssim_db, ms_ssim_rgb, psnr_rgb
 
@@ -134,7 +134,7 @@ def load_rgb(path: Path) -> np.ndarray:
 @dataclass(frozen=True)
 class _Task:
     image_path: Path
-    codec: Codec
+    codec: BenchCodec
     qualities: tuple[Quality, ...]
 
 
@@ -144,7 +144,7 @@ class _TaskOutcome:
     error: str | None = None
 
 
-def _code_image(rgb: np.ndarray, image_name: str, codec: Codec, quality: Quality) -> Record:
+def _code_image(rgb: np.ndarray, image_name: str, codec: BenchCodec, quality: Quality) -> Record:
     """Encode and decode one image at one quality, timing each step, and measure it."""
     height, width = rgb.shape[:2]
     start = time.perf_counter()
@@ -225,7 +225,7 @@ def _curve(name: str, description: str, qualities: Sequence[Quality],
     return CodecCurve(codec=name, description=description, **rows) if rows["quality"] else None
 
 
-def summarize(records: Sequence[Record], codecs: Sequence[Codec],
+def summarize(records: Sequence[Record], codecs: Sequence[BenchCodec],
               qualities: Mapping[str, Sequence[Quality]]) -> dict[str, CodecCurve]:
     """Mean curve per codec, qualities in the codec's order; qualities without records are left out."""
     curves = {codec.name: _curve(codec.name, codec.description, qualities[codec.name], records)
@@ -400,9 +400,9 @@ def _warn(line: str) -> None:
     print(line, file=sys.stderr)
 
 
-def _select_codecs(codec_names: Sequence[str] | None, extra_codecs: Sequence[Codec],
+def _select_codecs(codec_names: Sequence[str] | None, extra_codecs: Sequence[BenchCodec],
                    qualities: Mapping[str, Sequence[Quality]] | None,
-                   warn: Callable[[str], None]) -> tuple[list[Codec], dict[str, tuple[Quality, ...]],
+                   warn: Callable[[str], None]) -> tuple[list[BenchCodec], dict[str, tuple[Quality, ...]],
                                                          dict[str, str]]:
     """Resolve names, drop unavailable codecs (one warning line each), fix quality lists."""
     requested = get_codecs(codec_names) + list(extra_codecs)
@@ -412,7 +412,7 @@ def _select_codecs(codec_names: Sequence[str] | None, extra_codecs: Sequence[Cod
     unknown = set(qualities or {}) - set(names)
     if unknown:
         raise ValueError(f"quality overrides for codecs not selected: {', '.join(sorted(unknown))}")
-    selected: list[Codec] = []
+    selected: list[BenchCodec] = []
     chosen_qualities: dict[str, tuple[Quality, ...]] = {}
     skipped: dict[str, str] = {}
     for codec in requested:
@@ -430,7 +430,7 @@ def _select_codecs(codec_names: Sequence[str] | None, extra_codecs: Sequence[Cod
 
 def run_bench(directory: Path, codec_names: list[str] | None, out_dir: Path, jobs: int = 1,
               progress: bool = True, *, qualities: Mapping[str, Sequence[Quality]] | None = None,
-              extra_codecs: Sequence[Codec] = ()) -> BenchResult:
+              extra_codecs: Sequence[BenchCodec] = ()) -> BenchResult:
     """Benchmark every image in ``directory`` with every codec and quality; write ``out_dir``.
 
     ``codec_names`` None selects the default set (see :func:`get_codecs`); unavailable codecs

@@ -5,26 +5,20 @@ phi_l(z) = softmax_l(-sigma * (z - c_l)^2) for gradients and the hard nearest-ce
 assignment in the forward pass (the straight-through variant of Mentzer et al., CVPR 2018);
 sigma is annealed upward so that the soft assignment approaches the hard one that coding uses.
 
-``ste="identity"`` changes only the gradient of the values that the decoder sees: the plain
-straight-through estimator (Theis et al., ICLR 2017; Bengio et al. 2013), d values / dz = 1. The
-soft gradient is nearly zero inside a bin (the softmax is almost one-hot there at high sigma), so a
-latent that sits on a center, such as a channel resting on the zero center, gets almost no pull
-from the distortion. The rate term keeps the soft assignment's gradient either way.
+The sharpness sigma is part of the training schedule: the trainer sets ``quantizer.sigma``
+before each step (imgcodec.train.config.TrainConfig.sigma_at); the model's signature does not
+carry it.
 """
 from __future__ import annotations
 
-from typing import Literal, NamedTuple, get_args
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 
-SteMode = Literal["soft", "identity"]
-STE_MODES: tuple[str, ...] = get_args(SteMode)
-
-
 class Quantized(NamedTuple):
-    values: torch.Tensor  # N,C,H,W hard center values forward; soft (or identity) gradient backward
+    values: torch.Tensor  # N,C,H,W hard center values forward; the soft assignment's gradient backward
     soft: torch.Tensor  # N,C,H,W,L soft assignment phi(z)
     indices: torch.Tensor  # N,C,H,W int64 nearest-center symbols
 
@@ -32,22 +26,19 @@ class Quantized(NamedTuple):
 class SoftToHardQuantizer(nn.Module):
     """Learned centers, initialised uniformly in [-center_range, center_range]."""
 
-    def __init__(self, num_centers: int, center_range: float) -> None:
+    def __init__(self, num_centers: int, center_range: float, sigma: float = 8.0) -> None:
         super().__init__()
         self.centers = nn.Parameter(torch.linspace(-center_range, center_range, num_centers))
+        self.sigma = sigma  # soft-assignment sharpness, set by the trainer's schedule
 
-    def forward(self, z: torch.Tensor, sigma: float, ste: SteMode = "soft") -> Quantized:  # z: N,C,H,W
-        if ste not in STE_MODES:
-            raise ValueError(f"unknown straight-through mode {ste!r}; expected one of {STE_MODES}")
+    def forward(self, z: torch.Tensor) -> Quantized:  # z: N,C,H,W
+        sigma = self.sigma
         dist = (z.unsqueeze(-1) - self.centers) ** 2  # N,C,H,W,L
         soft = torch.softmax(-sigma * dist, dim=-1)
         indices = dist.argmin(dim=-1)
         z_hard = self.centers[indices]  # gradient reaches each center from the values it takes
-        if ste == "identity":
-            values = z_hard + (z - z.detach())
-        else:
-            z_soft = (soft * self.centers).sum(dim=-1)
-            values = z_soft + (z_hard - z_soft).detach()
+        z_soft = (soft * self.centers).sum(dim=-1)
+        values = z_soft + (z_hard - z_soft).detach()
         return Quantized(values, soft, indices)
 
     def hard(self, z: torch.Tensor) -> torch.Tensor:

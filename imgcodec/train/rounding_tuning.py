@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .codec import Codec
-from .coder import encode_symbols
-from .metrics import psnr_rgb
-from .training import load_images
-from .zoo import ModelInfo
+from ..codec import Codec
+from ..coder import encode_symbols
+from ..metrics import psnr_rgb
+from ..zoo import ModelInfo
+from .data import load_images
 
 DEFAULT_TAUS = (1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 6e-3, 1e-2, 2e-2)
 
@@ -43,18 +43,18 @@ def training_crops(train_dir: Path, count: int, size: int) -> list[np.ndarray]:
 
 def measure(codec: Codec, crops: list[np.ndarray], taus: list[float], progress: bool = True) -> np.ndarray:
     """Mean (bpp of the payload, PSNR) over the crops for every level and tau: levels,taus,2."""
-    levels = codec.qualities
+    levels = [codec.level_of(q) for q in codec.qualities]
     out = np.zeros((len(levels), len(taus), 2))
     prior = codec.model.prior
     with tqdm(total=len(levels) * len(crops), desc="tuning rounding", file=sys.stderr,
               disable=not progress) as bar:
-        for li, quality in enumerate(levels):
+        for li, level in enumerate(levels):
             for rgb in crops:
-                latent = codec.latent_of(rgb, quality)
+                latent = codec.latent_of(rgb, level)
                 for ti, tau in enumerate(taus):
-                    symbols = codec.symbols_with_tau(latent, quality, tau)
-                    bits = 8 * len(encode_symbols(symbols, prior, quality - 1))
-                    rec = codec.pixels_of(symbols, quality, rgb.shape[1], rgb.shape[0])
+                    symbols = codec.symbols_with_tau(latent, level, tau)
+                    bits = 8 * len(encode_symbols(symbols, prior, level))
+                    rec = codec.pixels_of(symbols, level, rgb.shape[1], rgb.shape[0])
                     out[li, ti] += (bits / (rgb.shape[0] * rgb.shape[1]), psnr_rgb(rgb, rec))
                 bar.update(1)
     return out / len(crops)

@@ -1,9 +1,8 @@
 """Turn a trained PyTorch model into the files that ship in ``models/`` and that the CLI runs.
 
 A shipped model is a folder with:
-    encoder.onnx   analysis transform, image 1,3,H,W in [0,1] -> latent 1,C,H/8,W/8
-    decoder.onnx   synthesis transform, latent 1,C,h,w -> image 1,3,8h,8w
-                   (a level-conditioned model's take a second input: level, int64 of shape 1)
+    encoder.onnx   analysis transform, (image 1,3,H,W in [0,1], level int64 of shape 1) -> latent 1,C,H/8,W/8
+    decoder.onnx   synthesis transform, (latent 1,C,h,w, level) -> image 1,3,8h,8w
     prior.npz      the frozen integer context tables, sorted centers, per-level gains
     model.json     ModelConfig, file hashes and the model id written into every .shae file
 
@@ -21,20 +20,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from .autoencoder import SoftToHardAutoencoder
-from .zoo import WEIGHT_FILES
+from ..zoo import WEIGHT_FILES
+from .model import ShaeV8
 
 ONNX_OPSET = 17
 
 
 class _Transform(torch.nn.Module):
-    """A transform as ONNX sees it: (tensor) or, level-conditioned, (tensor, level int64 of shape 1)."""
+    """A transform as ONNX sees it: (tensor, level int64 of shape 1)."""
 
     def __init__(self, transform: torch.nn.Module) -> None:
         super().__init__()
         self.transform = transform
 
-    def forward(self, x: torch.Tensor, level: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
         return self.transform(x, level)
 
 
@@ -50,7 +49,7 @@ def model_id_of(folder: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def export_model(model: SoftToHardAutoencoder, folder: Path, extra: dict[str, Any] | None = None) -> str:
+def export_model(model: ShaeV8, folder: Path, extra: dict[str, Any] | None = None) -> str:
     """Write the shipped files for `model` into folder; returns the model id."""
     model = model.eval()
     folder.mkdir(parents=True, exist_ok=True)
@@ -59,9 +58,8 @@ def export_model(model: SoftToHardAutoencoder, folder: Path, extra: dict[str, An
     latent = torch.rand(1, cfg.latent_channels, 8, 12)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter suffices here
-        # A level-conditioned model's transforms take the level (0-based) as a second input.
-        level = (torch.zeros(1, dtype=torch.int64),) if cfg.level_modulation else ()
-        extra_inputs = ["level"] if cfg.level_modulation else []
+        level = (torch.zeros(1, dtype=torch.int64),)  # the transforms take the level (0-based)
+        extra_inputs = ["level"]
         torch.onnx.export(_Transform(model.analysis), (example, *level), str(folder / "encoder.onnx"),
                           input_names=["image", *extra_inputs], output_names=["latent"], opset_version=ONNX_OPSET,
                           dynamic_axes={"image": {2: "height", 3: "width"},
@@ -75,7 +73,7 @@ def export_model(model: SoftToHardAutoencoder, folder: Path, extra: dict[str, An
         np.savez_compressed(
             folder / "prior.npz",
             counts=prior.counts.astype(np.uint16),
-            context_clip=np.int64(-1 if prior.context_clip is None else prior.context_clip),
+            context_clip=np.int64(prior.context_clip),
             centers=model.quantizer.centers[order].numpy().astype(np.float32),
             gains=model.log_gain.exp().numpy().astype(np.float32),  # levels,C
             inverse_gains=model.log_inv_gain.exp().numpy().astype(np.float32),  # levels,C

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .config import ModelConfig
+from ..config import ModelConfig
 
 
 class GDN(nn.Module):
@@ -52,8 +52,7 @@ class LevelModulation(nn.Module):
     The conditional convolutions of Choi et al. (ICCV 2019, "Variable rate deep image compression
     with a conditional autoencoder") in their cheapest form: one shared network, and per level only
     2 numbers per channel, so the transforms can treat a coarse and a fine latent differently (the
-    per-level gains alone only rescale the latent). Starts at zero, i.e. as the identity, so it
-    can be added to a trained model without changing its output.
+    per-level gains alone only rescale the latent). Starts as the identity.
     """
 
     def __init__(self, num_levels: int, channels: int) -> None:
@@ -65,19 +64,13 @@ class LevelModulation(nn.Module):
         return x * (1.0 + self.scale[level])[:, :, None, None] + self.shift[level][:, :, None, None]
 
 
-def _modulations(cfg: ModelConfig, channels: tuple[int, ...]) -> nn.ModuleList | None:
-    if not cfg.level_modulation:
-        return None
+def _modulations(cfg: ModelConfig, channels: tuple[int, ...]) -> nn.ModuleList:
     return nn.ModuleList(LevelModulation(cfg.num_levels, c) for c in channels)
 
 
-def _run_stages(net: nn.Sequential, stage_ends: tuple[int, ...], modulations: nn.ModuleList | None,
-                x: torch.Tensor, level: torch.Tensor | None) -> torch.Tensor:
-    """Run `net`, applying modulation k after layer stage_ends[k] (when the model has them)."""
-    if modulations is None:
-        return net(x)
-    if level is None:
-        raise ValueError("this model is level-conditioned: pass the quality level")
+def _run_stages(net: nn.Sequential, stage_ends: tuple[int, ...], modulations: nn.ModuleList,
+                x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    """Run `net`, applying modulation k after layer stage_ends[k]."""
     start = 0
     for end, modulation in zip(stage_ends, modulations):
         x = modulation(net[start:end + 1](x), level)
@@ -101,21 +94,21 @@ class AnalysisTransform(nn.Module):
             *[ResidualBlock(c8) for _ in range(cfg.analysis_blocks8)],
             nn.Conv2d(c8, cfg.latent_channels, 3, padding=1),
         )
-        # With cfg.level_modulation: after the 1/4 GDN, the 1/8 GDN and the last residual block.
+        # Level modulations after the 1/4 GDN, the 1/8 GDN and the last residual block.
         b4, b8 = cfg.analysis_blocks4, cfg.analysis_blocks8
         self.stage_ends = (2, 4 + b4, 4 + b4 + b8)
         self.modulation = _modulations(cfg, (c4, c8, c8))
 
-    def forward(self, x: torch.Tensor, level: torch.Tensor | None = None) -> torch.Tensor:
-        """`level` (N,) is needed only by a level-conditioned model."""
+    def forward(self, x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:  # x: N,3,H,W; level: N
         return _run_stages(self.net, self.stage_ends, self.modulation, x - 0.5, level)
 
 
 class RefineBranch(nn.Module):
     """1/4-resolution features N,c4,H/4,W/4 -> an additive image correction N,3,H,W.
 
-    Goes through 1/2 resolution with a narrow residual block. Its last convolution starts at
-    zero, so adding the branch to a trained synthesis leaves that model's output unchanged.
+    Goes through 1/2 resolution with a narrow residual block: detail that one linear 1/4 -> full
+    resolution step cannot draw, at a quarter of full-resolution cost. Its last convolution
+    starts at zero.
     """
 
     def __init__(self, in_channels: int, channels: int) -> None:
@@ -152,16 +145,12 @@ class SynthesisTransform(nn.Module):
             nn.Conv2d(c4, 48, 3, padding=1),
             nn.PixelShuffle(4),  # N,3,H,W
         )
-        self.refine = RefineBranch(c4, cfg.refine_channels) if cfg.refine_channels else None
-        # With cfg.level_modulation: after the first conv, the 1/8 IGDN and the 1/4 residual blocks.
+        self.refine = RefineBranch(c4, cfg.refine_channels)
+        # Level modulations after the first conv, the 1/8 IGDN and the 1/4 residual blocks.
         b8, b4 = cfg.synthesis_blocks8, cfg.synthesis_blocks4
         self.stage_ends = (0, b8 + 1, b8 + 3 + b4)
         self.modulation = _modulations(cfg, (c8, c8, c4))
 
-    def forward(self, y: torch.Tensor, level: torch.Tensor | None = None) -> torch.Tensor:
-        """`level` (N,) is needed only by a level-conditioned model."""
+    def forward(self, y: torch.Tensor, level: torch.Tensor) -> torch.Tensor:  # y: N,C,h,w; level: N
         features = _run_stages(self.net[:-2], self.stage_ends, self.modulation, y, level)  # N,c4,H/4,W/4
-        x = self.net[-2:](features)  # N,3,H,W
-        if self.refine is not None:
-            x = x + self.refine(features)
-        return x + 0.5
+        return self.net[-2:](features) + self.refine(features) + 0.5  # N,3,H,W

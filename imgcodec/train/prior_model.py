@@ -15,14 +15,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .context_prior import PriorTables, context_symbol_map, num_contexts, quantize_probabilities
+from ..context_prior import PriorTables, context_symbol_map, num_contexts, quantize_probabilities
 
 
 class ContextPriorNet(nn.Module):
     """Per-channel MLP (grouped 1x1 convolutions) over the causal neighbours' center values."""
 
     def __init__(self, channels: int, num_centers: int, num_levels: int, hidden: int,
-                 context_clip: int | None = None) -> None:
+                 context_clip: int) -> None:
         super().__init__()
         self.channels, self.num_centers, self.hidden = channels, num_centers, hidden
         self.context_clip = context_clip
@@ -44,18 +44,13 @@ class ContextPriorNet(nn.Module):
     def clip_values(self, values: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
         """Clamp center values to the context clip's outermost centers (sorted `centers`), so
         the network sees exactly what the tables index: one input per context symbol."""
-        if self.context_clip is None:
-            return values
         mid = (self.num_centers - 1) // 2
         return values.clamp(centers[mid - self.context_clip], centers[mid + self.context_clip])
 
-    def forward(self, values: torch.Tensor, level: torch.Tensor,
-                centers: torch.Tensor | None = None) -> torch.Tensor:
-        """values: N,C,H,W hard center values (no gradient needed) -> logits N,C,H,W,L.
-        `centers` (sorted) is needed only with a context clip."""
-        values = values.detach()
-        if self.context_clip is not None:
-            values = self.clip_values(values, centers.detach())
+    def forward(self, values: torch.Tensor, level: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+        """values: N,C,H,W hard center values (no gradient needed), level: N, centers: sorted
+        -> logits N,C,H,W,L."""
+        values = self.clip_values(values.detach(), centers.detach())
         padded = F.pad(values, (1, 0, 1, 0))  # N,C,H+1,W+1
         outside = F.pad(torch.zeros_like(values), (1, 0, 1, 0), value=1.0)
         left, top = padded[:, :, 1:, :-1], padded[:, :, :-1, 1:]
@@ -64,21 +59,13 @@ class ContextPriorNet(nn.Module):
         return self._logits(feats.flatten(1, 2), level)
 
     def bits(self, values: torch.Tensor, soft: torch.Tensor, indices: torch.Tensor,
-             level: torch.Tensor, centers: torch.Tensor | None = None,
-             latent_grad_scale: torch.Tensor | None = None) -> torch.Tensor:
+             level: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
         """Cross-entropy in bits per sample (N). The target is the hard one-hot in the forward
         pass with the soft assignment's gradient, so the rate term also pulls latents toward
-        cheap centers (Agustsson et al. 2017, Sec. 3.2).
-
-        `latent_grad_scale` (C,) scales only that pull, per channel: the value and the prior's
-        own gradient stay exact. Training uses it to let new channels of a grown model learn
-        to carry information before the rate term may switch them off."""
+        cheap centers (Agustsson et al. 2017, Sec. 3.2)."""
         logp = torch.log_softmax(self.forward(values, level, centers), dim=-1)  # N,C,H,W,L
         hard = F.one_hot(indices, self.num_centers).to(soft.dtype)
-        pull = soft - soft.detach()  # zero forward; the soft assignment's gradient backward
-        if latent_grad_scale is not None:
-            pull = pull * latent_grad_scale[None, :, None, None, None]
-        target = hard + pull
+        target = hard + (soft - soft.detach())  # zero forward; the soft assignment's gradient backward
         return -(target * logp).sum(dim=(1, 2, 3, 4)) / math.log(2.0)
 
     @torch.no_grad()

@@ -1,0 +1,41 @@
+"""The training schedule, recorded in every checkpoint and training log."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Steps, batch, learning rate and the soft-assignment sharpness schedule."""
+
+    steps: int = 10000
+    batch_size: int = 8
+    crop: int = 128
+    lr: float = 2e-4
+    lr_decay_at: float = 0.85  # fraction of steps after which lr drops 10x
+    sigma_start: float = 8.0  # soft assignment sharpness, annealed geometrically ...
+    sigma_end: float = 8.0  # ... to this value at the last step
+    seed: int = 0
+    threads: int = 2
+    val_every: int = 1000
+    ckpt_every: int = 250
+
+    def sigma_at(self, step: int) -> float:
+        t = min(1.0, step / max(1, self.steps))
+        return self.sigma_start * (self.sigma_end / self.sigma_start) ** t
+
+    def lr_at(self, step: int) -> float:
+        return self.lr * (0.1 if step >= self.lr_decay_at * self.steps else 1.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """The schedule from a dict; a key that is not a field is an error (ValueError)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown training config key(s): {', '.join(unknown)}")
+        return cls(**data)

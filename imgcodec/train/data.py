@@ -1,0 +1,42 @@
+"""Training and validation photos: read once into memory, sampled as random crops."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def load_images(folder: Path) -> list[np.ndarray]:
+    """Every PNG/JPEG in folder as H,W,3 uint8 arrays (sorted by name for reproducibility)."""
+    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    if not paths:
+        raise FileNotFoundError(f"no images in {folder}; run scripts/fetch_data.py first")
+    return [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+
+
+class CropSampler:
+    """Random crops with random horizontal flips; the RNG state is saved in checkpoints."""
+
+    def __init__(self, images: list[np.ndarray], crop: int, seed: int) -> None:
+        self.images = [im for im in images if min(im.shape[:2]) >= crop]
+        if not self.images:
+            raise ValueError(f"no training image is at least {crop} pixels on its short side")
+        self.crop = crop
+        self.rng = np.random.default_rng(seed)
+        # Sample images proportionally to area, so every pixel is equally likely.
+        areas = np.array([im.shape[0] * im.shape[1] for im in self.images], dtype=np.float64)
+        self.weights = areas / areas.sum()
+
+    def batch(self, size: int) -> np.ndarray:
+        """size random crops, N,crop,crop,3 uint8."""
+        out = np.empty((size, self.crop, self.crop, 3), dtype=np.uint8)  # N,H,W,3
+        for k in range(size):
+            im = self.images[self.rng.choice(len(self.images), p=self.weights)]
+            top = self.rng.integers(0, im.shape[0] - self.crop + 1)
+            left = self.rng.integers(0, im.shape[1] - self.crop + 1)
+            patch = im[top:top + self.crop, left:left + self.crop]
+            if self.rng.random() < 0.5:
+                patch = patch[:, ::-1]
+            out[k] = patch
+        return out

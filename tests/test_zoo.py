@@ -1,0 +1,39 @@
+"""The installed models: package data, decode-only retired models, the version."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import imgcodec
+from imgcodec.codec import Codec, compress
+from imgcodec.errors import ModelNotFoundError
+from imgcodec.zoo import default_model, find_model, list_models, models_dir
+
+
+def test_models_are_package_data() -> None:
+    assert models_dir().parent == __import__("pathlib").Path(imgcodec.__file__).parent
+    assert (models_dir() / "manifest.json").exists()
+
+
+def test_version_minor_is_the_default_models_generation() -> None:
+    generation = re.fullmatch(r"shae-v(\d+)", default_model().name)
+    assert generation, default_model().name
+    assert imgcodec.__version__.split(".")[1] == generation.group(1)
+
+
+def test_retired_model_decodes_but_does_not_encode() -> None:
+    retired = [info for info in list_models() if info.decode_only]
+    assert retired, "shae-v7 ships as a decoder only"
+    for info in retired:
+        assert not (info.folder / "encoder.onnx").exists()
+        codec = Codec(info)  # loads and verifies the decoder's files
+        with pytest.raises(ModelNotFoundError, match="ships only its decoder"):
+            codec.encode(np.zeros((16, 16, 3), np.uint8))
+        with pytest.raises(ModelNotFoundError, match="ships only its decoder"):
+            compress(np.zeros((16, 16, 3), np.uint8), model=info.name)
+
+
+def test_default_model_encodes() -> None:
+    assert not find_model().decode_only

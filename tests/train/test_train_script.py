@@ -1,0 +1,116 @@
+"""The training script on tiny generated data: a few steps, resuming, and DDP with 2 processes."""
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = json.dumps({"latent_channels": 6, "num_centers": 5, "center_range": 2.0, "stage4_channels": 8,
+                   "stage8_channels": 12, "prior_hidden": 4, "context_clip": 1, "synthesis_blocks8": 1,
+                   "synthesis_blocks4": 1, "analysis_blocks8": 1, "analysis_blocks4": 1, "refine_channels": 4,
+                   "lambdas": [0.01, 0.05, 0.2]})
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 3), ("val", 2)):
+        (tmp_path / split).mkdir()
+        for k in range(count):
+            yy, xx = np.mgrid[0:72, 0:96]
+            img = np.stack([np.sin(xx / (5 + k)) * 100 + 120, yy * 2.0, rng.normal(128, 20, xx.shape)], -1)
+            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(tmp_path / split / f"{k}.png")
+    return tmp_path
+
+
+def train(run: Path, data: Path, steps: int, *extra: str) -> None:
+    from imgcodec.cli import main  # noqa: F401  (package importable without sys.path edits)
+
+    cmd = [sys.executable, str(REPO / "scripts" / "train.py"), "--run-dir", str(run), "--data", str(data),
+           "--steps", str(steps), "--batch-size", "2", "--crop", "32", "--threads", "1",
+           "--val-every", "4", "--ckpt-every", "2", "--no-progress",
+           *([] if "--init" in extra else ["--model-config", TINY]), *extra]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+
+
+def test_trains_validates_and_resumes(data_dir, tmp_path):
+    run = tmp_path / "run"
+    train(run, data_dir, 4)
+    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 4
+    assert state["model_config"]["latent_channels"] == 6
+    with open(run / "val_log.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {int(r["quality"]) for r in rows} == {1, 2, 3}
+    for r in rows:  # real coded bits vs the prior's estimate
+        assert float(r["bpp_real"]) >= float(r["bpp_estimate"]) * 0.99
+    train(run, data_dir, 6)  # resumes from step 4
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 6
+
+
+def test_resumed_run_equals_uninterrupted_run(data_dir, tmp_path):
+    straight, resumed = tmp_path / "a", tmp_path / "b"
+    train(straight, data_dir, 4)
+    train(resumed, data_dir, 4, "--stop-after", "2")
+    assert torch.load(resumed / "checkpoint.pt", weights_only=False)["step"] == 2
+    train(resumed, data_dir, 4)
+    a = torch.load(straight / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(resumed / "checkpoint.pt", weights_only=False)["model"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
+def test_distributed_two_processes(data_dir, tmp_path):
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = ["torchrun", "--standalone", "--nproc_per_node", "2", str(REPO / "scripts" / "train.py"),
+           "--run-dir", str(run), "--data", str(data_dir), "--steps", "3", "--batch-size", "2", "--crop", "32",
+           "--threads", "2", "--val-every", "100", "--ckpt-every", "3", "--no-progress", "--model-config", TINY]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300, env=env)
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 3
+
+
+def test_unknown_model_config_key_is_an_error(data_dir, tmp_path):
+    cmd = [sys.executable, str(REPO / "scripts" / "train.py"), "--run-dir", str(tmp_path / "run"), "--data",
+           str(data_dir), "--steps", "1", "--no-progress", "--model-config", '{"latent_chanels": 8}']
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "unknown model config key(s): latent_chanels" in proc.stderr
+
+
+def test_export_of_a_continued_run(data_dir, tmp_path):
+    """export_model.py on a run continued with --init: shipped files, validation through real
+    files, and the cost of the whole chain; the exported weights continue again."""
+    base, cont, zoo = tmp_path / "base", tmp_path / "cont", tmp_path / "zoo"
+    train(base, data_dir, 2)
+    train(cont, data_dir, 2, "--init", str(base / "checkpoint.pt"))
+    env = {**os.environ, "SHAEC_MODELS_DIR": str(zoo), "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, str(REPO / "scripts" / "export_model.py"), str(cont / "checkpoint.pt"),
+                    "--name", "tiny-v2", "--data", str(data_dir), "--train-command", "test", "--tune-rounding",
+                    "--save-checkpoint", str(tmp_path / "slim.pt")],
+                   check=True, capture_output=True, timeout=300, env=env, cwd=tmp_path)
+    entry = json.loads((zoo / "manifest.json").read_text())["models"]["tiny-v2"]
+    assert entry["init"] == str(base / "checkpoint.pt")
+    assert entry["total_steps"] == 4
+    seconds = [torch.load(run / "checkpoint.pt", weights_only=False)["cpu_seconds"] for run in (base, cont)]
+    assert min(seconds) > 0
+    assert abs(entry["total_cpu_hours"] - sum(seconds) / 3600) < 1e-3
+    levels = entry["validation"]["levels"]
+    assert [row["quality"] for row in levels] == [1, 2, 3]
+    for row in levels:
+        assert row["bpp"] > row["bpp_estimate"] > 0  # real file bytes include the container
+    assert {p.name for p in (zoo / "tiny-v2").iterdir()} == {"encoder.onnx", "decoder.onnx", "prior.npz", "model.json"}
+    assert (tmp_path / "docs" / "training-logs" / "tiny-v2" / "validation.csv").exists()
+    tuned = json.loads((zoo / "tiny-v2" / "model.json").read_text())["rd_rounding"]
+    assert len(tuned["tau"]) == 3 and tuned["taus_tried"][0] == 0.0
+    assert entry["validation"]["rounding"] == ("rd" if any(tuned["tau"]) else "nearest")
+    train(tmp_path / "third", data_dir, 2, "--init", str(tmp_path / "slim.pt"))
+    assert torch.load(tmp_path / "third" / "checkpoint.pt", weights_only=False)["step"] == 2
