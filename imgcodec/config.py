@@ -93,3 +93,69 @@ class ModelConfig:
         if "lambdas" in values:
             values["lambdas"] = tuple(float(v) for v in values["lambdas"])
         return cls(**values)
+
+
+#: Lambdas of shae-v9's levels: CompressAI's MSE lambdas 1-8, then two more so that the top
+#: level reaches about 2 bpp on detailed photos.
+SHAE_V9_LAMBDAS: tuple[float, ...] = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800,
+                                      0.2700, 0.4000)
+
+
+@dataclass(frozen=True)
+class ShaeV9Config:
+    """Shape of shae-v9 (docs/architecture.md): a latent at 1/16 resolution with side information.
+
+    Transforms: Balle et al.'s four 5x5 stride-2 convolutions with GDN (ICLR 2017/2018), N
+    channels inside, M latent channels. Hyperprior (Balle et al., ICLR 2018) with its own latent
+    at 1/64; channel-conditional context over uneven channel groups (Minnen & Singh, ICIP 2020;
+    He et al., "ELIC", CVPR 2022): the decoder runs one parallel pass per group. Both latents are
+    quantized to learned centers (Agustsson et al., NIPS 2017).
+    """
+
+    channels: int = 128  # N
+    latent_channels: int = 192  # M
+    hyper_channels: int = 128  # channels of the side latent z
+    num_centers: int = 63  # centers of the latent, starting uniformly in [-31, 31]
+    hyper_num_centers: int = 31  # centers of the side latent, starting in [-15, 15]
+    groups: tuple[int, ...] = (16, 16, 32, 64, 64)  # channel groups, coded one after another
+    param_features: int = 256  # hyper-synthesis output channels shared by the groups' parameter nets
+    context_features: int = 64  # features of each group's channel context
+    scale_min: float = 0.11  # lower bound of the Gaussian scale (CompressAI's SCALES_MIN)
+    lambdas: tuple[float, ...] = SHAE_V9_LAMBDAS
+
+    def __post_init__(self) -> None:
+        sizes = ("channels", "latent_channels", "hyper_channels", "num_centers", "hyper_num_centers",
+                 "param_features", "context_features")
+        bad = [name for name in sizes if not isinstance(getattr(self, name), int) or getattr(self, name) < 1]
+        if bad:
+            raise ValueError(f"shae-v9 config: {', '.join(bad)} must be positive integers")
+        if sum(self.groups) != self.latent_channels or min(self.groups) < 1:
+            raise ValueError(f"shae-v9 config: groups {self.groups} must be positive and sum to latent_channels")
+        if self.num_centers % 2 == 0 or self.hyper_num_centers % 2 == 0:
+            raise ValueError("shae-v9 config: center counts must be odd (one center starts at 0)")
+        if not self.lambdas or any(lam <= 0 for lam in self.lambdas):
+            raise ValueError("shae-v9 config: lambdas must be positive")
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.lambdas)
+
+    @property
+    def downscale(self) -> int:
+        return 16
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ShaeV9Config":
+        """The config from a dict; a key that is not a field is an error (ValueError)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown shae-v9 config key(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        values = dict(data)
+        for key in ("lambdas", "groups"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)

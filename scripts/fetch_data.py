@@ -118,6 +118,10 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 MIN_SIDE = 512  # short side of every kept photo, after downscaling
 MIN_NATIVE_JPEG_QUALITY = 90  # a JPEG kept undownscaled must be at least this clean
 VAL_SIZE = (768, 512)
+#: The detail set (detail_names): native-resolution crops of photos never trained on.
+DETAIL_COUNT = 24
+DETAIL_PER_PACKAGE = 10
+SPLITS = ("train", "val", "detail")
 
 
 @dataclass
@@ -136,6 +140,7 @@ class Photo:
     image: Image.Image  # downscaled (or native) RGB
     factor: int         # 1 = kept at its own size
     licence: str
+    native: Image.Image  # centre crop of VAL_SIZE at the original's own resolution (the detail set's)
 
 
 # --------------------------------------------------------------------------- download/unpack
@@ -433,24 +438,52 @@ def select_photos(candidates: list[Candidate], max_flat: float) -> list[Photo]:
             if kept[duplicate][4] >= area:
                 continue
             kept.pop(duplicate)
-        kept.append((cand, downscale(rgb, factor), factor, fprint, area))
+        native = center_crop(rgb, VAL_SIZE) if min(rgb.size) >= min(VAL_SIZE) else rgb
+        kept.append((cand, downscale(rgb, factor), factor, fprint, area, native))
     order = {source.package: i for i, source in enumerate(SOURCES)}
     kept.sort(key=lambda k: (order[k[0].source.package], k[0].original))
     photos: list[Photo] = []
     used: set[str] = set()
-    for cand, image, factor, _, _ in kept:
+    for cand, image, factor, _, _, native in kept:
         title = picture_title(cand)
         name, n = f"{cand.source.package}-{title}", 1
         while name in used:  # same title twice in a package: number the later ones
             n += 1
             name = f"{cand.source.package}-{title}-{n}"
         used.add(name)
-        photos.append(Photo(name, title, cand, image, factor, file_licence(cand)))
+        photos.append(Photo(name, title, cand, image, factor, file_licence(cand), native))
     return photos
 
 
-def split_of(photo: Photo) -> str:
-    return "val" if (photo.cand.source.package, photo.title) in VAL_PICTURES else "train"
+def texture_score(image: Image.Image) -> float:
+    """Mean absolute Laplacian of the luma (0-255): how much fine detail a crop holds."""
+    luma = np.asarray(image.convert("L"), dtype=np.float64)
+    lap = 4 * luma[1:-1, 1:-1] - luma[:-2, 1:-1] - luma[2:, 1:-1] - luma[1:-1, :-2] - luma[1:-1, 2:]
+    return float(np.abs(lap).mean())
+
+
+def detail_names(photos: list[Photo]) -> set[str]:
+    """The detail set: the DETAIL_COUNT photos whose native-resolution centre crop holds the most
+    fine detail (texture_score), among photos that were downscaled for training (so that the crop
+    shows the camera's own detail, not a smoothed copy), at most DETAIL_PER_PACKAGE per package,
+    never a validation picture. They are written only to detail/, never to train/."""
+    eligible = [p for p in photos if p.factor >= 2 and (p.cand.source.package, p.title) not in VAL_PICTURES
+                and p.native.size in (VAL_SIZE, VAL_SIZE[::-1])]
+    eligible.sort(key=lambda p: (-texture_score(p.native), p.name))
+    chosen: list[Photo] = []
+    per_package: dict[str, int] = {}
+    for photo in eligible:
+        package = photo.cand.source.package
+        if per_package.get(package, 0) < DETAIL_PER_PACKAGE and len(chosen) < DETAIL_COUNT:
+            chosen.append(photo)
+            per_package[package] = per_package.get(package, 0) + 1
+    return {p.name for p in chosen}
+
+
+def split_of(photo: Photo, detail: set[str]) -> str:
+    if (photo.cand.source.package, photo.title) in VAL_PICTURES:
+        return "val"
+    return "detail" if photo.name in detail else "train"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -467,7 +500,8 @@ def main(argv: list[str] | None = None) -> int:
         debs.mkdir(parents=True, exist_ok=True)
         photos = select_photos(download_packages(Path(tmp), debs), args.max_flat)
 
-        val = [p for p in photos if split_of(p) == "val"]
+        detail = detail_names(photos)
+        val = [p for p in photos if split_of(p, detail) == "val"]
         missing = set(VAL_PICTURES) - {(p.cand.source.package, p.title) for p in val}
         small = [p.name for p in val
                  if min(p.image.size) < min(VAL_SIZE) or max(p.image.size) < max(VAL_SIZE)]
@@ -475,21 +509,23 @@ def main(argv: list[str] | None = None) -> int:
             sys.exit(f"validation set broken: missing {sorted(missing)}, too small {small}, "
                      f"{len(val)} found for {len(VAL_PICTURES)} pinned")
 
-        for split in ("train", "val"):
+        for split in SPLITS:
             (args.out / split).mkdir(parents=True, exist_ok=True)
         rows = []
         for photo in photos:
-            split = split_of(photo)
-            image = center_crop(photo.image, VAL_SIZE) if split == "val" else photo.image
+            split = split_of(photo, detail)
+            image = {"val": lambda: center_crop(photo.image, VAL_SIZE), "detail": lambda: photo.native,
+                     "train": lambda: photo.image}[split]()
             image.save(args.out / split / f"{photo.name}.png", optimize=False, compress_level=1)
             rows.append({"name": photo.name, "split": split, "source": photo.cand.source.package,
                          "version": photo.cand.version, "original": photo.cand.original,
-                         "width": image.width, "height": image.height, "downscale": photo.factor,
+                         "width": image.width, "height": image.height,
+                         "downscale": 1 if split == "detail" else photo.factor,
                          "licence": photo.licence})
 
     # Files of earlier runs (other names) would otherwise be trained on as well.
     written = {(r["split"], f"{r['name']}.png") for r in rows}
-    stale = [p for split in ("train", "val") for p in sorted((args.out / split).glob("*.png"))
+    stale = [p for split in SPLITS for p in sorted((args.out / split).glob("*.png"))
              if (split, p.name) not in written]
     for path in stale:
         path.unlink()
@@ -497,8 +533,8 @@ def main(argv: list[str] | None = None) -> int:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    n_val = sum(r["split"] == "val" for r in rows)
-    print(f"{len(rows)} photos: {len(rows) - n_val} train, {n_val} val -> {args.out}"
+    counts = {split: sum(r["split"] == split for r in rows) for split in SPLITS}
+    print(f"{len(rows)} photos: " + ", ".join(f"{n} {split}" for split, n in counts.items()) + f" -> {args.out}"
           + (f" ({len(stale)} stale PNGs removed)" if stale else ""), file=sys.stderr)
     return 0
 

@@ -1,12 +1,22 @@
-"""Train the shipped architecture (imgcodec.train.model.ShaeV8) on CPU, or on several processes.
+"""Train a codec architecture (imgcodec.train.architectures) on CPU or GPU, or on several processes.
 
-    python scripts/train.py --run-dir runs/base --steps 15000          # start or resume
+    python scripts/train.py --run-dir runs/base --steps 15000          # shae-v8's layout: start or resume
     python scripts/train.py --run-dir runs/ft --init checkpoints/shae-v8.pt --lr 1e-5 --steps 2000
+    python scripts/train.py --arch shae-v9 --run-dir runs/v9 --steps 200000 --lr 1e-4
+    python scripts/train.py --arch shae-v9 --run-dir runs/v9 --init checkpoints/shae-v9-training.pt \
+        --crops data/crops-256.npy --device cuda --bf16 --batch-size 16 --steps 200000   # on a GPU
     torchrun --nproc_per_node 2 scripts/train.py --run-dir runs/ddp --steps 10   # DDP (gloo on CPU)
 
 Resumes automatically from RUN/checkpoint.pt (model, optimizer, schedule, step, RNG states).
 Writes RUN/train_log.csv (every 50 steps, with steps/s and CPU-hours) and RUN/val_log.csv (real
-bitrates through the range coder, every --val-every steps).
+bitrates through the range coder, or the prior's estimate for an architecture without its coder
+yet, every --val-every steps). --save-weights also writes the weights alone (bfloat16 for
+shae-v9), small enough to commit, for a later run's --init.
+
+bf16 autocast (--bf16) runs the transforms in bfloat16 and keeps quantization and rates in
+float32. It pays on GPUs and on CPUs with native BF16; on a CPU without it (this project's
+machines report AVX2 only to PyTorch) it is 10-30x slower, so it is off by default
+(docs/training.md has the measurements).
 """
 from __future__ import annotations
 
@@ -22,12 +32,12 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from imgcodec.config import ModelConfig
 from imgcodec.evaluation import evaluate
+from imgcodec.train.architectures import ARCHITECTURES, architecture_of
 from imgcodec.train.config import TrainConfig
-from imgcodec.train.data import CropSampler, load_images
-from imgcodec.train.model import ShaeV8
-from imgcodec.train.training import CheckpointCodec, load_model, model_config_of, save_checkpoint
+from imgcodec.train.data import CropSampler, load_crops, load_images
+from imgcodec.train.training import (CheckpointCodec, estimated_rd, load_model, model_config_of, save_checkpoint,
+                                     save_weights)
 
 VAL_IMAGES = 4  # periodic validation: lowest, middle and highest level on 4 val photos
 
@@ -36,7 +46,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", type=Path, required=True, help="run folder (checkpoint and logs)")
+    parser.add_argument("--arch", choices=sorted(ARCHITECTURES), default="shae-v8",
+                        help="architecture of a NEW run (a resumed or --init run keeps its own)")
     parser.add_argument("--data", type=Path, default=Path("data"))
+    parser.add_argument("--crops", type=Path, default=None,
+                        help="train on this packed uint8 crops file (scripts/pack_crops.py) instead of --data/train")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast for the transforms (see above)")
+    parser.add_argument("--save-weights", type=Path, default=None,
+                        help="at every checkpoint also write the weights alone here (to commit; --init continues)")
     parser.add_argument("--steps", type=int, default=defaults.steps)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--crop", type=int, default=defaults.crop)
@@ -81,39 +99,48 @@ def main(argv: list[str] | None = None) -> int:
     state = torch.load(ckpt_path, map_location="cpu", weights_only=False) if ckpt_path.exists() else None
     init_state = None
     if state:
-        model_cfg = model_config_of(state["model_config"])
+        arch = architecture_of(state)
+        model_cfg = (model_config_of(state["model_config"]) if arch.name == "shae-v8"
+                     else arch.config(state["model_config"]))
     elif args.init:
         init_model, init_state = load_model(args.init)
+        arch = architecture_of(init_state)
         model_cfg = init_model.cfg
         if args.model_config:
             raise SystemExit("--model-config cannot change a model started with --init")
     else:
-        model_cfg = ModelConfig.from_dict({**ModelConfig().to_dict(), **json.loads(args.model_config or "{}")})
+        arch = ARCHITECTURES[args.arch]
+        model_cfg = arch.config(json.loads(args.model_config or "{}"))
     train_cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, crop=args.crop, lr=args.lr,
                             sigma_start=args.sigma_start, sigma_end=args.sigma_end, seed=args.seed,
                             threads=args.threads, val_every=args.val_every, ckpt_every=args.ckpt_every)
+    if train_cfg.crop % arch.multiple:
+        raise SystemExit(f"--crop must be a multiple of {arch.multiple} for {arch.name}")
+    device = torch.device(args.device)
     torch.manual_seed(train_cfg.seed)
-    model = ShaeV8(model_cfg)
+    model = arch.model_type(model_cfg)
     if init_state is not None:
-        model.load_state_dict(init_state["model"])
-    model.train()
+        model.load_state_dict({k: v.float() for k, v in init_state["model"].items()})
+    model.to(device).train()
     # The context prior starts from a flat distribution and the per-level parameters see only the
     # samples drawn at their level: both learn 10x faster, like CompressAI's separate, faster
     # entropy-model optimizer.
-    fast_params = list(model.prior.parameters()) + model.level_parameters()
+    fast_params = (list(model.prior.parameters()) if arch.name == "shae-v8" else model.entropy_parameters()) \
+        + model.level_parameters()
     fast_ids = {id(p) for p in fast_params}
     optimizer = torch.optim.Adam([
         {"params": [p for p in model.parameters() if id(p) not in fast_ids], "lr_scale": 1.0},
         {"params": fast_params, "lr_scale": 10.0},
     ], lr=train_cfg.lr)
-    sampler = CropSampler(load_images(args.data / "train"), train_cfg.crop, train_cfg.seed + 1000 * rank)
+    photos = load_crops(args.crops) if args.crops else load_images(args.data / "train")
+    sampler = CropSampler(photos, train_cfg.crop, train_cfg.seed + 1000 * rank)
     step, cpu_seconds = 0, 0.0
     # Steps and CPU time behind the starting weights, so the record covers the whole chain.
     prior_steps = int(init_state.get("total_steps", init_state.get("step", 0))) if init_state else 0
     prior_seconds = float(init_state.get("total_cpu_hours", 0.0)) * 3600 if init_state else 0.0
     if state:
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        optimizer.load_state_dict(state["optimizer"])  # moves its state to the parameters' device
         step = state["step"]
         cpu_seconds = state.get("cpu_seconds", 0.0)
         prior_steps = state.get("total_steps", step) - step
@@ -125,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_rng_state(state["torch_rng"])
     net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
     val_images = load_images(args.data / "val")[:VAL_IMAGES] if is_main else []
-    lambdas = torch.tensor(model_cfg.lambdas)
+    lambdas = torch.tensor(model_cfg.lambdas, device=device)
     args.run_dir.mkdir(parents=True, exist_ok=True)
     init_record = {"init": str(args.init)} if args.init and not state else (
         {"init": state["init"]} if state and "init" in state else {})
@@ -144,10 +171,13 @@ def main(argv: list[str] | None = None) -> int:
         for group in optimizer.param_groups:
             group["lr"] = train_cfg.lr_at(step) * group["lr_scale"]
         sigma = train_cfg.sigma_at(step)
-        model.quantizer.sigma = sigma
-        x = torch.from_numpy(sampler.batch(train_cfg.batch_size)).permute(0, 3, 1, 2).float().div_(255.0)  # N,3,H,W
-        level = torch.randint(0, model_cfg.num_levels, (x.shape[0],))
-        result = net(x, level)
+        for quantizer in (model.quantizer, getattr(model, "hyper_quantizer", None)):
+            if quantizer is not None:
+                quantizer.sigma = sigma
+        x = torch.from_numpy(sampler.batch(train_cfg.batch_size)).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+        level = torch.randint(0, model_cfg.num_levels, (x.shape[0],)).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+            result = net(x, level)  # the models compute quantization and rates in float32
         mse = ((result["x_hat"] - x) ** 2).mean(dim=(1, 2, 3))  # N
         bpp = result["bits"] / (x.shape[2] * x.shape[3])  # N
         loss = (lambdas[level] * 255 ** 2 * mse + bpp).mean()
@@ -175,15 +205,27 @@ def main(argv: list[str] | None = None) -> int:
                     "cpu_hours": round(cpu_seconds / 3600 * world, 4), "wall": round(time.time(), 1)})
             if step % train_cfg.ckpt_every == 0 or step == stop_at:
                 save_checkpoint(ckpt_path, model, optimizer, step, train_cfg, sampler, checkpoint_extra())
+                if args.save_weights:
+                    save_weights(args.save_weights, model, {"architecture": arch.name, "step": step,
+                                 "model_config": model_cfg.to_dict(), "train_config": train_cfg.to_dict(),
+                                 **checkpoint_extra()}, torch.float32 if arch.name == "shae-v8" else torch.bfloat16)
             if step % train_cfg.val_every == 0 or step == train_cfg.steps:
                 levels = sorted({1, model_cfg.num_levels // 2 + 1, model_cfg.num_levels})
-                for r in evaluate(CheckpointCodec(model), val_images, levels):
-                    append_csv(args.run_dir / "val_log.csv", {
-                        "step": step, "quality": r.quality, "bpp_real": round(r.bpp, 5),
-                        "bpp_estimate": round(r.bpp_estimate, 5), "psnr": round(r.psnr, 3)})
-                    bar.write(f"step {step} q{r.quality}: {r.bpp:.4f} bpp real "
-                              f"({r.bpp_estimate:.4f} est), {r.psnr:.2f} dB")
-                model.train()
+                model.cpu()
+                if arch.real_bytes:
+                    for r in evaluate(CheckpointCodec(model), val_images, levels):
+                        append_csv(args.run_dir / "val_log.csv", {
+                            "step": step, "quality": r.quality, "bpp_real": round(r.bpp, 5),
+                            "bpp_estimate": round(r.bpp_estimate, 5), "psnr": round(r.psnr, 3)})
+                        bar.write(f"step {step} q{r.quality}: {r.bpp:.4f} bpp real "
+                                  f"({r.bpp_estimate:.4f} est), {r.psnr:.2f} dB")
+                else:
+                    for quality, bpp, psnr in estimated_rd(model, val_images, levels, arch.multiple):
+                        append_csv(args.run_dir / "val_log.csv", {
+                            "step": step, "quality": quality, "bpp_real": "", "bpp_estimate": round(bpp, 5),
+                            "psnr": round(psnr, 3)})
+                        bar.write(f"step {step} q{quality}: {bpp:.4f} bpp (estimate), {psnr:.2f} dB")
+                model.to(device).train()
     bar.close()
     if distributed:
         dist.destroy_process_group()

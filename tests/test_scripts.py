@@ -216,7 +216,7 @@ def test_eval_checkpoint_bd_rate_against_a_curve_at_twice_the_rate(data_dir: Pat
     import torch
 
     from imgcodec.bitstream import HEADER_SIZE, SEGMENT_HEADER_SIZE, TRAILER_SIZE
-    from imgcodec.train.model import ShaeV8
+    from imgcodec.train.shae_v8 import ShaeV8
 
     torch.manual_seed(0)
     model = ShaeV8(tiny_config)

@@ -40,3 +40,18 @@ class CropSampler:
                 patch = patch[:, ::-1]
             out[k] = patch
         return out
+
+
+def load_crops(path: Path) -> list[np.ndarray]:
+    """A packed crops file (scripts/pack_crops.py: N,S,S,3 uint8 .npy) as a list of photos."""
+    crops = np.load(path)
+    if crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[-1] != 3:
+        raise ValueError(f"{path} is not an N,S,S,3 uint8 array of crops")
+    return list(crops)
+
+
+def pack_crops(images: list[np.ndarray], size: int, count: int, seed: int = 0) -> np.ndarray:
+    """`count` random size x size crops of the photos (sampled by area), N,size,size,3 uint8: the
+    training set in one file that a GPU machine can take along."""
+    sampler = CropSampler(images, size, seed)
+    return np.concatenate([sampler.batch(min(64, count - k)) for k in range(0, count, 64)])

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..zoo import WEIGHT_FILES
-from .model import ShaeV8
+from .shae_v8 import ShaeV8
 
 ONNX_OPSET = 17
 

@@ -14,7 +14,7 @@ from ..bitstream import SEGMENT_LATENT, Segment, ShaeFile
 from ..config import ModelConfig
 from .config import TrainConfig
 from .data import CropSampler
-from .model import FrozenParts, ShaeV8
+from .shae_v8 import FrozenParts, ShaeV8
 
 #: Keys of checkpoints written before the shipped layout became the only one, with the only
 #: value this version accepts (shae-v8.pt has level_modulation: true).
@@ -30,10 +30,14 @@ def model_config_of(saved: dict[str, Any]) -> ModelConfig:
     return ModelConfig.from_dict(saved)
 
 
-def save_checkpoint(path: Path, model: ShaeV8, optimizer: torch.optim.Optimizer, step: int,
+def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
                     train_cfg: TrainConfig, sampler: CropSampler, extra: dict[str, Any]) -> None:
     """Atomic save (temp file + rename) so a killed run never leaves a broken checkpoint."""
+    from .architectures import ARCHITECTURES
+
+    name = next(a.name for a in ARCHITECTURES.values() if isinstance(model, a.model_type))
     state = {
+        "architecture": name,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "step": step,
@@ -49,13 +53,52 @@ def save_checkpoint(path: Path, model: ShaeV8, optimizer: torch.optim.Optimizer,
     os.replace(tmp, path)
 
 
-def load_model(path: Path) -> tuple[ShaeV8, dict[str, Any]]:
-    """Model (eval mode) and the raw checkpoint dict."""
+def load_model(path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Model (eval mode, float32) of any architecture, and the raw checkpoint dict."""
+    from .architectures import architecture_of
+
     state = torch.load(path, map_location="cpu", weights_only=False)
-    model = ShaeV8(model_config_of(state["model_config"]))
-    model.load_state_dict(state["model"])
+    arch = architecture_of(state)
+    cfg = model_config_of(state["model_config"]) if arch.name == "shae-v8" else arch.config(state["model_config"])
+    model = arch.model_type(cfg)
+    model.load_state_dict({k: v.float() for k, v in state["model"].items()})
     model.eval()
     return model, state
+
+
+def save_weights(path: Path, model: torch.nn.Module, state: dict[str, Any], dtype: torch.dtype) -> None:
+    """The weights alone (no optimizer), in `dtype`, to commit and continue from with --init: a
+    shae-v9 checkpoint in bfloat16 stays under 16 MB."""
+    keep = {k: state[k] for k in ("architecture", "model_config", "train_config", "step", "cpu_seconds",
+                                  "total_steps", "total_cpu_hours", "init") if k in state}
+    weights = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({**keep, "model": weights, "weights_dtype": str(dtype)}, tmp)
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def estimated_rd(model: torch.nn.Module, images: list[np.ndarray], levels: list[int], multiple: int
+                 ) -> list[tuple[int, float, float]]:
+    """(quality, estimated bpp, PSNR) per level from the model's forward pass in eval mode (hard
+    quantization, the prior's cross-entropy), on each image cropped to a multiple of `multiple`.
+    For architectures without a real coder yet; real files are measured with CheckpointCodec."""
+    was_training = model.training
+    model.eval()
+    rows = []
+    for level in levels:
+        bpps, psnrs = [], []
+        for image in images:
+            h, w = (s - s % multiple for s in image.shape[:2])
+            x = torch.from_numpy(np.ascontiguousarray(image[:h, :w])).permute(2, 0, 1)[None].float() / 255.0
+            out = model(x, torch.tensor([level - 1]))
+            x_hat = (out["x_hat"].clamp(0, 1) * 255).round() / 255
+            bpps.append(out["bits"].item() / (h * w))
+            psnrs.append(float(10 * torch.log10(1.0 / ((x_hat - x) ** 2).mean())))
+        rows.append((level, float(np.mean(bpps)), float(np.mean(psnrs))))
+    model.train(was_training)
+    return rows
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import torch
 from imgcodec.config import ModelConfig
 from imgcodec.runtime import TransformRuntime
 from imgcodec.train.export import export_model
-from imgcodec.train.model import ShaeV8
+from imgcodec.train.shae_v8 import ShaeV8
 from imgcodec.zoo import list_models
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from imgcodec.train.model import ShaeV8
+from imgcodec.train.shae_v8 import ShaeV8
 from imgcodec.context_prior import TABLE_TOTAL, context_index
 
 

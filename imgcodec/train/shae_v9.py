@@ -1,0 +1,145 @@
+"""shae-v9: a latent at 1/16 with a hyperprior and channel-group context, all soft-to-hard.
+
+Transforms after Balle et al. (ICLR 2017, 2018): four 5x5 stride-2 convolutions with GDN each
+side. The latent y (M channels) is scaled by a per-level gain vector (Cui et al., CVPR 2021) and
+quantized to learned centers with the soft-to-hard relaxation (Agustsson et al., NIPS 2017); so
+is the side latent z of the hyperprior (Balle et al., ICLR 2018). The channels of y are coded in
+uneven groups (He et al., "ELIC", CVPR 2022); each group's distribution is a Gaussian, integrated
+over the bins of the centers, whose mean and scale come from the hyper-synthesis and the groups
+decoded before it (Minnen & Singh, ICIP 2020). The decoder thus needs one parallel pass per group.
+The z prior is one categorical per channel, shared by all levels, so gains can be interpolated
+between levels for continuous rate control.
+
+Only the transforms are float at run time. The parameter networks are the part that must be
+bit-exact across machines (they select probabilities); they are exported as integer networks
+(Balle, Johnston, Minnen, ICLR 2019), see docs/architecture.md.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..config import ShaeV9Config
+from .quantizer import SoftToHardQuantizer
+from .transforms import GDN
+
+LIKELIHOOD_FLOOR = 1e-9  # smallest probability a symbol is priced at in training
+
+
+def _conv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2)
+
+
+def _deconv(cin: int, cout: int, kernel: int = 5) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(cin, cout, kernel, stride=2, padding=kernel // 2, output_padding=1)
+
+
+class GroupParameters(nn.Module):
+    """Mean and scale of one channel group from the hyper features and the groups before it."""
+
+    def __init__(self, cfg: ShaeV9Config, group: int) -> None:
+        super().__init__()
+        before = sum(cfg.groups[:group])
+        self.context = nn.Conv2d(before, cfg.context_features, 5, padding=2) if before else None
+        width = cfg.param_features + (cfg.context_features if before else 0)
+        self.net = nn.Sequential(
+            nn.Conv2d(width, 224, 1), nn.LeakyReLU(0.1),
+            nn.Conv2d(224, 128, 1), nn.LeakyReLU(0.1),
+            nn.Conv2d(128, 2 * cfg.groups[group], 1),
+        )
+
+    def forward(self, hyper: torch.Tensor, decoded: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """hyper: N,P,h,w; decoded: N,before,h,w (None for the first group) -> mean, log-scale."""
+        features = hyper if self.context is None else torch.cat([hyper, self.context(decoded)], dim=1)
+        mean, log_scale = self.net(features).chunk(2, dim=1)
+        return mean, log_scale
+
+
+def gaussian_bin_log2(values_sorted_centers: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """log2 of the probability of every center's bin under N(mean, scale): N,C,h,w,L.
+
+    The bins are split at the midpoints between sorted centers; the outer two reach to infinity."""
+    centers = values_sorted_centers
+    edges = (centers[1:] + centers[:-1]) / 2  # L-1
+    t = (edges - mean.unsqueeze(-1)) / scale.unsqueeze(-1)  # N,C,h,w,L-1
+    # Upper-tail form where the edge is above the mean keeps precision in float32.
+    cdf = torch.special.ndtr(t)
+    ones = torch.ones_like(t[..., :1])
+    zeros = torch.zeros_like(t[..., :1])
+    upper = torch.cat([cdf, ones], dim=-1)
+    lower = torch.cat([zeros, cdf], dim=-1)
+    sf = torch.special.ndtr(-t)
+    upper_sf = torch.cat([sf, zeros], dim=-1)
+    lower_sf = torch.cat([ones, sf], dim=-1)
+    above = (torch.cat([t, t[..., -1:]], dim=-1) > 0)  # the bin's upper edge above the mean
+    probs = torch.where(above, lower_sf - upper_sf, upper - lower)
+    return torch.log2(probs.clamp_min(LIKELIHOOD_FLOOR))
+
+
+class ShaeV9(nn.Module):
+    """forward(x, level) for training; compress/decompress arrive with the integer export."""
+
+    def __init__(self, cfg: ShaeV9Config = ShaeV9Config()) -> None:
+        super().__init__()
+        self.cfg = cfg
+        n, m, hz = cfg.channels, cfg.latent_channels, cfg.hyper_channels
+        self.analysis = nn.Sequential(_conv(3, n), GDN(n), _conv(n, n), GDN(n), _conv(n, n), GDN(n), _conv(n, m))
+        self.synthesis = nn.Sequential(
+            _deconv(m, n), GDN(n, inverse=True), _deconv(n, n), GDN(n, inverse=True),
+            _deconv(n, n), GDN(n, inverse=True), _deconv(n, 3))
+        self.hyper_analysis = nn.Sequential(
+            _conv(m, n, 3, 1), nn.LeakyReLU(0.1), _conv(n, n), nn.LeakyReLU(0.1), _conv(n, hz))
+        self.hyper_synthesis = nn.Sequential(
+            _deconv(hz, n), nn.LeakyReLU(0.1), _deconv(n, n), nn.LeakyReLU(0.1),
+            _conv(n, cfg.param_features, 3, 1))
+        self.parameters_of_group = nn.ModuleList(GroupParameters(cfg, g) for g in range(len(cfg.groups)))
+        half = (cfg.num_centers - 1) / 2
+        self.quantizer = SoftToHardQuantizer(cfg.num_centers, half)
+        self.hyper_quantizer = SoftToHardQuantizer(cfg.hyper_num_centers, (cfg.hyper_num_centers - 1) / 2)
+        self.hyper_logits = nn.Parameter(torch.zeros(hz, cfg.hyper_num_centers))  # C_z,L_z
+        # Gains span 0.5 .. 4 at the start (Cui et al.): the low levels put most values on few centers.
+        init = torch.linspace(math.log(0.5), math.log(4.0), cfg.num_levels)
+        self.log_gain = nn.Parameter(init[:, None].repeat(1, m))  # levels,M
+        self.log_inv_gain = nn.Parameter(-init[:, None].repeat(1, m))
+
+    def level_parameters(self) -> list[nn.Parameter]:
+        return [self.log_gain, self.log_inv_gain]
+
+    def entropy_parameters(self) -> list[nn.Parameter]:
+        """The parts that learn faster (like CompressAI's auxiliary optimizer's share)."""
+        return [self.hyper_logits]
+
+    def forward(self, x: torch.Tensor, level: torch.Tensor) -> dict[str, torch.Tensor]:
+        """x: N,3,H,W in [0,1] (H, W multiples of 64), level: N -> {"x_hat": N,3,H,W,
+        "bits": N (latent + side latent), "side_bits": N}. The transforms may run under autocast;
+        quantization and rates are computed in float32."""
+        gain = self.log_gain[level].exp()[:, :, None, None]  # N,M,1,1
+        inv_gain = self.log_inv_gain[level].exp()[:, :, None, None]
+        y = self.analysis(x - 0.5).float() * gain  # N,M,h,w
+        z = self.hyper_analysis(y).float()  # N,Z,h/4,w/4
+        qz = self.hyper_quantizer(z)
+        z_logp = torch.log_softmax(self.hyper_logits, dim=-1) / math.log(2.0)  # Z,L_z
+        z_order = self.hyper_quantizer.centers.argsort()
+        z_target = F.one_hot(qz.indices, self.cfg.hyper_num_centers).float() + (qz.soft - qz.soft.detach())
+        # logits are per sorted center; the quantizer's soft/indices are per parameter order
+        side_bits = -(z_target * z_logp[:, z_order.argsort()][None, :, None, None, :]).sum(dim=(1, 2, 3, 4))
+        hyper = self.hyper_synthesis(qz.values).float()  # N,P,h,w
+        qy = self.quantizer(y)
+        centers = self.quantizer.centers.sort().values
+        rank = self.quantizer.centers.argsort().argsort()  # parameter index -> sorted position
+        bits = side_bits
+        start = 0
+        for group, size in enumerate(self.cfg.groups):
+            decoded = qy.values[:, :start] if start else None
+            mean, log_scale = self.parameters_of_group[group](hyper, decoded)
+            mean, scale = mean.float(), log_scale.float().exp().clamp_min(self.cfg.scale_min)
+            logp = gaussian_bin_log2(centers, mean, scale)  # N,G,h,w,L sorted
+            soft = qy.soft[:, start:start + size][..., rank.argsort()]  # to sorted order
+            hard = F.one_hot(rank[qy.indices[:, start:start + size]], self.cfg.num_centers).float()
+            bits = bits - ((hard + soft - soft.detach()) * logp).sum(dim=(1, 2, 3, 4))
+            start += size
+        x_hat = self.synthesis(qy.values * inv_gain) + 0.5
+        return {"x_hat": x_hat.float(), "bits": bits, "side_bits": side_bits}
