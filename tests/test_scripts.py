@@ -284,3 +284,35 @@ def test_tune_rounding_rejects_non_positive_taus() -> None:
     done = subprocess.run([sys.executable, str(SCRIPTS / "tune_rounding.py"), "--taus", "0"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "--taus must be positive" in done.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# fetch_data.py: the detail set
+
+
+def test_detail_set_takes_the_most_detailed_native_crops_and_never_val(monkeypatch) -> None:
+    import importlib.util
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    spec = importlib.util.spec_from_file_location("fetch_data", REPO / "scripts" / "fetch_data.py")
+    fetch = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "fetch_data", fetch)  # its dataclasses look themselves up there
+    spec.loader.exec_module(fetch)
+    monkeypatch.setattr(fetch, "DETAIL_COUNT", 3)
+    monkeypatch.setattr(fetch, "DETAIL_PER_PACKAGE", 2)
+    rng = np.random.default_rng(0)
+
+    def photo(name: str, package: str, noise: float, factor: int = 2, title: str = "t") -> SimpleNamespace:
+        pixels = np.clip(128 + rng.normal(0, noise, (512, 768, 3)), 0, 255).astype(np.uint8)
+        return SimpleNamespace(name=name, title=title, factor=factor, native=Image.fromarray(pixels),
+                               cand=SimpleNamespace(source=SimpleNamespace(package=package)))
+
+    val_package, val_title = sorted(fetch.VAL_PICTURES)[0]
+    photos = [photo("a1", "a", 40), photo("a2", "a", 35), photo("a3", "a", 30), photo("b1", "b", 5),
+              photo("c1", "c", 1), photo("native", "c", 50, factor=1),
+              photo("val", val_package, 60, title=val_title)]
+    # a1 and a2 (the package's cap), then b1; a3 only after the cap; never a native or a val photo.
+    assert fetch.detail_names(photos) == {"a1", "a2", "b1"}
+    assert fetch.split_of(photos[0], {"a1"}) == "detail" and fetch.split_of(photos[-1], {"val"}) == "val"
