@@ -65,6 +65,30 @@ def _output_path(source: str, output: str | None, out_dir: str | None, suffix: s
     return str(folder / (path.stem + suffix))
 
 
+#: `shaec decode photo.shae` writes photo.decoded.png: never photo.png, which is most likely the
+#: lossless original that photo.shae was made from.
+DECODED_SUFFIX = ".decoded"
+
+
+def _check_destination(source: str, dest: str, force: bool) -> None:
+    """Refuse to write over the input, or over an existing file without -f. An existing image
+    with the .shae file's own name is probably the original it was encoded from: say so, and do
+    not suggest -f."""
+    if dest == "-":
+        return
+    if source != "-" and Path(dest).resolve() == Path(source).resolve():
+        raise ShaecError(f"the output '{dest}' is the input; choose another name with -o")
+    if Path(dest).exists() and not force:
+        if source != "-" and Path(source).suffix.lower() == ".shae" and Path(dest).stem == Path(source).stem:
+            raise ShaecError(f"'{dest}' exists and may be the original that '{source}' was encoded from; "
+                             "choose another output name with -o")
+        raise ShaecError(f"'{dest}' exists; use -f/--force to overwrite")
+
+
+def _size(num_bytes: int) -> str:
+    return f"{num_bytes / 1024:.1f} KB" if num_bytes < 1024 * 1024 else f"{num_bytes / 1024 / 1024:.2f} MB"
+
+
 #: Shared by encode and roundtrip; the choices are imgcodec.codec.ROUNDINGS (not imported here,
 #: so that `shaec --help` stays free of numpy and onnxruntime).
 rounding_option = click.option(
@@ -97,11 +121,15 @@ def main() -> None:
 @click.option("-m", "--model", default=None, help="Model name or id (default: the default model).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
 @click.option("-v", "--verbose", is_flag=True, help="Print notes about input conversion and rates.")
+@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 @rounding_option
 @user_errors
 def encode(inputs: tuple[str, ...], output: str | None, out_dir: str | None, quality: int | None,
-           model: str | None, force: bool, verbose: bool, rounding: str) -> None:
-    """Compress images (PNG, JPEG, TIFF, WebP, BMP, PPM) to .shae files."""
+           model: str | None, force: bool, verbose: bool, quiet: bool, rounding: str) -> None:
+    """Compress images (PNG, JPEG, TIFF, WebP, BMP, PPM) to .shae files (photo.png -> photo.shae).
+
+    Prints one line per file (output, size, bits per pixel); with several inputs a bad one is
+    reported and the others are still encoded."""
     import numpy as np
 
     from .codec import get_codec
@@ -109,6 +137,8 @@ def encode(inputs: tuple[str, ...], output: str | None, out_dir: str | None, qua
 
     if output and len(inputs) > 1:
         raise click.UsageError("-o/--output takes one input; use --out-dir for several")
+    if output and output != "-" and Path(output).suffix.lower() != ".shae":
+        raise ShaecError(f"-o/--output must end in .shae (shaec writes .shae files), got '{output}'")
     codec = get_codec(model)
     if quality is not None and quality not in codec.qualities:
         raise click.BadParameter(f"must be {codec.qualities[0]}..{codec.qualities[-1]}", param_hint="-q/--quality")
@@ -120,8 +150,7 @@ def encode(inputs: tuple[str, ...], output: str | None, out_dir: str | None, qua
         for source in items:
             try:
                 dest = _output_path(source, output, out_dir, ".shae")
-                if dest != "-" and Path(dest).exists() and not force:
-                    raise ShaecError(f"'{dest}' exists; use -f/--force to overwrite")
+                _check_destination(source, dest, force)
                 image = load_image(sys.stdin.buffer.read() if source == "-" else source)
                 pixels = image.rgb if image.alpha is None else np.dstack([image.rgb, image.alpha])
                 result = codec.encode(pixels, quality, rounding)
@@ -139,6 +168,8 @@ def encode(inputs: tuple[str, ...], output: str | None, out_dir: str | None, qua
                 click.echo(f"{source} -> {dest}: {result.width}x{result.height}, q{result.quality}, "
                            f"{len(result.data)} bytes, {result.bpp:.4f} bpp "
                            f"(model estimate {result.estimated_bpp:.4f}){alpha}", err=True)
+            elif not quiet:
+                click.echo(f"{source} -> {dest}  {_size(len(result.data))}  {result.bpp:.2f} bpp", err=True)
     if failures:
         raise click.ClickException(f"{failures} of {len(inputs)} inputs failed")
 
@@ -162,30 +193,52 @@ class _nullbar:
 @click.option("--out-dir", type=click.Path(file_okay=False), help="Folder for the outputs.")
 @click.option("--format", "fmt", default=None, help="Output format when it cannot come from a name (png, webp, ...).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
+@click.option("--max-pixels", type=click.IntRange(0), default=None,
+              help="Refuse files that declare more pixels than this (0: no limit). "
+                   "[default: 134217728, like Pillow's decompression-bomb limit]")
+@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 @user_errors
-def decode(inputs: tuple[str, ...], output: str | None, out_dir: str | None, fmt: str | None, force: bool) -> None:
-    """Decompress .shae files to images (PNG by default)."""
-    from .codec import decompress
-    from .imageio import encode_image_bytes
+def decode(inputs: tuple[str, ...], output: str | None, out_dir: str | None, fmt: str | None, force: bool,
+           max_pixels: int | None, quiet: bool) -> None:
+    """Decompress .shae files to images: photo.shae -> photo.decoded.png by default, so that a
+    decode never lands on the original photo.png (with --out-dir: DIR/photo.png). -o or --format
+    choose another format."""
+    from .codec import DEFAULT_MAX_DECODE_PIXELS, decompress
+    from .imageio import check_output_format, drops_alpha, encode_image_bytes
 
     if output and len(inputs) > 1:
         raise click.UsageError("-o/--output takes one input; use --out-dir for several")
     if out_dir:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-    suffix = "." + (fmt or "png").lower().lstrip(".")
+    limit = DEFAULT_MAX_DECODE_PIXELS if max_pixels is None else max_pixels
+    # Beside the .shae file the name says it is a decode; in a folder of its own it need not.
+    suffix = ("" if out_dir else DECODED_SUFFIX) + "." + (fmt or "png").lower().lstrip(".")
     show_bar = len(inputs) > 1
+    failures = 0
     with click.progressbar(inputs, label="decoding", file=sys.stderr, show_pos=True) if show_bar else _nullbar(inputs) as items:
         for source in items:
-            dest = _output_path(source, output, out_dir, suffix)
-            if dest != "-" and Path(dest).exists() and not force:
-                raise ShaecError(f"'{dest}' exists; use -f/--force to overwrite")
             try:
-                pixels = decompress(_read_input(source))
+                dest = _output_path(source, output, out_dir, suffix)
+                _check_destination(source, dest, force)
+                out_format = fmt or ("png" if dest == "-" else (Path(dest).suffix or ".png"))
+                check_output_format(out_format)  # before the decode, not after it
+                pixels = decompress(_read_input(source), limit)
+                rgb, alpha = (pixels[..., :3], pixels[..., 3]) if pixels.shape[2] == 4 else (pixels, None)
+                data = encode_image_bytes(rgb, alpha, out_format)
+                _write_output(dest, data, force)
+                if alpha is not None and drops_alpha(out_format) and not quiet:
+                    click.echo(f"{source}: note: {out_format.lstrip('.').upper()} has no alpha channel; "
+                               "the transparency was dropped (write PNG, WebP or TIFF to keep it)", err=True)
             except ShaecError as exc:
-                raise ShaecError(f"{source}: {exc}") from None
-            rgb, alpha = (pixels[..., :3], pixels[..., 3]) if pixels.shape[2] == 4 else (pixels, None)
-            out_format = fmt or ("png" if dest == "-" else (Path(dest).suffix or ".png"))
-            _write_output(dest, encode_image_bytes(rgb, alpha, out_format), force)
+                if not show_bar:
+                    raise ShaecError(f"{source}: {exc}") from None
+                failures += 1
+                click.echo(f"\nerror: {source}: {exc}", err=True)
+                continue
+            if not quiet and dest != "-":
+                click.echo(f"{source} -> {dest}  {pixels.shape[1]}x{pixels.shape[0]}  {_size(len(data))}", err=True)
+    if failures:
+        raise click.ClickException(f"{failures} of {len(inputs)} inputs failed")
 
 
 @main.command()

@@ -20,11 +20,16 @@ from .bitstream import SEGMENT_ALPHA, SEGMENT_LATENT, Segment, ShaeFile
 from .config import DOWNSCALE, ModelConfig
 from .coder import decode_symbols, encode_symbols
 from .errors import FormatError, ImageInputError, ModelNotFoundError
-from .imageio import MAX_SIDE, decode_alpha, encode_alpha
+from .imageio import MAX_SIDE, alpha_max_pixels, decode_alpha, encode_alpha
 from .rounding import rd_symbols
 from .runtime import TransformRuntime
 from .zoo import LoadedModel, ModelInfo, find_model, find_model_by_id, list_models
 
+
+#: Default limit on the pixels a file may declare before decoding starts, like Pillow's
+#: Image.MAX_IMAGE_PIXELS: a decoder's memory and time grow with the declared size. Raise it with
+#: decompress(data, max_pixels=...) or `shaec decode --max-pixels`; 0 means no limit.
+DEFAULT_MAX_DECODE_PIXELS = 128 * 1024 * 1024
 
 #: Encoder roundings of the latent (Codec.symbols_of): rate-distortion optimised, or nearest center.
 ROUNDINGS = ("rd", "nearest")
@@ -112,9 +117,14 @@ class Codec:
         height, width = image.shape[:2]
         if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
             raise ImageInputError(f"image is {width}x{height}; sides must be 1..{MAX_SIDE} pixels")
+        has_alpha = image.shape[2] == 4 and bool(np.any(image[..., 3] != 255))
+        if has_alpha and height * width > alpha_max_pixels():  # decode_alpha refuses larger planes
+            raise ImageInputError(f"an image with alpha may have at most {alpha_max_pixels()} pixels "
+                                  f"(Pillow's decompression-bomb limit for the alpha PNG); this one is "
+                                  f"{width}x{height}")
         symbols = self.symbols_of(np.ascontiguousarray(image[..., :3]), level, rounding)
         segments = [Segment(SEGMENT_LATENT, encode_symbols(symbols, self.model.prior, level))]
-        if image.shape[2] == 4 and np.any(image[..., 3] != 255):
+        if has_alpha:
             segments.append(Segment(SEGMENT_ALPHA, encode_alpha(np.ascontiguousarray(image[..., 3]))))
         shae = ShaeFile(self.model.model_id_bytes, level + 1, width, height, tuple(segments))
         estimate = self.model.prior.cross_entropy_bits(symbols, level)
@@ -138,14 +148,17 @@ class Codec:
         x_hat = self.runtime.synthesis(latent, level)[:, :height, :width]  # 3,H,W
         return np.clip(np.rint(x_hat * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0)
 
-    def decode(self, shae: ShaeFile) -> np.ndarray:
-        """Parsed file -> H,W,3 uint8, or H,W,4 when the file has an alpha segment."""
-        rgb = self.pixels_of(self.decode_symbols(shae), shae.level - 1, shae.width, shae.height)
+    def decode(self, shae: ShaeFile, max_pixels: int = DEFAULT_MAX_DECODE_PIXELS) -> np.ndarray:
+        """Parsed file -> H,W,3 uint8, or H,W,4 when the file has an alpha segment. Files that
+        declare more than max_pixels (0: no limit) are refused before any work; the alpha
+        segment is checked (and decoded) before the latent, which costs more."""
+        if max_pixels and shae.width * shae.height > max_pixels:
+            raise FormatError(f"the file declares {shae.width}x{shae.height} = {shae.width * shae.height} pixels, "
+                              f"above the decoding limit of {max_pixels}; raise it (--max-pixels) if you trust the file")
         alpha_segment = shae.segment(SEGMENT_ALPHA)
-        if alpha_segment is None:
-            return np.ascontiguousarray(rgb)
-        alpha = decode_alpha(alpha_segment.payload, shae.width, shae.height)
-        return np.dstack([rgb, alpha])
+        alpha = None if alpha_segment is None else decode_alpha(alpha_segment.payload, shae.width, shae.height)
+        rgb = self.pixels_of(self.decode_symbols(shae), shae.level - 1, shae.width, shae.height)
+        return np.ascontiguousarray(rgb) if alpha is None else np.dstack([rgb, alpha])
 
     def decode_bytes(self, data: bytes) -> np.ndarray:
         """A .shae file's bytes -> its image (see decode)."""
@@ -180,7 +193,9 @@ def parse(data: bytes) -> ShaeFile:
     return bitstream.unpack(data)
 
 
-def decompress(data: bytes) -> np.ndarray:
+def decompress(data: bytes, max_pixels: int = DEFAULT_MAX_DECODE_PIXELS) -> np.ndarray:
+    """.shae bytes -> H,W,3 (or H,W,4) uint8; files declaring more than max_pixels are refused
+    (0: no limit)."""
     shae = bitstream.unpack(data)
     info = find_model_by_id(shae.model_id)
-    return _codec_for(info.model_id).decode(shae)
+    return _codec_for(info.model_id).decode(shae, max_pixels)

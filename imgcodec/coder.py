@@ -15,6 +15,11 @@ from .context_prior import PriorTables, context_index, wavefront_order
 from .errors import FormatError
 
 ENCODE_CHUNK = 1 << 20  # symbols per encoder call: 2^20 x 16 float64 probabilities = 128 MiB
+#: constriction quantizes the tables' probabilities again (to its own precision), so a symbol may
+#: cost a little less than the table says; the length checks credit only this share of the bound.
+BOUND_SHARE = 0.5
+#: Bits a range decoder may still hold in its state when it has read every word (64-bit state).
+STATE_BITS = 128
 
 
 def _family() -> "constriction.stream.model.Categorical":
@@ -51,6 +56,13 @@ def decode_symbols(payload: bytes, shape: tuple[int, int, int], prior: PriorTabl
         raise ValueError("decode_symbols stores symbols as uint8")
     if len(payload) % 4:
         raise FormatError("latent payload is not a whole number of 32-bit words; the file is corrupted")
+    # Bounded work for any input: a payload too short for the positions it claims is refused
+    # before anything is decoded (a 45-byte file claiming 16384x16384 pixels, say).
+    min_bits = BOUND_SHARE * prior.min_bits_per_position(level)  # per position, all channels
+    positions = height * width
+    if 8 * len(payload) + STATE_BITS < min_bits * positions:
+        raise FormatError(f"latent payload of {len(payload)} bytes is too short for a {width}x{height} latent; "
+                          "the file is corrupted or forged")
     words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
     decoder = constriction.stream.queue.RangeDecoder(words)
     table = prior.level_table(level)  # C,K,L
@@ -60,6 +72,7 @@ def decode_symbols(payload: bytes, shape: tuple[int, int, int], prior: PriorTabl
     chan_ids = np.arange(channels)
     mapping = prior.context_map()  # neighbour symbol -> context symbol
     base = int(mapping.max() + 1)
+    remaining = positions
     try:
         for rows, cols in wavefront_order(height, width):
             left = mapping[padded[:, rows + 1, cols]]  # C,n
@@ -68,6 +81,14 @@ def decode_symbols(payload: bytes, shape: tuple[int, int, int], prior: PriorTabl
             probs = table[chan_ids[None, :], ctx.T].reshape(-1, num)  # n*C,L position-major
             decoded = decoder.decode(_family(), probs)
             padded[:, rows + 1, cols + 1] = decoded.reshape(len(rows), channels).T
+            remaining -= len(rows)
+            # Every word read while more symbols remain than its state can explain: the payload
+            # was cut short, and the rest would be decoded from nothing.
+            if remaining and decoder.maybe_exhausted() and min_bits * remaining > STATE_BITS:
+                raise FormatError("latent payload ends before the image does; the file is truncated or corrupted")
     except (ValueError, RuntimeError, AssertionError) as exc:  # constriction reports bad streams
         raise FormatError(f"latent payload cannot be decoded ({exc}); the file is corrupted") from exc
+    if not decoder.maybe_exhausted():
+        raise FormatError("latent payload does not end with the image's symbols (cut short, extended or "
+                          "corrupted)")
     return padded[:, 1:, 1:].astype(np.int32)

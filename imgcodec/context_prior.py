@@ -113,6 +113,13 @@ class PriorTables:
         """Probabilities for one level as exact dyadic float64: C,B^2,L."""
         return self.counts[level].astype(np.float64) / TABLE_TOTAL
 
+    def min_bits_per_position(self, level: int) -> float:
+        """The fewest bits any honest stream spends on one latent position (all channels): per
+        channel, the cost of its likeliest symbol in its most confident context. A payload
+        shorter than this times the positions cannot hold the image it claims."""
+        best = self.counts[level].max(axis=(1, 2)).astype(np.float64)  # C: largest count anywhere
+        return float(-np.log2(best / TABLE_TOTAL).sum())
+
     def cross_entropy_bits(self, symbols: np.ndarray, level: int) -> float:
         """Ideal code length of symbols (C,h,w) under this prior: what the coder should spend."""
         ctx = context_index(symbols, self.num_centers, self.context_clip)

@@ -347,6 +347,17 @@ def _check_planes(rgb: np.ndarray, alpha: np.ndarray | None) -> None:
         raise ValueError(f"alpha must be an (H, W) uint8 array matching rgb, got {alpha.dtype} {alpha.shape}")
 
 
+def check_output_format(fmt: str) -> str:
+    """The Pillow format that `fmt` (name or extension) writes; ShaecError for one Pillow cannot
+    write. Callers check it before decoding, so a bad name costs no decode."""
+    return _format_from_name(fmt)
+
+
+def drops_alpha(fmt: str) -> bool:
+    """Whether writing to `fmt` loses an alpha channel (JPEG, BMP, ...)."""
+    return _format_from_name(fmt) not in _ALPHA_FORMATS
+
+
 def encode_image_bytes(rgb: np.ndarray, alpha: np.ndarray | None, fmt: str) -> bytes:
     """Encode an image in the given format (name or extension, e.g. 'png', '.jpg') to bytes.
 
@@ -527,6 +538,13 @@ def _png_bytes(im: Image.Image) -> bytes:
     buf = io.BytesIO()
     im.save(buf, format="PNG", compress_level=9)
     return buf.getvalue()
+
+
+def alpha_max_pixels() -> int:
+    """The largest alpha plane decode_alpha reads: MAX_PIXELS, or less where Pillow refuses a
+    PNG as a decompression bomb (above 2 * PIL.Image.MAX_IMAGE_PIXELS; no limit if that is None)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    return MAX_PIXELS if limit is None else min(MAX_PIXELS, 2 * int(limit))
 
 
 def decode_alpha(payload: bytes, width: int, height: int) -> np.ndarray:

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import re
 from pathlib import Path
 
 import numpy as np
@@ -104,31 +105,48 @@ def test_encode_decode_default_names(photo: Path) -> None:
     assert (shae.width, shae.height) == (56, 40)
     assert shae.level == get_codec().model.info.default_quality
 
-    # photo.shae -> photo.png, which exists: refused, and the original is untouched.
-    refused = run("decode", str(shae_path))
-    assert refused.exit_code != 0
-    line = assert_one_line_error(refused, "exists")
-    assert "photo.png" in line
-    assert photo.read_bytes() == original_png
-    assert not [p for p in photo.parent.iterdir() if p.name.startswith(".")], "temporary file left behind"
-
-    # Encoding again is refused as well, without -f.
-    assert_one_line_error(run("encode", str(photo)), "exists")
-    assert shae_path.read_bytes() == data
-
-    # -f overwrites.
-    assert_ok(run("decode", "-f", str(shae_path)))
-    with Image.open(photo) as im:
+    # photo.shae -> photo.decoded.png: never photo.png, the original.
+    assert_ok(run("decode", str(shae_path)))
+    decoded_path = photo.parent / "photo.decoded.png"
+    with Image.open(decoded_path) as im:
         assert im.mode == "RGB" and im.size == (56, 40)
         decoded = np.array(im)
     assert np.array_equal(decoded, decompress(data))
-    assert photo.read_bytes() != original_png
+    assert photo.read_bytes() == original_png
+    assert not [p for p in photo.parent.iterdir() if p.name.startswith(".")], "temporary file left behind"
 
-    # -o names another output.
+    # Decoding or encoding again is refused without -f.
+    assert "use -f" in assert_one_line_error(run("decode", str(shae_path)), "exists")
+    assert_one_line_error(run("encode", str(photo)), "exists")
+    assert shae_path.read_bytes() == data
+
+    # Asked to write over the original: refused, and -f is not what the message suggests.
+    line = assert_one_line_error(run("decode", str(shae_path), "-o", str(photo)), "may be the original")
+    assert "-f" not in line and photo.read_bytes() == original_png
+
+    # -f overwrites what the user names.
+    assert_ok(run("decode", "-f", str(shae_path)))
     other = photo.parent / "other.png"
     assert_ok(run("decode", str(shae_path), "-o", str(other)))
     assert np.array_equal(np.array(Image.open(other)), decoded)
     assert_ok(run("encode", "-f", str(photo)))
+
+
+def test_outputs_that_would_mislead_or_destroy_are_refused(photo: Path) -> None:
+    assert_one_line_error(run("encode", str(photo), "-o", str(photo.parent / "out.jpg")), "must end in .shae")
+    assert not (photo.parent / "out.jpg").exists()
+    assert_ok(run("encode", str(photo)))
+    shae_path = photo.with_suffix(".shae")
+    assert_one_line_error(run("decode", str(shae_path), "-o", str(shae_path), "-f"), "is the input")
+    assert shae_path.exists() and photo.exists()
+
+
+def test_one_summary_line_per_file_and_quiet(photo: Path) -> None:
+    result = run("encode", str(photo))
+    assert result.exit_code == 0
+    assert re.fullmatch(r".*photo\.png -> .*photo\.shae  \d+\.\d KB  \d+\.\d\d bpp\n", result.stderr)
+    quiet = run("decode", "--quiet", str(photo.with_suffix(".shae")))
+    assert quiet.exit_code == 0 and quiet.stderr == "" and quiet.stdout == ""
 
 
 def test_encode_to_stdout(photo: Path) -> None:

@@ -47,7 +47,10 @@ def test_real_bits_match_the_cross_entropy(prior):
 def test_levels_use_their_own_tables(prior):
     symbols = sample(prior, 0, (8, 8), seed=4)
     payload = encode_symbols(symbols, prior, 0)
-    assert not np.array_equal(decode_symbols(payload, symbols.shape, prior, 1), symbols)
+    try:  # another level's tables: other symbols, or a stream that does not end where it should
+        assert not np.array_equal(decode_symbols(payload, symbols.shape, prior, 1), symbols)
+    except FormatError:
+        pass
 
 
 def test_rejects_symbols_outside_the_alphabet(prior):
