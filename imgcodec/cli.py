@@ -367,5 +367,104 @@ def bench(directory: str, codecs: str | None, out_dir: str, jobs: int) -> None:
     click.echo(f"results in {out_dir}/ (results.json, results.csv, rd-psnr.png, rd-msssim.png)", err=True)
 
 
+@main.group()
+def weights() -> None:
+    """Compress neural-network weights (PyTorch state_dicts, ONNX initializers) to .shaw files.
+
+    Large float tensors are quantized to a uniform grid with a dead zone (small weights become
+    0) and entropy-coded; biases, norms and integer buffers are kept exactly. Needs PyTorch
+    (pip install 'shaec[train]')."""
+
+
+@weights.command("compress")
+@click.argument("model_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", default=None, help="Output .shaw file [default: MODEL.shaw beside the input].")
+@click.option("--bits-per-weight", type=click.FloatRange(0.05, 16), default=None,
+              help="Average bits per quantized weight [default: 4].")
+@click.option("--size", "size", default=None, help="Target file size instead, e.g. 200KB or 1.5MB.")
+@click.option("--min-size", type=click.IntRange(1), default=1024, show_default=True,
+              help="Tensors with fewer values are stored exactly.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
+@user_errors
+def weights_compress(model_file: str, output: str | None, bits_per_weight: float | None, size: str | None,
+                     min_size: int, force: bool) -> None:
+    """Compress MODEL_FILE (.pt/.pth state_dict or checkpoint, or .onnx) to a .shaw file."""
+    import time
+
+    from .imageio import atomic_write
+    from .weights.codec import WeightCodecConfig, compress_tensors
+    from .weights.container import pack
+    from .weights.tensors import read_tensors
+
+    if bits_per_weight is not None and size is not None:
+        raise ShaecError("give --bits-per-weight or --size, not both")
+    target_bytes = _parse_size(size) if size else None
+    config = WeightCodecConfig(min_size=min_size, target_bytes=target_bytes,
+                               target_bits_per_weight=None if target_bytes else (bits_per_weight or 4.0))
+    dest = output or str(Path(model_file).with_suffix(".shaw"))
+    _check_destination(model_file, dest, force)
+    started = time.perf_counter()
+    tensors = read_tensors(Path(model_file))
+    if not tensors:
+        raise ShaecError(f"{model_file}: no tensors found")
+    try:
+        data = pack(compress_tensors(tensors, config))
+    except ValueError as exc:
+        raise ShaecError(str(exc)) from None
+    atomic_write(dest, data, force=force)
+    original = Path(model_file).stat().st_size
+    click.echo(f"{model_file} -> {dest}  {_size(original)} -> {_size(len(data))}  "
+               f"({original / len(data):.1f}x, {time.perf_counter() - started:.1f} s)", err=True)
+
+
+@weights.command("decompress")
+@click.argument("shaw_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", default=None, help="Output .pt file [default: SHAW.decoded.pt].")
+@click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
+@user_errors
+def weights_decompress(shaw_file: str, output: str | None, force: bool) -> None:
+    """Write the decoded tensors of SHAW_FILE as a PyTorch state_dict (torch.load + load_state_dict)."""
+    from .imageio import atomic_write
+    from .weights.codec import decompress_record
+    from .weights.container import unpack
+    from .weights.tensors import write_state_dict
+
+    dest = output or str(Path(shaw_file).with_suffix(".decoded.pt"))
+    _check_destination(shaw_file, dest, force)
+    records = unpack(Path(shaw_file).read_bytes())
+    data = write_state_dict({r.name: (decompress_record(r), r.dtype) for r in records})
+    atomic_write(dest, data, force=force)
+    click.echo(f"{shaw_file} -> {dest}  {len(records)} tensors", err=True)
+
+
+@weights.command("info")
+@click.argument("shaw_file", type=click.Path(exists=True, dir_okay=False))
+@user_errors
+def weights_info(shaw_file: str) -> None:
+    """Per-tensor table: shape, codec, centers, kept fraction, bits per weight, bytes."""
+    from .weights.codec import describe
+    from .weights.container import unpack
+
+    data = Path(shaw_file).read_bytes()
+    rows = [describe(r) for r in unpack(data)]
+    click.echo(f"{shaw_file}: {len(rows)} tensors, {len(data)} bytes")
+    click.echo(f"{'name':<40} {'shape':>14} {'codec':>7} {'centers':>7} {'kept':>6} {'bits/w':>7} {'bytes':>9}")
+    for row in rows:
+        click.echo(f"{str(row['name'])[:40]:<40} {row['shape']:>14} {row['codec']:>7} {row['centers']!s:>7} "
+                   f"{row['kept']:>6.3f} {row['bits_per_weight']:>7.3f} {row['bytes']:>9}")
+
+
+def _parse_size(text: str) -> int:
+    """'200KB', '1.5MB', '4096' -> bytes (KB = 1000 bytes, KiB = 1024)."""
+    import re
+
+    match = re.fullmatch(r"\s*([0-9.]+)\s*(B|KB|KIB|MB|MIB|GB|GIB)?\s*", text.upper())
+    if not match:
+        raise ShaecError(f"cannot read the size {text!r}; write e.g. 200KB or 1.5MB")
+    units = {None: 1, "B": 1, "KB": 1000, "KIB": 1024, "MB": 1000 ** 2, "MIB": 1024 ** 2, "GB": 1000 ** 3,
+             "GIB": 1024 ** 3}
+    return int(float(match.group(1)) * units[match.group(2)])
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

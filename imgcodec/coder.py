@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import constriction
 
-from .context_prior import PriorTables, context_index, wavefront_order
+from .context_prior import TABLE_TOTAL, PriorTables, context_index, wavefront_order
 from .errors import FormatError
 
 ENCODE_CHUNK = 1 << 20  # symbols per encoder call: 2^20 x 16 float64 probabilities = 128 MiB
@@ -92,3 +92,38 @@ def decode_symbols(payload: bytes, shape: tuple[int, int, int], prior: PriorTabl
         raise FormatError("latent payload does not end with the image's symbols (cut short, extended or "
                           "corrupted)")
     return padded[:, 1:, 1:].astype(np.int32)
+
+
+def encode_iid(symbols: np.ndarray, counts: np.ndarray) -> bytes:
+    """Symbols (any shape, ints in [0, len(counts))) coded i.i.d. with one integer table whose
+    counts sum to 2^16 (every entry >= 1): the weight codec's entropy coder (imgcodec.weights)."""
+    flat = np.ascontiguousarray(symbols, dtype=np.int32).ravel()
+    if flat.size and (flat.min() < 0 or flat.max() >= len(counts)):
+        raise ValueError("symbols outside the table")
+    model = constriction.stream.model.Categorical(counts.astype(np.float64) / TABLE_TOTAL, perfect=False)
+    encoder = constriction.stream.queue.RangeEncoder()
+    for start in range(0, flat.size, ENCODE_CHUNK):
+        encoder.encode(flat[start:start + ENCODE_CHUNK], model)
+    return encoder.get_compressed().astype("<u4").tobytes()
+
+
+def decode_iid(payload: bytes, count: int, counts: np.ndarray) -> np.ndarray:
+    """Inverse of encode_iid: `count` symbols, int32. Raises FormatError on a payload that is too
+    short for them (before decoding) or that does not end with them."""
+    if len(payload) % 4:
+        raise FormatError("payload is not a whole number of 32-bit words; the file is corrupted")
+    min_bits = BOUND_SHARE * float(-np.log2(counts.max() / TABLE_TOTAL))
+    if 8 * len(payload) + STATE_BITS < min_bits * count:
+        raise FormatError(f"payload of {len(payload)} bytes is too short for {count} values; the file is corrupted")
+    model = constriction.stream.model.Categorical(counts.astype(np.float64) / TABLE_TOTAL, perfect=False)
+    decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
+    out = np.empty(count, dtype=np.int32)
+    try:
+        for start in range(0, count, ENCODE_CHUNK):
+            n = min(ENCODE_CHUNK, count - start)
+            out[start:start + n] = decoder.decode(model, n)
+    except (ValueError, RuntimeError, AssertionError) as exc:
+        raise FormatError(f"payload cannot be decoded ({exc}); the file is corrupted") from exc
+    if not decoder.maybe_exhausted():
+        raise FormatError("payload does not end with the values it holds; the file is corrupted")
+    return out

@@ -1,0 +1,159 @@
+"""Data-free weight compression: per-tensor uniform quantization, entropy-coded (no torch here).
+
+Each large floating-point tensor is quantized to the centers k * step (a uniform grid, the
+special case of learned centers that needs no data), with a dead zone that rounds small values
+to 0 (pruning without a separate mask); the integer symbols are range-coded against the
+tensor's own histogram, stored as an integer table. The step is a common multiple `s` of each
+tensor's RMS, and `s` is searched so that the file meets a target bits per weight or a target
+size. Small, integer and 1-D tensors (biases, norms, buffers) are stored exactly.
+
+Decoding is `(symbol + offset) * step` in float32: the same floats on every machine.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..coder import decode_iid, encode_iid
+from ..context_prior import quantize_probabilities
+from ..errors import FormatError
+from .container import CODEC_RAW, CODEC_UNIFORM, MAX_TABLE, Record, pack
+
+FLOAT_DTYPES = ("<f4", "<f2", "<f8", "bfloat16")
+
+
+@dataclass(frozen=True)
+class WeightCodecConfig:
+    """What gets quantized and how."""
+
+    min_size: int = 1024  # tensors with fewer values are stored exactly
+    deadzone: float = 0.2  # values within (0.5 + deadzone) steps of 0 become 0
+    target_bits_per_weight: float | None = 4.0  # over the quantized tensors (None: use target_bytes)
+    target_bytes: int | None = None  # the whole file
+
+
+def quantizable(array: np.ndarray, dtype: str, config: WeightCodecConfig) -> bool:
+    return dtype in FLOAT_DTYPES and array.ndim >= 2 and array.size >= config.min_size and bool(np.all(np.isfinite(array)))
+
+
+def _rms(array: np.ndarray) -> float:
+    rms = float(np.sqrt(np.mean(np.square(array, dtype=np.float64))))
+    return rms if rms > 0 else 1.0
+
+
+def _symbols(array: np.ndarray, step: float, deadzone: float) -> np.ndarray:
+    """Quantized integers: round to nearest, with magnitudes below 0.5 + deadzone going to 0."""
+    scaled = np.abs(array.astype(np.float64)) / step
+    magnitude = np.floor(scaled + 0.5 - deadzone).clip(min=0)
+    return (np.sign(array) * magnitude).astype(np.int64)
+
+
+def _entropy_bits(q: np.ndarray) -> float:
+    counts = np.bincount((q - q.min()).ravel())
+    counts = counts[counts > 0].astype(np.float64)
+    p = counts / counts.sum()
+    return float(-(counts * np.log2(p)).sum())
+
+
+def _estimate_bytes(tensors: list[tuple[np.ndarray, float]], scale: float, deadzone: float) -> tuple[float, float]:
+    """(payload bytes, table bytes) of the quantized tensors at this step scale."""
+    payload = table = 0.0
+    for array, rms in tensors:
+        q = _symbols(array, scale * rms, deadzone)
+        payload += _entropy_bits(q) / 8
+        table += 2 * (int(q.max() - q.min()) + 2)
+    return payload, table
+
+
+def choose_scale(tensors: list[tuple[np.ndarray, float]], config: WeightCodecConfig, fixed_bytes: int) -> float:
+    """The step scale s (step = s * RMS of each tensor) that meets the target, by bisection on
+    log s. More bits are always the smaller s, so the search is monotone."""
+    count = sum(a.size for a, _ in tensors)
+
+    def cost(scale: float) -> float:
+        payload, table = _estimate_bytes(tensors, scale, config.deadzone)
+        if config.target_bytes is not None:
+            return payload + table + fixed_bytes - config.target_bytes
+        return 8 * payload / count - float(config.target_bits_per_weight)
+
+    low, high = np.log(1e-4), np.log(8.0)  # cost(low) > 0 (fine), cost(high) < 0 (coarse) normally
+    if cost(np.exp(high)) > 0:
+        raise ValueError("the target is below what the coarsest quantization reaches")
+    for _ in range(40):
+        mid = (low + high) / 2
+        if cost(np.exp(mid)) > 0:
+            low = mid
+        else:
+            high = mid
+    return float(np.exp(high))
+
+
+def compress_tensors(tensors: dict[str, tuple[np.ndarray, str]], config: WeightCodecConfig) -> list[Record]:
+    """name -> (values, dtype name) to records. Quantized tensors meet the bits-per-weight target
+    on average; a size target is met by the whole file (never exceeded)."""
+    chosen = {n: a for n, (a, d) in tensors.items() if quantizable(a, d, config)}
+    raw_bytes = sum(a.size * (4 if d == "bfloat16" else a.itemsize) for n, (a, d) in tensors.items()
+                    if n not in chosen)
+    # Container bytes besides payloads and tables: record headers, quantizer fields, and up to
+    # two 32-bit words the range coder may add per tensor.
+    fixed = 10 + raw_bytes + sum(13 + len(n.encode()) + 8 * a.ndim for n, (a, _) in tensors.items()) \
+        + 24 * len(chosen)
+    if not chosen:
+        return [_record(name, array, dtype, None, config) for name, (array, dtype) in tensors.items()]
+    scale = choose_scale([(a, _rms(a)) for a in chosen.values()], config, fixed)
+    for _ in range(20):
+        records = [_record(name, array, dtype, scale if name in chosen else None, config)
+                   for name, (array, dtype) in tensors.items()]
+        if config.target_bytes is None or len(pack(records)) <= config.target_bytes:
+            return records
+        scale *= 1.02  # the entropy estimate was a little optimistic: coarser until it fits
+    raise ValueError("could not meet the target size")
+
+
+def _record(name: str, array: np.ndarray, dtype: str, scale: float | None, config: WeightCodecConfig) -> Record:
+    """One tensor's record: exact (scale None) or quantized with step = scale * RMS."""
+    if scale is None:
+        stored = np.ascontiguousarray(array, dtype="<f4" if dtype == "bfloat16" else dtype)
+        return Record(name, dtype, tuple(array.shape), CODEC_RAW, payload=stored.tobytes())
+    step = float(np.float32(scale * _rms(array)))
+    q = _symbols(array, step, config.deadzone)
+    offset = int(q.min())
+    symbols = q - offset
+    size = int(symbols.max()) + 2  # one spare symbol: a table always has two entries
+    if size > MAX_TABLE:
+        raise ValueError(f"tensor {name!r} needs {size} levels at this target; ask for fewer bits")
+    hist = np.bincount(symbols.ravel(), minlength=size).astype(np.float64)
+    counts = quantize_probabilities(hist / hist.sum()).astype(np.uint16)
+    return Record(name, dtype, tuple(array.shape), CODEC_UNIFORM, step, offset, counts,
+                  encode_iid(symbols, counts))
+
+
+def decompress_record(record: Record) -> np.ndarray:
+    """A record's values (float32 for bfloat16 tensors; the caller restores the dtype)."""
+    if record.codec == CODEC_RAW:
+        dtype = "<f4" if record.dtype == "bfloat16" else record.dtype
+        expected = record.size * np.dtype(dtype).itemsize
+        if len(record.payload) != expected:
+            raise FormatError(f"tensor {record.name!r} holds {len(record.payload)} bytes, expected {expected}")
+        return np.frombuffer(record.payload, dtype=dtype).reshape(record.shape).copy()
+    symbols = decode_iid(record.payload, record.size, record.counts)
+    values = (symbols.astype(np.int64) + record.offset).astype(np.float32) * np.float32(record.step)
+    dtype = "<f4" if record.dtype == "bfloat16" else record.dtype
+    return values.astype(dtype).reshape(record.shape)
+
+
+def describe(record: Record) -> dict[str, object]:
+    """A row of `shaec weights info`."""
+    row: dict[str, object] = {"name": record.name, "shape": "x".join(map(str, record.shape)) or "scalar",
+                              "dtype": record.dtype, "bytes": len(record.payload)}
+    if record.codec == CODEC_UNIFORM:
+        centers = len(record.counts) - 1
+        zero = -record.offset
+        kept = 1.0 - (record.counts[zero] / 65536 if 0 <= zero < len(record.counts) else 0.0)
+        row.update(codec="uniform", centers=centers, step=record.step, kept=kept,
+                   bits_per_weight=8 * len(record.payload) / max(1, record.size))
+    else:
+        row.update(codec="exact", centers="-", step="-", kept=1.0,
+                   bits_per_weight=8 * len(record.payload) / max(1, record.size))
+    return row

@@ -1,0 +1,126 @@
+"""The .shaw container: magic, version, per-tensor records, CRC32 (docs/weights.md).
+
+Every length is bounds-checked before it is used, so a damaged or hostile file fails with one
+FormatError instead of an allocation the size of its claims.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import FormatError
+
+MAGIC = b"SHAW"
+FORMAT_VERSION = 1
+MAX_RECORDS = 1 << 16
+MAX_ELEMENTS = 1 << 31  # per tensor
+MAX_TABLE = 1 << 16  # entries of a quantizer's symbol table
+
+#: Codecs of a record: the raw little-endian bytes, or uniform quantization with an entropy-coded
+#: symbol stream (imgcodec.weights.codec).
+CODEC_RAW = 0
+CODEC_UNIFORM = 1
+
+#: dtype code <-> numpy dtype; every tensor is stored with its own dtype restored on decode.
+DTYPES: dict[int, str] = {0: "<f4", 1: "<f2", 2: "<f8", 3: "<i8", 4: "<i4", 5: "<i2", 6: "|i1", 7: "|u1",
+                          8: "|b1", 9: "bfloat16"}
+DTYPE_CODES = {name: code for code, name in DTYPES.items()}
+
+_HEAD = struct.Struct("<4sBBI")  # magic, version, flags, record count
+_CRC = struct.Struct("<I")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One tensor: its name, dtype and shape, how it is coded, and the coded bytes."""
+
+    name: str
+    dtype: str  # a DTYPES value
+    shape: tuple[int, ...]
+    codec: int
+    step: float = 0.0  # CODEC_UNIFORM: value = (symbol + offset) * step, in float32
+    offset: int = 0  # the smallest quantized integer
+    counts: np.ndarray | None = None  # CODEC_UNIFORM: uint16 table, sums to 2^16
+    payload: bytes = b""
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+def pack(records: list[Record]) -> bytes:
+    parts = [_HEAD.pack(MAGIC, FORMAT_VERSION, 0, len(records))]
+    for r in records:
+        name = r.name.encode("utf-8")
+        parts.append(struct.pack("<H", len(name)) + name)
+        parts.append(struct.pack("<BBB", DTYPE_CODES[r.dtype], len(r.shape), r.codec))
+        parts.append(struct.pack(f"<{len(r.shape)}Q", *r.shape))
+        if r.codec == CODEC_UNIFORM:
+            counts = np.asarray(r.counts, dtype="<u2")
+            parts.append(struct.pack("<fqI", r.step, r.offset, len(counts)) + counts.tobytes())
+        parts.append(struct.pack("<Q", len(r.payload)) + r.payload)
+    body = b"".join(parts)
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise FormatError("file is truncated")
+        chunk = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return chunk
+
+    def unpack(self, fmt: str) -> tuple:
+        return struct.unpack(fmt, self.take(struct.calcsize(fmt)))
+
+
+def unpack(data: bytes) -> list[Record]:
+    """Parse and validate a .shaw file; FormatError (one sentence) for anything else."""
+    if len(data) < _HEAD.size + _CRC.size:
+        raise FormatError("not a .shaw file (too short)" if not data.startswith(MAGIC) else "file is truncated")
+    magic, version, _flags, count = _HEAD.unpack_from(data, 0)
+    if magic != MAGIC:
+        raise FormatError("not a .shaw file")
+    if version != FORMAT_VERSION:
+        raise FormatError(f"unsupported .shaw format version {version} (this install reads {FORMAT_VERSION})")
+    (stored,) = _CRC.unpack_from(data, len(data) - _CRC.size)
+    if zlib.crc32(data[:-_CRC.size]) != stored:
+        raise FormatError("checksum mismatch: the file is corrupted or truncated")
+    if count > MAX_RECORDS:
+        raise FormatError(f"file claims {count} tensors, more than {MAX_RECORDS}")
+    reader = _Reader(data[:-_CRC.size])
+    reader.take(_HEAD.size)
+    records = []
+    for _ in range(count):
+        (name_len,) = reader.unpack("<H")
+        try:
+            name = reader.take(name_len).decode("utf-8")
+        except UnicodeDecodeError:
+            raise FormatError("a tensor name is not UTF-8") from None
+        dtype_code, ndim, codec = reader.unpack("<BBB")
+        if dtype_code not in DTYPES or codec not in (CODEC_RAW, CODEC_UNIFORM) or ndim > 8:
+            raise FormatError(f"tensor {name!r} has an unknown dtype, codec or rank")
+        shape = reader.unpack(f"<{ndim}Q")
+        if int(np.prod(shape, dtype=np.float64)) > MAX_ELEMENTS:
+            raise FormatError(f"tensor {name!r} claims {shape}, more than {MAX_ELEMENTS} values")
+        step, offset, counts = 0.0, 0, None
+        if codec == CODEC_UNIFORM:
+            step, offset, table = reader.unpack("<fqI")
+            if not 1 <= table <= MAX_TABLE or not np.isfinite(step) or step <= 0:
+                raise FormatError(f"tensor {name!r} has a damaged quantizer")
+            counts = np.frombuffer(reader.take(2 * table), dtype="<u2").astype(np.int64)
+            if counts.sum() != 1 << 16 or counts.min() < 1:
+                raise FormatError(f"tensor {name!r} has a damaged symbol table")
+        (length,) = reader.unpack("<Q")
+        records.append(Record(name, DTYPES[dtype_code], tuple(int(s) for s in shape), codec, float(step),
+                              int(offset), counts, reader.take(length)))
+    if reader.pos != len(reader.data):
+        raise FormatError("file has data after its last tensor")
+    return records

@@ -1,0 +1,108 @@
+"""`shaec weights`: .shaw round trips, rate targets, exact small tensors, hostile files, the CLI."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from imgcodec.cli import main
+from imgcodec.errors import FormatError
+from imgcodec.weights.codec import WeightCodecConfig, compress_tensors, decompress_record
+from imgcodec.weights.container import pack, unpack
+
+
+def _model(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 16, 3), torch.nn.BatchNorm2d(16), torch.nn.Flatten(),
+                               torch.nn.Linear(16 * 6 * 6, 64), torch.nn.Linear(64, 10))
+
+
+def _tensors(model: torch.nn.Module) -> dict[str, tuple[np.ndarray, str]]:
+    from imgcodec.weights.tensors import _dtype_name
+
+    return {k: (v.numpy(), _dtype_name(v.numpy().dtype)) for k, v in model.state_dict().items()}
+
+
+def test_round_trip_keeps_small_and_integer_tensors_exact_and_meets_the_rate() -> None:
+    tensors = _tensors(_model())
+    records = unpack(pack(compress_tensors(tensors, WeightCodecConfig(target_bits_per_weight=3.0))))
+    quantized_bits = quantized_count = 0
+    for record in records:
+        original, dtype = tensors[record.name]
+        decoded = decompress_record(record)
+        assert decoded.shape == original.shape and decoded.dtype == original.dtype
+        if record.codec == 0:
+            assert np.array_equal(decoded, original), record.name  # biases, norms, num_batches_tracked
+        else:
+            quantized_bits += 8 * len(record.payload)
+            quantized_count += record.size
+            step = record.step
+            assert np.abs(decoded - original).max() <= 0.7 * step + 1e-7  # dead zone: up to 0.7 steps
+    assert {r.name for r in records if r.codec == 1} == {"3.weight"}
+    assert abs(quantized_bits / quantized_count - 3.0) < 0.15
+
+
+def test_target_size_is_met() -> None:
+    tensors = _tensors(_model())
+    data = pack(compress_tensors(tensors, WeightCodecConfig(target_bits_per_weight=None, target_bytes=12_000)))
+    assert 10_000 < len(data) <= 12_300
+
+
+def test_decoding_is_identical_in_another_process(tmp_path: Path) -> None:
+    data = pack(compress_tensors(_tensors(_model()), WeightCodecConfig()))
+    (tmp_path / "m.shaw").write_bytes(data)
+    here = np.concatenate([decompress_record(r).ravel().view(np.uint8) for r in unpack(data)])
+    code = ("import sys, numpy as np; from imgcodec.weights.container import unpack; "
+            "from imgcodec.weights.codec import decompress_record; "
+            "rs = unpack(open(sys.argv[1], 'rb').read()); "
+            "sys.stdout.buffer.write(np.concatenate([decompress_record(r).ravel().view(np.uint8) for r in rs]).tobytes())")
+    env_threads = {"OMP_NUM_THREADS": "1"}
+    other = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.shaw")], capture_output=True, check=True,
+                           env={**__import__("os").environ, **env_threads}).stdout
+    assert other == here.tobytes()
+
+
+def test_damaged_files_are_format_errors() -> None:
+    data = pack(compress_tensors(_tensors(_model()), WeightCodecConfig()))
+    rng = np.random.default_rng(1)
+    for cut in (0, 3, 10, len(data) // 2, len(data) - 1):
+        with pytest.raises(FormatError):
+            unpack(data[:cut])
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x40
+    with pytest.raises(FormatError, match="checksum"):
+        unpack(bytes(flipped))
+    with pytest.raises(FormatError, match="not a .shaw"):
+        unpack(b"\x89PNG\r\n\x1a\n" + rng.bytes(40))
+
+
+def test_cli_compress_info_decompress_and_load(tmp_path: Path) -> None:
+    model = _model()
+    torch.save({"model": model.state_dict(), "step": 3}, tmp_path / "ckpt.pt")  # a checkpoint holding one
+    runner = CliRunner()
+    result = runner.invoke(main, ["weights", "compress", str(tmp_path / "ckpt.pt"), "--bits-per-weight", "5"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "ckpt.shaw").exists() and " -> " in result.stderr
+    info = runner.invoke(main, ["weights", "info", str(tmp_path / "ckpt.shaw")])
+    assert info.exit_code == 0 and "3.weight" in info.output and "uniform" in info.output
+    result = runner.invoke(main, ["weights", "decompress", str(tmp_path / "ckpt.shaw")])
+    assert result.exit_code == 0, result.output
+    restored = _model(seed=1)
+    restored.load_state_dict(torch.load(tmp_path / "ckpt.decoded.pt"))
+    x = torch.randn(4, 1, 8, 8)
+    model.eval(), restored.eval()
+    assert torch.allclose(model(x), restored(x), atol=0.1)
+
+
+def test_cli_refuses_non_models_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "notes.pt").write_text("not a model")
+    result = CliRunner().invoke(main, ["weights", "compress", str(tmp_path / "notes.pt")])
+    assert result.exit_code == 1 and result.output.count("\n") == 1 and "Traceback" not in result.output
+    (tmp_path / "bad.shaw").write_bytes(b"SHAW" + bytes(20))
+    result = CliRunner().invoke(main, ["weights", "info", str(tmp_path / "bad.shaw")])
+    assert result.exit_code == 1 and result.output.startswith("Error:")
