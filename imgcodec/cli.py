@@ -380,7 +380,7 @@ def weights() -> None:
 @click.argument("model_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", default=None, help="Output .shaw file [default: MODEL.shaw beside the input].")
 @click.option("--bits-per-weight", type=click.FloatRange(0.05, 16), default=None,
-              help="Average bits per quantized weight [default: 4].")
+              help="Average bits per quantized weight [default: 3].")
 @click.option("--size", "size", default=None, help="Target file size instead, e.g. 200KB or 1.5MB.")
 @click.option("--min-size", type=click.IntRange(1), default=1024, show_default=True,
               help="Tensors with fewer values are stored exactly.")
@@ -400,7 +400,7 @@ def weights_compress(model_file: str, output: str | None, bits_per_weight: float
         raise ShaecError("give --bits-per-weight or --size, not both")
     target_bytes = _parse_size(size) if size else None
     config = WeightCodecConfig(min_size=min_size, target_bytes=target_bytes,
-                               target_bits_per_weight=None if target_bytes else (bits_per_weight or 4.0))
+                               target_bits_per_weight=None if target_bytes else (bits_per_weight or 3.0))
     dest = output or str(Path(model_file).with_suffix(".shaw"))
     _check_destination(model_file, dest, force)
     started = time.perf_counter()

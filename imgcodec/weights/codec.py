@@ -29,7 +29,7 @@ class WeightCodecConfig:
 
     min_size: int = 1024  # tensors with fewer values are stored exactly
     deadzone: float = 0.2  # values within (0.5 + deadzone) steps of 0 become 0
-    target_bits_per_weight: float | None = 4.0  # over the quantized tensors (None: use target_bytes)
+    target_bits_per_weight: float | None = 3.0  # over the quantized tensors (None: use target_bytes)
     target_bytes: int | None = None  # the whole file
 
 
