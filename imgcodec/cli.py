@@ -117,7 +117,12 @@ def main() -> None:
 @click.option("-o", "--output", help="Output file ('-' for stdout); only with one input.")
 @click.option("--out-dir", type=click.Path(file_okay=False), help="Folder for the outputs (created if missing).")
 @click.option("-q", "--quality", type=int, default=None,
-              help="Quality level, 1 (smallest) to the highest shipped; default: the model's default.")
+              help="Quality level, 1 (smallest files) to 10 (shae-v8's highest); default: the model's "
+                   "default level (shaec models shows it).")
+@click.option("--size", "target_size", default=None,
+              help="Instead of -q: the highest level whose file fits this size, e.g. 40KB or 1.2MB.")
+@click.option("--bpp", "target_bpp", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Instead of -q: the highest level at or below this many bits per pixel.")
 @click.option("-m", "--model", default=None, help="Model name or id (default: the default model).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
 @click.option("-v", "--verbose", is_flag=True, help="Print notes about input conversion and rates.")
@@ -125,7 +130,8 @@ def main() -> None:
 @rounding_option
 @user_errors
 def encode(inputs: tuple[str, ...], output: str | None, out_dir: str | None, quality: int | None,
-           model: str | None, force: bool, verbose: bool, quiet: bool, rounding: str) -> None:
+           target_size: str | None, target_bpp: float | None, model: str | None, force: bool, verbose: bool,
+           quiet: bool, rounding: str) -> None:
     """Compress images (PNG, JPEG, TIFF, WebP, BMP, PPM) to .shae files (photo.png -> photo.shae).
 
     Prints one line per file (output, size, bits per pixel); with several inputs a bad one is
@@ -139,6 +145,9 @@ def encode(inputs: tuple[str, ...], output: str | None, out_dir: str | None, qua
         raise click.UsageError("-o/--output takes one input; use --out-dir for several")
     if output and output != "-" and Path(output).suffix.lower() != ".shae":
         raise ShaecError(f"-o/--output must end in .shae (shaec writes .shae files), got '{output}'")
+    if sum(option is not None for option in (quality, target_size, target_bpp)) > 1:
+        raise ShaecError("give one of -q/--quality, --size and --bpp")
+    max_bytes = _parse_size(target_size) if target_size else None
     codec = get_codec(model)
     if quality is not None and quality not in codec.qualities:
         raise click.BadParameter(f"must be {codec.qualities[0]}..{codec.qualities[-1]}", param_hint="-q/--quality")
@@ -153,7 +162,15 @@ def encode(inputs: tuple[str, ...], output: str | None, out_dir: str | None, qua
                 _check_destination(source, dest, force)
                 image = load_image(sys.stdin.buffer.read() if source == "-" else source)
                 pixels = image.rgb if image.alpha is None else np.dstack([image.rgb, image.alpha])
-                result = codec.encode(pixels, quality, rounding)
+                if max_bytes is not None or target_bpp is not None:
+                    budget = max_bytes if max_bytes is not None else int(
+                        target_bpp * pixels.shape[0] * pixels.shape[1] / 8)
+                    result = codec.encode_to_size(pixels, budget, rounding)
+                    if len(result.data) > budget and not quiet:
+                        click.echo(f"{source}: note: even the smallest level takes {len(result.data)} bytes, "
+                                   f"above the {budget} asked for", err=True)
+                else:
+                    result = codec.encode(pixels, quality, rounding)
                 _write_output(dest, result.data, force)
             except ShaecError as exc:
                 if not show_bar:
@@ -169,7 +186,8 @@ def encode(inputs: tuple[str, ...], output: str | None, out_dir: str | None, qua
                            f"{len(result.data)} bytes, {result.bpp:.4f} bpp "
                            f"(model estimate {result.estimated_bpp:.4f}){alpha}", err=True)
             elif not quiet:
-                click.echo(f"{source} -> {dest}  {_size(len(result.data))}  {result.bpp:.2f} bpp", err=True)
+                click.echo(f"{source} -> {dest}  {_size(len(result.data))}  {result.bpp:.2f} bpp  q{result.quality}",
+                           err=True)
     if failures:
         raise click.ClickException(f"{failures} of {len(inputs)} inputs failed")
 

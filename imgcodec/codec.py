@@ -130,6 +130,21 @@ class Codec:
         estimate = self.model.prior.cross_entropy_bits(symbols, level)
         return EncodeResult(bitstream.pack(shae), width, height, level + 1, estimate)
 
+    def encode_to_size(self, image: np.ndarray, max_bytes: int, rounding: str = "rd") -> EncodeResult:
+        """The highest quality whose file fits in max_bytes (file sizes grow with the level, so a
+        bisection over the levels needs about log2(levels) encodes); the smallest level when
+        none fits, which the caller can tell from len(result.data) > max_bytes."""
+        low, high = 0, len(self.qualities) - 1  # level indices
+        best = None
+        while low <= high:
+            mid = (low + high) // 2
+            result = self.encode(image, mid + 1, rounding)
+            if len(result.data) <= max_bytes:
+                best, low = result, mid + 1
+            else:
+                high = mid - 1
+        return best if best is not None else self.encode(image, 1, rounding)
+
     def decode_symbols(self, shae: ShaeFile) -> np.ndarray:
         if not 1 <= shae.level <= len(self.qualities):
             raise FormatError(f"quality {shae.level} does not exist in model {self.model.info.name}")

@@ -30,6 +30,8 @@ SEED = 4321
 # --------------------------------------------------------------------------------------------
 # Helpers
 
+SAMPLE_PHOTO = Path(__file__).resolve().parent.parent / "samples" / "coffee.png"
+
 
 def synthetic_rgb(height: int, width: int, seed: int = SEED) -> np.ndarray:
     rng = np.random.default_rng(seed)
@@ -144,7 +146,7 @@ def test_outputs_that_would_mislead_or_destroy_are_refused(photo: Path) -> None:
 def test_one_summary_line_per_file_and_quiet(photo: Path) -> None:
     result = run("encode", str(photo))
     assert result.exit_code == 0
-    assert re.fullmatch(r".*photo\.png -> .*photo\.shae  \d+\.\d KB  \d+\.\d\d bpp\n", result.stderr)
+    assert re.fullmatch(r".*photo\.png -> .*photo\.shae  \d+\.\d KB  \d+\.\d\d bpp  q\d+\n", result.stderr)
     quiet = run("decode", "--quiet", str(photo.with_suffix(".shae")))
     assert quiet.exit_code == 0 and quiet.stderr == "" and quiet.stdout == ""
 
@@ -426,3 +428,19 @@ def test_models_lists_the_installed_model():
     info = default_model()
     assert info.model_id in result.output
     assert f"1..{info.num_levels}" in result.output
+
+
+def test_size_and_bpp_targets_pick_the_highest_level_that_fits(tmp_path: Path) -> None:
+    photo = write_png(tmp_path / "p.png", np.asarray(Image.open(SAMPLE_PHOTO).convert("RGB"))[:128, :192])
+    sizes = {}
+    for q in get_codec().qualities:
+        sizes[q] = len(get_codec().encode(np.asarray(Image.open(photo)), q).data)
+    budget = (sizes[4] + sizes[5]) // 2
+    assert_ok(run("encode", str(photo), "--size", f"{budget}B", "-o", str(tmp_path / "a.shae")))
+    assert bitstream.unpack((tmp_path / "a.shae").read_bytes()).level == 4
+    bpp = 8 * sizes[7] / (128 * 192)
+    assert_ok(run("encode", str(photo), "--bpp", f"{bpp:.6f}", "-o", str(tmp_path / "b.shae")))
+    assert bitstream.unpack((tmp_path / "b.shae").read_bytes()).level in (6, 7)
+    result = run("encode", str(photo), "--size", "10B", "-o", str(tmp_path / "c.shae"))
+    assert result.exit_code == 0 and "smallest level" in result.stderr
+    assert_one_line_error(run("encode", str(photo), "-q", "3", "--size", "5KB"), "one of")
