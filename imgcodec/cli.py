@@ -30,6 +30,8 @@ def user_errors(func: F) -> F:
             return func(*args, **kwargs)
         except ShaecError as exc:
             raise click.ClickException(str(exc)) from None
+        except BrokenPipeError:
+            raise  # the reader went away: run() exits quietly
         except OSError as exc:
             name = f"'{exc.filename}': " if getattr(exc, "filename", None) else ""
             raise click.ClickException(f"{name}{exc.strerror or exc}") from None
@@ -294,14 +296,17 @@ def info(inputs: tuple[str, ...]) -> None:
 @user_errors
 def models() -> None:
     """List installed models, their quality levels and validation results."""
-    from .zoo import list_models, models_dir
+    from .zoo import default_model, list_models, models_dir
 
     infos = list_models()
+    default = default_model().name
     click.echo(f"models in {models_dir()}:")
     for info in infos:
         entry = info.manifest_entry
-        click.echo(f"{info.name} ({info.model_id}): qualities 1..{info.num_levels}, default {info.default_quality}, "
-                   f"{entry.get('trained_steps', '?')} training steps")
+        role = "default, encodes and decodes" if info.name == default else (
+            "retired: decodes only" if info.decode_only else "encodes and decodes (-m)")
+        click.echo(f"{info.name} ({info.model_id}) [{role}]: qualities 1..{info.num_levels}, default quality "
+                   f"{info.default_quality}, {entry.get('trained_steps', '?')} training steps")
         levels = entry.get("validation", {}).get("levels", [])
         if levels:
             click.echo(f"  {'q':>3} {'bpp':>7} {'PSNR dB':>8} {'MS-SSIM':>8}   (mean over "
@@ -484,5 +489,19 @@ def _parse_size(text: str) -> int:
     return int(float(match.group(1)) * units[match.group(2)])
 
 
+def run() -> None:
+    """The console script: main(), and a quiet exit when the reader of stdout goes away
+    (`shaec info *.shae | head`), as other command-line tools do."""
+    import os
+
+    try:
+        main()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit; point it at /dev/null so that flush cannot fail.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(141)  # 128 + SIGPIPE, what a shell reports for a tool killed by the pipe
+
+
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    run()

@@ -444,3 +444,25 @@ def test_size_and_bpp_targets_pick_the_highest_level_that_fits(tmp_path: Path) -
     result = run("encode", str(photo), "--size", "10B", "-o", str(tmp_path / "c.shae"))
     assert result.exit_code == 0 and "smallest level" in result.stderr
     assert_one_line_error(run("encode", str(photo), "-q", "3", "--size", "5KB"), "one of")
+
+
+def test_info_into_a_closed_pipe_exits_quietly(tmp_path: Path) -> None:
+    """`shaec info *.shae | head -1`: no 'Broken pipe' message, no traceback."""
+    import subprocess
+    import sys
+
+    files = [str(Path(__file__).resolve().parent.parent / "samples" / "shae-v8-q5.shae")] * 200
+    code = "import sys; from imgcodec.cli import run; sys.argv = ['shaec', 'info', *sys.argv[1:]]; run()"
+    proc = subprocess.Popen([sys.executable, "-c", code, *files], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()  # what head does after its lines
+    stderr = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert "Broken pipe" not in stderr and "Traceback" not in stderr and "Exception ignored" not in stderr
+
+
+def test_models_marks_the_default_and_retired_models() -> None:
+    result = run("models")
+    assert result.exit_code == 0
+    assert "shae-v8 (d390914f1dad3ea0) [default, encodes and decodes]" in result.output
+    assert "shae-v7 (0355b5e76c9f2772) [retired: decodes only]" in result.output
