@@ -53,14 +53,24 @@ __all__ = [
 ]
 
 MAGIC = b"SHAE"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest version this module reads and writes
 MAX_SIDE = 65535
 """The largest width or height the container can describe (codec limits are stricter)."""
 
 SEGMENT_LATENT = 1
 SEGMENT_ALPHA = 2
+SEGMENT_ICC = 3  # format version 2: the input's ICC colour profile
+SEGMENT_EXIF = 4  # format version 2: its EXIF block (TIFF-structured, as Pillow's Exif.tobytes)
+SEGMENT_XMP = 5  # format version 2: its XMP packet (UTF-8 XML)
 
-SEGMENT_NAMES: Mapping[int, str] = MappingProxyType({SEGMENT_LATENT: "latent", SEGMENT_ALPHA: "alpha"})
+SEGMENT_NAMES: Mapping[int, str] = MappingProxyType({SEGMENT_LATENT: "latent", SEGMENT_ALPHA: "alpha",
+                                                     SEGMENT_ICC: "icc", SEGMENT_EXIF: "exif",
+                                                     SEGMENT_XMP: "xmp"})
+#: Segment kinds and flags each format version may use; a writer uses the lowest version that
+#: holds the file, so files without metadata stay readable by version-1 readers.
+VERSION_KINDS: Mapping[int, frozenset[int]] = MappingProxyType({1: frozenset({1, 2}), 2: frozenset({1, 2, 3, 4, 5})})
+VERSION_FLAGS: Mapping[int, int] = MappingProxyType({1: 0x00, 2: 0x01})
+FLAG_GRAY = 0x01  # format version 2: the image is greyscale (decoders write one channel)
 """Human names of the segment kinds this version knows (read-only)."""
 
 MODEL_ID_SIZE = 8
@@ -110,6 +120,13 @@ class ShaeFile:
     width: int
     height: int
     segments: tuple[Segment, ...]
+    gray: bool = False  # the encoder saw a greyscale image (format version 2)
+
+    @property
+    def version(self) -> int:
+        """The lowest format version that holds this file."""
+        needs_2 = self.gray or any(s.kind not in VERSION_KINDS[1] for s in self.segments)
+        return 2 if needs_2 else 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.model_id, bytes) or len(self.model_id) != MODEL_ID_SIZE:
@@ -166,7 +183,8 @@ def describe(f: ShaeFile) -> list[tuple[str, int]]:
 def pack(f: ShaeFile) -> bytes:
     """Serialize a ``ShaeFile`` to the bytes of a ``.shae`` file."""
     parts = [
-        _HEADER.pack(MAGIC, FORMAT_VERSION, 0, f.model_id, f.level, f.width, f.height, len(f.segments))
+        _HEADER.pack(MAGIC, f.version, FLAG_GRAY if f.gray else 0, f.model_id, f.level, f.width, f.height,
+                     len(f.segments))
     ]
     for seg in f.segments:
         parts.append(_SEGMENT.pack(seg.kind, len(seg.payload)))
@@ -251,14 +269,14 @@ def unpack(data: bytes) -> ShaeFile:
         raise FormatError("checksum mismatch: the file is corrupted")
 
     # 4. Field validation: the bytes are what the writer wrote, so these are writer errors.
-    if flags != 0:
+    if flags & ~VERSION_FLAGS[version]:
         raise FormatError(f"uses flags this shaec does not know (0x{flags:02x})")
     for name, side in (("width", width), ("height", height)):
         if not 1 <= side <= MAX_SIDE:
             raise FormatError(f"invalid image {name} {side} (must be 1..{MAX_SIDE})")
     seen: set[int] = set()
     for kind, _, length in spans:
-        if kind not in SEGMENT_NAMES:
+        if kind not in VERSION_KINDS[version]:
             raise FormatError(f"unknown segment kind {kind}")
         if kind in seen:
             raise FormatError(f"duplicate {SEGMENT_NAMES[kind]} segment")
@@ -268,6 +286,7 @@ def unpack(data: bytes) -> ShaeFile:
 
     segments = tuple(Segment(kind, bytes(view[start : start + length])) for kind, start, length in spans)
     try:
-        return ShaeFile(model_id=model_id, level=level, width=width, height=height, segments=segments)
+        return ShaeFile(model_id=model_id, level=level, width=width, height=height, segments=segments,
+                        gray=bool(flags & FLAG_GRAY))
     except ValueError as exc:  # pragma: no cover - every case is checked above
         raise FormatError(f"malformed file: {exc}") from None

@@ -129,11 +129,12 @@ def main() -> None:
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
 @click.option("-v", "--verbose", is_flag=True, help="Print notes about input conversion and rates.")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("--strip", is_flag=True, help="Drop the ICC profile, EXIF and XMP (kept by default).")
 @rounding_option
 @user_errors
 def encode(inputs: tuple[str, ...], output: str | None, out_dir: str | None, quality: int | None,
            target_size: str | None, target_bpp: float | None, model: str | None, force: bool, verbose: bool,
-           quiet: bool, rounding: str) -> None:
+           quiet: bool, strip: bool, rounding: str) -> None:
     """Compress images (PNG, JPEG, TIFF, WebP, BMP, PPM) to .shae files (photo.png -> photo.shae).
 
     Prints one line per file (output, size, bits per pixel); with several inputs a bad one is
@@ -164,15 +165,16 @@ def encode(inputs: tuple[str, ...], output: str | None, out_dir: str | None, qua
                 _check_destination(source, dest, force)
                 image = load_image(sys.stdin.buffer.read() if source == "-" else source)
                 pixels = image.rgb if image.alpha is None else np.dstack([image.rgb, image.alpha])
+                metadata = image.metadata.without_profiles() if strip else image.metadata
                 if max_bytes is not None or target_bpp is not None:
                     budget = max_bytes if max_bytes is not None else int(
                         target_bpp * pixels.shape[0] * pixels.shape[1] / 8)
-                    result = codec.encode_to_size(pixels, budget, rounding)
+                    result = codec.encode_to_size(pixels, budget, rounding, metadata)
                     if len(result.data) > budget and not quiet:
                         click.echo(f"{source}: note: even the smallest level takes {len(result.data)} bytes, "
                                    f"above the {budget} asked for", err=True)
                 else:
-                    result = codec.encode(pixels, quality, rounding)
+                    result = codec.encode(pixels, quality, rounding, metadata)
                 _write_output(dest, result.data, force)
             except ShaecError as exc:
                 if not show_bar:
@@ -223,7 +225,7 @@ def decode(inputs: tuple[str, ...], output: str | None, out_dir: str | None, fmt
     """Decompress .shae files to images: photo.shae -> photo.decoded.png by default, so that a
     decode never lands on the original photo.png (with --out-dir: DIR/photo.png). -o or --format
     choose another format."""
-    from .codec import DEFAULT_MAX_DECODE_PIXELS, decompress
+    from .codec import DEFAULT_MAX_DECODE_PIXELS, decompress_with_metadata
     from .imageio import check_output_format, drops_alpha, encode_image_bytes
 
     if output and len(inputs) > 1:
@@ -242,9 +244,9 @@ def decode(inputs: tuple[str, ...], output: str | None, out_dir: str | None, fmt
                 _check_destination(source, dest, force)
                 out_format = fmt or ("png" if dest == "-" else (Path(dest).suffix or ".png"))
                 check_output_format(out_format)  # before the decode, not after it
-                pixels = decompress(_read_input(source), limit)
+                pixels, metadata = decompress_with_metadata(_read_input(source), limit)
                 rgb, alpha = (pixels[..., :3], pixels[..., 3]) if pixels.shape[2] == 4 else (pixels, None)
-                data = encode_image_bytes(rgb, alpha, out_format)
+                data = encode_image_bytes(rgb, alpha, out_format, metadata)
                 _write_output(dest, data, force)
                 if alpha is not None and drops_alpha(out_format) and not quiet:
                     click.echo(f"{source}: note: {out_format.lstrip('.').upper()} has no alpha channel; "

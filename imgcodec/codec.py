@@ -16,11 +16,11 @@ from functools import lru_cache
 import numpy as np
 
 from . import bitstream
-from .bitstream import SEGMENT_ALPHA, SEGMENT_LATENT, Segment, ShaeFile
+from .bitstream import SEGMENT_ALPHA, SEGMENT_EXIF, SEGMENT_ICC, SEGMENT_LATENT, SEGMENT_XMP, Segment, ShaeFile
 from .config import DOWNSCALE, ModelConfig
 from .coder import decode_symbols, encode_symbols
 from .errors import FormatError, ImageInputError, ModelNotFoundError
-from .imageio import MAX_SIDE, alpha_max_pixels, decode_alpha, encode_alpha
+from .imageio import MAX_SIDE, Metadata, alpha_max_pixels, decode_alpha, encode_alpha
 from .rounding import rd_symbols
 from .runtime import TransformRuntime
 from .zoo import LoadedModel, ModelInfo, find_model, find_model_by_id, list_models
@@ -109,8 +109,11 @@ class Codec:
         return rd_symbols(latent, model.centers, model.thresholds, model.prior, level,
                           model.inverse_gains[level].astype(np.float64) ** 2, tau)
 
-    def encode(self, image: np.ndarray, quality: int | None = None, rounding: str = "rd") -> EncodeResult:
-        """H,W,3 or H,W,4 uint8 -> a .shae file at this quality (1-based; None: the default)."""
+    def encode(self, image: np.ndarray, quality: int | None = None, rounding: str = "rd",
+               metadata: Metadata | None = None) -> EncodeResult:
+        """H,W,3 or H,W,4 uint8 -> a .shae file at this quality (1-based; None: the default).
+        `metadata` (ICC, EXIF, XMP, greyscale) is stored in its own segments; without it an
+        image whose three channels are equal is marked greyscale."""
         level = self.level_of(quality)
         if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype != np.uint8:
             raise ImageInputError("expected an H,W,3 or H,W,4 uint8 image")
@@ -126,11 +129,19 @@ class Codec:
         segments = [Segment(SEGMENT_LATENT, encode_symbols(symbols, self.model.prior, level))]
         if has_alpha:
             segments.append(Segment(SEGMENT_ALPHA, encode_alpha(np.ascontiguousarray(image[..., 3]))))
-        shae = ShaeFile(self.model.model_id_bytes, level + 1, width, height, tuple(segments))
+        if metadata is None:
+            rgb = image[..., :3]
+            metadata = Metadata(gray=bool(np.array_equal(rgb[..., 0], rgb[..., 1])
+                                          and np.array_equal(rgb[..., 1], rgb[..., 2])))
+        for kind, payload in ((SEGMENT_ICC, metadata.icc), (SEGMENT_EXIF, metadata.exif), (SEGMENT_XMP, metadata.xmp)):
+            if payload:
+                segments.append(Segment(kind, payload))
+        shae = ShaeFile(self.model.model_id_bytes, level + 1, width, height, tuple(segments), gray=metadata.gray)
         estimate = self.model.prior.cross_entropy_bits(symbols, level)
         return EncodeResult(bitstream.pack(shae), width, height, level + 1, estimate)
 
-    def encode_to_size(self, image: np.ndarray, max_bytes: int, rounding: str = "rd") -> EncodeResult:
+    def encode_to_size(self, image: np.ndarray, max_bytes: int, rounding: str = "rd",
+                       metadata: Metadata | None = None) -> EncodeResult:
         """The highest quality whose file fits in max_bytes (file sizes grow with the level, so a
         bisection over the levels needs about log2(levels) encodes); the smallest level when
         none fits, which the caller can tell from len(result.data) > max_bytes."""
@@ -138,12 +149,12 @@ class Codec:
         best = None
         while low <= high:
             mid = (low + high) // 2
-            result = self.encode(image, mid + 1, rounding)
+            result = self.encode(image, mid + 1, rounding, metadata)
             if len(result.data) <= max_bytes:
                 best, low = result, mid + 1
             else:
                 high = mid - 1
-        return best if best is not None else self.encode(image, 1, rounding)
+        return best if best is not None else self.encode(image, 1, rounding, metadata)
 
     def decode_symbols(self, shae: ShaeFile) -> np.ndarray:
         if not 1 <= shae.level <= len(self.qualities):
@@ -173,7 +184,18 @@ class Codec:
         alpha_segment = shae.segment(SEGMENT_ALPHA)
         alpha = None if alpha_segment is None else decode_alpha(alpha_segment.payload, shae.width, shae.height)
         rgb = self.pixels_of(self.decode_symbols(shae), shae.level - 1, shae.width, shae.height)
+        if shae.gray:  # the model draws three channels; a greyscale original gets one grey back
+            rgb = np.repeat(np.rint(rgb.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8), 3, axis=2)
         return np.ascontiguousarray(rgb) if alpha is None else np.dstack([rgb, alpha])
+
+    @staticmethod
+    def metadata_of(shae: ShaeFile) -> Metadata:
+        """The ICC, EXIF and XMP segments and the greyscale flag of a parsed file."""
+        def payload(kind: int) -> bytes | None:
+            segment = shae.segment(kind)
+            return None if segment is None else segment.payload
+
+        return Metadata(icc=payload(SEGMENT_ICC), exif=payload(SEGMENT_EXIF), xmp=payload(SEGMENT_XMP), gray=shae.gray)
 
     def decode_bytes(self, data: bytes) -> np.ndarray:
         """A .shae file's bytes -> its image (see decode)."""
@@ -200,12 +222,19 @@ def available_levels(model: str | None = None) -> list[int]:
 
 
 def compress(image: np.ndarray, quality: int | None = None, model: str | None = None,
-             rounding: str = "rd") -> bytes:
-    return get_codec(model).encode(image, quality, rounding).data
+             rounding: str = "rd", metadata: Metadata | None = None) -> bytes:
+    return get_codec(model).encode(image, quality, rounding, metadata).data
 
 
 def parse(data: bytes) -> ShaeFile:
     return bitstream.unpack(data)
+
+
+def decompress_with_metadata(data: bytes, max_pixels: int = DEFAULT_MAX_DECODE_PIXELS) -> tuple[np.ndarray, Metadata]:
+    """decompress, and what the file carries besides pixels (ICC, EXIF, XMP, greyscale)."""
+    shae = bitstream.unpack(data)
+    info = find_model_by_id(shae.model_id)
+    return _codec_for(info.model_id).decode(shae, max_pixels), Codec.metadata_of(shae)
 
 
 def decompress(data: bytes, max_pixels: int = DEFAULT_MAX_DECODE_PIXELS) -> np.ndarray:

@@ -57,18 +57,35 @@ _ALPHA_FORMATS = frozenset({"PNG", "WEBP", "TIFF", "TGA", "JPEG2000"})
 
 
 
+@dataclass(frozen=True)
+class Metadata:
+    """What an image carries besides its pixels, kept through encode and decode: the ICC colour
+    profile, the EXIF block (with the orientation reset to 1 once it has been applied) and the
+    XMP packet, each as raw bytes; and whether the image is greyscale."""
+
+    icc: bytes | None = None
+    exif: bytes | None = None
+    xmp: bytes | None = None
+    gray: bool = False
+
+    def without_profiles(self) -> "Metadata":
+        """--strip: no ICC, EXIF or XMP (greyscale is a property of the pixels and stays)."""
+        return Metadata(gray=self.gray)
+
+
 @dataclass
 class LoadedImage:
     """An input image as the codec sees it.
 
     ``rgb`` is an (H, W, 3) uint8 array; ``alpha`` an (H, W) uint8 array, or None when the
     image has no alpha channel or it is fully opaque; ``notes`` lists, in plain words, every
-    conversion that was applied (for ``--verbose`` output).
+    conversion that was applied (for ``--verbose`` output); ``metadata`` what it carries.
     """
 
     rgb: np.ndarray
     alpha: np.ndarray | None
     notes: list[str] = field(default_factory=list)
+    metadata: Metadata = field(default_factory=Metadata)
 
 
 # --------------------------------------------------------------------------------------------
@@ -213,7 +230,9 @@ def _to_rgb_alpha(im: Image.Image, notes: list[str]) -> tuple[np.ndarray, np.nda
 
 
 def _icc_note(im: Image.Image) -> str | None:
-    """A note if the image carries a colour profile that is (probably) not sRGB."""
+    """A note if the image carries a colour profile that is (probably) not sRGB: it is kept in
+    the .shae file and written back on decode, so viewers that honour profiles show the colours
+    as the original (the pixels themselves are not converted)."""
     profile = im.info.get("icc_profile")
     if not profile:
         return None
@@ -226,7 +245,35 @@ def _icc_note(im: Image.Image) -> str | None:
     if "srgb" in description.lower():
         return None
     label = f" ({description.strip()})" if description.strip() else ""
-    return f"ignored embedded colour profile{label}; pixels treated as sRGB"
+    return f"kept the embedded colour profile{label}; the decoded image carries it too"
+
+
+#: Modes whose images are greyscale (with or without alpha).
+_GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+
+
+def _metadata(im: Image.Image, oriented: bool) -> Metadata:
+    """ICC, EXIF (orientation reset once applied) and XMP of an opened image, as bytes."""
+    icc = im.info.get("icc_profile") or None
+    exif_bytes = None
+    try:
+        exif = im.getexif()
+        if len(exif):
+            if oriented and ExifTags.Base.Orientation in exif:
+                exif[ExifTags.Base.Orientation] = 1
+            exif_bytes = exif.tobytes() or None
+    except Exception:  # malformed EXIF is dropped, not fatal
+        exif_bytes = None
+    xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp") or None
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    return Metadata(icc=bytes(icc) if icc else None, exif=exif_bytes, xmp=bytes(xmp) if xmp else None,
+                    gray=im.mode in _GRAY_MODES or (im.mode == "P" and _palette_is_gray(im)))
+
+
+def _palette_is_gray(im: Image.Image) -> bool:
+    palette = im.getpalette() or []
+    return all(palette[i] == palette[i + 1] == palette[i + 2] for i in range(0, len(palette) - 2, 3))
 
 
 def load_image(source: str | os.PathLike[str] | bytes | BinaryIO) -> LoadedImage:
@@ -260,7 +307,7 @@ def load_image(source: str | os.PathLike[str] | bytes | BinaryIO) -> LoadedImage
             with im:
                 _check_size(name, *im.size)
                 try:
-                    rgb, alpha = _decode(im, notes)
+                    rgb, alpha, metadata = _decode(im, notes)
                 except MemoryError:
                     raise ImageInputError(f"cannot read {name!r}: not enough memory to decode it") from None
                 except Exception as exc:  # truncated data, decoder errors, bad chunks, ...
@@ -277,11 +324,11 @@ def load_image(source: str | os.PathLike[str] | bytes | BinaryIO) -> LoadedImage
                 notes.append(note)
         else:  # not about the image (e.g. a deprecation): pass it on unchanged
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    return LoadedImage(rgb=rgb, alpha=alpha, notes=notes)
+    return LoadedImage(rgb=rgb, alpha=alpha, notes=notes, metadata=metadata)
 
 
-def _decode(im: Image.Image, notes: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
-    """Decode an opened, size-checked image: first frame, EXIF orientation, RGB + alpha."""
+def _decode(im: Image.Image, notes: list[str]) -> tuple[np.ndarray, np.ndarray | None, Metadata]:
+    """Decode an opened, size-checked image: first frame, EXIF orientation, RGB + alpha, metadata."""
     if getattr(im, "is_animated", False):
         notes.append("used the first frame of a multi-frame image")
     deep = _has_16bit_samples(im) and not im.mode.startswith("I")
@@ -297,7 +344,7 @@ def _decode(im: Image.Image, notes: list[str]) -> tuple[np.ndarray, np.ndarray |
     icc = _icc_note(im)
     if icc is not None:
         notes.append(icc)
-    return rgb, alpha
+    return rgb, alpha, _metadata(im, oriented is not im)
 
 
 def _reason(exc: BaseException) -> str:
@@ -358,7 +405,8 @@ def drops_alpha(fmt: str) -> bool:
     return _format_from_name(fmt) not in _ALPHA_FORMATS
 
 
-def encode_image_bytes(rgb: np.ndarray, alpha: np.ndarray | None, fmt: str) -> bytes:
+def encode_image_bytes(rgb: np.ndarray, alpha: np.ndarray | None, fmt: str,
+                       metadata: Metadata | None = None) -> bytes:
     """Encode an image in the given format (name or extension, e.g. 'png', '.jpg') to bytes.
 
     Alpha is kept by formats that support it (PNG, WebP, TIFF, TGA, JPEG 2000) and dropped
@@ -367,7 +415,26 @@ def encode_image_bytes(rgb: np.ndarray, alpha: np.ndarray | None, fmt: str) -> b
     """
     _check_planes(rgb, alpha)
     pil_format = _format_from_name(fmt)
-    return _encode(rgb, alpha, pil_format)
+    return _encode(rgb, alpha, pil_format, metadata or Metadata())
+
+
+def _metadata_options(pil_format: str, metadata: Metadata) -> dict[str, object]:
+    """Pillow save arguments that write the profile, EXIF and XMP where the format holds them."""
+    options: dict[str, object] = {}
+    if metadata.icc and pil_format in ("PNG", "JPEG", "WEBP", "TIFF", "JPEG2000"):
+        options["icc_profile"] = metadata.icc
+    if metadata.exif and pil_format in ("PNG", "JPEG", "WEBP", "TIFF"):
+        options["exif"] = metadata.exif
+    if metadata.xmp:
+        if pil_format in ("JPEG", "WEBP"):
+            options["xmp"] = metadata.xmp
+        elif pil_format == "PNG":
+            from PIL.PngImagePlugin import PngInfo
+
+            info = PngInfo()
+            info.add_itxt("XML:com.adobe.xmp", metadata.xmp.decode("utf-8", errors="replace"))
+            options["pnginfo"] = info
+    return options
 
 
 def _save_options(pil_format: str) -> dict[str, object]:
@@ -379,14 +446,21 @@ def _save_options(pil_format: str) -> dict[str, object]:
     return {}
 
 
-def _encode(rgb: np.ndarray, alpha: np.ndarray | None, pil_format: str) -> bytes:
-    if alpha is not None and pil_format in _ALPHA_FORMATS:
+def _encode(rgb: np.ndarray, alpha: np.ndarray | None, pil_format: str, metadata: Metadata) -> bytes:
+    keep_alpha = alpha is not None and pil_format in _ALPHA_FORMATS
+    if metadata.gray:  # a greyscale original comes back greyscale
+        gray = np.rint(rgb.astype(np.float32).mean(axis=2)).astype(np.uint8)
+        im = Image.fromarray(np.dstack([gray, alpha]), mode="LA") if keep_alpha else Image.fromarray(gray, mode="L")
+        if pil_format in ("JPEG2000",) and keep_alpha:
+            im = im.convert("RGBA")
+    elif keep_alpha:
         im = Image.fromarray(np.dstack([rgb, alpha]), mode="RGBA")
     else:
         im = Image.fromarray(np.ascontiguousarray(rgb), mode="RGB")
+    options = {**_save_options(pil_format), **_metadata_options(pil_format, metadata)}
     buf = io.BytesIO()
     try:
-        im.save(buf, format=pil_format, **_save_options(pil_format))
+        im.save(buf, format=pil_format, **options)
     except (OSError, ValueError, KeyError) as exc:
         raise ShaecError(f"cannot encode the image as {pil_format}: {_reason(exc)}") from None
     return buf.getvalue()
@@ -410,7 +484,7 @@ def save_image(
     pil_format = _format_from_name(fmt) if fmt is not None else _format_for_path(path)
     if not force and os.path.lexists(path):  # fail before the (possibly slow) encode
         raise OutputExistsError(f"{str(path)!r} exists; use -f/--force to overwrite")
-    atomic_write(path, _encode(rgb, alpha, pil_format), force=force)
+    atomic_write(path, _encode(rgb, alpha, pil_format, Metadata()), force=force)
 
 
 def _umask_mode() -> int:

@@ -175,8 +175,8 @@ def test_non_bytes_input() -> None:
 
 
 def test_newer_version() -> None:
-    text = message_of(raw_file(version=2))
-    assert "newer shaec" in text and "format version 2" in text and "reads version 1" in text
+    text = message_of(raw_file(version=3))
+    assert "newer shaec" in text and "format version 3" in text and "reads version 2" in text
 
 
 def test_newer_version_with_a_different_layout() -> None:
@@ -268,7 +268,22 @@ def test_bad_dimensions(width: int, height: int) -> None:
 
 
 def test_reserved_flags() -> None:
-    assert "flags" in message_of(raw_file(flags=1))
+    assert "flags" in message_of(raw_file(version=1, flags=1))  # version 1 has no flags
+    assert "flags" in message_of(raw_file(version=2, flags=2))  # version 2 knows only the grey flag
+    assert unpack(raw_file(version=2, flags=1)).gray
+
+
+def test_metadata_kinds_need_version_2() -> None:
+    assert "unknown segment kind 3" in message_of(raw_file(version=1, segments=[(SEGMENT_LATENT, b"a"), (3, b"icc")]))
+    f = unpack(raw_file(version=2, segments=[(SEGMENT_LATENT, b"a"), (3, b"icc"), (4, b"exif"), (5, b"xmp")]))
+    assert describe(f) == [("latent", 1), ("icc", 3), ("exif", 4), ("xmp", 3)]
+
+
+def test_writer_uses_the_lowest_version_that_holds_the_file() -> None:
+    plain = ShaeFile(MODEL_ID, 1, 4, 3, (Segment(SEGMENT_LATENT, b"abc"),))
+    assert pack(plain)[4] == 1 and pack(plain)[5] == 0
+    gray = ShaeFile(MODEL_ID, 1, 4, 3, (Segment(SEGMENT_LATENT, b"abc"),), gray=True)
+    assert pack(gray)[4] == 2 and pack(gray)[5] == 1 and unpack(pack(gray)) == gray
 
 
 def test_valid_hand_built_file() -> None:

@@ -293,8 +293,36 @@ def _round_trip(tmp_path: Path, source: Path, *extra: str) -> tuple[Result, np.n
 def test_grayscale_input(tmp_path: Path) -> None:
     gray = synthetic_rgb(30, 40)[..., 1]
     encoded, decoded = _round_trip(tmp_path, write_png(tmp_path / "gray.png", Image.fromarray(gray, mode="L")))
-    assert decoded.shape == (30, 40, 3)
+    assert decoded.shape == (30, 40)  # greyscale stays greyscale (mode L)
+    assert np.abs(decoded.astype(int) - gray).mean() < 12
     assert "note:" in encoded.stderr and "grayscale" in encoded.stderr
+    assert bitstream.unpack((tmp_path / "gray.shae").read_bytes()).gray
+
+
+def test_icc_exif_and_xmp_are_kept_unless_stripped(tmp_path: Path) -> None:
+    from PIL import ImageCms
+    from PIL.PngImagePlugin import PngInfo
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()  # not sRGB
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"
+    xmp = '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/></x:xmpmeta>'
+    info = PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", xmp)
+    source = tmp_path / "meta.png"
+    Image.fromarray(synthetic_rgb(32, 48)).save(source, icc_profile=icc, exif=exif.tobytes(), pnginfo=info)
+    encoded, _ = _round_trip(tmp_path, source)
+    assert "kept the embedded colour profile" in encoded.stderr
+    shae = bitstream.unpack((tmp_path / "meta.shae").read_bytes())
+    assert [name for name, _ in bitstream.describe(shae)] == ["latent", "icc", "exif", "xmp"]
+    with Image.open(tmp_path / "meta.decoded.png") as im:
+        assert im.info["icc_profile"] == icc
+        assert im.getexif()[0x010F] == "TestCam"
+        assert "adobe:ns:meta" in (im.info.get("xmp") or im.info.get("XML:com.adobe.xmp") or b"").__str__()
+    assert_ok(run("encode", str(source), "--strip", "-o", str(tmp_path / "stripped.shae")))
+    stripped = bitstream.unpack((tmp_path / "stripped.shae").read_bytes())
+    assert [name for name, _ in bitstream.describe(stripped)] == ["latent"]
+    assert (tmp_path / "stripped.shae").read_bytes()[4] == 1  # no metadata: a version-1 file
 
 
 def test_palette_input(tmp_path: Path) -> None:
@@ -311,7 +339,7 @@ def test_16bit_grayscale_input(tmp_path: Path) -> None:
     with Image.open(source) as im:
         assert im.mode in ("I;16", "I")  # a real 16-bit PNG
     encoded, decoded = _round_trip(tmp_path, source)
-    assert decoded.shape == (30, 40, 3)
+    assert decoded.shape == (30, 40)  # 8-bit greyscale back
     assert "note:" in encoded.stderr and "16-bit" in encoded.stderr
 
 
