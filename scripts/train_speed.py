@@ -1,0 +1,66 @@
+"""Seconds per training step of each architecture, in float32, channels-last and bf16 autocast.
+
+    python scripts/train_speed.py --steps 6          # batch 8 of 128x128, 2 threads, median of steps 2..N
+
+Each step is what scripts/train.py does: forward, the rate-distortion loss, backward, Adam. Run
+it on an idle machine: every other process on the two cores shows up in the numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from imgcodec.train.architectures import ARCHITECTURES
+
+
+def seconds_per_step(arch: str, mode: str, steps: int, batch: int, crop: int, max_seconds: float) -> float:
+    torch.manual_seed(0)
+    spec = ARCHITECTURES[arch]
+    model = spec.model_type(spec.config())
+    x = torch.rand(batch, 3, crop, crop)
+    if mode == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), 1e-5)
+    lambdas = torch.tensor(spec.config().lambdas)
+    times = []
+    for _ in range(steps):
+        level = torch.randint(0, len(lambdas), (batch,))
+        started = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16"):
+            out = model(x, level)
+        mse = ((out["x_hat"].float() - x) ** 2).mean(dim=(1, 2, 3))
+        loss = (lambdas[level] * 255 ** 2 * mse + out["bits"] / (crop * crop)).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - started)
+        if sum(times) > max_seconds:
+            break
+    return statistics.median(times[1:] or times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--crop", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-seconds", type=float, default=60.0, help="stop a slow mode after this long")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
+          f"{args.threads} threads, batch {args.batch} of {args.crop}x{args.crop}")
+    print("| architecture | float32 | channels-last | bf16 autocast |\n|---|---:|---:|---:|")
+    for arch in ARCHITECTURES:
+        cells = [f"{seconds_per_step(arch, mode, args.steps, args.batch, args.crop, args.max_seconds):.2f} s"
+                 for mode in ("float32", "channels_last", "bf16")]
+        print(f"| {arch} | " + " | ".join(cells) + " |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
