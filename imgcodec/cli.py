@@ -47,16 +47,6 @@ def _read_input(path: str) -> bytes:
     return Path(path).read_bytes()
 
 
-def _write_output(dest: str, data: bytes, force: bool) -> None:
-    from .imageio import atomic_write
-
-    if dest == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-    else:
-        atomic_write(dest, data, force=force)
-
-
 def _output_path(source: str, output: str | None, out_dir: str | None, suffix: str) -> str:
     if output:
         return output
@@ -72,23 +62,49 @@ def _output_path(source: str, output: str | None, out_dir: str | None, suffix: s
 DECODED_SUFFIX = ".decoded"
 
 
-def _check_destination(source: str, dest: str, force: bool) -> None:
-    """Refuse to write over the input, or over an existing file without -f. An existing image
-    with the .shae file's own name is probably the original it was encoded from: say so, and do
-    not suggest -f."""
-    if dest == "-":
+def _run_files(label: str, jobs: list[tuple[str, str]], work: Callable[..., list[str]], options: object,
+               workers: int) -> None:
+    """Run work(source, dest, options) for each job, in this process or in `workers` processes.
+    One input: its error is the command's error. Several: each error is reported, the others
+    still run, and the command fails at the end with a count."""
+    if len(jobs) == 1:
+        source, dest = jobs[0]
+        try:
+            lines = work(source, dest, options)
+        except ShaecError as exc:
+            raise ShaecError(f"{source}: {exc}") from None
+        for line in lines:
+            click.echo(line, err=True)
         return
-    if source != "-" and Path(dest).resolve() == Path(source).resolve():
-        raise ShaecError(f"the output '{dest}' is the input; choose another name with -o")
-    if Path(dest).exists() and not force:
-        if source != "-" and Path(source).suffix.lower() == ".shae" and Path(dest).stem == Path(source).stem:
-            raise ShaecError(f"'{dest}' exists and may be the original that '{source}' was encoded from; "
-                             "choose another output name with -o")
-        raise ShaecError(f"'{dest}' exists; use -f/--force to overwrite")
+    failures = 0
+    with click.progressbar(length=len(jobs), label=label, file=sys.stderr, show_pos=True) as bar:
+        if workers > 1:
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+                futures = [(source, pool.submit(work, source, dest, options)) for source, dest in jobs]
+                outcomes = ((source, future) for source, future in futures)
+                for source, future in outcomes:
+                    failures += _report(source, future.result, bar)
+        else:
+            for source, dest in jobs:
+                failures += _report(source, lambda s=source, d=dest: work(s, d, options), bar)
+    if failures:
+        raise click.ClickException(f"{failures} of {len(jobs)} inputs failed")
 
 
-def _size(num_bytes: int) -> str:
-    return f"{num_bytes / 1024:.1f} KB" if num_bytes < 1024 * 1024 else f"{num_bytes / 1024 / 1024:.2f} MB"
+def _report(source: str, get_lines: Callable[[], list[str]], bar: object) -> int:
+    """Print one file's lines (or its error); 1 if it failed."""
+    try:
+        lines = get_lines()
+    except ShaecError as exc:
+        click.echo(f"\nerror: {source}: {exc}", err=True)
+        bar.update(1)  # type: ignore[attr-defined]
+        return 1
+    for line in lines:
+        click.echo(("\n" if line else "") + line, err=True)
+    bar.update(1)  # type: ignore[attr-defined]
+    return 0
 
 
 #: Shared by encode and roundtrip; the choices are imgcodec.codec.ROUNDINGS (not imported here,
@@ -130,19 +146,19 @@ def main() -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Print notes about input conversion and rates.")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("--strip", is_flag=True, help="Drop the ICC profile, EXIF and XMP (kept by default).")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Files encoded at a time (worker processes).")
 @rounding_option
 @user_errors
 def encode(inputs: tuple[str, ...], output: str | None, out_dir: str | None, quality: int | None,
            target_size: str | None, target_bpp: float | None, model: str | None, force: bool, verbose: bool,
-           quiet: bool, strip: bool, rounding: str) -> None:
+           quiet: bool, strip: bool, jobs: int, rounding: str) -> None:
     """Compress images (PNG, JPEG, TIFF, WebP, BMP, PPM) to .shae files (photo.png -> photo.shae).
 
-    Prints one line per file (output, size, bits per pixel); with several inputs a bad one is
-    reported and the others are still encoded."""
-    import numpy as np
-
+    Prints one line per file (output, size, bits per pixel, level); with several inputs a bad
+    one is reported and the others are still encoded; -j N encodes N files at a time."""
+    from .batch import EncodeOptions, encode_file
     from .codec import get_codec
-    from .imageio import load_image
 
     if output and len(inputs) > 1:
         raise click.UsageError("-o/--output takes one input; use --out-dir for several")
@@ -150,63 +166,15 @@ def encode(inputs: tuple[str, ...], output: str | None, out_dir: str | None, qua
         raise ShaecError(f"-o/--output must end in .shae (shaec writes .shae files), got '{output}'")
     if sum(option is not None for option in (quality, target_size, target_bpp)) > 1:
         raise ShaecError("give one of -q/--quality, --size and --bpp")
-    max_bytes = _parse_size(target_size) if target_size else None
     codec = get_codec(model)
     if quality is not None and quality not in codec.qualities:
         raise click.BadParameter(f"must be {codec.qualities[0]}..{codec.qualities[-1]}", param_hint="-q/--quality")
     if out_dir:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-    show_bar = len(inputs) > 1
-    failures = 0
-    with click.progressbar(inputs, label="encoding", file=sys.stderr, show_pos=True) if show_bar else _nullbar(inputs) as items:
-        for source in items:
-            try:
-                dest = _output_path(source, output, out_dir, ".shae")
-                _check_destination(source, dest, force)
-                image = load_image(sys.stdin.buffer.read() if source == "-" else source)
-                pixels = image.rgb if image.alpha is None else np.dstack([image.rgb, image.alpha])
-                metadata = image.metadata.without_profiles() if strip else image.metadata
-                if max_bytes is not None or target_bpp is not None:
-                    budget = max_bytes if max_bytes is not None else int(
-                        target_bpp * pixels.shape[0] * pixels.shape[1] / 8)
-                    result = codec.encode_to_size(pixels, budget, rounding, metadata)
-                    if len(result.data) > budget and not quiet:
-                        click.echo(f"{source}: note: even the smallest level takes {len(result.data)} bytes, "
-                                   f"above the {budget} asked for", err=True)
-                else:
-                    result = codec.encode(pixels, quality, rounding, metadata)
-                _write_output(dest, result.data, force)
-            except ShaecError as exc:
-                if not show_bar:
-                    raise ShaecError(f"{source}: {exc}") from None
-                failures += 1
-                click.echo(f"\nerror: {source}: {exc}", err=True)
-                continue
-            if verbose:
-                for note in image.notes:
-                    click.echo(f"{source}: note: {note}", err=True)
-                alpha = ", alpha kept losslessly" if image.alpha is not None else ""
-                click.echo(f"{source} -> {dest}: {result.width}x{result.height}, q{result.quality}, "
-                           f"{len(result.data)} bytes, {result.bpp:.4f} bpp "
-                           f"(model estimate {result.estimated_bpp:.4f}){alpha}", err=True)
-            elif not quiet:
-                click.echo(f"{source} -> {dest}  {_size(len(result.data))}  {result.bpp:.2f} bpp  q{result.quality}",
-                           err=True)
-    if failures:
-        raise click.ClickException(f"{failures} of {len(inputs)} inputs failed")
-
-
-class _nullbar:
-    """Context manager with the shape of click.progressbar, for a single input."""
-
-    def __init__(self, items: tuple[str, ...]) -> None:
-        self.items = items
-
-    def __enter__(self) -> tuple[str, ...]:
-        return self.items
-
-    def __exit__(self, *exc: object) -> None:
-        return None
+    options = EncodeOptions(quality, _parse_size(target_size) if target_size else None, target_bpp, model, force,
+                            strip, rounding, verbose, quiet)
+    files = [(source, _output_path(source, output, out_dir, ".shae")) for source in inputs]
+    _run_files("encoding", files, encode_file, options, jobs)
 
 
 @main.command()
@@ -219,48 +187,24 @@ class _nullbar:
               help="Refuse files that declare more pixels than this (0: no limit). "
                    "[default: 134217728, like Pillow's decompression-bomb limit]")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Files decoded at a time (worker processes).")
 @user_errors
 def decode(inputs: tuple[str, ...], output: str | None, out_dir: str | None, fmt: str | None, force: bool,
-           max_pixels: int | None, quiet: bool) -> None:
+           max_pixels: int | None, quiet: bool, jobs: int) -> None:
     """Decompress .shae files to images: photo.shae -> photo.decoded.png by default, so that a
     decode never lands on the original photo.png (with --out-dir: DIR/photo.png). -o or --format
     choose another format."""
-    from .codec import DEFAULT_MAX_DECODE_PIXELS, decompress_with_metadata
-    from .imageio import check_output_format, drops_alpha, encode_image_bytes
+    from .batch import DecodeOptions, decode_file
 
     if output and len(inputs) > 1:
         raise click.UsageError("-o/--output takes one input; use --out-dir for several")
     if out_dir:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-    limit = DEFAULT_MAX_DECODE_PIXELS if max_pixels is None else max_pixels
     # Beside the .shae file the name says it is a decode; in a folder of its own it need not.
     suffix = ("" if out_dir else DECODED_SUFFIX) + "." + (fmt or "png").lower().lstrip(".")
-    show_bar = len(inputs) > 1
-    failures = 0
-    with click.progressbar(inputs, label="decoding", file=sys.stderr, show_pos=True) if show_bar else _nullbar(inputs) as items:
-        for source in items:
-            try:
-                dest = _output_path(source, output, out_dir, suffix)
-                _check_destination(source, dest, force)
-                out_format = fmt or ("png" if dest == "-" else (Path(dest).suffix or ".png"))
-                check_output_format(out_format)  # before the decode, not after it
-                pixels, metadata = decompress_with_metadata(_read_input(source), limit)
-                rgb, alpha = (pixels[..., :3], pixels[..., 3]) if pixels.shape[2] == 4 else (pixels, None)
-                data = encode_image_bytes(rgb, alpha, out_format, metadata)
-                _write_output(dest, data, force)
-                if alpha is not None and drops_alpha(out_format) and not quiet:
-                    click.echo(f"{source}: note: {out_format.lstrip('.').upper()} has no alpha channel; "
-                               "the transparency was dropped (write PNG, WebP or TIFF to keep it)", err=True)
-            except ShaecError as exc:
-                if not show_bar:
-                    raise ShaecError(f"{source}: {exc}") from None
-                failures += 1
-                click.echo(f"\nerror: {source}: {exc}", err=True)
-                continue
-            if not quiet and dest != "-":
-                click.echo(f"{source} -> {dest}  {pixels.shape[1]}x{pixels.shape[0]}  {_size(len(data))}", err=True)
-    if failures:
-        raise click.ClickException(f"{failures} of {len(inputs)} inputs failed")
+    files = [(source, _output_path(source, output, out_dir, suffix)) for source in inputs]
+    _run_files("decoding", files, decode_file, DecodeOptions(fmt, force, max_pixels, quiet), jobs)
 
 
 @main.command()
@@ -416,6 +360,7 @@ def weights_compress(model_file: str, output: str | None, bits_per_weight: float
     """Compress MODEL_FILE (.pt/.pth state_dict or checkpoint, or .onnx) to a .shaw file."""
     import time
 
+    from .batch import check_destination, human_size
     from .imageio import atomic_write
     from .weights.codec import WeightCodecConfig, compress_tensors
     from .weights.container import pack
@@ -427,7 +372,7 @@ def weights_compress(model_file: str, output: str | None, bits_per_weight: float
     config = WeightCodecConfig(min_size=min_size, target_bytes=target_bytes,
                                target_bits_per_weight=None if target_bytes else (bits_per_weight or 3.0))
     dest = output or str(Path(model_file).with_suffix(".shaw"))
-    _check_destination(model_file, dest, force)
+    check_destination(model_file, dest, force)
     started = time.perf_counter()
     tensors = read_tensors(Path(model_file))
     if not tensors:
@@ -438,7 +383,7 @@ def weights_compress(model_file: str, output: str | None, bits_per_weight: float
         raise ShaecError(str(exc)) from None
     atomic_write(dest, data, force=force)
     original = Path(model_file).stat().st_size
-    click.echo(f"{model_file} -> {dest}  {_size(original)} -> {_size(len(data))}  "
+    click.echo(f"{model_file} -> {dest}  {human_size(original)} -> {human_size(len(data))}  "
                f"({original / len(data):.1f}x, {time.perf_counter() - started:.1f} s)", err=True)
 
 
@@ -449,13 +394,14 @@ def weights_compress(model_file: str, output: str | None, bits_per_weight: float
 @user_errors
 def weights_decompress(shaw_file: str, output: str | None, force: bool) -> None:
     """Write the decoded tensors of SHAW_FILE as a PyTorch state_dict (torch.load + load_state_dict)."""
+    from .batch import check_destination
     from .imageio import atomic_write
     from .weights.codec import decompress_record
     from .weights.container import unpack
     from .weights.tensors import write_state_dict
 
     dest = output or str(Path(shaw_file).with_suffix(".decoded.pt"))
-    _check_destination(shaw_file, dest, force)
+    check_destination(shaw_file, dest, force)
     records = unpack(Path(shaw_file).read_bytes())
     data = write_state_dict({r.name: (decompress_record(r), r.dtype) for r in records})
     atomic_write(dest, data, force=force)

@@ -494,3 +494,19 @@ def test_models_marks_the_default_and_retired_models() -> None:
     assert result.exit_code == 0
     assert "shae-v8 (d390914f1dad3ea0) [default, encodes and decodes]" in result.output
     assert "shae-v7 (0355b5e76c9f2772) [retired: decodes only]" in result.output
+
+
+def test_parallel_batch_keeps_going_past_a_bad_file(tmp_path: Path) -> None:
+    sources = [write_png(tmp_path / f"img{i}.png", synthetic_rgb(24, 32, seed=i)) for i in range(3)]
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    result = run("encode", "-j", "2", *map(str, sources), str(bad), "--out-dir", str(tmp_path / "out"))
+    assert result.exit_code == 1 and "1 of 4 inputs failed" in result.output
+    assert "bad.png" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["img0.shae", "img1.shae", "img2.shae"]
+    serial = [(tmp_path / "out" / f"img{i}.shae").read_bytes() for i in range(3)]
+    assert serial == [get_codec().encode(synthetic_rgb(24, 32, seed=i)).data for i in range(3)]
+    decoded = run("decode", "-j", "2", *[str(tmp_path / "out" / f"img{i}.shae") for i in range(3)],
+                  "--out-dir", str(tmp_path / "png"))
+    assert decoded.exit_code == 0, decoded.output
+    assert len(list((tmp_path / "png").glob("*.png"))) == 3

@@ -1,0 +1,119 @@
+"""One file's encode or decode, as the CLI runs it for each input, in this process or a worker.
+
+Each function does the whole job for one file (read, check the destination, code, write
+atomically) and returns the lines to print; a user-caused problem raises ShaecError. Keeping
+them here, apart from click, lets `shaec encode -j N` hand them to worker processes.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ShaecError
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    quality: int | None = None
+    max_bytes: int | None = None  # --size
+    target_bpp: float | None = None  # --bpp
+    model: str | None = None
+    force: bool = False
+    strip: bool = False
+    rounding: str = "rd"
+    verbose: bool = False
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    fmt: str | None = None
+    force: bool = False
+    max_pixels: int | None = None
+    quiet: bool = False
+
+
+def human_size(num_bytes: int) -> str:
+    return f"{num_bytes / 1024:.1f} KB" if num_bytes < 1024 * 1024 else f"{num_bytes / 1024 / 1024:.2f} MB"
+
+
+def check_destination(source: str, dest: str, force: bool) -> None:
+    """Refuse to write over the input, or over an existing file without -f. An existing image
+    with the .shae file's own name is probably the original it was encoded from: say so, and do
+    not suggest -f."""
+    if dest == "-":
+        return
+    if source != "-" and Path(dest).resolve() == Path(source).resolve():
+        raise ShaecError(f"the output '{dest}' is the input; choose another name with -o")
+    if Path(dest).exists() and not force:
+        if source != "-" and Path(source).suffix.lower() == ".shae" and Path(dest).stem == Path(source).stem:
+            raise ShaecError(f"'{dest}' exists and may be the original that '{source}' was encoded from; "
+                             "choose another output name with -o")
+        raise ShaecError(f"'{dest}' exists; use -f/--force to overwrite")
+
+
+def _write(dest: str, data: bytes, force: bool) -> None:
+    from .imageio import atomic_write
+
+    if dest == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        atomic_write(dest, data, force=force)
+
+
+def encode_file(source: str, dest: str, options: EncodeOptions) -> list[str]:
+    """Encode one image file to dest; the lines to print."""
+    from .codec import get_codec
+    from .imageio import load_image
+
+    check_destination(source, dest, options.force)
+    codec = get_codec(options.model)
+    image = load_image(sys.stdin.buffer.read() if source == "-" else source)
+    pixels = image.rgb if image.alpha is None else np.dstack([image.rgb, image.alpha])
+    metadata = image.metadata.without_profiles() if options.strip else image.metadata
+    lines = []
+    if options.max_bytes is not None or options.target_bpp is not None:
+        budget = options.max_bytes if options.max_bytes is not None else int(
+            options.target_bpp * pixels.shape[0] * pixels.shape[1] / 8)
+        result = codec.encode_to_size(pixels, budget, options.rounding, metadata)
+        if len(result.data) > budget and not options.quiet:
+            lines.append(f"{source}: note: even the smallest level takes {len(result.data)} bytes, "
+                         f"above the {budget} asked for")
+    else:
+        result = codec.encode(pixels, options.quality, options.rounding, metadata)
+    _write(dest, result.data, options.force)
+    if options.verbose:
+        lines += [f"{source}: note: {note}" for note in image.notes]
+        alpha = ", alpha kept losslessly" if image.alpha is not None else ""
+        lines.append(f"{source} -> {dest}: {result.width}x{result.height}, q{result.quality}, "
+                     f"{len(result.data)} bytes, {result.bpp:.4f} bpp (model estimate {result.estimated_bpp:.4f}){alpha}")
+    elif not options.quiet:
+        lines.append(f"{source} -> {dest}  {human_size(len(result.data))}  {result.bpp:.2f} bpp  q{result.quality}")
+    return lines
+
+
+def decode_file(source: str, dest: str, options: DecodeOptions) -> list[str]:
+    """Decode one .shae file ('-': stdin) to dest; the lines to print."""
+    from .codec import DEFAULT_MAX_DECODE_PIXELS, decompress_with_metadata
+    from .imageio import check_output_format, drops_alpha, encode_image_bytes
+
+    check_destination(source, dest, options.force)
+    out_format = options.fmt or ("png" if dest == "-" else (Path(dest).suffix or ".png"))
+    check_output_format(out_format)  # before the decode, not after it
+    data_in = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    limit = DEFAULT_MAX_DECODE_PIXELS if options.max_pixels is None else options.max_pixels
+    pixels, metadata = decompress_with_metadata(data_in, limit)
+    rgb, alpha = (pixels[..., :3], pixels[..., 3]) if pixels.shape[2] == 4 else (pixels, None)
+    data = encode_image_bytes(rgb, alpha, out_format, metadata)
+    _write(dest, data, options.force)
+    lines = []
+    if alpha is not None and drops_alpha(out_format) and not options.quiet:
+        lines.append(f"{source}: note: {out_format.lstrip('.').upper()} has no alpha channel; "
+                     "the transparency was dropped (write PNG, WebP or TIFF to keep it)")
+    if not options.quiet and dest != "-":
+        lines.append(f"{source} -> {dest}  {pixels.shape[1]}x{pixels.shape[0]}  {human_size(len(data))}")
+    return lines
