@@ -18,7 +18,7 @@ import numpy as np
 from ..coder import decode_iid, encode_iid
 from ..context_prior import quantize_probabilities
 from ..errors import FormatError
-from .container import CODEC_RAW, CODEC_UNIFORM, MAX_TABLE, Record, pack
+from .container import CODEC_CODEBOOK, CODEC_RAW, CODEC_UNIFORM, MAX_TABLE, Record, pack
 
 FLOAT_DTYPES = ("<f4", "<f2", "<f8", "bfloat16")
 
@@ -138,6 +138,8 @@ def decompress_record(record: Record) -> np.ndarray:
             raise FormatError(f"tensor {record.name!r} holds {len(record.payload)} bytes, expected {expected}")
         return np.frombuffer(record.payload, dtype=dtype).reshape(record.shape).copy()
     symbols = decode_iid(record.payload, record.size, record.counts)
+    if record.codec == CODEC_CODEBOOK:
+        return record.centers[symbols].astype("<f4" if record.dtype == "bfloat16" else record.dtype).reshape(record.shape)
     values = (symbols.astype(np.int64) + record.offset).astype(np.float32) * np.float32(record.step)
     dtype = "<f4" if record.dtype == "bfloat16" else record.dtype
     return values.astype(dtype).reshape(record.shape)
@@ -147,7 +149,12 @@ def describe(record: Record) -> dict[str, object]:
     """A row of `shaec weights info`."""
     row: dict[str, object] = {"name": record.name, "shape": "x".join(map(str, record.shape)) or "scalar",
                               "dtype": record.dtype, "bytes": len(record.payload)}
-    if record.codec == CODEC_UNIFORM:
+    if record.codec == CODEC_CODEBOOK:
+        zero = np.flatnonzero(record.centers == 0)
+        kept = 1.0 - (record.counts[zero[0]] / 65536 if len(zero) else 0.0)
+        row.update(codec="learned", centers=len(record.centers), step="-", kept=kept,
+                   bits_per_weight=8 * len(record.payload) / max(1, record.size))
+    elif record.codec == CODEC_UNIFORM:
         centers = len(record.counts) - 1
         zero = -record.offset
         kept = 1.0 - (record.counts[zero] / 65536 if 0 <= zero < len(record.counts) else 0.0)

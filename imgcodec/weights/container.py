@@ -23,6 +23,8 @@ MAX_TABLE = 1 << 16  # entries of a quantizer's symbol table
 #: symbol stream (imgcodec.weights.codec).
 CODEC_RAW = 0
 CODEC_UNIFORM = 1
+#: Learned centers (training mode, imgcodec.weights.training): value = centers[symbol].
+CODEC_CODEBOOK = 2
 
 #: dtype code <-> numpy dtype; every tensor is stored with its own dtype restored on decode.
 DTYPES: dict[int, str] = {0: "<f4", 1: "<f2", 2: "<f8", 3: "<i8", 4: "<i4", 5: "<i2", 6: "|i1", 7: "|u1",
@@ -43,8 +45,9 @@ class Record:
     codec: int
     step: float = 0.0  # CODEC_UNIFORM: value = (symbol + offset) * step, in float32
     offset: int = 0  # the smallest quantized integer
-    counts: np.ndarray | None = None  # CODEC_UNIFORM: uint16 table, sums to 2^16
+    counts: np.ndarray | None = None  # CODEC_UNIFORM, CODEC_CODEBOOK: uint16 table, sums to 2^16
     payload: bytes = b""
+    centers: np.ndarray | None = None  # CODEC_CODEBOOK: float32, one per table entry
 
     @property
     def size(self) -> int:
@@ -61,6 +64,10 @@ def pack(records: list[Record]) -> bytes:
         if r.codec == CODEC_UNIFORM:
             counts = np.asarray(r.counts, dtype="<u2")
             parts.append(struct.pack("<fqI", r.step, r.offset, len(counts)) + counts.tobytes())
+        elif r.codec == CODEC_CODEBOOK:
+            counts = np.asarray(r.counts, dtype="<u2")
+            parts.append(struct.pack("<I", len(counts)) + counts.tobytes()
+                         + np.asarray(r.centers, dtype="<f4").tobytes())
         parts.append(struct.pack("<Q", len(r.payload)) + r.payload)
     body = b"".join(parts)
     return body + _CRC.pack(zlib.crc32(body))
@@ -105,22 +112,29 @@ def unpack(data: bytes) -> list[Record]:
         except UnicodeDecodeError:
             raise FormatError("a tensor name is not UTF-8") from None
         dtype_code, ndim, codec = reader.unpack("<BBB")
-        if dtype_code not in DTYPES or codec not in (CODEC_RAW, CODEC_UNIFORM) or ndim > 8:
+        if dtype_code not in DTYPES or codec not in (CODEC_RAW, CODEC_UNIFORM, CODEC_CODEBOOK) or ndim > 8:
             raise FormatError(f"tensor {name!r} has an unknown dtype, codec or rank")
         shape = reader.unpack(f"<{ndim}Q")
         if int(np.prod(shape, dtype=np.float64)) > MAX_ELEMENTS:
             raise FormatError(f"tensor {name!r} claims {shape}, more than {MAX_ELEMENTS} values")
-        step, offset, counts = 0.0, 0, None
-        if codec == CODEC_UNIFORM:
-            step, offset, table = reader.unpack("<fqI")
-            if not 1 <= table <= MAX_TABLE or not np.isfinite(step) or step <= 0:
+        step, offset, counts, centers = 0.0, 0, None, None
+        if codec in (CODEC_UNIFORM, CODEC_CODEBOOK):
+            if codec == CODEC_UNIFORM:
+                step, offset, table = reader.unpack("<fqI")
+            else:
+                (table,) = reader.unpack("<I")
+            if not 2 <= table <= MAX_TABLE or not np.isfinite(step) or (codec == CODEC_UNIFORM and step <= 0):
                 raise FormatError(f"tensor {name!r} has a damaged quantizer")
             counts = np.frombuffer(reader.take(2 * table), dtype="<u2").astype(np.int64)
             if counts.sum() != 1 << 16 or counts.min() < 1:
                 raise FormatError(f"tensor {name!r} has a damaged symbol table")
+            if codec == CODEC_CODEBOOK:
+                centers = np.frombuffer(reader.take(4 * table), dtype="<f4").astype(np.float32)
+                if not np.all(np.isfinite(centers)):
+                    raise FormatError(f"tensor {name!r} has a damaged codebook")
         (length,) = reader.unpack("<Q")
         records.append(Record(name, DTYPES[dtype_code], tuple(int(s) for s in shape), codec, float(step),
-                              int(offset), counts, reader.take(length)))
+                              int(offset), counts, reader.take(length), centers))
     if reader.pos != len(reader.data):
         raise FormatError("file has data after its last tensor")
     return records

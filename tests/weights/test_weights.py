@@ -106,3 +106,32 @@ def test_cli_refuses_non_models_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "bad.shaw").write_bytes(b"SHAW" + bytes(20))
     result = CliRunner().invoke(main, ["weights", "info", str(tmp_path / "bad.shaw")])
     assert result.exit_code == 1 and result.output.startswith("Error:")
+
+
+def test_soft_to_hard_training_lowers_the_rate_and_codes_learned_centers() -> None:
+    from imgcodec.weights.training import SoftToHardWeights
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+    x, y = torch.randn(256, 64), torch.randint(0, 4, (256,))
+    sha = SoftToHardWeights(model, num_centers=8, min_size=128)
+    assert sha.names == ["0.weight", "2.weight"]
+    optimizer = torch.optim.Adam([*model.parameters(), *sha.parameters()], 1e-3)
+    start = float(sha.rate_bits().detach())
+    for step in range(60):
+        sha.sigma = 2.0 * 1.05 ** step
+        loss = torch.nn.functional.cross_entropy(sha(x), y) + 5.0 * sha.rate_bits() / sha.num_weights
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert float(sha.rate_bits().detach()) < 0.7 * start
+    records = unpack(pack(sha.records()))
+    final = sha.finalize()
+    for record in records:
+        centers, symbols = final[record.name]
+        decoded = decompress_record(record)
+        assert np.array_equal(decoded, centers[symbols])  # exactly the learned centers, in float32
+    with torch.no_grad():  # the wrapped forward is the model with those weights
+        state = {**model.state_dict(), **{r.name: torch.from_numpy(decompress_record(r)) for r in records}}
+        quantized = torch.func.functional_call(model, state, (x,))
+        assert torch.allclose(quantized, sha(x), atol=1e-5)
