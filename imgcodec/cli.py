@@ -318,9 +318,10 @@ def roundtrip(image: str, qualities: tuple[int, ...], all_levels: bool, model: s
 @click.option("--out", "out_dir", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Folder for results.json, results.csv and the RD plots.")
 @click.option("-j", "--jobs", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite the results of an earlier run in --out.")
 @user_errors
-def bench(directory: str, codecs: str | None, out_dir: str, jobs: int) -> None:
-    """Rate-distortion of shaec against JPEG, BPG and others on every image in DIRECTORY."""
+def bench(directory: str, codecs: str | None, out_dir: str, jobs: int, force: bool) -> None:
+    """Rate-distortion of shaec against JPEG, WebP, AVIF, BPG and others on every image in DIRECTORY."""
     from .metrics import BENCH_EXTRA_HINT, ms_ssim_available
 
     if not ms_ssim_available():
@@ -328,12 +329,14 @@ def bench(directory: str, codecs: str | None, out_dir: str, jobs: int) -> None:
     from .bench import format_table, run_bench
 
     names = [c.strip() for c in codecs.split(",")] if codecs else None
+    if (Path(out_dir) / "results.json").exists() and not force:
+        raise ShaecError(f"'{out_dir}' holds the results of an earlier run; use -f/--force to overwrite them")
     try:
         result = run_bench(Path(directory), names, Path(out_dir), jobs=jobs, progress=True)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(format_table(result))
-    click.echo(f"results in {out_dir}/ (results.json, results.csv, rd-psnr.png, rd-msssim.png)", err=True)
+    click.echo("wrote " + ", ".join(str(path) for path in result.files.values()), err=True)
 
 
 @main.group()

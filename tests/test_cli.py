@@ -510,3 +510,19 @@ def test_parallel_batch_keeps_going_past_a_bad_file(tmp_path: Path) -> None:
                   "--out-dir", str(tmp_path / "png"))
     assert decoded.exit_code == 0, decoded.output
     assert len(list((tmp_path / "png").glob("*.png"))) == 3
+
+
+def test_bench_refuses_to_overwrite_and_to_run_nothing(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    write_png(photos / "a.png", synthetic_rgb(24, 32))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_text("{}")
+    assert_one_line_error(run("bench", str(photos), "--codecs", "jpeg", "--out", str(out)), "earlier run", "-f")
+    from imgcodec.bench.codecs import CODECS
+
+    if CODECS["bpg"].available():
+        pytest.skip("bpgenc is installed here")
+    result = run("bench", str(photos), "--codecs", "bpg", "--out", str(tmp_path / "none"))
+    assert result.exit_code == 1 and "none of the requested codecs can run here: bpg:" in result.output

@@ -364,6 +364,12 @@ def _write_plot(result: BenchResult, metric: str, path: Path) -> None:
         style = "--" if name.startswith("bpg-x265") else "-"
         axes.plot(xs, ys, style, marker="o", markersize=3, label=name)
     label = BD_METRICS[metric]
+    # The x axis covers shaec's range (to 2 bpp, or a little past its top level), not the
+    # highest-quality points of the classical codecs, which would squeeze every curve left.
+    shaec = result.curves.get("shaec")
+    right = max(2.0, 1.15 * max(shaec.bpp)) if shaec is not None and shaec.bpp else None
+    if right is not None:
+        axes.set_xlim(0, right)
     axes.set_xlabel("bits per pixel")
     axes.set_ylabel("PSNR RGB (dB)" if metric == "psnr-rgb" else "MS-SSIM RGB (dB), -10 log10(1 - v)")
     axes.set_title(f"{result.dataset} ({_count(len(result.images), 'image')}): {label}")
@@ -375,9 +381,10 @@ def _write_plot(result: BenchResult, metric: str, path: Path) -> None:
 
 
 def write_outputs(result: BenchResult, out_dir: Path) -> dict[str, Path]:
-    """Write results.json, results.csv, bdrate.csv, rd-psnr.png and rd-msssim.png."""
+    """Write results.json, results.csv, bdrate.csv, table.txt, rd-psnr.png and rd-msssim.png."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {
+        "table": out_dir / "table.txt",
         "json": out_dir / "results.json",
         "csv": out_dir / "results.csv",
         "bdrate": out_dir / "bdrate.csv",
@@ -385,6 +392,7 @@ def write_outputs(result: BenchResult, out_dir: Path) -> dict[str, Path]:
         "plot_msssim": out_dir / "rd-msssim.png",
     }
     files["json"].write_text(json.dumps(_results_json(result), indent=2) + "\n")
+    files["table"].write_text(format_table(result) + "\n")
     _write_records_csv(result.records, files["csv"])
     _write_bdrate_csv(result.bd_rates, files["bdrate"])
     _write_plot(result, "psnr-rgb", files["plot_psnr"])
@@ -449,6 +457,9 @@ def run_bench(directory: Path, codec_names: list[str] | None, out_dir: Path, job
     image_paths = find_images(directory)
     codecs, chosen_qualities, skipped = _select_codecs(codec_names, extra_codecs, qualities,
                                                        _warn)
+    if not codecs:
+        raise ValueError("none of the requested codecs can run here: "
+                         + "; ".join(f"{name}: {reason}" for name, reason in skipped.items()))
 
     tasks = [_Task(path, codec, chosen_qualities[codec.name])
              for path in image_paths for codec in codecs]
