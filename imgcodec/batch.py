@@ -36,6 +36,26 @@ class DecodeOptions:
     quiet: bool = False
 
 
+#: The largest .shae file read: a 16384 x 16384 image at 8 bits per pixel is 256 MiB. Reading
+#: stops there, so a path that is a link to /dev/zero or a huge unrelated file costs nothing.
+MAX_INPUT_BYTES = 512 * 1024 * 1024
+
+
+def read_limited(source: str, limit: int | None = None) -> bytes:
+    """The bytes of a file ('-': stdin), or ShaecError once more than `limit` (default
+    MAX_INPUT_BYTES) arrive."""
+    limit = MAX_INPUT_BYTES if limit is None else limit
+    stream = sys.stdin.buffer if source == "-" else open(source, "rb")
+    try:
+        data = stream.read(limit + 1)
+    finally:
+        if source != "-":
+            stream.close()
+    if len(data) > limit:
+        raise ShaecError(f"input is larger than {limit // (1024 * 1024)} MiB, more than any .shae file can be")
+    return data
+
+
 def human_size(num_bytes: int) -> str:
     return f"{num_bytes / 1024:.1f} KB" if num_bytes < 1024 * 1024 else f"{num_bytes / 1024 / 1024:.2f} MB"
 
@@ -104,7 +124,7 @@ def decode_file(source: str, dest: str, options: DecodeOptions) -> list[str]:
     check_destination(source, dest, options.force)
     out_format = options.fmt or ("png" if dest == "-" else (Path(dest).suffix or ".png"))
     check_output_format(out_format)  # before the decode, not after it
-    data_in = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    data_in = read_limited(source)
     limit = DEFAULT_MAX_DECODE_PIXELS if options.max_pixels is None else options.max_pixels
     pixels, metadata = decompress_with_metadata(data_in, limit)
     rgb, alpha = (pixels[..., :3], pixels[..., 3]) if pixels.shape[2] == 4 else (pixels, None)

@@ -42,9 +42,9 @@ def user_errors(func: F) -> F:
 
 
 def _read_input(path: str) -> bytes:
-    if path == "-":
-        return sys.stdin.buffer.read()
-    return Path(path).read_bytes()
+    from .batch import read_limited
+
+    return read_limited(path)
 
 
 def _output_path(source: str, output: str | None, out_dir: str | None, suffix: str) -> str:

@@ -146,3 +146,17 @@ def test_fuzzed_files_fail_cleanly_and_quickly(honest: bitstream.ShaeFile) -> No
             outcomes["decoded"] += 1
         assert time.perf_counter() - t0 < 5.0, f"case {case} took too long"
     assert outcomes["error"] > 1500 and time.perf_counter() - started < 120
+
+
+def test_reading_stops_at_the_input_limit(tmp_path, monkeypatch) -> None:
+    """A .shae path that is a link to /dev/zero is refused after the limit, not read forever."""
+    from click.testing import CliRunner
+
+    from imgcodec.cli import main
+
+    link = tmp_path / "zero.shae"
+    link.symlink_to("/dev/zero")
+    monkeypatch.setattr("imgcodec.batch.MAX_INPUT_BYTES", 1 << 20)
+    for args in (["decode", str(link), "-o", str(tmp_path / "z.png")], ["info", str(link)]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1 and "input is larger than 1 MiB" in result.output
