@@ -319,8 +319,11 @@ def roundtrip(image: str, qualities: tuple[int, ...], all_levels: bool, model: s
               help="Folder for results.json, results.csv and the RD plots.")
 @click.option("-j", "--jobs", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite the results of an earlier run in --out.")
+@click.option("--crops", "crops_only", is_flag=True,
+              help="Only write OUT/crops.png: the first photo's most detailed square by every codec at shaec's "
+                   "file size, side by side.")
 @user_errors
-def bench(directory: str, codecs: str | None, out_dir: str, jobs: int, force: bool) -> None:
+def bench(directory: str, codecs: str | None, out_dir: str, jobs: int, force: bool, crops_only: bool) -> None:
     """Rate-distortion of shaec against JPEG, WebP, AVIF, BPG and others on every image in DIRECTORY."""
     from .metrics import BENCH_EXTRA_HINT, ms_ssim_available
 
@@ -329,6 +332,9 @@ def bench(directory: str, codecs: str | None, out_dir: str, jobs: int, force: bo
     from .bench import format_table, run_bench
 
     names = [c.strip() for c in codecs.split(",")] if codecs else None
+    if crops_only:
+        _bench_crops(Path(directory), names, Path(out_dir), force)
+        return
     if (Path(out_dir) / "results.json").exists() and not force:
         raise ShaecError(f"'{out_dir}' holds the results of an earlier run; use -f/--force to overwrite them")
     try:
@@ -337,6 +343,29 @@ def bench(directory: str, codecs: str | None, out_dir: str, jobs: int, force: bo
         raise click.ClickException(str(exc)) from None
     click.echo(format_table(result))
     click.echo("wrote " + ", ".join(str(path) for path in result.files.values()), err=True)
+
+
+def _bench_crops(directory: Path, names: list[str] | None, out_dir: Path, force: bool) -> None:
+    from .bench.codecs import get_codecs
+    from .bench.crops import matched_tiles, write_crops
+    from .bench.runner import find_images
+    from .imageio import load_image
+
+    dest = out_dir / "crops.png"
+    if dest.exists() and not force:
+        raise ShaecError(f"'{dest}' exists; use -f/--force to overwrite")
+    photo = find_images(directory)[0]
+    selected = [c for c in get_codecs(names) if c.available()]
+    shaec = next((c for c in selected if c.name == "shaec"), None)
+    if shaec is None:
+        raise ShaecError("--crops compares against shaec: include it in --codecs")
+    rgb = load_image(str(photo)).rgb
+    tiles = matched_tiles(rgb, shaec, [c for c in selected if c.name != "shaec"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_crops(tiles, dest, f"{photo.name}: every codec at (at most) shaec's file size, 1:1 crop")
+    for tile in tiles:
+        click.echo(tile.label)
+    click.echo(f"wrote {dest}", err=True)
 
 
 @main.group()

@@ -526,3 +526,19 @@ def test_bench_refuses_to_overwrite_and_to_run_nothing(tmp_path: Path) -> None:
         pytest.skip("bpgenc is installed here")
     result = run("bench", str(photos), "--codecs", "bpg", "--out", str(tmp_path / "none"))
     assert result.exit_code == 1 and "none of the requested codecs can run here: bpg:" in result.output
+
+
+def test_bench_crops_writes_the_side_by_side_picture(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    write_png(photos / "a.png", np.asarray(Image.open(SAMPLE_PHOTO).convert("RGB"))[:160, :200])
+    out = tmp_path / "out"
+    result = run("bench", str(photos), "--crops", "--codecs", "shaec,jpeg", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "original" and lines[1].startswith("shaec q") and lines[2].startswith("jpeg q")
+    shaec_bytes, jpeg_bytes = (int(line.split()[2]) for line in lines[1:3])
+    assert jpeg_bytes <= shaec_bytes or "q5 " in lines[2]  # at most shaec's size, unless none fits
+    with Image.open(out / "crops.png") as im:
+        assert im.size[0] > 3 * 160 and im.size[1] > 160
+    assert_one_line_error(run("bench", str(photos), "--crops", "--codecs", "shaec,jpeg", "--out", str(out)), "exists")
