@@ -469,11 +469,23 @@ def _parse_size(text: str) -> int:
     return int(float(match.group(1)) * units[match.group(2)])
 
 
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so that `finally` blocks run (an interrupted atomic write
+    removes its temporary file, as it does on Ctrl-C) instead of the process just vanishing."""
+    import signal
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def run() -> None:
     """The console script: main(), and a quiet exit when the reader of stdout goes away
     (`shaec info *.shae | head`), as other command-line tools do."""
     import os
 
+    exit_on_sigterm()
     try:
         main()
     except BrokenPipeError:

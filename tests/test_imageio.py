@@ -578,3 +578,31 @@ def test_encode_alpha_validates() -> None:
         encode_alpha(np.zeros((2, 2, 1), dtype=np.uint8))
     with pytest.raises(ValueError):
         encode_alpha(np.zeros((2, 2), dtype=np.uint16))
+
+
+def test_sigterm_during_an_atomic_write_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """The console script turns SIGTERM into SystemExit, so the write's cleanup runs."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = f"""
+import os, time
+from imgcodec.cli import exit_on_sigterm
+from imgcodec.imageio import atomic_write
+exit_on_sigterm()
+real_fsync = os.fsync
+def slow_fsync(fd):
+    print("writing", flush=True)
+    time.sleep(30)
+os.fsync = slow_fsync
+atomic_write({str(tmp_path / "out.png")!r}, b"x" * 1000)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # the write is under way
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 128 + signal.SIGTERM
+    time.sleep(0.1)
+    assert list(tmp_path.iterdir()) == []
