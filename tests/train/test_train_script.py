@@ -56,6 +56,7 @@ def test_trains_validates_and_resumes(data_dir, tmp_path):
     assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 6
 
 
+@pytest.mark.slow
 def test_resumed_run_equals_uninterrupted_run(data_dir, tmp_path):
     straight, resumed = tmp_path / "a", tmp_path / "b"
     train(straight, data_dir, 4)
@@ -68,6 +69,7 @@ def test_resumed_run_equals_uninterrupted_run(data_dir, tmp_path):
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
 def test_distributed_two_processes(data_dir, tmp_path):
     run = tmp_path / "ddp"
@@ -86,6 +88,7 @@ def test_unknown_model_config_key_is_an_error(data_dir, tmp_path):
     assert proc.returncode != 0 and "unknown model config key(s): latent_chanels" in proc.stderr
 
 
+@pytest.mark.slow
 def test_export_of_a_continued_run(data_dir, tmp_path):
     """export_model.py on a run continued with --init: shipped files, validation through real
     files, and the cost of the whole chain; the exported weights continue again."""
