@@ -292,9 +292,12 @@ def roundtrip(image: str, qualities: tuple[int, ...], all_levels: bool, model: s
     height, width = loaded.rgb.shape[:2]
     click.echo(f"{image}: {width}x{height}, model {codec.model.info.name} ({codec.model.info.model_id})")
     click.echo(f"{'q':>3} {'bytes':>9} {'bpp':>8} {'est bpp':>8} {'PSNR dB':>8} {'MS-SSIM':>8} {'enc s':>6} {'dec s':>6}")
+    import numpy as np
+
+    pixels = loaded.rgb if loaded.alpha is None else np.dstack([loaded.rgb, loaded.alpha])  # as encode codes it
     for q in levels:
         started = time.perf_counter()
-        result = codec.encode(loaded.rgb, q, rounding)
+        result = codec.encode(pixels, q, rounding, loaded.metadata)
         encoded = time.perf_counter()
         rec = codec.decode(unpack(result.data))
         decoded = time.perf_counter()

@@ -542,3 +542,15 @@ def test_bench_crops_writes_the_side_by_side_picture(tmp_path: Path) -> None:
     with Image.open(out / "crops.png") as im:
         assert im.size[0] > 3 * 160 and im.size[1] > 160
     assert_one_line_error(run("bench", str(photos), "--crops", "--codecs", "shaec,jpeg", "--out", str(out)), "exists")
+
+
+def test_roundtrip_counts_the_alpha_segment_like_encode(tmp_path: Path) -> None:
+    rgba = np.dstack([synthetic_rgb(32, 48), np.tile(np.arange(48, dtype=np.uint8) * 5, (32, 1))])
+    source = tmp_path / "alpha.png"
+    Image.fromarray(rgba, mode="RGBA").save(source)
+    assert_ok(run("encode", str(source), "-q", "2"))
+    size = (tmp_path / "alpha.shae").stat().st_size
+    result = run("roundtrip", str(source), "-q", "2")
+    assert result.exit_code == 0
+    row = next(line for line in result.stdout.splitlines() if line.split()[:1] == ["2"])
+    assert int(row.split()[1]) == size
