@@ -83,8 +83,7 @@ def _run_files(label: str, jobs: list[tuple[str, str]], work: Callable[..., list
 
             with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
                 futures = [(source, pool.submit(work, source, dest, options)) for source, dest in jobs]
-                outcomes = ((source, future) for source, future in futures)
-                for source, future in outcomes:
+                for source, future in futures:  # in input order, each as soon as it is done
                     failures += _report(source, future.result, bar)
         else:
             for source, dest in jobs:

@@ -19,6 +19,17 @@ DEFAULT_LAMBDAS: tuple[float, ...] = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.
 DOWNSCALE = 8
 
 
+def checked_fields(cls: type, data: dict[str, Any], what: str) -> dict[str, Any]:
+    """`data` as keyword arguments of the dataclass `cls`; a key that is not one of its fields is
+    a ValueError naming `what`, so a typo in a configuration never passes silently. Lists become
+    tuples (JSON has no tuples)."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown {what} key(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Shape of the autoencoder, quantizer and context prior (docs/architecture.md).
@@ -85,14 +96,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
         """The config from a dict; a key that is not a field is an error (ValueError)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown model config key(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        values = dict(data)
-        if "lambdas" in values:
-            values["lambdas"] = tuple(float(v) for v in values["lambdas"])
-        return cls(**values)
+        return cls(**checked_fields(cls, data, "model config"))
 
 
 #: Lambdas of shae-v9's levels: CompressAI's MSE lambdas 1-8, then two more so that the top
@@ -150,12 +154,4 @@ class ShaeV9Config:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ShaeV9Config":
         """The config from a dict; a key that is not a field is an error (ValueError)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown shae-v9 config key(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        values = dict(data)
-        for key in ("lambdas", "groups"):
-            if key in values:
-                values[key] = tuple(values[key])
-        return cls(**values)
+        return cls(**checked_fields(cls, data, "shae-v9 config"))

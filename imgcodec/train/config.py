@@ -1,7 +1,9 @@
 """The training schedule, recorded in every checkpoint and training log."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
+
+from ..config import checked_fields
 from typing import Any
 
 
@@ -34,8 +36,4 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         """The schedule from a dict; a key that is not a field is an error (ValueError)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown training config key(s): {', '.join(unknown)}")
-        return cls(**data)
+        return cls(**checked_fields(cls, data, "training config"))
