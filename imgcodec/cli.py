@@ -136,10 +136,14 @@ def main() -> None:
 @click.option("-q", "--quality", type=int, default=None,
               help="Quality level, 1 (smallest files) to 10 (shae-v8's highest); default: the model's "
                    "default level (shaec models shows it).")
+@click.option("-Q", "--percent", type=click.FloatRange(0, 100), default=None,
+              help="Instead of -q: quality on the 0-100 scale of cwebp, avifenc and cjxl, mapped onto "
+                   "the levels (0 -> 1, 100 -> 10).")
 @click.option("--size", "target_size", default=None,
-              help="Instead of -q: the highest level whose file fits this size, e.g. 40KB or 1.2MB.")
+              help="Instead of -q: the best file that fits this size, e.g. 40KB or 1.2MB (searches the "
+                   "levels, then inside the next level).")
 @click.option("--bpp", "target_bpp", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Instead of -q: the highest level at or below this many bits per pixel.")
+              help="Instead of -q: the best file at or below this many bits per pixel (as --size).")
 @click.option("-m", "--model", default=None, help="Model name or id (default: the default model).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
 @click.option("-v", "--verbose", is_flag=True, help="Print notes about input conversion and rates.")
@@ -150,7 +154,7 @@ def main() -> None:
 @rounding_option
 @user_errors
 def encode(inputs: tuple[str, ...], output: str | None, out_dir: str | None, quality: int | None,
-           target_size: str | None, target_bpp: float | None, model: str | None, force: bool, verbose: bool,
+           percent: float | None, target_size: str | None, target_bpp: float | None, model: str | None, force: bool, verbose: bool,
            quiet: bool, strip: bool, jobs: int, rounding: str) -> None:
     """Compress images (PNG, JPEG, TIFF, WebP, BMP, PPM) to .shae files (photo.png -> photo.shae).
 
@@ -163,11 +167,15 @@ def encode(inputs: tuple[str, ...], output: str | None, out_dir: str | None, qua
         raise click.UsageError("-o/--output takes one input; use --out-dir for several")
     if output and output != "-" and Path(output).suffix.lower() != ".shae":
         raise ShaecError(f"-o/--output must end in .shae (shaec writes .shae files), got '{output}'")
-    if sum(option is not None for option in (quality, target_size, target_bpp)) > 1:
-        raise ShaecError("give one of -q/--quality, --size and --bpp")
+    if sum(option is not None for option in (quality, percent, target_size, target_bpp)) > 1:
+        raise ShaecError("give one of -q/--quality, -Q/--percent, --size and --bpp")
     codec = get_codec(model)
     if quality is not None and quality not in codec.qualities:
-        raise click.BadParameter(f"must be {codec.qualities[0]}..{codec.qualities[-1]}", param_hint="-q/--quality")
+        hint = f" (for the 0-100 scale of other encoders use -Q {quality})" if 0 <= quality <= 100 else ""
+        raise click.BadParameter(f"must be {codec.qualities[0]}..{codec.qualities[-1]}{hint}",
+                                 param_hint="-q/--quality")
+    if percent is not None:
+        quality = codec.quality_of_percent(percent)
     if out_dir:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     options = EncodeOptions(quality, _parse_size(target_size) if target_size else None, target_bpp, model, force,

@@ -80,6 +80,14 @@ class Codec:
             raise ValueError(f"quality must be one of {self.qualities[0]}..{self.qualities[-1]}, got {quality!r}")
         return int(quality) - 1
 
+    def quality_of_percent(self, percent: float) -> int:
+        """The 0-100 quality scale of cwebp, avifenc and cjxl -> this model's quality: 0 is the
+        lowest level, 100 the highest, linear in between (rounded half up)."""
+        if isinstance(percent, bool) or not isinstance(percent, (int, float, np.integer, np.floating)) \
+                or not 0 <= percent <= 100:
+            raise ValueError(f"percent quality must be a number in 0..100, got {percent!r}")
+        return self.qualities[0] + int(np.floor(percent * (len(self.qualities) - 1) / 100 + 0.5))
+
     def latent_shape(self, width: int, height: int) -> tuple[int, int, int]:
         return (self.model.latent_channels, -(-height // DOWNSCALE), -(-width // DOWNSCALE))
 
@@ -115,19 +123,31 @@ class Codec:
         `metadata` (ICC, EXIF, XMP, greyscale) is stored in its own segments; without it an
         image whose three channels are equal is marked greyscale."""
         level = self.level_of(quality)
+        self._check_image(image)
+        symbols = self.symbols_of(np.ascontiguousarray(image[..., :3]), level, rounding)
+        return self._file_of(image, symbols, level, metadata)
+
+    def _check_image(self, image: np.ndarray) -> None:
         if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype != np.uint8:
             raise ImageInputError("expected an H,W,3 or H,W,4 uint8 image")
         height, width = image.shape[:2]
         if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
             raise ImageInputError(f"image is {width}x{height}; sides must be 1..{MAX_SIDE} pixels")
-        has_alpha = image.shape[2] == 4 and bool(np.any(image[..., 3] != 255))
-        if has_alpha and height * width > alpha_max_pixels():  # decode_alpha refuses larger planes
+        if self._has_alpha(image) and height * width > alpha_max_pixels():  # decode_alpha refuses larger planes
             raise ImageInputError(f"an image with alpha may have at most {alpha_max_pixels()} pixels "
                                   f"(Pillow's decompression-bomb limit for the alpha PNG); this one is "
                                   f"{width}x{height}")
-        symbols = self.symbols_of(np.ascontiguousarray(image[..., :3]), level, rounding)
+
+    @staticmethod
+    def _has_alpha(image: np.ndarray) -> bool:
+        return image.shape[2] == 4 and bool(np.any(image[..., 3] != 255))
+
+    def _file_of(self, image: np.ndarray, symbols: np.ndarray, level: int,
+                 metadata: Metadata | None) -> EncodeResult:
+        """The .shae file of the image's symbols at this level (0-based), with its alpha and metadata."""
+        height, width = image.shape[:2]
         segments = [Segment(SEGMENT_LATENT, encode_symbols(symbols, self.model.prior, level))]
-        if has_alpha:
+        if self._has_alpha(image):
             segments.append(Segment(SEGMENT_ALPHA, encode_alpha(np.ascontiguousarray(image[..., 3]))))
         if metadata is None:
             rgb = image[..., :3]
@@ -142,19 +162,74 @@ class Codec:
 
     def encode_to_size(self, image: np.ndarray, max_bytes: int, rounding: str = "rd",
                        metadata: Metadata | None = None) -> EncodeResult:
-        """The highest quality whose file fits in max_bytes (file sizes grow with the level, so a
-        bisection over the levels needs about log2(levels) encodes); the smallest level when
-        none fits, which the caller can tell from len(result.data) > max_bytes."""
+        """The best file that fits in max_bytes; the smallest level when none fits, which the
+        caller can tell from len(result.data) > max_bytes.
+
+        First a bisection over the levels (file sizes grow with the level) finds the highest
+        level L that fits. The levels are ~20-40 % apart in rate, so with "rd" rounding the search
+        goes on inside the next level: a larger rate-distortion tau (imgcodec.rounding) makes
+        level L+1's file smaller in fine steps, and a bisection over tau finds the largest file
+        that fits. That file is kept only if its PSNR beats level L's (both are decoded to
+        check), so the rate control never returns a worse picture than the levels alone."""
+        self._check_image(image)
+        rgb = np.ascontiguousarray(image[..., :3])
         low, high = 0, len(self.qualities) - 1  # level indices
-        best = None
+        best: EncodeResult | None = None
+        best_symbols: np.ndarray | None = None
         while low <= high:
             mid = (low + high) // 2
-            result = self.encode(image, mid + 1, rounding, metadata)
+            symbols = self.symbols_of(rgb, mid, rounding)
+            result = self._file_of(image, symbols, mid, metadata)
             if len(result.data) <= max_bytes:
-                best, low = result, mid + 1
+                best, best_symbols, low = result, symbols, mid + 1
             else:
                 high = mid - 1
-        return best if best is not None else self.encode(image, 1, rounding, metadata)
+        if best is None:
+            return self.encode(image, 1, rounding, metadata)
+        level = best.quality - 1
+        if rounding != "rd" or level + 1 >= len(self.qualities):
+            return best
+        inside = self._fit_inside_level(image, level + 1, max_bytes, metadata)
+        if inside is None:
+            return best
+        inside_result, inside_symbols = inside
+        if self._mse(rgb, inside_symbols, level + 1) < self._mse(rgb, best_symbols, level):
+            return inside_result
+        return best
+
+    #: The rate control's tau search (see encode_to_size): from this level's tuned tau (or
+    #: TAU_FLOOR where it is 0) up to TAU_SPAN times that, in this many bisection steps.
+    TAU_FLOOR = 1e-5
+    TAU_SPAN = 1e4
+    TAU_STEPS = 10
+
+    def _fit_inside_level(self, image: np.ndarray, level: int, max_bytes: int,
+                          metadata: Metadata | None) -> tuple[EncodeResult, np.ndarray] | None:
+        """The largest file of this level (0-based) that fits, by bisection over log tau; None
+        when even the largest tau does not fit."""
+        latent = self.latent_of(np.ascontiguousarray(image[..., :3]), level)
+        tau_low = max(float(self.model.rd_tau[level]), self.TAU_FLOOR)
+        log_low, log_high = np.log(tau_low), np.log(tau_low * self.TAU_SPAN)
+
+        def attempt(log_tau: float) -> tuple[EncodeResult, np.ndarray]:
+            symbols = self.symbols_with_tau(latent, level, float(np.exp(log_tau)))
+            return self._file_of(image, symbols, level, metadata), symbols
+
+        found = attempt(log_high)
+        if len(found[0].data) > max_bytes:
+            return None
+        for _ in range(self.TAU_STEPS):
+            mid = (log_low + log_high) / 2
+            trial = attempt(mid)
+            if len(trial[0].data) <= max_bytes:
+                found, log_high = trial, mid
+            else:
+                log_low = mid
+        return found
+
+    def _mse(self, rgb: np.ndarray, symbols: np.ndarray, level: int) -> float:
+        decoded = self.pixels_of(symbols, level, rgb.shape[1], rgb.shape[0])
+        return float(np.mean((decoded.astype(np.float64) - rgb) ** 2))
 
     def decode_symbols(self, shae: ShaeFile) -> np.ndarray:
         if not 1 <= shae.level <= len(self.qualities):

@@ -540,3 +540,34 @@ def test_small_tiles_every_quality(codec: Codec) -> None:
         # Tiled synthesis of the same symbols gives (almost) the same pixels.
         diff = np.abs(codec.decode(shae).astype(np.int16) - tiled.decode(shae).astype(np.int16))
         assert int(diff.max()) <= 1, f"q{quality}: tiled synthesis differs by up to {int(diff.max())}"
+
+
+# --------------------------------------------------------------------------------------------
+# Rate control and the 0-100 scale
+
+
+def test_quality_of_percent_spans_the_levels(codec: Codec) -> None:
+    qualities = codec.qualities
+    assert codec.quality_of_percent(0) == qualities[0]
+    assert codec.quality_of_percent(100) == qualities[-1]
+    mapped = [codec.quality_of_percent(p) for p in range(101)]
+    assert mapped == sorted(mapped) and set(mapped) == set(qualities)
+    for bad in (-1, 100.5, "50", None, True):
+        with pytest.raises(ValueError):
+            codec.quality_of_percent(bad)  # type: ignore[arg-type]
+
+
+def test_encode_to_size_hits_targets_between_levels(codec: Codec) -> None:
+    """Between two levels' sizes the file lands within 3 % under the target, or is the lower
+    level when that decodes better; never above the target."""
+    image = synthetic_rgb(96, 128, noise=6.0)
+    sizes = [len(codec.encode(image, q).data) for q in codec.qualities]
+    hits = 0
+    for low, high in zip(sizes[2:6], sizes[3:7]):
+        target = (low + high) // 2
+        result = codec.encode_to_size(image, target)
+        assert len(result.data) <= target
+        assert len(result.data) >= low
+        hits += len(result.data) >= 0.97 * target
+        assert np.array_equal(decompress(result.data), codec.decode(bitstream.unpack(result.data)))
+    assert hits >= 1
