@@ -9,10 +9,14 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator
 
 import numpy as np
 
 from .errors import ShaecError
+
+if TYPE_CHECKING:
+    from .imageio import Metadata
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class DecodeOptions:
 #: The largest .shae file read: a 16384 x 16384 image at 8 bits per pixel is 256 MiB. Reading
 #: stops there, so a path that is a link to /dev/zero or a huge unrelated file costs nothing.
 MAX_INPUT_BYTES = 512 * 1024 * 1024
+READ_CHUNK = 1 << 20
 
 
 def read_limited(source: str, limit: int | None = None) -> bytes:
@@ -46,14 +51,21 @@ def read_limited(source: str, limit: int | None = None) -> bytes:
     MAX_INPUT_BYTES) arrive."""
     limit = MAX_INPUT_BYTES if limit is None else limit
     stream = sys.stdin.buffer if source == "-" else open(source, "rb")
+    chunks, total = [], 0
     try:
-        data = stream.read(limit + 1)
+        # In pieces: read(limit + 1) would reserve the whole limit for every file, however small.
+        while total <= limit:
+            chunk = stream.read(min(READ_CHUNK, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
     finally:
         if source != "-":
             stream.close()
-    if len(data) > limit:
+    if total > limit:
         raise ShaecError(f"input is larger than {limit // (1024 * 1024)} MiB, more than any .shae file can be")
-    return data
+    return b"".join(chunks)
 
 
 def human_size(num_bytes: int) -> str:
@@ -85,7 +97,11 @@ def _write(dest: str, data: bytes, force: bool) -> None:
         atomic_write(dest, data, force=force)
 
 
-def encode_file(source: str, dest: str, options: EncodeOptions) -> list[str]:
+#: progress(done, total): called as the tiles of one large image are done (the CLI's bar).
+Progress = Callable[[int, int], None]
+
+
+def encode_file(source: str, dest: str, options: EncodeOptions, progress: Progress | None = None) -> list[str]:
     """Encode one image file to dest; the lines to print."""
     from .codec import get_codec
     from .imageio import load_image
@@ -104,7 +120,7 @@ def encode_file(source: str, dest: str, options: EncodeOptions) -> list[str]:
             lines.append(f"{source}: note: even the smallest level takes {len(result.data)} bytes, "
                          f"above the {budget} asked for")
     else:
-        result = codec.encode(pixels, options.quality, options.rounding, metadata)
+        result = codec.encode(pixels, options.quality, options.rounding, metadata, progress)
     _write(dest, result.data, options.force)
     if options.verbose:
         lines += [f"{source}: note: {note}" for note in image.notes]
@@ -116,24 +132,80 @@ def encode_file(source: str, dest: str, options: EncodeOptions) -> list[str]:
     return lines
 
 
-def decode_file(source: str, dest: str, options: DecodeOptions) -> list[str]:
-    """Decode one .shae file ('-': stdin) to dest; the lines to print."""
-    from .codec import DEFAULT_MAX_DECODE_PIXELS, decompress_with_metadata
+def decode_file(source: str, dest: str, options: DecodeOptions, progress: Progress | None = None) -> list[str]:
+    """Decode one .shae file ('-': stdin) to dest; the lines to print. PNG (the default) is
+    written band by band as the decoder produces it, so memory holds one band of tiles and not
+    the image; other formats go through Pillow with the whole image."""
+    from .codec import DEFAULT_MAX_DECODE_PIXELS, decompress_rows
     from .imageio import check_output_format, drops_alpha, encode_image_bytes
 
     check_destination(source, dest, options.force)
     out_format = options.fmt or ("png" if dest == "-" else (Path(dest).suffix or ".png"))
-    check_output_format(out_format)  # before the decode, not after it
+    pil_format = check_output_format(out_format)  # before the decode, not after it
     data_in = read_limited(source)
     limit = DEFAULT_MAX_DECODE_PIXELS if options.max_pixels is None else options.max_pixels
-    pixels, metadata = decompress_with_metadata(data_in, limit)
-    rgb, alpha = (pixels[..., :3], pixels[..., 3]) if pixels.shape[2] == 4 else (pixels, None)
-    data = encode_image_bytes(rgb, alpha, out_format, metadata)
-    _write(dest, data, options.force)
+    decoded, metadata = decompress_rows(data_in, limit)
+    bands = _counted(decoded.rows, decoded.count, progress)
+    if pil_format == "PNG":
+        written = _write_png_stream(dest, decoded.width, decoded.height, bands, decoded.alpha, metadata, options.force)
+    else:
+        rgb = np.concatenate([rows for _, rows in bands], axis=0)
+        data = encode_image_bytes(rgb, decoded.alpha, out_format, metadata)
+        _write(dest, data, options.force)
+        written = len(data)
     lines = []
-    if alpha is not None and drops_alpha(out_format) and not options.quiet:
+    if decoded.alpha is not None and drops_alpha(out_format) and not options.quiet:
         lines.append(f"{source}: note: {out_format.lstrip('.').upper()} has no alpha channel; "
                      "the transparency was dropped (write PNG, WebP or TIFF to keep it)")
     if not options.quiet and dest != "-":
-        lines.append(f"{source} -> {dest}  {pixels.shape[1]}x{pixels.shape[0]}  {human_size(len(data))}")
+        lines.append(f"{source} -> {dest}  {decoded.width}x{decoded.height}  {human_size(written)}")
     return lines
+
+
+def _counted(rows: Iterator[tuple[int, np.ndarray]], count: int,
+             progress: Progress | None) -> Iterator[tuple[int, np.ndarray]]:
+    for done, item in enumerate(rows, 1):
+        yield item
+        if progress is not None:
+            progress(done, count)
+
+
+def _write_png_stream(dest: str, width: int, height: int, bands: Iterator[tuple[int, np.ndarray]],
+                      alpha: np.ndarray | None, metadata: "Metadata", force: bool) -> int:
+    """Write the decoded bands as a PNG to dest ('-': stdout); the bytes written. Greyscale
+    originals come back as grey (L or LA), alpha as the fourth channel."""
+    from .imageio import atomic_write
+    from .png_stream import write_png
+
+    def planes() -> Iterator[np.ndarray]:
+        for top, rgb in bands:
+            parts = [rgb[..., :1]] if metadata.gray else [rgb]
+            if alpha is not None:
+                parts.append(alpha[top:top + rgb.shape[0], :, None])
+            yield np.ascontiguousarray(np.concatenate(parts, axis=2)) if len(parts) > 1 else parts[0]
+
+    channels = (1 if metadata.gray else 3) + (alpha is not None)
+    sizes = []
+
+    def write(out: BinaryIO) -> None:
+        counting = _CountingWriter(out)
+        write_png(counting, width, height, channels, planes(), metadata)
+        sizes.append(counting.count)
+
+    if dest == "-":
+        write(sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+    else:
+        atomic_write(dest, write, force=force)
+    return sizes[0]
+
+
+class _CountingWriter:
+    """A binary stream that counts what passes through it."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out, self.count = out, 0
+
+    def write(self, data: bytes) -> int:
+        self.count += len(data)
+        return self.out.write(data)

@@ -69,10 +69,13 @@ def _run_files(label: str, jobs: list[tuple[str, str]], work: Callable[..., list
     still run, and the command fails at the end with a count."""
     if len(jobs) == 1:
         source, dest = jobs[0]
+        bar = _TileProgress(f"{label} {source}", quiet=getattr(options, "quiet", False))
         try:
-            lines = work(source, dest, options)
+            lines = work(source, dest, options, bar.update)
         except ShaecError as exc:
             raise ShaecError(f"{source}: {exc}") from None
+        finally:
+            bar.close()
         for line in lines:
             click.echo(line, err=True)
         return
@@ -90,6 +93,30 @@ def _run_files(label: str, jobs: list[tuple[str, str]], work: Callable[..., list
                 failures += _report(source, lambda s=source, d=dest: work(s, d, options), bar)
     if failures:
         raise click.ClickException(f"{failures} of {len(jobs)} inputs failed")
+
+
+class _TileProgress:
+    """A progress bar over the tiles of one large image, shown from the first report on, and
+    only when there is more than one tile."""
+
+    def __init__(self, label: str, quiet: bool) -> None:
+        self.label, self.quiet = label, quiet
+        self.bar: object | None = None
+        self.shown = 0
+
+    def update(self, done: int, total: int) -> None:
+        if self.quiet or total <= 1:
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr, show_pos=True)
+            self.bar.__enter__()  # type: ignore[attr-defined]
+        self.bar.update(done - self.shown)  # type: ignore[attr-defined]
+        self.shown = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)  # type: ignore[attr-defined]
+            self.bar = None
 
 
 def _report(source: str, get_lines: Callable[[], list[str]], bar: object) -> int:

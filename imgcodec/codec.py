@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -53,6 +54,18 @@ class EncodeResult:
         return self.estimated_bits / (self.width * self.height)
 
 
+@dataclass(frozen=True)
+class DecodedRows:
+    """A decode in progress (Codec.decode_rows): the alpha plane (H,W uint8 or None), how many
+    bands `rows` yields, and the bands themselves as (first row, rows x W x 3 uint8)."""
+
+    width: int
+    height: int
+    alpha: np.ndarray | None
+    count: int
+    rows: Iterator[tuple[int, np.ndarray]]
+
+
 class Codec:
     """One installed model, ready to encode and decode (ONNX sessions created lazily).
 
@@ -91,23 +104,25 @@ class Codec:
     def latent_shape(self, width: int, height: int) -> tuple[int, int, int]:
         return (self.model.latent_channels, -(-height // DOWNSCALE), -(-width // DOWNSCALE))
 
-    def latent_of(self, rgb: np.ndarray, level: int) -> np.ndarray:
+    def latent_of(self, rgb: np.ndarray, level: int,
+                  progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """H,W,3 uint8 -> the gained latent C,h,w float32 that the centers quantize."""
         height, width = rgb.shape[:2]
         _, h, w = self.latent_shape(width, height)
         x = np.pad(rgb, ((0, h * DOWNSCALE - height), (0, w * DOWNSCALE - width), (0, 0)), mode="edge")
         x = np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32) / 255.0  # 3,H,W
-        latent = self.runtime.analysis(x, level)  # C,h,w
+        latent = self.runtime.analysis(x, level, progress)  # C,h,w
         latent *= self.model.gains[level][:, None, None]
         return latent
 
-    def symbols_of(self, rgb: np.ndarray, level: int, rounding: str = "rd") -> np.ndarray:
+    def symbols_of(self, rgb: np.ndarray, level: int, rounding: str = "rd",
+                   progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """H,W,3 uint8 -> symbols C,h,w int32 (indices of the sorted centers). rounding "rd":
         rate-distortion optimised with the model's tuned tau for this level (imgcodec.rounding;
         nearest where the model has none); "nearest": the nearest center."""
         if rounding not in ROUNDINGS:
             raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
-        latent = self.latent_of(rgb, level)
+        latent = self.latent_of(rgb, level, progress)
         tau = float(self.model.rd_tau[level]) if rounding == "rd" else 0.0
         return self.symbols_with_tau(latent, level, tau)
 
@@ -118,13 +133,15 @@ class Codec:
                           model.inverse_gains[level].astype(np.float64) ** 2, tau)
 
     def encode(self, image: np.ndarray, quality: int | None = None, rounding: str = "rd",
-               metadata: Metadata | None = None) -> EncodeResult:
+               metadata: Metadata | None = None,
+               progress: Callable[[int, int], None] | None = None) -> EncodeResult:
         """H,W,3 or H,W,4 uint8 -> a .shae file at this quality (1-based; None: the default).
         `metadata` (ICC, EXIF, XMP, greyscale) is stored in its own segments; without it an
-        image whose three channels are equal is marked greyscale."""
+        image whose three channels are equal is marked greyscale. progress(done, total) is
+        called after each tile of the analysis transform of a large image."""
         level = self.level_of(quality)
         self._check_image(image)
-        symbols = self.symbols_of(np.ascontiguousarray(image[..., :3]), level, rounding)
+        symbols = self.symbols_of(np.ascontiguousarray(image[..., :3]), level, rounding, progress)
         return self._file_of(image, symbols, level, metadata)
 
     def _check_image(self, image: np.ndarray) -> None:
@@ -231,7 +248,7 @@ class Codec:
         decoded = self.pixels_of(symbols, level, rgb.shape[1], rgb.shape[0])
         return float(np.mean((decoded.astype(np.float64) - rgb) ** 2))
 
-    def decode_symbols(self, shae: ShaeFile) -> np.ndarray:
+    def decode_symbols(self, shae: ShaeFile, dtype: type = np.int32) -> np.ndarray:
         if not 1 <= shae.level <= len(self.qualities):
             raise FormatError(f"quality {shae.level} does not exist in model {self.model.info.name}")
         if shae.width > MAX_SIDE or shae.height > MAX_SIDE:
@@ -240,28 +257,61 @@ class Codec:
         if latent is None:
             raise FormatError("file has no latent segment")
         shape = self.latent_shape(shae.width, shae.height)
-        return decode_symbols(latent.payload, shape, self.model.prior, shae.level - 1)
+        return decode_symbols(latent.payload, shape, self.model.prior, shae.level - 1, dtype)
 
     def pixels_of(self, symbols: np.ndarray, level: int, width: int, height: int) -> np.ndarray:
         """Symbols C,h,w -> the decoded H,W,3 uint8 image (synthesis of the centers, cropped)."""
-        latent = self.model.centers[symbols]  # C,h,w float32
-        latent *= self.model.inverse_gains[level][:, None, None]
-        x_hat = self.runtime.synthesis(latent, level)[:, :height, :width]  # 3,H,W
-        return np.clip(np.rint(x_hat * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+        bands = [rows for _, rows in self._pixel_bands(symbols, level, width, height)]
+        return bands[0] if len(bands) == 1 else np.concatenate(bands, axis=0)
+
+    def _pixel_bands(self, symbols: np.ndarray, level: int, width: int,
+                     height: int) -> Iterator[tuple[int, np.ndarray]]:
+        """(first pixel row, rows x W x 3 uint8) of the decoded image, top to bottom: only one
+        band of latent values and of pixels is held at a time."""
+        scale = self.model.inverse_gains[level][:, None, None]
+
+        def latent_rows(a0: int, a1: int) -> np.ndarray:
+            latent = self.model.centers[symbols[:, a0:a1]]  # C,rows,w float32
+            latent *= scale
+            return latent
+
+        _, h, w = symbols.shape
+        for r0, band in self.runtime.synthesis_bands(latent_rows, h, w, level):
+            top = r0 * DOWNSCALE
+            band = band[:, :max(0, height - top), :width]  # 3,rows,W cropped to the image
+            yield top, np.clip(np.rint(band * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0)
 
     def decode(self, shae: ShaeFile, max_pixels: int = DEFAULT_MAX_DECODE_PIXELS) -> np.ndarray:
         """Parsed file -> H,W,3 uint8, or H,W,4 when the file has an alpha segment. Files that
         declare more than max_pixels (0: no limit) are refused before any work; the alpha
         segment is checked (and decoded) before the latent, which costs more."""
+        decoded = self.decode_rows(shae, max_pixels)
+        rgb = np.concatenate([rows for _, rows in decoded.rows], axis=0)
+        if decoded.alpha is not None:
+            return np.dstack([rgb, decoded.alpha])
+        return rgb if decoded.count > 1 else np.ascontiguousarray(rgb)
+
+    def decode_rows(self, shae: ShaeFile, max_pixels: int = DEFAULT_MAX_DECODE_PIXELS) -> "DecodedRows":
+        """Like decode, but the RGB pixels come band by band (DecodedRows.rows), so that a
+        writer can stream them to its output and memory holds one band, not the image. The
+        checks, the alpha plane and the latent's symbols are done before this returns."""
         if max_pixels and shae.width * shae.height > max_pixels:
             raise FormatError(f"the file declares {shae.width}x{shae.height} = {shae.width * shae.height} pixels, "
                               f"above the decoding limit of {max_pixels}; raise it (--max-pixels) if you trust the file")
         alpha_segment = shae.segment(SEGMENT_ALPHA)
         alpha = None if alpha_segment is None else decode_alpha(alpha_segment.payload, shae.width, shae.height)
-        rgb = self.pixels_of(self.decode_symbols(shae), shae.level - 1, shae.width, shae.height)
-        if shae.gray:  # the model draws three channels; a greyscale original gets one grey back
-            rgb = np.repeat(np.rint(rgb.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8), 3, axis=2)
-        return np.ascontiguousarray(rgb) if alpha is None else np.dstack([rgb, alpha])
+        symbols = self.decode_symbols(shae, np.uint8)
+        level = shae.level - 1
+
+        def rows() -> Iterator[tuple[int, np.ndarray]]:
+            for top, band in self._pixel_bands(symbols, level, shae.width, shae.height):
+                if shae.gray:  # the model draws three channels; a greyscale original gets one grey back
+                    grey = np.rint(band.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)
+                    band = np.repeat(grey, 3, axis=2)
+                yield top, band
+
+        _, h, w = symbols.shape
+        return DecodedRows(shae.width, shae.height, alpha, self.runtime.band_count(h, w), rows())
 
     @staticmethod
     def metadata_of(shae: ShaeFile) -> Metadata:
@@ -310,6 +360,13 @@ def decompress_with_metadata(data: bytes, max_pixels: int = DEFAULT_MAX_DECODE_P
     shae = bitstream.unpack(data)
     info = find_model_by_id(shae.model_id)
     return _codec_for(info.model_id).decode(shae, max_pixels), Codec.metadata_of(shae)
+
+
+def decompress_rows(data: bytes, max_pixels: int = DEFAULT_MAX_DECODE_PIXELS) -> tuple[DecodedRows, Metadata]:
+    """decompress_with_metadata, with the pixels still to come band by band (Codec.decode_rows)."""
+    shae = bitstream.unpack(data)
+    info = find_model_by_id(shae.model_id)
+    return _codec_for(info.model_id).decode_rows(shae, max_pixels), Codec.metadata_of(shae)
 
 
 def decompress(data: bytes, max_pixels: int = DEFAULT_MAX_DECODE_PIXELS) -> np.ndarray:

@@ -49,8 +49,10 @@ def encode_symbols(symbols: np.ndarray, prior: PriorTables, level: int) -> bytes
     return encoder.get_compressed().astype("<u4").tobytes()
 
 
-def decode_symbols(payload: bytes, shape: tuple[int, int, int], prior: PriorTables, level: int) -> np.ndarray:
-    """Inverse of encode_symbols: bytes -> C,h,w int32 symbols. Raises FormatError on garbage."""
+def decode_symbols(payload: bytes, shape: tuple[int, int, int], prior: PriorTables, level: int,
+                   dtype: type = np.int32) -> np.ndarray:
+    """Inverse of encode_symbols: bytes -> C,h,w symbols (int32, or the given dtype: uint8 takes
+    a quarter of the memory). Raises FormatError on garbage."""
     channels, height, width = shape
     if prior.num_centers > 255:
         raise ValueError("decode_symbols stores symbols as uint8")
@@ -91,7 +93,8 @@ def decode_symbols(payload: bytes, shape: tuple[int, int, int], prior: PriorTabl
     if not decoder.maybe_exhausted():
         raise FormatError("latent payload does not end with the image's symbols (cut short, extended or "
                           "corrupted)")
-    return padded[:, 1:, 1:].astype(np.int32)
+    inner = padded[:, 1:, 1:]
+    return inner if np.dtype(dtype) == np.uint8 else inner.astype(dtype)  # a view: no second copy
 
 
 def encode_iid(symbols: np.ndarray, counts: np.ndarray) -> bytes:

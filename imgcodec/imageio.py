@@ -20,7 +20,7 @@ import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
@@ -503,8 +503,9 @@ def _umask_mode() -> int:
     return 0o644
 
 
-def atomic_write(dest: str | Path, data: bytes, *, force: bool = False) -> None:
-    """Write ``data`` to ``dest`` so that ``dest`` is either untouched or complete.
+def atomic_write(dest: str | Path, data: bytes | Callable[[BinaryIO], None], *, force: bool = False) -> None:
+    """Write ``data`` to ``dest`` so that ``dest`` is either untouched or complete. ``data`` is
+    bytes, or a function that writes them to the open file (a writer streaming a large image).
 
     The data goes to a hidden temporary file in the same directory (so the final rename stays
     on one file system), is fsync'ed, and is then moved into place. Without ``force`` the move
@@ -549,7 +550,10 @@ def atomic_write(dest: str | Path, data: bytes, *, force: bool = False) -> None:
             else:
                 raise OSError(errno.EEXIST, "could not create a temporary file")
             with os.fdopen(fd, "wb") as out:
-                out.write(data)
+                if callable(data):
+                    data(out)
+                else:
+                    out.write(data)
                 out.flush()
                 os.fsync(out.fileno())
             if force:

@@ -12,6 +12,7 @@ memory stays bounded.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -60,9 +61,10 @@ class TransformRuntime:
         self._encoder: _Graph | None = None
         self._decoder: _Graph | None = None
 
-    def analysis(self, image: np.ndarray, level: int = 0) -> np.ndarray:
+    def analysis(self, image: np.ndarray, level: int = 0,
+                 progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """image: 3,H,W float32 in [0,1], H and W multiples of 8 -> latent C,H/8,W/8 float32 at
-        this level (0-based)."""
+        this level (0-based). progress(done, total) is called after each tile of a large image."""
         if self.encoder_path is None:
             raise ModelNotFoundError("this model ships only its decoder; it cannot encode")
         if self._encoder is None:
@@ -71,6 +73,7 @@ class TransformRuntime:
         if h <= self.tile + 2 * self.margin and w <= self.tile + 2 * self.margin:
             return self._encoder(image, level)
         out = None
+        total, done = len(_tiles(h, self.tile)) * len(_tiles(w, self.tile)), 0
         for r0, r1 in _tiles(h, self.tile):
             for c0, c1 in _tiles(w, self.tile):
                 a0, a1 = max(0, r0 - self.margin), min(h, r1 + self.margin)
@@ -80,22 +83,41 @@ class TransformRuntime:
                 if out is None:
                     out = np.empty((latent.shape[0], h, w), dtype=np.float32)  # C,h,w
                 out[:, r0:r1, c0:c1] = latent[:, r0 - a0:r1 - a0, c0 - b0:c1 - b0]
+                done += 1
+                if progress is not None:
+                    progress(done, total)
         return out
 
     def synthesis(self, latent: np.ndarray, level: int = 0) -> np.ndarray:
         """latent: C,h,w float32 -> image 3,8h,8w float32 (not clamped) at this level (0-based)."""
+        h, w = latent.shape[1:]
+        bands = [band for _, band in self.synthesis_bands(lambda a0, a1: latent[:, a0:a1], h, w, level)]
+        return bands[0] if len(bands) == 1 else np.concatenate(bands, axis=1)
+
+    def band_count(self, h: int, w: int) -> int:
+        """How many bands synthesis_bands yields for an h x w latent."""
+        return 1 if self._one_tile(h, w) else len(_tiles(h, self.tile))
+
+    def _one_tile(self, h: int, w: int) -> bool:
+        return h <= self.tile + 2 * self.margin and w <= self.tile + 2 * self.margin
+
+    def synthesis_bands(self, latent_rows: Callable[[int, int], np.ndarray], h: int, w: int,
+                        level: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+        """The synthesis of an h x w latent one band of tiles at a time, top to bottom, so that
+        memory holds one band and not the whole image: yields (first latent row, image rows
+        3,8*rows,8w float32). latent_rows(a0, a1) gives latent rows a0..a1-1 (C,a1-a0,w float32)."""
         if self._decoder is None:
             self._decoder = _Graph(self.decoder_path, self.threads)
-        h, w = latent.shape[1:]
-        if h <= self.tile + 2 * self.margin and w <= self.tile + 2 * self.margin:
-            return self._decoder(latent, level)
-        out = np.empty((3, h * DOWNSCALE, w * DOWNSCALE), dtype=np.float32)  # 3,H,W
+        if self._one_tile(h, w):
+            yield 0, self._decoder(np.ascontiguousarray(latent_rows(0, h)), level)
+            return
         for r0, r1 in _tiles(h, self.tile):
+            a0, a1 = max(0, r0 - self.margin), min(h, r1 + self.margin)
+            rows = latent_rows(a0, a1)  # C,a1-a0,w
+            band = np.empty((3, (r1 - r0) * DOWNSCALE, w * DOWNSCALE), dtype=np.float32)  # 3,rows,W
             for c0, c1 in _tiles(w, self.tile):
-                a0, a1 = max(0, r0 - self.margin), min(h, r1 + self.margin)
                 b0, b1 = max(0, c0 - self.margin), min(w, c1 + self.margin)
-                tile = np.ascontiguousarray(latent[:, a0:a1, b0:b1])
-                rec = self._decoder(tile, level)
-                out[:, r0 * DOWNSCALE:r1 * DOWNSCALE, c0 * DOWNSCALE:c1 * DOWNSCALE] = rec[
+                rec = self._decoder(np.ascontiguousarray(rows[:, :, b0:b1]), level)
+                band[:, :, c0 * DOWNSCALE:c1 * DOWNSCALE] = rec[
                     :, (r0 - a0) * DOWNSCALE:(r1 - a0) * DOWNSCALE, (c0 - b0) * DOWNSCALE:(c1 - b0) * DOWNSCALE]
-        return out
+            yield r0, band

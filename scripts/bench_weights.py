@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from imgcodec.bench.report import publish
 from imgcodec.weights.codec import WeightCodecConfig, compress_tensors, decompress_record
 from imgcodec.weights.container import pack, unpack
 from imgcodec.weights.tensors import _dtype_name
@@ -181,12 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += [f"| {n} | {b} | {r:.1f}x | {a:.2f} | {a - base_acc:+.2f} | {t:.2f} |" for n, b, r, a, t in rows]
     lines += ["", PAPERS, "Not run here: NNCodec (a C++ build), the Deep-Compression pipeline and Soft "
               "Weight-Sharing's mixture prior."]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(f"Command: `python scripts/bench_weights.py --dataset {args.dataset} --out {args.out}`"
-                            "\n\n" + text + "\n")
+    publish("\n".join(lines), args.out, f"python scripts/bench_weights.py --dataset {args.dataset} --out {args.out}")
     return 0
 
 

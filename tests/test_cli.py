@@ -569,3 +569,26 @@ def test_roundtrip_counts_the_alpha_segment_like_encode(tmp_path: Path) -> None:
     assert result.exit_code == 0
     row = next(line for line in result.stdout.splitlines() if line.split()[:1] == ["2"])
     assert int(row.split()[1]) == size
+
+
+def test_a_large_single_image_shows_tile_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One image of many tiles: encode and decode name it on a progress line (stderr), and
+    --quiet shows none. Small tiles stand in for a large photo."""
+    from imgcodec import codec as codec_module
+    from imgcodec.codec import Codec
+    from imgcodec.zoo import find_model
+
+    tiled = Codec(find_model())
+    tiled.runtime.tile, tiled.runtime.margin = 8, 8  # 200 x 264 pixels -> 4 x 5 tiles
+    monkeypatch.setattr(codec_module, "_codec_for", lambda model_id: tiled)
+    photo = write_png(tmp_path / "p.png", np.asarray(Image.open(SAMPLE_PHOTO).convert("RGB"))[:200, :264])
+    result = run("encode", str(photo))
+    assert_ok(result)
+    assert f"encoding {photo}" in result.stderr
+    result = run("decode", str(tmp_path / "p.shae"))
+    assert_ok(result)
+    assert f"decoding {tmp_path / 'p.shae'}" in result.stderr
+    quiet = run("decode", str(tmp_path / "p.shae"), "-o", str(tmp_path / "q.png"), "--quiet")
+    assert_ok(quiet)
+    assert quiet.stderr == ""
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "p.decoded.png")), np.asarray(Image.open(tmp_path / "q.png")))

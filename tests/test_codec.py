@@ -571,3 +571,61 @@ def test_encode_to_size_hits_targets_between_levels(codec: Codec) -> None:
         hits += len(result.data) >= 0.97 * target
         assert np.array_equal(decompress(result.data), codec.decode(bitstream.unpack(result.data)))
     assert hits >= 1
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding band by band, with bounded memory
+
+
+def test_decode_rows_gives_the_decode_band_by_band(small_file: bytes) -> None:
+    tiled = _tiled_codec()
+    image = np.dstack([synthetic_rgb(200, 264, seed=5), alpha_with_holes(200, 264)])
+    shae = bitstream.unpack(tiled.encode(image, 3).data)
+    decoded = tiled.decode_rows(shae)
+    bands = list(decoded.rows)
+    assert decoded.count == len(bands) > 1
+    tops = [top for top, _ in bands]
+    assert tops == sorted(tops) and tops[0] == 0
+    assert all(top + rows.shape[0] == nxt for (top, rows), nxt in zip(bands, tops[1:] + [200]))
+    assert np.array_equal(decoded.alpha, image[..., 3])
+    assert np.array_equal(np.concatenate([rows for _, rows in bands]), tiled.decode(shae)[..., :3])
+
+
+def test_streamed_png_decode_memory_does_not_grow_with_the_image(tmp_path: Path) -> None:
+    """decode_file to PNG streams band by band: five times the rows add less than the 3 bytes
+    per added pixel a uint8 copy of the image would (the range decoder's symbols and index
+    arrays take ~2; a float image would take 12). tracemalloc sees numpy's allocations, not
+    onnxruntime's. PNG and TIFF (through Pillow, with the whole image) both hold the pixels
+    decode() gives."""
+    import tracemalloc
+
+    from PIL import Image
+
+    from imgcodec import batch, codec as codec_module
+
+    tiled = _tiled_codec()
+    tiled.runtime.tile = 16
+    width = 320
+    original = codec_module._codec_for
+    codec_module._codec_for = lambda model_id: tiled  # type: ignore[assignment]
+    peaks: dict[tuple[str, int], int] = {}
+    try:
+        for height in (256, 1280):
+            data = tiled.encode(synthetic_rgb(height, width, seed=9), 4).data
+            source = tmp_path / f"{height}.shae"
+            source.write_bytes(data)
+            expected = tiled.decode(bitstream.unpack(data))  # also creates the ONNX session first
+            for suffix in ("png", "tiff"):
+                reports: list[tuple[int, int]] = []
+                target = tmp_path / f"{height}.{suffix}"
+                tracemalloc.start()
+                batch.decode_file(str(source), str(target), batch.DecodeOptions(),
+                                  lambda done, total: reports.append((done, total)))
+                peaks[suffix, height] = tracemalloc.get_traced_memory()[1]
+                tracemalloc.stop()
+                assert reports[-1][0] == reports[-1][1] == len(reports) > 1
+                assert np.array_equal(np.asarray(Image.open(target)), expected)
+    finally:
+        codec_module._codec_for = original  # type: ignore[assignment]
+    added_pixels = (1280 - 256) * width
+    assert peaks["png", 1280] - peaks["png", 256] < 3.0 * added_pixels, peaks

@@ -316,3 +316,19 @@ def test_detail_set_takes_the_most_detailed_native_crops_and_never_val(monkeypat
     # a1 and a2 (the package's cap), then b1; a3 only after the cap; never a native or a val photo.
     assert fetch.detail_names(photos) == {"a1", "a2", "b1"}
     assert fetch.split_of(photos[0], {"a1"}) == "detail" and fetch.split_of(photos[-1], {"val"}) == "val"
+
+
+# --------------------------------------------------------------------------------------------
+# bench_rate_control.py
+
+
+def test_bench_rate_control_never_exceeds_the_target(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "rc.md"
+    text = run_script("bench_rate_control.py", str(data_dir / "val"), "--targets", "0.4", "1.2", "--out", str(out))
+    header, body = parse_table(text)
+    assert header[0] == "target bpp" and [row[0] for row in body] == ["0.4", "1.2"]
+    for row in body:
+        mean_size, worst_size = float(row[1]), float(row[2])
+        assert 0 < worst_size <= mean_size <= 1.0
+        assert float(row[4]) >= float(row[6])  # never worse than the levels alone
+    assert out.read_text().startswith("Command: `python scripts/bench_rate_control.py")
