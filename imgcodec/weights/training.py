@@ -95,24 +95,113 @@ class SoftToHardWeights(nn.Module):
     def records(self) -> list[Record]:
         """.shaw records of the quantized tensors: the centers, an integer table of how often
         each is used, and the range-coded symbols."""
-        records = []
-        for name, (centers, symbols) in self.finalize().items():
-            hist = np.bincount(symbols.ravel(), minlength=len(centers)).astype(np.float64)
-            used = hist > 0
-            keep = np.flatnonzero(used)  # drop centers nothing uses: fewer table entries
-            remap = np.full(len(centers), -1)
-            remap[keep] = np.arange(len(keep))
-            table_centers = centers[keep]
-            if len(table_centers) < 2:  # a table has two entries at least
-                table_centers = np.append(table_centers, np.float32(0))
-                keep_hist = np.append(hist[keep], 0.0)
-            else:
-                keep_hist = hist[keep]
-            counts = quantize_probabilities(keep_hist / keep_hist.sum()).astype(np.uint16)
-            coded = remap[symbols]
-            records.append(Record(name, "<f4", tuple(symbols.shape), CODEC_CODEBOOK, counts=counts,
-                                  centers=table_centers.astype(np.float32), payload=encode_iid(coded, counts)))
-        return records
+        return [codebook_record(name, centers, symbols) for name, (centers, symbols) in self.finalize().items()]
+
+
+def codebook_record(name: str, centers: np.ndarray, symbols: np.ndarray) -> Record:
+    """A CODEC_CODEBOOK record: value = centers[symbol]. Centers nothing uses are dropped (fewer
+    table entries), and the symbols are range-coded against their own histogram."""
+    hist = np.bincount(symbols.ravel(), minlength=len(centers)).astype(np.float64)
+    keep = np.flatnonzero(hist > 0)
+    remap = np.full(len(centers), -1)
+    remap[keep] = np.arange(len(keep))
+    table_centers = centers[keep]
+    if len(table_centers) < 2:  # a table has two entries at least
+        table_centers = np.append(table_centers, np.float32(0))
+        keep_hist = np.append(hist[keep], 0.0)
+    else:
+        keep_hist = hist[keep]
+    counts = quantize_probabilities(keep_hist / keep_hist.sum()).astype(np.uint16)
+    return Record(name, "<f4", tuple(symbols.shape), CODEC_CODEBOOK, counts=counts,
+                  centers=table_centers.astype(np.float32), payload=encode_iid(remap[symbols], counts))
+
+
+class SoftWeightSharing(nn.Module):
+    """Soft Weight-Sharing (Ullrich, Meeds, Welling, ICLR 2017): one Gaussian-mixture prior over
+    all quantizable weights of `model`, retrained with loss = task loss + tau * complexity.
+
+    Component 0 sits at 0 with a fixed mixing proportion pi_zero (the paper's 0.999), so most
+    weights are pulled to 0 (pruning); the other components' means, variances and proportions
+    are learned and the weights cluster around them (weight sharing). Gamma hyperpriors on the
+    precisions keep components from collapsing (the paper's shapes and rates: zero component
+    Gamma(5000, 2), others Gamma(250, 0.1)). After training `finalize` gives every weight the
+    mean of its most responsible component, and `records` codes them as .shaw codebooks.
+
+        sws = SoftWeightSharing(model, components=17)
+        optimizer = torch.optim.Adam(sws.parameter_groups(), ...)
+        loss = cross_entropy(model(x), y) + tau * sws.complexity() / sws.num_weights
+    """
+
+    def __init__(self, model: nn.Module, components: int = 17, pi_zero: float = 0.999, min_size: int = 1024) -> None:
+        super().__init__()
+        self.model = [model]
+        config = WeightCodecConfig(min_size=min_size)
+        self.names = [n for n, p in model.named_parameters()
+                      if quantizable(p.detach().numpy(), "<f4", config) and p.dtype == torch.float32]
+        weights = torch.cat([model.get_parameter(n).detach().flatten() for n in self.names])
+        reach = float(weights.abs().max())
+        # Non-zero means evenly over the weights' range (both signs), as the paper initialises them.
+        others = torch.linspace(-reach, reach, components - 1)
+        self.means = nn.Parameter(others)  # J-1
+        spacing = 2 * reach / max(1, components - 2)
+        self.log_precisions = nn.Parameter(torch.full((components,), -2 * math.log(spacing / 2)))  # J
+        self.mixing_logits = nn.Parameter(torch.zeros(components - 1))  # J-1, sharing 1 - pi_zero
+        self.log_pi_zero = math.log(pi_zero)
+        self.log_rest = math.log1p(-pi_zero)
+
+    @property
+    def num_weights(self) -> int:
+        model = self.model[0]
+        return sum(model.get_parameter(n).numel() for n in self.names)
+
+    def parameter_groups(self, weights_lr: float = 5e-4) -> list[dict[str, object]]:
+        """Adam groups with the paper's learning rates: weights 5e-4, means 1e-4, log precisions
+        and mixing proportions 3e-3."""
+        model = self.model[0]
+        return [{"params": [model.get_parameter(n) for n in self.names], "lr": weights_lr},
+                {"params": [p for n, p in model.named_parameters() if n not in self.names], "lr": weights_lr},
+                {"params": [self.means], "lr": 1e-4},
+                {"params": [self.log_precisions, self.mixing_logits], "lr": 3e-3}]
+
+    def _mixture(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(means J, log precisions J, log proportions J) with component 0 the fixed zero one."""
+        means = torch.cat([torch.zeros(1), self.means])
+        log_pi = torch.cat([torch.full((1,), self.log_pi_zero),
+                            self.log_rest + torch.log_softmax(self.mixing_logits, dim=0)])
+        return means, self.log_precisions, log_pi
+
+    def _log_joint(self, weights: torch.Tensor) -> torch.Tensor:
+        """log pi_j + log N(w | mu_j, 1/lambda_j) for every weight and component: N,J."""
+        means, log_lambda, log_pi = self._mixture()
+        diff = weights.reshape(-1, 1) - means
+        return log_pi + 0.5 * (log_lambda - math.log(2 * math.pi)) - 0.5 * log_lambda.exp() * diff ** 2
+
+    def complexity(self) -> torch.Tensor:
+        """-log p(w) under the mixture, minus the Gamma hyperpriors' log density of the precisions
+        (nats, up to constants)."""
+        model = self.model[0]
+        weights = torch.cat([model.get_parameter(n).flatten() for n in self.names])
+        nll = -torch.logsumexp(self._log_joint(weights), dim=1).sum()
+        precision = self.log_precisions.exp()
+        shape = torch.tensor([5000.0] + [250.0] * (len(precision) - 1))
+        rate = torch.tensor([2.0] + [0.1] * (len(precision) - 1))
+        hyper = ((shape - 1) * self.log_precisions - rate * precision).sum()
+        return nll - hyper
+
+    @torch.no_grad()
+    def finalize(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """name -> (centers float32 J, symbols of the weight's shape): each weight's most
+        responsible component; the centers are the component means (0 for component 0)."""
+        means = self._mixture()[0].float().numpy().astype(np.float32)
+        out = {}
+        for name in self.names:
+            weight = self.model[0].get_parameter(name)
+            symbols = self._log_joint(weight.flatten()).argmax(dim=1).reshape(weight.shape)
+            out[name] = (means, symbols.numpy())
+        return out
+
+    def records(self) -> list[Record]:
+        return [codebook_record(name, centers, symbols) for name, (centers, symbols) in self.finalize().items()]
 
 
 def anneal(step: int, steps: int, start: float = 1.0, end: float = 100.0) -> float:

@@ -135,3 +135,57 @@ def test_soft_to_hard_training_lowers_the_rate_and_codes_learned_centers() -> No
         state = {**model.state_dict(), **{r.name: torch.from_numpy(decompress_record(r)) for r in records}}
         quantized = torch.func.functional_call(model, state, (x,))
         assert torch.allclose(quantized, sha(x), atol=1e-5)
+
+
+def test_soft_weight_sharing_prunes_and_codes_the_mixture_means() -> None:
+    from imgcodec.weights.training import SoftWeightSharing
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+    x, y = torch.randn(256, 64), torch.randint(0, 4, (256,))
+    sws = SoftWeightSharing(model, components=9, pi_zero=0.99, min_size=128)
+    assert sws.names == ["0.weight", "2.weight"]
+    optimizer = torch.optim.Adam(sws.parameter_groups(weights_lr=2e-3))
+    start = float(sws.complexity().detach())
+    for _ in range(80):
+        loss = torch.nn.functional.cross_entropy(model(x), y) + 0.5 * sws.complexity() / sws.num_weights
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert float(sws.complexity().detach()) < start
+    means = sws._mixture()[0].detach().numpy()
+    assert means[0] == 0.0  # the zero component stays at 0
+    records = unpack(pack(sws.records()))
+    final = sws.finalize()
+    zero_share = np.mean(np.concatenate([s.ravel() == 0 for _, s in final.values()]))
+    assert zero_share > 0.8  # the zero component takes most weights
+    for record in records:
+        centers, symbols = final[record.name]
+        assert np.array_equal(decompress_record(record), centers[symbols])
+
+
+def test_deep_compression_baseline_round_trips() -> None:
+    from imgcodec.weights import deep_compression as dc
+
+    rng = np.random.default_rng(0)
+    counts = np.array([500, 120, 40, 9, 1, 0, 3])
+    symbols = rng.permutation(np.repeat(np.arange(len(counts)), counts))
+    lengths = dc.huffman_lengths(counts)
+    assert lengths[5] == 0 and lengths[0] == lengths[lengths > 0].min()
+    assert np.array_equal(dc.huffman_decode(dc.huffman_encode(symbols, lengths), len(symbols), lengths), symbols)
+
+    weight = rng.normal(0, 0.05, (40, 60)).astype(np.float32)
+    weight[np.abs(weight) < 0.06] = 0
+    sparse = np.zeros((30, 100), np.float32)
+    sparse[0, 3], sparse[29, 97] = 0.5, -0.25  # a gap far longer than 2^5: filler entries
+    bias = rng.normal(size=60).astype(np.float32)
+    data = dc.pack({"w": weight, "s": sparse, "b": bias}, {"w": (4, 5), "s": (5, 5)})
+    out = dc.unpack(data)
+    assert np.array_equal(out["b"], bias)
+    assert np.array_equal(out["w"] != 0, weight != 0)
+    assert len(np.unique(out["w"][out["w"] != 0])) <= 16
+    assert np.abs(out["w"] - weight).max() < 0.05
+    assert np.array_equal(out["s"], sparse)
+    assert len(data) < weight.nbytes / 4
+    with pytest.raises(ValueError):
+        dc.unpack(b"JUNK" + data[4:])
