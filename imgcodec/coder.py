@@ -130,3 +130,61 @@ def decode_iid(payload: bytes, count: int, counts: np.ndarray) -> np.ndarray:
     if not decoder.maybe_exhausted():
         raise FormatError("payload does not end with the values it holds; the file is corrupted")
     return out
+
+
+#: Symbols per constriction call when every symbol brings its own probability row (64 Ki rows
+#: of up to 64 float64 probabilities = 32 MiB).
+ROW_CHUNK = 1 << 16
+
+
+class RowEncoder:
+    """One range-coded stream built pass by pass, each symbol with its own probability row
+    (integer counts summing to 2^16, every entry >= 1): shae-v9's side latent and channel groups,
+    whose rows the decoder can only compute after the passes before (RowDecoder)."""
+
+    def __init__(self) -> None:
+        self.encoder = constriction.stream.queue.RangeEncoder()
+
+    def encode(self, symbols: np.ndarray, counts: np.ndarray) -> None:
+        """symbols: n ints; counts: n,L uint16 rows (TABLE_TOTAL each)."""
+        flat = np.ascontiguousarray(symbols, dtype=np.int32).ravel()
+        if counts.shape[0] != flat.size or (flat.size and (flat.min() < 0 or flat.max() >= counts.shape[1])):
+            raise ValueError("symbols do not match their probability rows")
+        for start in range(0, flat.size, ROW_CHUNK):
+            part = slice(start, start + ROW_CHUNK)
+            self.encoder.encode(flat[part], _family(), counts[part].astype(np.float64) / TABLE_TOTAL)
+
+    def finish(self) -> bytes:
+        return self.encoder.get_compressed().astype("<u4").tobytes()
+
+
+class RowDecoder:
+    """Reads a RowEncoder stream back pass by pass. The caller checks the payload's length
+    against the passes' minimum cost first (min_bits_of_rows); `finish` requires that the
+    stream ends with the last symbol."""
+
+    def __init__(self, payload: bytes) -> None:
+        if len(payload) % 4:
+            raise FormatError("latent payload is not a whole number of 32-bit words; the file is corrupted")
+        self.decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
+
+    def decode(self, counts: np.ndarray) -> np.ndarray:
+        """One symbol per row of counts (n,L) -> n int32."""
+        out = np.empty(counts.shape[0], dtype=np.int32)
+        try:
+            for start in range(0, counts.shape[0], ROW_CHUNK):
+                part = slice(start, start + ROW_CHUNK)
+                out[part] = self.decoder.decode(_family(), counts[part].astype(np.float64) / TABLE_TOTAL)
+        except (ValueError, RuntimeError, AssertionError) as exc:
+            raise FormatError(f"latent payload cannot be decoded ({exc}); the file is corrupted") from exc
+        return out
+
+    def finish(self) -> None:
+        if not self.decoder.maybe_exhausted():
+            raise FormatError("latent payload does not end with the image's symbols (cut short, extended or "
+                              "corrupted)")
+
+
+def min_bits_of_rows(counts: np.ndarray) -> float:
+    """The fewest bits any symbol coded with one of these rows can cost (its likeliest entry)."""
+    return float(-np.log2(counts.max() / TABLE_TOTAL)) if counts.size else 0.0

@@ -22,7 +22,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+import numpy as np
+
 from ..config import ShaeV9Config
+from ..context_prior import quantize_probabilities
+from ..hyperprior import HyperpriorTables
+from ..integer_net import ACTIVATION_BITS, to_fixed
+from .integer_export import int_sequential
 from .quantizer import SoftToHardQuantizer
 from .transforms import GDN
 
@@ -79,8 +85,17 @@ def gaussian_bin_log2(values_sorted_centers: torch.Tensor, mean: torch.Tensor, s
     return torch.log2(probs.clamp_min(LIKELIHOOD_FLOOR))
 
 
+#: Grids that snap the parameter networks' outputs to frozen tables (HyperpriorTables): means
+#: every MEAN_STEP from the lowest center to the highest, scales log-uniform from scale_min to
+#: SCALE_MAX in SCALE_CELLS cells (about 10 % apart).
+MEAN_STEP = 0.25
+SCALE_MAX = 64.0
+SCALE_CELLS = 64
+
+
 class ShaeV9(nn.Module):
-    """forward(x, level) for training; compress/decompress arrive with the integer export."""
+    """forward(x, level) for training; frozen_tables() exports the bit-exact entropy model, with
+    which compress/decompress code real bytes (CompressAI's model contract)."""
 
     def __init__(self, cfg: ShaeV9Config = ShaeV9Config()) -> None:
         super().__init__()
@@ -143,3 +158,53 @@ class ShaeV9(nn.Module):
             start += size
         x_hat = self.synthesis(qy.values * inv_gain) + 0.5
         return {"x_hat": x_hat.float(), "bits": bits, "side_bits": side_bits}
+
+    # ------------------------------------------------------------------------------------------
+    # Real bytes (CompressAI's compress / decompress), through the frozen integer entropy model
+
+    @torch.no_grad()
+    def frozen_tables(self) -> HyperpriorTables:
+        """The entropy model as integers: z's tables, the parameter networks as integer networks,
+        and y's tables over a grid of means and scales (imgcodec.hyperprior)."""
+        cfg = self.cfg
+        y_centers = self.quantizer.centers.detach().double().sort().values  # L
+        z_centers = self.hyper_quantizer.centers.detach().double().sort().values
+        z_counts = quantize_probabilities(torch.softmax(self.hyper_logits.double(), dim=-1).numpy())
+        contexts = tuple(tuple(int_sequential([gp.context])) if gp.context is not None else ()
+                         for gp in self.parameters_of_group)
+        heads = tuple(tuple(int_sequential(list(gp.net))) for gp in self.parameters_of_group)
+        low, high = float(y_centers[0]), float(y_centers[-1])
+        mean_grid = torch.arange(low, high + MEAN_STEP / 2, MEAN_STEP, dtype=torch.float64)  # Km
+        log_scale_grid = torch.linspace(math.log(cfg.scale_min), math.log(SCALE_MAX), SCALE_CELLS, dtype=torch.float64)
+        mean_edges = to_fixed(((mean_grid[1:] + mean_grid[:-1]) / 2).numpy())
+        scale_edges = to_fixed(((log_scale_grid[1:] + log_scale_grid[:-1]) / 2).numpy())
+        log2p = gaussian_bin_log2(y_centers, mean_grid[:, None].expand(-1, SCALE_CELLS),
+                                  log_scale_grid.exp()[None, :].expand(len(mean_grid), -1))  # Km,Ks,L
+        y_counts = quantize_probabilities(torch.exp2(log2p).numpy())
+        return HyperpriorTables(tuple(cfg.groups), to_fixed(y_centers.numpy()), to_fixed(z_centers.numpy()),
+                                z_counts.astype(np.uint16), tuple(int_sequential(list(self.hyper_synthesis))),
+                                contexts, heads, mean_edges, scale_edges, y_counts.astype(np.uint16))
+
+    @torch.no_grad()
+    def symbols(self, x: torch.Tensor, level: int) -> tuple[np.ndarray, np.ndarray]:
+        """x: 1,3,H,W in [0,1] (H, W multiples of 64) -> (y symbols M,h,w, z symbols Cz,h/4,w/4)
+        of the sorted centers, nearest-center rounding."""
+        y = self.analysis(x - 0.5).float() * self.log_gain[level].exp()[None, :, None, None]
+        z = self.hyper_analysis(y).float()
+        return (self.quantizer.symbols(y)[0].numpy().astype(np.int32),
+                self.hyper_quantizer.symbols(z)[0].numpy().astype(np.int32))
+
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor, level: int, tables: HyperpriorTables) -> bytes:
+        """x: 1,3,H,W in [0,1] (H, W multiples of 64) -> the latent payload."""
+        y_symbols, z_symbols = self.symbols(x, level)
+        return tables.encode(y_symbols, z_symbols)
+
+    @torch.no_grad()
+    def decompress(self, payload: bytes, level: int, height: int, width: int,
+                   tables: HyperpriorTables) -> torch.Tensor:
+        """The payload of an H x W image (multiples of 64) -> x_hat 1,3,H,W."""
+        y_symbols, _ = tables.decode(payload, height // self.cfg.downscale, width // self.cfg.downscale)
+        centers = self.quantizer.centers.detach().sort().values
+        y_hat = centers[torch.from_numpy(y_symbols).long()][None] * self.log_inv_gain[level].exp()[None, :, None, None]
+        return self.synthesis(y_hat) + 0.5

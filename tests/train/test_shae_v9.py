@@ -70,3 +70,97 @@ def test_train_script_trains_saves_small_weights_and_continues(tmp_path: Path) -
                    check=True, capture_output=True, timeout=300)
     state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
     assert state["architecture"] == "shae-v9" and state["total_steps"] == 4
+
+
+# --------------------------------------------------------------------------------------------
+# Real bytes through the frozen integer entropy model
+
+
+def _trained_tiny() -> ShaeV9:
+    """A tiny model with some spread in its weights (a few optimiser steps), so the tables differ."""
+    torch.manual_seed(3)
+    model = ShaeV9(ShaeV9Config.from_dict(TINY))
+    optimizer = torch.optim.Adam(model.parameters(), 1e-2)
+    x = torch.rand(2, 3, 128, 128)
+    for _ in range(3):
+        out = model(x, torch.tensor([0, 1]))
+        loss = out["bits"].mean() / 1000 + ((out["x_hat"] - x) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+def test_compress_decompress_round_trip_and_real_rate_near_the_estimate() -> None:
+    model = _trained_tiny()
+    tables = model.frozen_tables()
+    x = torch.rand(1, 3, 128, 192)
+    for level in (0, 1):
+        payload = model.compress(x, level, tables)
+        y_symbols, z_symbols = model.symbols(x, level)
+        decoded_y, decoded_z = tables.decode(payload, 128 // 16, 192 // 16)
+        assert np.array_equal(decoded_y, y_symbols) and np.array_equal(decoded_z, z_symbols)
+        x_hat = model.decompress(payload, level, 128, 192, tables)
+        with torch.no_grad():
+            reference = model.synthesis(model.quantizer.centers.sort().values[torch.from_numpy(y_symbols).long()][None]
+                                        * model.log_inv_gain[level].exp()[None, :, None, None]) + 0.5
+        torch.testing.assert_close(x_hat, reference)
+        with torch.no_grad():
+            estimate = float(model(x, torch.tensor([level]))["bits"])
+        # the integer network and the grids cost little; tables floor rare symbols at 2^-16
+        assert 8 * len(payload) < 1.15 * estimate + 64
+
+
+def test_frozen_tables_survive_save_and_load(tmp_path: Path) -> None:
+    from imgcodec.hyperprior import HyperpriorTables
+
+    tables = _trained_tiny().frozen_tables()
+    tables.save(tmp_path / "tables.npz")
+    loaded = HyperpriorTables.load(tmp_path / "tables.npz")
+    y = np.random.default_rng(0).integers(0, 9, (12, 8, 12)).astype(np.int32)
+    z = np.random.default_rng(1).integers(0, 5, (4, 2, 3)).astype(np.int32)
+    assert tables.encode(y, z) == loaded.encode(y, z)
+
+
+def test_decoding_is_identical_across_processes_and_thread_counts(tmp_path: Path) -> None:
+    """The integer networks pick the same tables whatever BLAS's threads: decode a payload in
+    fresh processes with 1 and 2 threads; both must give the symbols that were encoded."""
+    tables = _trained_tiny().frozen_tables()
+    tables.save(tmp_path / "tables.npz")
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 9, (12, 16, 20)).astype(np.int32)
+    z = rng.integers(0, 5, (4, 4, 5)).astype(np.int32)
+    (tmp_path / "payload.bin").write_bytes(tables.encode(y, z))
+    np.save(tmp_path / "y.npy", y)
+    script = (
+        "import sys, numpy as np\n"
+        "from pathlib import Path\n"
+        "from imgcodec.hyperprior import HyperpriorTables\n"
+        "folder = Path(sys.argv[1])\n"
+        "tables = HyperpriorTables.load(folder / 'tables.npz')\n"
+        "y, _ = tables.decode((folder / 'payload.bin').read_bytes(), 16, 20)\n"
+        "assert np.array_equal(y, np.load(folder / 'y.npy'))\n"
+    )
+    import os
+
+    for threads in ("1", "2"):
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+
+
+def test_hostile_payloads_are_format_errors() -> None:
+    from imgcodec.errors import FormatError
+
+    tables = _trained_tiny().frozen_tables()
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 9, (12, 8, 8)).astype(np.int32)
+    z = rng.integers(0, 5, (4, 2, 2)).astype(np.int32)
+    payload = tables.encode(y, z)
+    with pytest.raises(FormatError, match="too short"):
+        tables.decode(payload[:4], 512, 512)  # a tiny payload claiming a large latent
+    for bad in (payload[:-4], payload + b"\x00" * 8, payload[:3]):
+        with pytest.raises(FormatError):
+            decoded, _ = tables.decode(bad, 8, 8)
+            assert np.array_equal(decoded, y)  # a payload that decodes anyway must decode right

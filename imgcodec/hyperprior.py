@@ -1,0 +1,159 @@
+"""shae-v9's entropy model at run time: side latent, integer parameter networks, frozen tables.
+
+The payload is one range-coded stream (imgcodec.coder.RowEncoder) in passes:
+
+1. the side latent z (symbols of its sorted centers), each channel with its own frozen counts;
+2. the hyper-synthesis, an integer network (imgcodec.integer_net), turns z's centers into
+   features at the latent's resolution;
+3. the latent y in channel groups (He et al., "ELIC", CVPR 2022): for each group an integer
+   network reads the features and the groups already decoded (Minnen & Singh, ICIP 2020) and
+   gives a mean and a log-scale per symbol; both are snapped to a grid, and the grid cell
+   selects a frozen table of counts over y's centers (a Gaussian integrated over the centers'
+   bins, quantized once at export). Each group is one pass.
+
+Everything that picks a table is integer arithmetic on decoded symbols, so the decoder selects
+the encoder's tables on any machine (Balle, Johnston, Minnen, ICLR 2019). The level (gain) does
+not enter here: the side latent carries what the tables need, so gains between two levels code
+with the same machinery (continuous rate, Cui et al., CVPR 2021).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .coder import RowDecoder, RowEncoder, min_bits_of_rows, BOUND_SHARE, STATE_BITS
+from .errors import FormatError
+from .integer_net import IntLayer, run
+
+#: shae-v9's side latent is at 1/4 of the latent's resolution (two stride-2 layers).
+SIDE_DOWNSCALE = 4
+
+
+@dataclass(frozen=True)
+class HyperpriorTables:
+    """The frozen entropy model of one shae-v9 model (export: imgcodec.train.shae_v9)."""
+
+    groups: tuple[int, ...]  # channel counts of y's groups, coded in this order
+    y_centers: np.ndarray  # L int64: y's sorted centers in activation units (the context's input)
+    z_centers: np.ndarray  # Lz int64: z's sorted centers in activation units (the hyper-synthesis' input)
+    z_counts: np.ndarray  # Cz,Lz uint16: z's tables, per channel
+    hyper: tuple[IntLayer, ...]  # z centers -> features, P,h,w
+    contexts: tuple[tuple[IntLayer, ...], ...]  # per group: decoded groups -> context features (empty for the first)
+    heads: tuple[tuple[IntLayer, ...], ...]  # per group: [features, context] -> 2G (means, then log-scales)
+    mean_edges: np.ndarray  # Km-1 int64: boundaries of the mean grid (activation units)
+    scale_edges: np.ndarray  # Ks-1 int64: boundaries of the log-scale grid (activation units)
+    y_counts: np.ndarray  # Km,Ks,L uint16: y's tables per grid cell
+
+    @property
+    def latent_channels(self) -> int:
+        return sum(self.groups)
+
+    def table_ids(self, means: np.ndarray, log_scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Grid cells of integer means and log-scales (any shape) -> (mean index, scale index)."""
+        return np.searchsorted(self.mean_edges, means), np.searchsorted(self.scale_edges, log_scales)
+
+    def features(self, z_symbols: np.ndarray) -> np.ndarray:
+        """z symbols Cz,h/4,w/4 -> hyper features P,h,w int64."""
+        return run(list(self.hyper), self.z_centers[z_symbols])
+
+    def group_rows(self, group: int, features: np.ndarray, decoded: np.ndarray | None) -> np.ndarray:
+        """The counts row of every symbol of a group, G,h,w,L uint16, from the hyper features and
+        the symbols of the groups before it (before,h,w; None for the first)."""
+        inputs = features
+        if self.contexts[group]:
+            context = run(list(self.contexts[group]), self.y_centers[decoded])
+            inputs = np.concatenate([features, context], axis=0)
+        out = run(list(self.heads[group]), inputs)  # 2G,h,w
+        size = self.groups[group]
+        mean_ids, scale_ids = self.table_ids(out[:size], out[size:])
+        return self.y_counts[mean_ids, scale_ids]  # G,h,w,L
+
+    # ------------------------------------------------------------------------------------------
+    def encode(self, y_symbols: np.ndarray, z_symbols: np.ndarray) -> bytes:
+        """y symbols M,h,w and z symbols Cz,h/4,w/4 (indices of the sorted centers) -> payload."""
+        self._check_shapes(y_symbols.shape, z_symbols.shape)
+        coder = RowEncoder()
+        coder.encode(self._z_order(z_symbols), self._z_rows(z_symbols.shape))
+        features = self.features(z_symbols)
+        start = 0
+        for group, size in enumerate(self.groups):
+            rows = self.group_rows(group, features, y_symbols[:start] if start else None)
+            coder.encode(y_symbols[start:start + size].ravel(), rows.reshape(-1, rows.shape[-1]))
+            start += size
+        return coder.finish()
+
+    def decode(self, payload: bytes, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """payload -> (y symbols M,h,w, z symbols Cz,h/4,w/4) for a latent of h x w (multiples of 4).
+        A payload too short for the symbols it must hold is refused before any decoding."""
+        z_shape = (self.z_counts.shape[0], height // SIDE_DOWNSCALE, width // SIDE_DOWNSCALE)
+        self._check_shapes((self.latent_channels, height, width), z_shape)
+        min_bits = (min_bits_of_rows(self.z_counts) * int(np.prod(z_shape))
+                    + min_bits_of_rows(self.y_counts) * self.latent_channels * height * width)
+        if 8 * len(payload) + STATE_BITS < BOUND_SHARE * min_bits:
+            raise FormatError(f"latent payload of {len(payload)} bytes is too short for a {width}x{height} latent; "
+                              "the file is corrupted or forged")
+        coder = RowDecoder(payload)
+        z_symbols = coder.decode(self._z_rows(z_shape)).reshape(z_shape[1], z_shape[2], z_shape[0])
+        z_symbols = np.ascontiguousarray(z_symbols.transpose(2, 0, 1))
+        features = self.features(z_symbols)
+        y_symbols = np.empty((self.latent_channels, height, width), dtype=np.int32)
+        start = 0
+        for group, size in enumerate(self.groups):
+            rows = self.group_rows(group, features, y_symbols[:start] if start else None)
+            y_symbols[start:start + size] = coder.decode(rows.reshape(-1, rows.shape[-1])).reshape(size, height, width)
+            start += size
+        coder.finish()
+        return y_symbols, z_symbols
+
+    def _z_order(self, z_symbols: np.ndarray) -> np.ndarray:
+        return z_symbols.transpose(1, 2, 0).ravel()  # position-major: every channel of a position
+
+    def _z_rows(self, z_shape: tuple[int, ...]) -> np.ndarray:
+        channels, h, w = z_shape
+        return np.broadcast_to(self.z_counts[None], (h * w, channels, self.z_counts.shape[1])).reshape(-1, self.z_counts.shape[1])
+
+    def _check_shapes(self, y_shape: tuple[int, ...], z_shape: tuple[int, ...]) -> None:
+        channels, height, width = y_shape
+        if channels != self.latent_channels or height % SIDE_DOWNSCALE or width % SIDE_DOWNSCALE:
+            raise ValueError(f"latent {y_shape} does not fit this model ({self.latent_channels} channels, "
+                             f"sides multiples of {SIDE_DOWNSCALE})")
+        if z_shape != (self.z_counts.shape[0], height // SIDE_DOWNSCALE, width // SIDE_DOWNSCALE):
+            raise ValueError(f"side latent {z_shape} does not match the latent {y_shape}")
+
+    # ------------------------------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        """All arrays in one .npz (integers only)."""
+        arrays: dict[str, np.ndarray] = {
+            "groups": np.array(self.groups, np.int64), "y_centers": self.y_centers, "z_centers": self.z_centers,
+            "z_counts": self.z_counts, "mean_edges": self.mean_edges, "scale_edges": self.scale_edges,
+            "y_counts": self.y_counts}
+        for prefix, layers in [("hyper", self.hyper)] + [
+                (f"context{g}", c) for g, c in enumerate(self.contexts)] + [
+                (f"head{g}", h) for g, h in enumerate(self.heads)]:
+            for k, layer in enumerate(layers):
+                arrays[f"{prefix}.{k}.weight"] = layer.weight
+                arrays[f"{prefix}.{k}.bias"] = layer.bias
+                arrays[f"{prefix}.{k}.meta"] = np.array([layer.shift, layer.upsample, int(layer.leaky)], np.int64)
+        np.savez_compressed(path, **arrays)
+
+    @classmethod
+    def load(cls, path: Path) -> "HyperpriorTables":
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+
+        def layers(prefix: str) -> tuple[IntLayer, ...]:
+            out, k = [], 0
+            while f"{prefix}.{k}.weight" in arrays:
+                shift, upsample, leaky = (int(v) for v in arrays[f"{prefix}.{k}.meta"])
+                out.append(IntLayer(arrays[f"{prefix}.{k}.weight"].astype(np.int64),
+                                    arrays[f"{prefix}.{k}.bias"].astype(np.int64), shift, upsample, bool(leaky)))
+                k += 1
+            return tuple(out)
+
+        groups = tuple(int(g) for g in arrays["groups"])
+        return cls(groups, arrays["y_centers"].astype(np.int64), arrays["z_centers"].astype(np.int64),
+                   arrays["z_counts"], layers("hyper"), tuple(layers(f"context{g}") for g in range(len(groups))),
+                   tuple(layers(f"head{g}") for g in range(len(groups))), arrays["mean_edges"].astype(np.int64),
+                   arrays["scale_edges"].astype(np.int64), arrays["y_counts"])

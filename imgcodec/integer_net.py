@@ -1,0 +1,107 @@
+"""Integer networks: the parts of a model that choose probabilities, computed exactly everywhere.
+
+A range decoder must see the same probabilities as the encoder, to the last bit, or the rest of
+the file decodes to garbage. Float networks do not promise that across machines (kernels, thread
+counts and fused instructions change the rounding), so the networks that select probability
+tables run as integer networks (Balle, Johnston, Minnen, "Integer Networks for Data Compression
+with Latent-Variable Models", ICLR 2019): integer weights, biases and activations, with every
+operation exact.
+
+Fixed point: an activation a stands for a / 2^ACTIVATION_BITS. A layer with weights w / 2^s
+accumulates sum(w * a) + b exactly, divides by 2^s with floor (exact for a power of two) and
+clips to +-ACTIVATION_LIMIT. The products are summed by float64 matrix multiplication, which is
+exact on integers as long as every partial sum stays below 2^53, whatever the summation order:
+|w| < 2^15, |a| <= 2^24 and at most 2^13 terms per output keep it below 2^52. LeakyReLU's slope
+0.1 is floor(a / 10) on negative values. The input is always decoded symbols, so the result is
+a function of the file alone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+ACTIVATION_BITS = 12
+ACTIVATION_LIMIT = 1 << 24
+MAX_WEIGHT = (1 << 15) - 1
+MAX_TERMS = 1 << 13
+PATCH_BYTES = 64 << 20  # im2col is done in row bands of at most this many bytes
+
+
+@dataclass(frozen=True)
+class IntLayer:
+    """One integer convolution. weight: out,in,k,k int64 (|w| <= MAX_WEIGHT), as a plain
+    convolution even for a transposed one (the exporter flips it); bias: out int64 in
+    accumulator units (2^(ACTIVATION_BITS + shift)); upsample: 2 for a stride-2 transposed
+    convolution (zeros between inputs), else 1; leaky: LeakyReLU(0.1) after the layer."""
+
+    weight: np.ndarray
+    bias: np.ndarray
+    shift: int
+    upsample: int = 1
+    leaky: bool = False
+
+    def __post_init__(self) -> None:
+        out_channels, in_channels, k, k2 = self.weight.shape
+        if k != k2 or k % 2 == 0:
+            raise ValueError(f"kernels must be square and odd, got {k}x{k2}")
+        if np.abs(self.weight).max(initial=0) > MAX_WEIGHT:
+            raise ValueError("integer weights must stay below 2^15")
+        if in_channels * k * k > MAX_TERMS:
+            raise ValueError(f"{in_channels * k * k} terms per output exceed {MAX_TERMS}: sums could lose exactness")
+        if self.bias.shape != (out_channels,) or np.abs(self.bias).max(initial=0) >= 1 << 50:
+            raise ValueError("bias must be one integer per output channel, below 2^50")
+        if not 0 <= self.shift < 40 or self.upsample not in (1, 2):
+            raise ValueError("shift must be in 0..39 and upsample 1 or 2")
+
+
+def _upsampled(x: np.ndarray) -> np.ndarray:
+    """C,H,W -> C,2H,2W with the inputs at even positions and zeros elsewhere. A transposed
+    convolution like torch.nn.ConvTranspose2d(stride=2, padding=k//2, output_padding=1) is this
+    followed by a plain convolution padded by k//2 on every side, with the kernel flipped in
+    both spatial axes and its in/out axes swapped (the exporter does that)."""
+    c, h, w = x.shape
+    out = np.zeros((c, 2 * h, 2 * w), dtype=x.dtype)
+    out[:, ::2, ::2] = x
+    return out
+
+
+def conv(layer: IntLayer, x: np.ndarray) -> np.ndarray:
+    """One layer on x: C,H,W int64 -> out,H',W' int64 (H' = H, or 2H when upsampling)."""
+    weight = layer.weight
+    out_channels, in_channels, k, _ = weight.shape
+    if x.shape[0] != in_channels:
+        raise ValueError(f"layer takes {in_channels} channels, got {x.shape[0]}")
+    half = k // 2
+    if layer.upsample == 2:
+        x = _upsampled(x)
+    padded = np.pad(x, ((0, 0), (half, half), (half, half)))
+    height, width = x.shape[1:]
+    kernel = weight.reshape(out_channels, -1).astype(np.float64)  # out, in*k*k
+    out = np.empty((out_channels, height, width), dtype=np.int64)
+    rows_per_band = max(1, PATCH_BYTES // max(1, 8 * in_channels * k * k * width))
+    source = padded.astype(np.float64)
+    for top in range(0, height, rows_per_band):
+        bottom = min(height, top + rows_per_band)
+        window = np.lib.stride_tricks.sliding_window_view(source[:, top:bottom + 2 * half], (k, k), axis=(1, 2))
+        patches = window.transpose(0, 3, 4, 1, 2).reshape(in_channels * k * k, -1)  # in*k*k, rows*W
+        acc = kernel @ patches + layer.bias.astype(np.float64)[:, None]  # exact: integers below 2^53
+        band = np.floor(acc / float(1 << layer.shift)).astype(np.int64)
+        out[:, top:bottom] = band.reshape(out_channels, bottom - top, width)
+    np.clip(out, -ACTIVATION_LIMIT, ACTIVATION_LIMIT, out=out)
+    if layer.leaky:
+        out = np.where(out < 0, np.floor_divide(out, 10), out)
+    return out
+
+
+def run(layers: list[IntLayer], x: np.ndarray) -> np.ndarray:
+    """The layers one after another on x: C,H,W int64 activations."""
+    for layer in layers:
+        x = conv(layer, x)
+    return x
+
+
+def to_fixed(values: np.ndarray) -> np.ndarray:
+    """Floats -> activations (value * 2^ACTIVATION_BITS, rounded half to even), int64."""
+    return np.clip(np.rint(np.asarray(values, np.float64) * (1 << ACTIVATION_BITS)),
+                   -ACTIVATION_LIMIT, ACTIVATION_LIMIT).astype(np.int64)
