@@ -42,8 +42,8 @@ PAPERS = {
 #: widths: (cluster bits, relative-index bits), 8/8 for convolutions, 5/5 for fully connected.
 DEEP_COMPRESSION = {
     "lenet300": {"0.weight": (0.08, 5, 5), "2.weight": (0.09, 5, 5), "4.weight": (0.26, 5, 5)},
-    "lenet5": {"1.weight": (0.66, 8, 8), "4.weight": (0.12, 8, 8), "8.weight": (0.08, 5, 5),
-               "10.weight": (0.19, 5, 5)},
+    "lenet5": {"1.weight": (0.66, 8, 8), "3.weight": (0.12, 8, 8), "6.weight": (0.08, 5, 5),
+               "8.weight": (0.19, 5, 5)},
 }
 
 

@@ -1,8 +1,9 @@
 """Rate-distortion of a checkpoint on the validation photos, with BD-rates against a bench run.
 
 Every quality level of the model codes every photo of ``--data/val`` into real .shae bytes
-(``imgcodec.train.training.CheckpointCodec``: PyTorch transforms, which the exported ONNX graphs
-match up to float rounding, with the runtime's rounding, tables and coder) through the shared
+(``imgcodec.train.training.checkpoint_codec``: PyTorch transforms, which the exported ONNX graphs
+match up to float rounding, with the runtime's rounding, tables and coder; for shae-v9 its frozen
+integer entropy model) through the shared
 ``imgcodec.evaluation.evaluate``. It tells, without exporting, whether a training run is ahead
 of the shipped model and of JPEG over the whole curve:
 
@@ -22,7 +23,7 @@ from imgcodec.bench.bdrate import bd_rate_detailed
 from imgcodec.bench.runner import read_records_csv, summarize_records
 from imgcodec.evaluation import evaluate
 from imgcodec.train.data import load_images
-from imgcodec.train.training import CheckpointCodec, load_model
+from imgcodec.train.training import checkpoint_codec, load_model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     model, state = load_model(args.checkpoint)
     images = load_images(args.data / args.split)
-    results = evaluate(CheckpointCodec(model), images)
+    results = evaluate(checkpoint_codec(model), images)
     print(f"{args.checkpoint} (step {state.get('step', '?')}), {len(images)} photos of {args.data / args.split}")
     print("quality  bpp (file)  est.bpp (payload)  PSNR")
     for r in results:

@@ -29,7 +29,7 @@ def main() -> int:
     for qp in args.qp:
         started = time.perf_counter()
         bitstream = encode({k: v.astype(np.float32) for k, v in state.items()},
-                           args={"qp": qp, "use_dq": True, "verbose": False})
+                           args={"qp": qp, "use_dq": True, "verbose": False, "results": str(args.folder)})
         decoded = decode(bitstream)
         times[qp] = time.perf_counter() - started
         (args.folder / f"qp{qp}.nnc").write_bytes(bytes(bitstream))

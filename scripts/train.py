@@ -36,7 +36,7 @@ from imgcodec.evaluation import evaluate
 from imgcodec.train.architectures import ARCHITECTURES, architecture_of
 from imgcodec.train.config import TrainConfig
 from imgcodec.train.data import CropSampler, load_crops, load_images
-from imgcodec.train.training import (CheckpointCodec, estimated_rd, load_model, model_config_of, save_checkpoint,
+from imgcodec.train.training import (checkpoint_codec, load_model, model_config_of, save_checkpoint,
                                      save_weights)
 
 VAL_IMAGES = 4  # periodic validation: lowest, middle and highest level on 4 val photos
@@ -212,19 +212,12 @@ def main(argv: list[str] | None = None) -> int:
             if step % train_cfg.val_every == 0 or step == train_cfg.steps:
                 levels = sorted({1, model_cfg.num_levels // 2 + 1, model_cfg.num_levels})
                 model.cpu()
-                if arch.real_bytes:
-                    for r in evaluate(CheckpointCodec(model), val_images, levels):
-                        append_csv(args.run_dir / "val_log.csv", {
-                            "step": step, "quality": r.quality, "bpp_real": round(r.bpp, 5),
-                            "bpp_estimate": round(r.bpp_estimate, 5), "psnr": round(r.psnr, 3)})
-                        bar.write(f"step {step} q{r.quality}: {r.bpp:.4f} bpp real "
-                                  f"({r.bpp_estimate:.4f} est), {r.psnr:.2f} dB")
-                else:
-                    for quality, bpp, psnr in estimated_rd(model, val_images, levels, arch.multiple):
-                        append_csv(args.run_dir / "val_log.csv", {
-                            "step": step, "quality": quality, "bpp_real": "", "bpp_estimate": round(bpp, 5),
-                            "psnr": round(psnr, 3)})
-                        bar.write(f"step {step} q{quality}: {bpp:.4f} bpp (estimate), {psnr:.2f} dB")
+                for r in evaluate(checkpoint_codec(model), val_images, levels):
+                    append_csv(args.run_dir / "val_log.csv", {
+                        "step": step, "quality": r.quality, "bpp_real": round(r.bpp, 5),
+                        "bpp_estimate": round(r.bpp_estimate, 5), "psnr": round(r.psnr, 3)})
+                    bar.write(f"step {step} q{r.quality}: {r.bpp:.4f} bpp real "
+                              f"({r.bpp_estimate:.4f} est), {r.psnr:.2f} dB")
                 model.to(device).train()
     bar.close()
     if distributed:

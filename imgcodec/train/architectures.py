@@ -21,7 +21,6 @@ class Architecture:
     config_type: Any
     model_type: type[nn.Module]
     multiple: int  # image sides must be multiples of this (the latent's downscaling, or the side latent's)
-    real_bytes: bool  # whether validation can code real files (compress/decompress exist)
 
     def config(self, values: dict[str, Any] | None = None) -> Any:
         """The default config with `values` over it; unknown keys are an error."""
@@ -29,8 +28,8 @@ class Architecture:
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-    "shae-v8": Architecture("shae-v8", ModelConfig, ShaeV8, multiple=8, real_bytes=True),
-    "shae-v9": Architecture("shae-v9", ShaeV9Config, ShaeV9, multiple=64, real_bytes=False),
+    "shae-v8": Architecture("shae-v8", ModelConfig, ShaeV8, multiple=8),
+    "shae-v9": Architecture("shae-v9", ShaeV9Config, ShaeV9, multiple=64),
 }
 
 

@@ -15,6 +15,7 @@ from ..config import ModelConfig
 from .config import TrainConfig
 from .data import CropSampler
 from .shae_v8 import FrozenParts, ShaeV8
+from .shae_v9 import ShaeV9
 
 #: Keys of checkpoints written before the shipped layout became the only one, with the only
 #: value this version accepts (shae-v8.pt has level_modulation: true).
@@ -78,29 +79,6 @@ def save_weights(path: Path, model: torch.nn.Module, state: dict[str, Any], dtyp
     os.replace(tmp, path)
 
 
-@torch.no_grad()
-def estimated_rd(model: torch.nn.Module, images: list[np.ndarray], levels: list[int], multiple: int
-                 ) -> list[tuple[int, float, float]]:
-    """(quality, estimated bpp, PSNR) per level from the model's forward pass in eval mode (hard
-    quantization, the prior's cross-entropy), on each image cropped to a multiple of `multiple`.
-    For architectures without a real coder yet; real files are measured with CheckpointCodec."""
-    was_training = model.training
-    model.eval()
-    rows = []
-    for level in levels:
-        bpps, psnrs = [], []
-        for image in images:
-            h, w = (s - s % multiple for s in image.shape[:2])
-            x = torch.from_numpy(np.ascontiguousarray(image[:h, :w])).permute(2, 0, 1)[None].float() / 255.0
-            out = model(x, torch.tensor([level - 1]))
-            x_hat = (out["x_hat"].clamp(0, 1) * 255).round() / 255
-            bpps.append(out["bits"].item() / (h * w))
-            psnrs.append(float(10 * torch.log10(1.0 / ((x_hat - x) ** 2).mean())))
-        rows.append((level, float(np.mean(bpps)), float(np.mean(psnrs))))
-    model.train(was_training)
-    return rows
-
-
 @dataclass(frozen=True)
 class CheckpointEncoded:
     data: bytes  # a complete .shae file (model id zero: it names no installed model)
@@ -130,3 +108,47 @@ class CheckpointCodec:
         shae = bitstream.unpack(data)
         payload = shae.segment(SEGMENT_LATENT).payload
         return self.model.decompress(payload, shae.level - 1, shae.width, shae.height, self.frozen)
+
+
+class ShaeV9CheckpointCodec:
+    """CheckpointCodec for shae-v9: the torch transforms with the frozen integer entropy model
+    (ShaeV9.frozen_tables), so validation measures real bytes. Images are padded to a multiple
+    of 64 by repeating the edge and cropped back after decoding."""
+
+    MULTIPLE = 64
+
+    def __init__(self, model: ShaeV9) -> None:
+        self.model = model.eval()
+        self.tables = model.frozen_tables()
+
+    @property
+    def qualities(self) -> list[int]:
+        return list(range(1, self.model.cfg.num_levels + 1))
+
+    def _padded(self, image: np.ndarray) -> torch.Tensor:
+        h, w = image.shape[:2]
+        ph, pw = -h % self.MULTIPLE, -w % self.MULTIPLE
+        padded = np.pad(image[..., :3], ((0, ph), (0, pw), (0, 0)), mode="edge")
+        return torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1)[None].float() / 255.0
+
+    @torch.no_grad()
+    def encode(self, image: np.ndarray, quality: int | None = None) -> CheckpointEncoded:
+        level = (quality or 1) - 1
+        x = self._padded(image)
+        payload = self.model.compress(x, level, self.tables)
+        estimate = float(self.model(x, torch.tensor([level]))["bits"])
+        shae = ShaeFile(bytes(8), level + 1, image.shape[1], image.shape[0], (Segment(SEGMENT_LATENT, payload),))
+        return CheckpointEncoded(bitstream.pack(shae), estimate)
+
+    @torch.no_grad()
+    def decode_bytes(self, data: bytes) -> np.ndarray:
+        shae = bitstream.unpack(data)
+        height, width = (-(-s // self.MULTIPLE) * self.MULTIPLE for s in (shae.height, shae.width))
+        x_hat = self.model.decompress(shae.segment(SEGMENT_LATENT).payload, shae.level - 1, height, width, self.tables)
+        pixels = (x_hat[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        return np.ascontiguousarray(pixels[:shae.height, :shae.width])
+
+
+def checkpoint_codec(model: torch.nn.Module) -> "CheckpointCodec | ShaeV9CheckpointCodec":
+    """The real-bytes codec of a trained model of any architecture."""
+    return ShaeV9CheckpointCodec(model) if isinstance(model, ShaeV9) else CheckpointCodec(model)
