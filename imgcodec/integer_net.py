@@ -55,15 +55,29 @@ class IntLayer:
             raise ValueError("shift must be in 0..39 and upsample 1 or 2")
 
 
-def _upsampled(x: np.ndarray) -> np.ndarray:
-    """C,H,W -> C,2H,2W with the inputs at even positions and zeros elsewhere. A transposed
-    convolution like torch.nn.ConvTranspose2d(stride=2, padding=k//2, output_padding=1) is this
-    followed by a plain convolution padded by k//2 on every side, with the kernel flipped in
-    both spatial axes and its in/out axes swapped (the exporter does that)."""
-    c, h, w = x.shape
-    out = np.zeros((c, 2 * h, 2 * w), dtype=x.dtype)
-    out[:, ::2, ::2] = x
-    return out
+def _accumulate(x: np.ndarray, kernel: np.ndarray, rows: list[int], cols: list[int]) -> np.ndarray:
+    """sum over c, a, b of kernel[o, c, a, b] * x[c, i + rows[a], j + cols[b]] (zero outside x),
+    for every output o and position i, j of x: out,H,W float64, exact on integers (see the module
+    docstring). Done as one matrix product per band of rows (im2col from shifted slices)."""
+    channels, height, width = x.shape
+    out_channels = kernel.shape[0]
+    top, bottom = max(0, -min(rows)), max(0, max(rows))
+    left, right = max(0, -min(cols)), max(0, max(cols))
+    padded = np.pad(x.astype(np.float64), ((0, 0), (top, bottom), (left, right)))
+    weights = kernel.reshape(out_channels, -1).astype(np.float64)  # out, C*len(rows)*len(cols)
+    acc = np.empty((out_channels, height, width), dtype=np.float64)
+    taps = len(rows) * len(cols)
+    band = max(1, PATCH_BYTES // max(1, 8 * channels * taps * width))
+    for r0 in range(0, height, band):
+        r1 = min(height, r0 + band)
+        if taps == 1:
+            patches = padded[:, r0 + top + rows[0]:r1 + top + rows[0], left + cols[0]:left + cols[0] + width]
+            patches = patches.reshape(channels, -1)
+        else:
+            patches = np.stack([padded[:, r0 + top + dy:r1 + top + dy, left + dx:left + dx + width]
+                                for dy in rows for dx in cols], axis=1).reshape(channels * taps, -1)
+        acc[:, r0:r1] = (weights @ patches).reshape(out_channels, r1 - r0, width)
+    return acc
 
 
 def conv(layer: IntLayer, x: np.ndarray) -> np.ndarray:
@@ -73,21 +87,26 @@ def conv(layer: IntLayer, x: np.ndarray) -> np.ndarray:
     if x.shape[0] != in_channels:
         raise ValueError(f"layer takes {in_channels} channels, got {x.shape[0]}")
     half = k // 2
-    if layer.upsample == 2:
-        x = _upsampled(x)
-    padded = np.pad(x, ((0, 0), (half, half), (half, half)))
-    height, width = x.shape[1:]
-    kernel = weight.reshape(out_channels, -1).astype(np.float64)  # out, in*k*k
-    out = np.empty((out_channels, height, width), dtype=np.int64)
-    rows_per_band = max(1, PATCH_BYTES // max(1, 8 * in_channels * k * k * width))
-    source = padded.astype(np.float64)
-    for top in range(0, height, rows_per_band):
-        bottom = min(height, top + rows_per_band)
-        window = np.lib.stride_tricks.sliding_window_view(source[:, top:bottom + 2 * half], (k, k), axis=(1, 2))
-        patches = window.transpose(0, 3, 4, 1, 2).reshape(in_channels * k * k, -1)  # in*k*k, rows*W
-        acc = kernel @ patches + layer.bias.astype(np.float64)[:, None]  # exact: integers below 2^53
-        band = np.floor(acc / float(1 << layer.shift)).astype(np.int64)
-        out[:, top:bottom] = band.reshape(out_channels, bottom - top, width)
+    if layer.upsample == 1:
+        offsets = list(range(-half, half + 1))
+        acc = _accumulate(x, weight, offsets, offsets)
+    else:
+        # A stride-2 transposed convolution (torch.nn.ConvTranspose2d(stride=2, padding=k//2,
+        # output_padding=1), whose kernel the exporter flipped and transposed) is a plain
+        # convolution of the input with zeros between its values. Only every other tap meets a
+        # value, so each output parity (ry, rx) is a small convolution of the input itself with
+        # the taps a of matching parity, reading input row i + (a + ry - half) / 2.
+        height, width = x.shape[1:]
+        acc = np.empty((out_channels, 2 * height, 2 * width), dtype=np.float64)
+        for ry in (0, 1):
+            taps_y = [a for a in range(k) if (a + ry - half) % 2 == 0]
+            for rx in (0, 1):
+                taps_x = [b for b in range(k) if (b + rx - half) % 2 == 0]
+                sub = weight[:, :, taps_y][:, :, :, taps_x]
+                acc[:, ry::2, rx::2] = _accumulate(x, sub, [(a + ry - half) // 2 for a in taps_y],
+                                                   [(b + rx - half) // 2 for b in taps_x])
+    acc += layer.bias.astype(np.float64)[:, None, None]  # exact: integers below 2^53
+    out = np.floor(acc / float(1 << layer.shift)).astype(np.int64)
     np.clip(out, -ACTIVATION_LIMIT, ACTIVATION_LIMIT, out=out)
     if layer.leaky:
         out = np.where(out < 0, np.floor_divide(out, 10), out)
