@@ -42,6 +42,12 @@ class ModelInfo:
     manifest_entry: dict[str, Any]
 
     @property
+    def architecture(self) -> str:
+        """The model class it was exported from (model.json; models from before the field are
+        of shae-v8's layout)."""
+        return str(self.meta.get("architecture", "shae-v8"))
+
+    @property
     def num_levels(self) -> int:
         return len(self.meta["config"]["lambdas"])
 
