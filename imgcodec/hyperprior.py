@@ -31,6 +31,12 @@ from .integer_net import IntLayer, run
 SIDE_DOWNSCALE = 4
 
 
+def _cost(symbols: np.ndarray, counts: np.ndarray) -> float:
+    """Bits of the symbols under their rows (count / 2^16 each)."""
+    chosen = counts[np.arange(len(symbols)), symbols].astype(np.float64)
+    return float(-np.log2(chosen / 65536.0).sum())
+
+
 @dataclass(frozen=True)
 class HyperpriorTables:
     """The frozen entropy model of one shae-v9 model (export: imgcodec.train.shae_v9)."""
@@ -73,16 +79,25 @@ class HyperpriorTables:
     # ------------------------------------------------------------------------------------------
     def encode(self, y_symbols: np.ndarray, z_symbols: np.ndarray) -> bytes:
         """y symbols M,h,w and z symbols Cz,h/4,w/4 (indices of the sorted centers) -> payload."""
+        return self.encode_with_cost(y_symbols, z_symbols)[0]
+
+    def encode_with_cost(self, y_symbols: np.ndarray, z_symbols: np.ndarray) -> tuple[bytes, float]:
+        """encode, and the tables' ideal code length of the symbols in bits."""
         self._check_shapes(y_symbols.shape, z_symbols.shape)
         coder = RowEncoder()
-        coder.encode(self._z_order(z_symbols), self._z_rows(z_symbols.shape))
+        bits = 0.0
+        passes = [(self._z_order(z_symbols), self._z_rows(z_symbols.shape))]
+        coder.encode(*passes[0])
+        bits += _cost(*passes[0])
         features = self.features(z_symbols)
         start = 0
         for group, size in enumerate(self.groups):
             rows = self.group_rows(group, features, y_symbols[:start] if start else None)
-            coder.encode(y_symbols[start:start + size].ravel(), rows.reshape(-1, rows.shape[-1]))
+            symbols, counts = y_symbols[start:start + size].ravel(), rows.reshape(-1, rows.shape[-1])
+            coder.encode(symbols, counts)
+            bits += _cost(symbols, counts)
             start += size
-        return coder.finish()
+        return coder.finish(), bits
 
     def decode(self, payload: bytes, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """payload -> (y symbols M,h,w, z symbols Cz,h/4,w/4) for a latent of h x w (multiples of 4).

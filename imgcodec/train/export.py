@@ -22,6 +22,7 @@ import torch
 
 from ..zoo import WEIGHT_FILES
 from .shae_v8 import ShaeV8
+from .shae_v9 import ShaeV9
 
 ONNX_OPSET = 17
 
@@ -86,5 +87,69 @@ def export_model(model: ShaeV8, folder: Path, extra: dict[str, Any] | None = Non
         "files": {name: file_sha256(folder / name) for name in WEIGHT_FILES},
         **(extra or {}),
     }
+    (folder / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return model_id
+
+
+#: shae-v9's files. The model id covers what decoding needs (the first three); the encoders'
+#: hashes are checked on load like every file's.
+SHAE_V9_DECODER_FILES = ("decoder.onnx", "hyperprior.npz", "levels.npz")
+SHAE_V9_FILES = SHAE_V9_DECODER_FILES + ("encoder.onnx", "hyper_encoder.onnx")
+
+
+def export_shae_v9(model: ShaeV9, folder: Path, extra: dict[str, Any] | None = None) -> str:
+    """Write a shae-v9 model folder; returns the model id.
+
+        encoder.onnx        analysis, image 1,3,H,W in [0,1] (H, W multiples of 64) -> y 1,M,H/16,W/16
+        hyper_encoder.onnx  hyper-analysis, gained y -> side latent z 1,Cz,H/64,W/64
+        decoder.onnx        synthesis, y at the centers times the inverse gains -> image
+        hyperprior.npz      the integer entropy model (imgcodec.hyperprior.HyperpriorTables)
+        levels.npz          sorted centers of y and z (float32), gains and inverse gains per level
+
+    The gains stay outside the graphs, so a level between two can be interpolated at run time."""
+    model = model.eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = model.cfg
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        image = torch.rand(1, 3, 128, 192)
+        y = model.analysis(image - 0.5)
+
+        class _Analysis(torch.nn.Module):
+            def __init__(self, analysis: torch.nn.Module) -> None:
+                super().__init__()
+                self.analysis = analysis
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return self.analysis(x - 0.5)
+
+        class _Synthesis(torch.nn.Module):
+            def __init__(self, synthesis: torch.nn.Module) -> None:
+                super().__init__()
+                self.synthesis = synthesis
+
+            def forward(self, latent: torch.Tensor) -> torch.Tensor:
+                return self.synthesis(latent) + 0.5
+
+        graphs = ((_Analysis(model.analysis), image, "encoder.onnx", "image", "latent"),
+                  (model.hyper_analysis, y, "hyper_encoder.onnx", "latent", "side"),
+                  (_Synthesis(model.synthesis), y, "decoder.onnx", "latent", "image"))
+        for module, example, name, input_name, output_name in graphs:
+            torch.onnx.export(module, (example,), str(folder / name), input_names=[input_name],
+                              output_names=[output_name], opset_version=ONNX_OPSET,
+                              dynamic_axes={input_name: {2: "h", 3: "w"}, output_name: {2: "oh", 3: "ow"}},
+                              dynamo=False)
+        model.frozen_tables().save(folder / "hyperprior.npz")
+        np.savez(folder / "levels.npz",
+                 y_centers=model.quantizer.centers.sort().values.numpy().astype(np.float32),
+                 z_centers=model.hyper_quantizer.centers.sort().values.numpy().astype(np.float32),
+                 gains=model.log_gain.exp().numpy().astype(np.float32),
+                 inverse_gains=model.log_inv_gain.exp().numpy().astype(np.float32))
+    digest = hashlib.sha256()
+    for name in SHAE_V9_DECODER_FILES:
+        digest.update(bytes.fromhex(file_sha256(folder / name)))
+    model_id = digest.hexdigest()[:16]
+    meta = {"model_id": model_id, "format": "shaec-model-1", "architecture": "shae-v9", "config": cfg.to_dict(),
+            "files": {name: file_sha256(folder / name) for name in SHAE_V9_FILES}, **(extra or {})}
     (folder / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
     return model_id
