@@ -21,6 +21,7 @@ from .codec_base import (DEFAULT_MAX_DECODE_PIXELS, ROUNDINGS, ContainerCodec, D
                          Progress)
 from .config import DOWNSCALE, ModelConfig
 from .coder import decode_symbols, encode_symbols
+from .errors import ModelNotFoundError
 from .imageio import Metadata
 from . import bitstream
 from .rounding import rd_symbols

@@ -27,7 +27,7 @@ import numpy as np
 from ..config import ShaeV9Config
 from ..context_prior import quantize_probabilities
 from ..hyperprior import HyperpriorTables
-from ..integer_net import ACTIVATION_BITS, to_fixed
+from ..integer_net import to_fixed
 from .integer_export import int_sequential
 from .quantizer import SoftToHardQuantizer
 from .transforms import GDN

@@ -11,29 +11,14 @@ from click.testing import CliRunner
 from PIL import Image
 
 from imgcodec import bitstream
-from imgcodec.config import ShaeV9Config
 from imgcodec.errors import FormatError
 from imgcodec.train.export import export_shae_v9
 from imgcodec.train.shae_v9 import ShaeV9
 
-TINY = {"channels": 8, "latent_channels": 12, "hyper_channels": 4, "num_centers": 9, "hyper_num_centers": 5,
-        "groups": [2, 4, 6], "param_features": 8, "context_features": 4, "lambdas": [0.01, 0.1]}
-
-
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ShaeV9]:
+def installed(tmp_path_factory: pytest.TempPathFactory, trained_tiny_v9: ShaeV9) -> tuple[Path, ShaeV9]:
     """A models folder holding one tiny shae-v9 model, and the torch model it came from."""
-    torch.manual_seed(3)
-    model = ShaeV9(ShaeV9Config.from_dict(TINY))
-    optimizer = torch.optim.Adam(model.parameters(), 1e-2)
-    x = torch.rand(2, 3, 128, 128)
-    for _ in range(3):
-        out = model(x, torch.tensor([0, 1]))
-        loss = out["bits"].mean() / 1000 + ((out["x_hat"] - x) ** 2).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.eval()
+    model = trained_tiny_v9
     folder = tmp_path_factory.mktemp("models")
     model_id = export_shae_v9(model, folder / "tiny-v9")
     (folder / "manifest.json").write_text(json.dumps(

@@ -76,23 +76,8 @@ def test_train_script_trains_saves_small_weights_and_continues(tmp_path: Path) -
 # Real bytes through the frozen integer entropy model
 
 
-def _trained_tiny() -> ShaeV9:
-    """A tiny model with some spread in its weights (a few optimiser steps), so the tables differ."""
-    torch.manual_seed(3)
-    model = ShaeV9(ShaeV9Config.from_dict(TINY))
-    optimizer = torch.optim.Adam(model.parameters(), 1e-2)
-    x = torch.rand(2, 3, 128, 128)
-    for _ in range(3):
-        out = model(x, torch.tensor([0, 1]))
-        loss = out["bits"].mean() / 1000 + ((out["x_hat"] - x) ** 2).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return model.eval()
-
-
-def test_compress_decompress_round_trip_and_real_rate_near_the_estimate() -> None:
-    model = _trained_tiny()
+def test_compress_decompress_round_trip_and_real_rate_near_the_estimate(trained_tiny_v9: ShaeV9) -> None:
+    model = trained_tiny_v9
     tables = model.frozen_tables()
     x = torch.rand(1, 3, 128, 192)
     for level in (0, 1):
@@ -111,10 +96,10 @@ def test_compress_decompress_round_trip_and_real_rate_near_the_estimate() -> Non
         assert 8 * len(payload) < 1.15 * estimate + 64
 
 
-def test_frozen_tables_survive_save_and_load(tmp_path: Path) -> None:
+def test_frozen_tables_survive_save_and_load(tmp_path: Path, trained_tiny_v9: ShaeV9) -> None:
     from imgcodec.hyperprior import HyperpriorTables
 
-    tables = _trained_tiny().frozen_tables()
+    tables = trained_tiny_v9.frozen_tables()
     tables.save(tmp_path / "tables.npz")
     loaded = HyperpriorTables.load(tmp_path / "tables.npz")
     y = np.random.default_rng(0).integers(0, 9, (12, 8, 12)).astype(np.int32)
@@ -122,10 +107,10 @@ def test_frozen_tables_survive_save_and_load(tmp_path: Path) -> None:
     assert tables.encode(y, z) == loaded.encode(y, z)
 
 
-def test_decoding_is_identical_across_processes_and_thread_counts(tmp_path: Path) -> None:
+def test_decoding_is_identical_across_processes_and_thread_counts(tmp_path: Path, trained_tiny_v9: ShaeV9) -> None:
     """The integer networks pick the same tables whatever BLAS's threads: decode a payload in
     fresh processes with 1 and 2 threads; both must give the symbols that were encoded."""
-    tables = _trained_tiny().frozen_tables()
+    tables = trained_tiny_v9.frozen_tables()
     tables.save(tmp_path / "tables.npz")
     rng = np.random.default_rng(5)
     y = rng.integers(0, 9, (12, 16, 20)).astype(np.int32)
@@ -150,10 +135,10 @@ def test_decoding_is_identical_across_processes_and_thread_counts(tmp_path: Path
         assert done.returncode == 0, done.stderr
 
 
-def test_hostile_payloads_are_format_errors() -> None:
+def test_hostile_payloads_are_format_errors(trained_tiny_v9: ShaeV9) -> None:
     from imgcodec.errors import FormatError
 
-    tables = _trained_tiny().frozen_tables()
+    tables = trained_tiny_v9.frozen_tables()
     rng = np.random.default_rng(2)
     y = rng.integers(0, 9, (12, 8, 8)).astype(np.int32)
     z = rng.integers(0, 5, (4, 2, 2)).astype(np.int32)
