@@ -148,7 +148,7 @@ class HyperpriorTables:
                 (f"context{g}", c) for g, c in enumerate(self.contexts)] + [
                 (f"head{g}", h) for g, h in enumerate(self.heads)]:
             for k, layer in enumerate(layers):
-                arrays[f"{prefix}.{k}.weight"] = layer.weight
+                arrays[f"{prefix}.{k}.weight"] = layer.weight.astype(np.int16)  # |w| < 2^15
                 arrays[f"{prefix}.{k}.bias"] = layer.bias
                 arrays[f"{prefix}.{k}.meta"] = np.array([layer.shift, layer.upsample, int(layer.leaky)], np.int64)
         np.savez_compressed(path, **arrays)

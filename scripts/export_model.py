@@ -21,11 +21,12 @@ import numpy as np
 import torch
 
 from imgcodec.bench.codecs import get_codecs
-from imgcodec.codec import Codec
+from imgcodec.codec import Codec, codec_of
 from imgcodec.evaluation import evaluate
 from imgcodec.metrics import ms_ssim_rgb, psnr_rgb
 from imgcodec.train.data import load_images
-from imgcodec.train.export import export_model
+from imgcodec.train.export import export_model, export_shae_v9
+from imgcodec.train.shae_v9 import ShaeV9
 from imgcodec.train.rounding_tuning import tune, write_tuning
 from imgcodec.train.training import load_model
 from imgcodec.zoo import find_model, models_dir
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     for key in ("init", "total_steps", "total_cpu_hours"):  # a run continued from another (--init)
         if key in state:
             extra[key] = state[key]
-    model_id = export_model(model, folder, extra)
+    model_id = (export_shae_v9 if isinstance(model, ShaeV9) else export_model)(model, folder, extra)
     logs = Path("docs/training-logs") / args.name  # logs are records, not package data
     for log in ("train_log.csv", "val_log.csv"):
         if (args.checkpoint.parent / log).exists():
@@ -106,21 +107,21 @@ def main(argv: list[str] | None = None) -> int:
     manifest["default"] = args.name
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
 
-    if args.tune_rounding:
+    if args.tune_rounding and not isinstance(model, ShaeV9):  # shae-v8's rounding uses its context prior
         tuning = tune(Codec(find_model(args.name)), args.data / "train")
         write_tuning(find_model(args.name), tuning, "python scripts/export_model.py ... --tune-rounding "
                      "(imgcodec.train.rounding_tuning.tune defaults)")
         print(tuning.table(), file=sys.stderr)
     if not args.no_eval:
         images = load_images(args.data / "val")
-        codec = Codec(find_model(args.name))
+        codec = codec_of(find_model(args.name))
         levels = [r.to_dict() for r in evaluate(codec, images, ms_ssim=True, progress=True)]
         jpeg = jpeg_curve(images)
         bpps = [c[0] for c in jpeg]
         for row in levels:
             row["jpeg_psnr_at_bpp"] = round(float(np.interp(row["bpp"], bpps, [c[1] for c in jpeg])), 3)
             row["jpeg_ms_ssim_at_bpp"] = round(float(np.interp(row["bpp"], bpps, [c[2] for c in jpeg])), 5)
-        rounding = "rd" if np.any(codec.model.rd_tau > 0) else "nearest"  # what shaec encode does
+        rounding = "rd" if isinstance(codec, Codec) and np.any(codec.model.rd_tau > 0) else "nearest"
         entry["validation"] = {"images": len(images), "rounding": rounding, "levels": levels}
         default = args.default_quality or min(levels, key=lambda r: abs(r["bpp"] - 0.4))["quality"]
         entry["default_quality"] = default
