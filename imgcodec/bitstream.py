@@ -9,7 +9,7 @@ Layout (all integers little-endian)::
 
     offset  size  field
          0     4  magic b"SHAE"
-         4     1  format version (u8), currently 1
+         4     1  format version (u8), 1 to 3 (docs/format.md)
          5     1  flags (u8), reserved, must be 0
          6     8  model id (first 8 bytes of the SHA-256 of the model weights)
         14     1  quality level (u8)
@@ -42,6 +42,7 @@ __all__ = [
     "SEGMENT_ALPHA",
     "SEGMENT_HEADER_SIZE",
     "SEGMENT_LATENT",
+    "SEGMENT_LEVEL_STEP",
     "SEGMENT_NAMES",
     "TRAILER_SIZE",
     "Segment",
@@ -53,7 +54,7 @@ __all__ = [
 ]
 
 MAGIC = b"SHAE"
-FORMAT_VERSION = 2  # the newest version this module reads and writes
+FORMAT_VERSION = 3  # the newest version this module reads and writes
 MAX_SIDE = 65535
 """The largest width or height the container can describe (codec limits are stricter)."""
 
@@ -62,14 +63,18 @@ SEGMENT_ALPHA = 2
 SEGMENT_ICC = 3  # format version 2: the input's ICC colour profile
 SEGMENT_EXIF = 4  # format version 2: its EXIF block (TIFF-structured, as Pillow's Exif.tobytes)
 SEGMENT_XMP = 5  # format version 2: its XMP packet (UTF-8 XML)
+#: format version 3: a position between the header's level and the next (u16 t, the gains
+#: interpolated at t / 65536 of the way; models with level interpolation only, e.g. shae-v9)
+SEGMENT_LEVEL_STEP = 6
 
 SEGMENT_NAMES: Mapping[int, str] = MappingProxyType({SEGMENT_LATENT: "latent", SEGMENT_ALPHA: "alpha",
                                                      SEGMENT_ICC: "icc", SEGMENT_EXIF: "exif",
-                                                     SEGMENT_XMP: "xmp"})
+                                                     SEGMENT_XMP: "xmp", SEGMENT_LEVEL_STEP: "level-step"})
 #: Segment kinds and flags each format version may use; a writer uses the lowest version that
 #: holds the file, so files without metadata stay readable by version-1 readers.
-VERSION_KINDS: Mapping[int, frozenset[int]] = MappingProxyType({1: frozenset({1, 2}), 2: frozenset({1, 2, 3, 4, 5})})
-VERSION_FLAGS: Mapping[int, int] = MappingProxyType({1: 0x00, 2: 0x01})
+VERSION_KINDS: Mapping[int, frozenset[int]] = MappingProxyType({1: frozenset({1, 2}), 2: frozenset({1, 2, 3, 4, 5}),
+                                                                3: frozenset({1, 2, 3, 4, 5, 6})})
+VERSION_FLAGS: Mapping[int, int] = MappingProxyType({1: 0x00, 2: 0x01, 3: 0x01})
 FLAG_GRAY = 0x01  # format version 2: the image is greyscale (decoders write one channel)
 """Human names of the segment kinds this version knows (read-only)."""
 
@@ -125,6 +130,8 @@ class ShaeFile:
     @property
     def version(self) -> int:
         """The lowest format version that holds this file."""
+        if any(s.kind not in VERSION_KINDS[2] for s in self.segments):
+            return 3
         needs_2 = self.gray or any(s.kind not in VERSION_KINDS[1] for s in self.segments)
         return 2 if needs_2 else 1
 

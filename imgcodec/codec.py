@@ -16,12 +16,12 @@ from typing import Iterator
 
 import numpy as np
 
-from .bitstream import ShaeFile
+from .bitstream import SEGMENT_LEVEL_STEP, ShaeFile
 from .codec_base import (DEFAULT_MAX_DECODE_PIXELS, ROUNDINGS, ContainerCodec, DecodedRows, EncodeResult,
                          Progress)
 from .config import DOWNSCALE, ModelConfig
 from .coder import decode_symbols, encode_symbols
-from .errors import ModelNotFoundError
+from .errors import FormatError, ModelNotFoundError
 from .imageio import Metadata
 from . import bitstream
 from .rounding import rd_symbols
@@ -184,6 +184,8 @@ class Codec(ContainerCodec):
             yield top, np.clip(np.rint(band * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0)
 
     def _bands(self, shae: ShaeFile) -> tuple[int, Iterator[tuple[int, np.ndarray]]]:
+        if shae.segment(SEGMENT_LEVEL_STEP) is not None:
+            raise FormatError(f"the file asks for a level between two, which model {self.info.name} cannot decode")
         symbols = self.decode_symbols(shae, np.uint8)
         _, h, w = symbols.shape
         return self.runtime.band_count(h, w), self._pixel_bands(symbols, shae.level - 1, shae.width, shae.height)

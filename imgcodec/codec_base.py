@@ -135,10 +135,11 @@ class ContainerCodec:
         return image.shape[2] == 4 and bool(np.any(image[..., 3] != 255))
 
     def _file_of(self, image: np.ndarray, payload: bytes, estimate: float, level: int,
-                 metadata: Metadata | None) -> EncodeResult:
-        """The .shae file of a latent payload at this level (0-based), with the image's alpha and metadata."""
+                 metadata: Metadata | None, extra: tuple[Segment, ...] = ()) -> EncodeResult:
+        """The .shae file of a latent payload at this level (0-based), with the image's alpha and
+        metadata, and any `extra` segments of the architecture."""
         height, width = image.shape[:2]
-        segments = [Segment(SEGMENT_LATENT, payload)]
+        segments = [Segment(SEGMENT_LATENT, payload), *extra]
         if self._has_alpha(image):
             segments.append(Segment(SEGMENT_ALPHA, encode_alpha(np.ascontiguousarray(image[..., 3]))))
         if metadata is None:

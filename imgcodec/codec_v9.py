@@ -5,6 +5,12 @@ Encode: pad to a multiple of 64 -> analysis (ONNX) -> gains of the level -> near
 hyper-analysis (ONNX) -> nearest z centers -> the passes of imgcodec.hyperprior. Decode: the
 passes -> y's centers times the inverse gains -> synthesis (ONNX) -> crop. The whole image is one
 band. Rate-distortion rounding is shae-v8's (its context prior); here both roundings are nearest.
+
+Levels interpolate: the entropy model does not depend on the level (the side latent carries
+what the tables need), so any gain vector between two levels' codes (Cui et al., CVPR 2021, who
+interpolate gains geometrically). A file at a position between level l and l + 1 stores the
+step t (u16, t / 65536 of the way) in a level-step segment; encode_at writes one, and
+encode_to_size uses them to land close under a target size.
 """
 from __future__ import annotations
 
@@ -13,14 +19,16 @@ from typing import Iterator
 
 import numpy as np
 
-from .bitstream import ShaeFile
-from .codec_base import ContainerCodec, Progress
-from .errors import ModelNotFoundError
+from .bitstream import SEGMENT_LEVEL_STEP, Segment, ShaeFile
+from .codec_base import ContainerCodec, EncodeResult, Progress
+from .errors import FormatError, ModelNotFoundError
+from .imageio import Metadata
 from .hyperprior import HyperpriorTables
 from .zoo import ModelInfo
 
 MULTIPLE = 64  # image sides are padded to this (the side latent is at 1/64)
 DOWNSCALE = 16  # the latent's
+STEPS = 1 << 16  # a level-step segment's unit: 1/65536 of the way to the next level
 
 
 class _Session:
@@ -69,14 +77,22 @@ class ShaeV9Codec(ContainerCodec):
         self.hyper_analysis = _Session(info.folder / "hyper_encoder.onnx", threads)
         self.synthesis = _Session(info.folder / "decoder.onnx", threads)
 
-    def symbols_of(self, rgb: np.ndarray, level: int) -> tuple[np.ndarray, np.ndarray]:
-        """H,W,3 uint8 -> (y symbols M,h,w, z symbols Cz,h/4,w/4), nearest centers."""
+    def _gains(self, gains: np.ndarray, level: int, step: int) -> np.ndarray:
+        """A level's gain vector, or the geometric interpolation step / 65536 of the way to the next."""
+        if step == 0:
+            return gains[level]
+        t = step / STEPS
+        return np.exp((1 - t) * np.log(gains[level]) + t * np.log(gains[level + 1])).astype(np.float32)
+
+    def symbols_of(self, rgb: np.ndarray, level: int, step: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """H,W,3 uint8 -> (y symbols M,h,w, z symbols Cz,h/4,w/4), nearest centers, at a level
+        (0-based) or `step` / 65536 of the way to the next."""
         if self.info.decode_only:
             raise ModelNotFoundError(f"model '{self.info.name}' is retired and ships only its decoder")
         height, width = rgb.shape[:2]
         padded = np.pad(rgb, ((0, -height % MULTIPLE), (0, -width % MULTIPLE), (0, 0)), mode="edge")
         x = padded.transpose(2, 0, 1).astype(np.float32) / 255.0  # 3,H,W
-        y = self.analysis(x) * self.gains[level][:, None, None]  # M,h,w
+        y = self.analysis(x) * self._gains(self.gains, level, step)[:, None, None]  # M,h,w
         z = self.hyper_analysis(y)
         return (np.searchsorted(self.y_thresholds, y).astype(np.int32),
                 np.searchsorted(self.z_thresholds, z).astype(np.int32))
@@ -86,14 +102,59 @@ class ShaeV9Codec(ContainerCodec):
         y_symbols, z_symbols = self.symbols_of(rgb, level)
         return self.tables.encode_with_cost(y_symbols, z_symbols)
 
+    def encode_at(self, image: np.ndarray, position: float, metadata: Metadata | None = None) -> EncodeResult:
+        """Encode at a continuous quality position, 1 (lowest level) .. N (highest)."""
+        top = len(self.qualities)
+        if isinstance(position, bool) or not isinstance(position, (int, float, np.integer, np.floating)) \
+                or not 1 <= position <= top:
+            raise ValueError(f"position must be a number in 1..{top}, got {position!r}")
+        self._check_image(image)
+        level = min(int(np.floor(position)) - 1, top - 1)
+        step = int(round((position - 1 - level) * STEPS))
+        if step == STEPS:
+            level, step = level + 1, 0
+        rgb = np.ascontiguousarray(image[..., :3])
+        payload, estimate = self.tables.encode_with_cost(*self.symbols_of(rgb, level, step))
+        extra = (Segment(SEGMENT_LEVEL_STEP, step.to_bytes(2, "little")),) if step else ()
+        return self._file_of(image, payload, estimate, level, metadata, extra)
+
+    def encode_to_size(self, image: np.ndarray, max_bytes: int, rounding: str = "rd",
+                       metadata: Metadata | None = None) -> EncodeResult:
+        """The highest level that fits (bisection over the levels), then the highest position
+        between it and the next that still fits (bisection over the interpolated gains, to
+        1/1024 of a level); the smallest level when none fits."""
+        best = super().encode_to_size(image, max_bytes, rounding, metadata)
+        level = best.quality - 1
+        if len(best.data) > max_bytes or level + 1 >= len(self.qualities):
+            return best
+        low, high = float(level + 1), float(level + 2)  # positions: low fits, high does not
+        for _ in range(10):
+            mid = (low + high) / 2
+            trial = self.encode_at(image, mid, metadata)
+            if len(trial.data) <= max_bytes:
+                best, low = trial, mid
+            else:
+                high = mid
+        return best
+
+    def _step_of(self, shae: ShaeFile) -> int:
+        segment = shae.segment(SEGMENT_LEVEL_STEP)
+        if segment is None:
+            return 0
+        step = int.from_bytes(segment.payload, "little") if len(segment.payload) == 2 else 0
+        if not 0 < step < STEPS or shae.level >= len(self.qualities):
+            raise FormatError("the level-step segment is malformed (a 16-bit step above 0, below a top level)")
+        return step
+
     def _bands(self, shae: ShaeFile) -> tuple[int, Iterator[tuple[int, np.ndarray]]]:
         payload = self._latent_segment(shae)
+        step = self._step_of(shae)
         h, w = (-(-side // MULTIPLE) * MULTIPLE // DOWNSCALE for side in (shae.height, shae.width))
         y_symbols, _ = self.tables.decode(payload, h, w)
         level = shae.level - 1
 
         def bands() -> Iterator[tuple[int, np.ndarray]]:
-            latent = self.y_centers[y_symbols] * self.inverse_gains[level][:, None, None]
+            latent = self.y_centers[y_symbols] * self._gains(self.inverse_gains, level, step)[:, None, None]
             image = self.synthesis(latent)[:, :shae.height, :shae.width]  # 3,H,W
             yield 0, np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0)
 

@@ -175,8 +175,23 @@ def test_non_bytes_input() -> None:
 
 
 def test_newer_version() -> None:
-    text = message_of(raw_file(version=3))
-    assert "newer shaec" in text and "format version 3" in text and "reads version 2" in text
+    text = message_of(raw_file(version=4))
+    assert "newer shaec" in text and "format version 4" in text and "reads version 3" in text
+
+
+def test_level_step_segment_needs_version_3() -> None:
+    from imgcodec.bitstream import SEGMENT_LEVEL_STEP
+
+    plain = ShaeFile(bytes(8), 2, 16, 16, (Segment(SEGMENT_LATENT, b"\x00" * 8),))
+    stepped = ShaeFile(bytes(8), 2, 16, 16, (Segment(SEGMENT_LATENT, b"\x00" * 8),
+                                              Segment(SEGMENT_LEVEL_STEP, b"\x00\x80")))
+    assert plain.version == 1 and stepped.version == 3
+    assert unpack(pack(stepped)) == stepped
+    data = bytearray(pack(stepped))
+    data[4] = 2  # the same file claiming version 2 may not hold kind 6
+    data[-4:] = zlib.crc32(bytes(data[:-4])).to_bytes(4, "little")
+    with pytest.raises(FormatError):
+        unpack(bytes(data))
 
 
 def test_newer_version_with_a_different_layout() -> None:

@@ -629,3 +629,14 @@ def test_streamed_png_decode_memory_does_not_grow_with_the_image(tmp_path: Path)
         codec_module._codec_for = original  # type: ignore[assignment]
     added_pixels = (1280 - 256) * width
     assert peaks["png", 1280] - peaks["png", 256] < 3.0 * added_pixels, peaks
+
+
+def test_shae_v8_refuses_a_level_step(codec: Codec) -> None:
+    """Positions between levels are shae-v9's; a shae-v8 file that asks for one is an error."""
+    from imgcodec.bitstream import SEGMENT_LEVEL_STEP
+
+    shae = bitstream.unpack(codec.encode(synthetic_rgb(16, 16), 2).data)
+    forged = ShaeFile(shae.model_id, shae.level, shae.width, shae.height,
+                      shae.segments + (Segment(SEGMENT_LEVEL_STEP, b"\x00\x80"),))
+    with pytest.raises(FormatError, match="between two"):
+        codec.decode(forged)

@@ -82,3 +82,32 @@ def test_cli_round_trip_and_a_cut_file(codec, tmp_path: Path) -> None:  # type: 
     huge = bitstream.ShaeFile(shae.model_id, shae.level, 16000, 16000, shae.segments)
     with pytest.raises(FormatError, match="too short"):
         codec.decode(huge, max_pixels=0)
+
+
+def test_positions_between_levels_and_rate_control(codec) -> None:  # type: ignore[no-untyped-def]
+    image = _image(128, 192)
+    sizes = [len(codec.encode_at(image, p).data) for p in (1.0, 1.25, 1.5, 1.75, 2.0)]
+    assert sizes[0] < sizes[-1]
+    assert sizes == sorted(sizes) or max(a - b for a, b in zip(sizes, sizes[1:])) < 0.02 * sizes[-1]
+    middle = codec.encode_at(image, 1.5)
+    shae = bitstream.unpack(middle.data)
+    assert shae.version == 3 and shae.level == 1
+    assert codec.decode(shae).shape == image.shape
+    assert bitstream.unpack(codec.encode_at(image, 2.0).data).version == 1  # a whole level: no step segment
+    target = (sizes[0] + sizes[-1]) // 2
+    result = codec.encode_to_size(image, target)
+    assert 0.97 * target <= len(result.data) <= target
+    for bad in (0.5, 2.5, "1.5"):
+        with pytest.raises(ValueError):
+            codec.encode_at(image, bad)
+
+
+def test_a_level_step_at_the_top_level_is_refused(codec) -> None:  # type: ignore[no-untyped-def]
+    image = _image(64, 64)
+    shae = bitstream.unpack(codec.encode_at(image, 1.5).data)
+    for bad_level, payload in ((2, b"\x00\x80"), (1, b"\x00\x00"), (1, b"\x01")):
+        segments = tuple(bitstream.Segment(s.kind, payload) if s.kind == bitstream.SEGMENT_LEVEL_STEP else s
+                         for s in shae.segments)
+        forged = bitstream.ShaeFile(shae.model_id, bad_level, shae.width, shae.height, segments)
+        with pytest.raises(FormatError, match="level-step"):
+            codec.decode(forged)
