@@ -134,6 +134,13 @@ def test_run_bench_jpeg_and_fake(image_dir: Path, tmp_path: Path, capsys) -> Non
             assert getattr(read_back[name], key) == pytest.approx(getattr(curve, key), rel=1e-5)
 
 
+def test_progress_counts_levels(image_dir: Path, tmp_path: Path, capsys) -> None:
+    """The bar moves once per image, codec and level (2 images x 3 JPEG levels here)."""
+    run_bench(image_dir, ["jpeg"], tmp_path / "out", progress=True, qualities={"jpeg": [20, 50, 90]})
+    err = capsys.readouterr().err
+    assert "6/6" in err and "level" in err
+
+
 @needs_x265
 def test_run_bench_with_bpg_x265(image_dir: Path, tmp_path: Path) -> None:
     out_dir = tmp_path / "out"

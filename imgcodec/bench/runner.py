@@ -461,10 +461,11 @@ def run_bench(directory: Path, codec_names: list[str] | None, out_dir: Path, job
         raise ValueError("none of the requested codecs can run here: "
                          + "; ".join(f"{name}: {reason}" for name, reason in skipped.items()))
 
-    tasks = [_Task(path, codec, chosen_qualities[codec.name])
-             for path in image_paths for codec in codecs]
+    # One task per image, codec and level, so that the bar moves with every level coded.
+    tasks = [_Task(path, codec, (quality,))
+             for path in image_paths for codec in codecs for quality in chosen_qualities[codec.name]]
     outcomes: list[_TaskOutcome] = []
-    with tqdm(total=len(tasks), desc="bench", unit="task", file=sys.stderr,
+    with tqdm(total=len(tasks), desc="bench", unit="level", file=sys.stderr,
               disable=not progress) as bar:
         def on_done(outcome: _TaskOutcome) -> None:
             outcomes.append(outcome)
