@@ -264,7 +264,11 @@ def info(inputs: tuple[str, ...]) -> None:
         click.echo(f"{source}:")
         click.echo(f"  format      .shae version {bitstream.FORMAT_VERSION}")
         click.echo(f"  model       {shae.model_id.hex()} ({model})")
-        click.echo(f"  quality     {shae.level}")
+        step = shae.segment(bitstream.SEGMENT_LEVEL_STEP)
+        if step is not None and len(step.payload) == 2:  # a position between two levels (shae-v9)
+            click.echo(f"  quality     {shae.level} + {int.from_bytes(step.payload, 'little') / 65536:.3f}")
+        else:
+            click.echo(f"  quality     {shae.level}")
         click.echo(f"  size        {shae.width}x{shae.height}")
         click.echo(f"  bytes       {len(data)} ({8 * len(data) / pixels:.4f} bpp)")
         for name, length in bitstream.describe(shae):
@@ -318,13 +322,13 @@ def roundtrip(image: str, qualities: tuple[int, ...], all_levels: bool, model: s
 
     codec = get_codec(model)
     with_ms_ssim = ms_ssim_available()
-    levels = codec.qualities if all_levels else list(qualities) or [codec.model.info.default_quality]
+    levels = codec.qualities if all_levels else list(qualities) or [codec.info.default_quality]
     for q in levels:
         if q not in codec.qualities:
             raise click.BadParameter(f"must be {codec.qualities[0]}..{codec.qualities[-1]}", param_hint="-q/--quality")
     loaded = load_image(sys.stdin.buffer.read() if image == "-" else image)
     height, width = loaded.rgb.shape[:2]
-    click.echo(f"{image}: {width}x{height}, model {codec.model.info.name} ({codec.model.info.model_id})")
+    click.echo(f"{image}: {width}x{height}, model {codec.info.name} ({codec.info.model_id})")
     click.echo(f"{'q':>3} {'bytes':>9} {'bpp':>8} {'est bpp':>8} {'PSNR dB':>8} {'MS-SSIM':>8} {'enc s':>6} {'dec s':>6}")
     import numpy as np
 

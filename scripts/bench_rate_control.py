@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                                  len(levels_only.data) >= (1 - WITHIN) * budget))
         print(f"[{number}/{len(paths)}] {path.name}", flush=True)
 
-    lines = [f"{len(paths)} photos of {args.folder} ({codec.model.info.name}); size = file bytes / target bytes.", "",
+    lines = [f"{len(paths)} photos of {args.folder} ({codec.info.name}); size = file bytes / target bytes.", "",
              "| target bpp | mean size | worst size | within 3 % | PSNR dB | levels alone: within 3 % | PSNR dB |",
              "|---|---|---|---|---|---|---|"]
     for target, entries in rows.items():

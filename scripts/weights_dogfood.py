@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     images = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(args.data.glob("*.png"))]
     reference_codec = Codec(find_model(args.model))
     reference = evaluate(reference_codec, images)
-    lines = [f"{reference_codec.model.info.name} on {len(images)} photos of {args.data}: change against the "
+    lines = [f"{reference_codec.info.name} on {len(images)} photos of {args.data}: change against the "
              "float32 ONNX weights, worst level and mean over the levels.", "",
              "| bits/weight | weights bytes (graphs + .shaw) | smaller by | worst rate change % | mean rate change % "
              "| worst PSNR change dB | mean PSNR change dB |",

@@ -52,7 +52,7 @@ def matched_tiles(rgb: np.ndarray, shaec: BenchCodec, others: Sequence[BenchCode
     def crop(image: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(image[top:top + side, left:left + side])
 
-    quality: Quality = get_codec().model.info.default_quality
+    quality: Quality = get_codec().info.default_quality
     target = shaec.encode(rgb, quality)
     decoded = shaec.decode(target, width, height)
     tiles = [Tile("original", crop(rgb)),

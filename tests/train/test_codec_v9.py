@@ -111,3 +111,19 @@ def test_a_level_step_at_the_top_level_is_refused(codec) -> None:  # type: ignor
         forged = bitstream.ShaeFile(shae.model_id, bad_level, shae.width, shae.height, segments)
         with pytest.raises(FormatError, match="level-step"):
             codec.decode(forged)
+
+
+def test_cli_info_roundtrip_and_size_with_shae_v9(codec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from imgcodec.cli import main
+
+    Image.fromarray(_image(128, 192)).save(tmp_path / "p.png")
+    runner = CliRunner()
+    sizes = [len(codec.encode(_image(128, 192), q).data) for q in codec.qualities]
+    target = (sizes[0] + sizes[1]) // 2
+    result = runner.invoke(main, ["encode", str(tmp_path / "p.png"), "--size", f"{target}B"])
+    assert result.exit_code == 0, result.output
+    assert 0.97 * target <= (tmp_path / "p.shae").stat().st_size <= target
+    info = runner.invoke(main, ["info", str(tmp_path / "p.shae")])
+    assert info.exit_code == 0 and "quality     1 + 0." in info.output and "level-step" in info.output
+    result = runner.invoke(main, ["roundtrip", str(tmp_path / "p.png"), "-q", "2"])
+    assert result.exit_code == 0 and "tiny-v9" in result.output, result.output
