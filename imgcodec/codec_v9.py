@@ -3,8 +3,9 @@ imgcodec.train.export.export_shae_v9): ONNX transforms and the integer entropy m
 
 Encode: pad to a multiple of 64 -> analysis (ONNX) -> gains of the level -> nearest y centers ->
 hyper-analysis (ONNX) -> nearest z centers -> the passes of imgcodec.hyperprior. Decode: the
-passes -> y's centers times the inverse gains -> synthesis (ONNX) -> crop. The whole image is one
-band. Rate-distortion rounding is shae-v8's (its context prior); here both roundings are nearest.
+passes -> y's centers times the inverse gains -> synthesis (ONNX) -> crop. The transforms run in
+overlapping tiles of TILE_LATENTS (imgcodec.runtime), so memory stays bounded for large images
+and a decode streams band by band. Rate-distortion rounding is shae-v8's (its context prior); here both roundings are nearest.
 
 Levels interpolate: the entropy model does not depend on the level (the side latent carries
 what the tables need), so any gain vector between two levels' codes (Cui et al., CVPR 2021, who
@@ -24,31 +25,16 @@ from .codec_base import ContainerCodec, EncodeResult, Progress
 from .errors import FormatError, ModelNotFoundError
 from .imageio import Metadata
 from .hyperprior import HyperpriorTables
+from .runtime import OnnxGraph, TransformRuntime
 from .zoo import ModelInfo
 
 MULTIPLE = 64  # image sides are padded to this (the side latent is at 1/64)
 DOWNSCALE = 16  # the latent's
+#: Tiles of 80 latents (1280 pixels: a 1-megapixel photo is one or two tiles) with a margin of
+#: 4 latents, more than the transforms' reach (four 5x5 stride-2 layers: about 2.4 latents).
+TILE_LATENTS = 80
+MARGIN_LATENTS = 4
 STEPS = 1 << 16  # a level-step segment's unit: 1/65536 of the way to the next level
-
-
-class _Session:
-    """An ONNX graph of one input and one output, created on first use."""
-
-    def __init__(self, path: object, threads: int | None) -> None:
-        self.path, self.threads, self.session = path, threads, None
-
-    def __call__(self, tensor: np.ndarray) -> np.ndarray:
-        if self.session is None:
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            if self.threads:
-                options.intra_op_num_threads = self.threads
-            options.log_severity_level = 3
-            self.session = ort.InferenceSession(str(self.path), sess_options=options,
-                                                providers=["CPUExecutionProvider"])
-        name = self.session.get_inputs()[0].name
-        return self.session.run(None, {name: np.ascontiguousarray(tensor[None], dtype=np.float32)})[0][0]
 
 
 class ShaeV9Codec(ContainerCodec):
@@ -73,9 +59,11 @@ class ShaeV9Codec(ContainerCodec):
             self.inverse_gains = levels["inverse_gains"].astype(np.float32)
         self.y_thresholds = (self.y_centers[1:] + self.y_centers[:-1]) / 2
         self.z_thresholds = (self.z_centers[1:] + self.z_centers[:-1]) / 2
-        self.analysis = _Session(info.folder / "encoder.onnx", threads)
-        self.hyper_analysis = _Session(info.folder / "hyper_encoder.onnx", threads)
-        self.synthesis = _Session(info.folder / "decoder.onnx", threads)
+        encoder = None if info.decode_only else info.folder / "encoder.onnx"
+        self.runtime = TransformRuntime(encoder, info.folder / "decoder.onnx", threads, TILE_LATENTS,
+                                        MARGIN_LATENTS, DOWNSCALE)
+        self.threads = threads
+        self._hyper_analysis: OnnxGraph | None = None  # on the whole latent, which is small
 
     def _gains(self, gains: np.ndarray, level: int, step: int) -> np.ndarray:
         """A level's gain vector, or the geometric interpolation step / 65536 of the way to the next."""
@@ -92,8 +80,10 @@ class ShaeV9Codec(ContainerCodec):
         height, width = rgb.shape[:2]
         padded = np.pad(rgb, ((0, -height % MULTIPLE), (0, -width % MULTIPLE), (0, 0)), mode="edge")
         x = padded.transpose(2, 0, 1).astype(np.float32) / 255.0  # 3,H,W
-        y = self.analysis(x) * self._gains(self.gains, level, step)[:, None, None]  # M,h,w
-        z = self.hyper_analysis(y)
+        y = self.runtime.analysis(np.ascontiguousarray(x)) * self._gains(self.gains, level, step)[:, None, None]
+        if self._hyper_analysis is None:
+            self._hyper_analysis = OnnxGraph(self.info.folder / "hyper_encoder.onnx", self.threads)
+        z = self._hyper_analysis(np.ascontiguousarray(y, dtype=np.float32), 0)  # Cz,h/4,w/4
         return (np.searchsorted(self.y_thresholds, y).astype(np.int32),
                 np.searchsorted(self.z_thresholds, z).astype(np.int32))
 
@@ -153,9 +143,15 @@ class ShaeV9Codec(ContainerCodec):
         y_symbols, _ = self.tables.decode(payload, h, w)
         level = shae.level - 1
 
-        def bands() -> Iterator[tuple[int, np.ndarray]]:
-            latent = self.y_centers[y_symbols] * self._gains(self.inverse_gains, level, step)[:, None, None]
-            image = self.synthesis(latent)[:, :shae.height, :shae.width]  # 3,H,W
-            yield 0, np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+        scale = self._gains(self.inverse_gains, level, step)[:, None, None]
 
-        return 1, bands()
+        def latent_rows(a0: int, a1: int) -> np.ndarray:
+            return (self.y_centers[y_symbols[:, a0:a1]] * scale).astype(np.float32)  # M,rows,w
+
+        def bands() -> Iterator[tuple[int, np.ndarray]]:
+            for r0, band in self.runtime.synthesis_bands(latent_rows, h, w):
+                top = r0 * DOWNSCALE
+                band = band[:, :max(0, shae.height - top), :shae.width]  # 3,rows,W cropped to the image
+                yield top, np.clip(np.rint(band * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+
+        return self.runtime.band_count(h, w), bands()

@@ -26,7 +26,7 @@ TILE_LATENTS = 160
 MARGIN_LATENTS = 8  # overlap on each side; codec.Codec passes the model's own receptive radius
 
 
-class _Graph:
+class OnnxGraph:
     """One ONNX transform: a session whose graph takes (tensor, level int64 of shape 1)."""
 
     def __init__(self, path: Path, threads: int | None) -> None:
@@ -38,10 +38,14 @@ class _Graph:
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
+        # shae-v8's graphs take the level; shae-v9's gains live outside the graph.
+        self.takes_level = any(i.name == "level" for i in self.session.get_inputs())
 
     def __call__(self, tensor: np.ndarray, level: int) -> np.ndarray:
         """tensor C,H,W -> output of the graph for it, without the batch axis."""
-        feed = {self.input_name: tensor[None], "level": np.array([level], dtype=np.int64)}
+        feed = {self.input_name: tensor[None]}
+        if self.takes_level:
+            feed["level"] = np.array([level], dtype=np.int64)
         return self.session.run(None, feed)[0][0]
 
 
@@ -54,22 +58,24 @@ class TransformRuntime:
     """Encoder and decoder ONNX sessions, created on first use."""
 
     def __init__(self, encoder_path: Path | None, decoder_path: Path, threads: int | None = None,
-                 tile_latents: int = TILE_LATENTS, margin_latents: int = MARGIN_LATENTS) -> None:
+                 tile_latents: int = TILE_LATENTS, margin_latents: int = MARGIN_LATENTS,
+                 downscale: int = DOWNSCALE) -> None:
         self.encoder_path, self.decoder_path = encoder_path, decoder_path
         self.threads = threads
         self.tile, self.margin = tile_latents, margin_latents
-        self._encoder: _Graph | None = None
-        self._decoder: _Graph | None = None
+        self.downscale = downscale  # pixels per latent along a side
+        self._encoder: OnnxGraph | None = None
+        self._decoder: OnnxGraph | None = None
 
     def analysis(self, image: np.ndarray, level: int = 0,
                  progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-        """image: 3,H,W float32 in [0,1], H and W multiples of 8 -> latent C,H/8,W/8 float32 at
-        this level (0-based). progress(done, total) is called after each tile of a large image."""
+        """image: 3,H,W float32 in [0,1], H and W multiples of the downscale d -> latent C,H/d,W/d
+        float32 at this level (0-based). progress(done, total) is called after each tile of a large image."""
         if self.encoder_path is None:
             raise ModelNotFoundError("this model ships only its decoder; it cannot encode")
         if self._encoder is None:
-            self._encoder = _Graph(self.encoder_path, self.threads)
-        h, w = image.shape[1] // DOWNSCALE, image.shape[2] // DOWNSCALE
+            self._encoder = OnnxGraph(self.encoder_path, self.threads)
+        h, w = image.shape[1] // self.downscale, image.shape[2] // self.downscale
         if h <= self.tile + 2 * self.margin and w <= self.tile + 2 * self.margin:
             return self._encoder(image, level)
         out = None
@@ -78,7 +84,8 @@ class TransformRuntime:
             for c0, c1 in _tiles(w, self.tile):
                 a0, a1 = max(0, r0 - self.margin), min(h, r1 + self.margin)
                 b0, b1 = max(0, c0 - self.margin), min(w, c1 + self.margin)
-                tile = image[:, a0 * DOWNSCALE:a1 * DOWNSCALE, b0 * DOWNSCALE:b1 * DOWNSCALE]
+                d = self.downscale
+                tile = image[:, a0 * d:a1 * d, b0 * d:b1 * d]
                 latent = self._encoder(np.ascontiguousarray(tile), level)
                 if out is None:
                     out = np.empty((latent.shape[0], h, w), dtype=np.float32)  # C,h,w
@@ -107,17 +114,17 @@ class TransformRuntime:
         memory holds one band and not the whole image: yields (first latent row, image rows
         3,8*rows,8w float32). latent_rows(a0, a1) gives latent rows a0..a1-1 (C,a1-a0,w float32)."""
         if self._decoder is None:
-            self._decoder = _Graph(self.decoder_path, self.threads)
+            self._decoder = OnnxGraph(self.decoder_path, self.threads)
         if self._one_tile(h, w):
             yield 0, self._decoder(np.ascontiguousarray(latent_rows(0, h)), level)
             return
         for r0, r1 in _tiles(h, self.tile):
             a0, a1 = max(0, r0 - self.margin), min(h, r1 + self.margin)
             rows = latent_rows(a0, a1)  # C,a1-a0,w
-            band = np.empty((3, (r1 - r0) * DOWNSCALE, w * DOWNSCALE), dtype=np.float32)  # 3,rows,W
+            band = np.empty((3, (r1 - r0) * self.downscale, w * self.downscale), dtype=np.float32)  # 3,rows,W
             for c0, c1 in _tiles(w, self.tile):
                 b0, b1 = max(0, c0 - self.margin), min(w, c1 + self.margin)
                 rec = self._decoder(np.ascontiguousarray(rows[:, :, b0:b1]), level)
-                band[:, :, c0 * DOWNSCALE:c1 * DOWNSCALE] = rec[
-                    :, (r0 - a0) * DOWNSCALE:(r1 - a0) * DOWNSCALE, (c0 - b0) * DOWNSCALE:(c1 - b0) * DOWNSCALE]
+                d = self.downscale
+                band[:, :, c0 * d:c1 * d] = rec[:, (r0 - a0) * d:(r1 - a0) * d, (c0 - b0) * d:(c1 - b0) * d]
             yield r0, band

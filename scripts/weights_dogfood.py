@@ -28,7 +28,7 @@ from imgcodec.zoo import find_model
 
 
 class _Session:
-    """runtime._Graph's interface over a session rebuilt from .shaw weights."""
+    """runtime.OnnxGraph's interface over a session rebuilt from .shaw weights."""
 
     def __init__(self, session: object) -> None:
         self.session = session

@@ -127,3 +127,22 @@ def test_cli_info_roundtrip_and_size_with_shae_v9(codec, tmp_path: Path) -> None
     assert info.exit_code == 0 and "quality     1 + 0." in info.output and "level-step" in info.output
     result = runner.invoke(main, ["roundtrip", str(tmp_path / "p.png"), "-q", "2"])
     assert result.exit_code == 0 and "tiny-v9" in result.output, result.output
+
+
+def test_tiles_match_the_whole_image(codec) -> None:  # type: ignore[no-untyped-def]
+    """Small tiles (2 latents, margin 4) give what one tile gives, up to float rounding."""
+    image = _image(128, 256)
+    data = codec.encode(image, 2).data
+    whole = codec.decode(bitstream.unpack(data))
+    y_whole, _ = codec.symbols_of(image, 1)
+    tile, margin = codec.runtime.tile, codec.runtime.margin
+    try:
+        codec.runtime.tile, codec.runtime.margin = 2, 4
+        decoded = codec.decode_rows(bitstream.unpack(data))
+        assert decoded.count == 4  # 8 latent rows in bands of 2
+        tiled = np.concatenate([rows for _, rows in decoded.rows])
+        y_tiled, _ = codec.symbols_of(image, 1)
+    finally:
+        codec.runtime.tile, codec.runtime.margin = tile, margin
+    assert np.abs(tiled.astype(int) - whole).max() <= 2
+    assert np.mean(y_tiled == y_whole) > 0.99
