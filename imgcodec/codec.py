@@ -90,10 +90,12 @@ class Codec(ContainerCodec):
 
         First a bisection over the levels (file sizes grow with the level) finds the highest
         level L that fits. The levels are ~20-40 % apart in rate, so with "rd" rounding the search
-        goes on inside the next level: a larger rate-distortion tau (imgcodec.rounding) makes
-        level L+1's file smaller in fine steps, and a bisection over tau finds the largest file
-        that fits. That file is kept only if its PSNR beats level L's (both are decoded to
-        check), so the rate control never returns a worse picture than the levels alone."""
+        goes on inside the levels, where the rate-distortion tau (imgcodec.rounding) changes a
+        file's size in fine steps: a larger tau makes level L+1's file smaller, a smaller one
+        (down to nearest rounding) makes level L's larger. A bisection over log tau finds, in
+        each, the largest file that fits; of these and level L as tuned, the one that decodes
+        with the highest PSNR is kept (all are decoded to check), so the rate control never
+        returns a worse picture than the levels alone."""
         self._check_image(image)
         if rounding not in ROUNDINGS:
             raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
@@ -111,30 +113,38 @@ class Codec(ContainerCodec):
                 high = mid - 1
         if best is None:
             return self.encode(image, 1, rounding, metadata)
+        if rounding != "rd":
+            return best
         level = best.quality - 1
-        if rounding != "rd" or level + 1 >= len(self.qualities):
+        candidates = [(best, best_symbols, level)]
+        tuned = float(self.model.rd_tau[level])
+        if tuned > 0:  # level L with less rounding: larger, better
+            below = self._fit_inside_level(image, level, max_bytes, metadata, tuned * self.TAU_LOWEST, tuned)
+            if below is not None:
+                candidates.append((*below, level))
+        if level + 1 < len(self.qualities):  # level L+1 with more rounding: smaller, worse
+            start = max(float(self.model.rd_tau[level + 1]), self.TAU_FLOOR)
+            above = self._fit_inside_level(image, level + 1, max_bytes, metadata, start, start * self.TAU_SPAN)
+            if above is not None:
+                candidates.append((*above, level + 1))
+        if len(candidates) == 1:
             return best
-        inside = self._fit_inside_level(image, level + 1, max_bytes, metadata)
-        if inside is None:
-            return best
-        inside_result, inside_symbols = inside
-        if self._mse(rgb, inside_symbols, level + 1) < self._mse(rgb, best_symbols, level):
-            return inside_result
-        return best
+        return min(candidates, key=lambda c: self._mse(rgb, c[1], c[2]))[0]
 
-    #: The rate control's tau search (see encode_to_size): from this level's tuned tau (or
-    #: TAU_FLOOR where it is 0) up to TAU_SPAN times that, in this many bisection steps.
+    #: The rate control's tau searches (see encode_to_size): level L+1 from its tuned tau (or
+    #: TAU_FLOOR where it is 0) up to TAU_SPAN times that; level L from TAU_LOWEST times its
+    #: tuned tau (nearly nearest rounding) up to the tuned one; each in TAU_STEPS bisection steps.
     TAU_FLOOR = 1e-5
     TAU_SPAN = 1e4
+    TAU_LOWEST = 1e-3
     TAU_STEPS = 10
 
-    def _fit_inside_level(self, image: np.ndarray, level: int, max_bytes: int,
-                          metadata: Metadata | None) -> tuple[EncodeResult, np.ndarray] | None:
-        """The largest file of this level (0-based) that fits, by bisection over log tau; None
-        when even the largest tau does not fit."""
+    def _fit_inside_level(self, image: np.ndarray, level: int, max_bytes: int, metadata: Metadata | None,
+                          tau_low: float, tau_high: float) -> tuple[EncodeResult, np.ndarray] | None:
+        """The largest file of this level (0-based) that fits, by bisection over log tau in
+        [tau_low, tau_high] (files shrink as tau grows); None when even tau_high does not fit."""
         latent = self.latent_of(np.ascontiguousarray(image[..., :3]), level)
-        tau_low = max(float(self.model.rd_tau[level]), self.TAU_FLOOR)
-        log_low, log_high = np.log(tau_low), np.log(tau_low * self.TAU_SPAN)
+        log_low, log_high = np.log(tau_low), np.log(tau_high)
 
         def attempt(log_tau: float) -> tuple[EncodeResult, np.ndarray]:
             symbols = self.symbols_with_tau(latent, level, float(np.exp(log_tau)))
@@ -143,6 +153,9 @@ class Codec(ContainerCodec):
         found = attempt(log_high)
         if len(found[0].data) > max_bytes:
             return None
+        lowest = attempt(log_low)
+        if len(lowest[0].data) <= max_bytes:
+            return lowest
         for _ in range(self.TAU_STEPS):
             mid = (log_low + log_high) / 2
             trial = attempt(mid)
