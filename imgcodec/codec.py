@@ -95,7 +95,8 @@ class Codec(ContainerCodec):
         (down to nearest rounding) makes level L's larger. A bisection over log tau finds, in
         each, the largest file that fits; of these and level L as tuned, the one that decodes
         with the highest PSNR is kept (all are decoded to check), so the rate control never
-        returns a worse picture than the levels alone."""
+        returns a worse picture than the levels alone. Below the lowest level's size, that level
+        with more rounding is the only way down."""
         self._check_image(image)
         if rounding not in ROUNDINGS:
             raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
@@ -111,8 +112,11 @@ class Codec(ContainerCodec):
                 best, best_symbols, low = result, symbols, mid + 1
             else:
                 high = mid - 1
-        if best is None:
-            return self.encode(image, 1, rounding, metadata)
+        if best is None:  # even the lowest level is too large: round it harder, if that fits
+            start = max(float(self.model.rd_tau[0]), self.TAU_FLOOR)
+            squeezed = self._fit_inside_level(image, 0, max_bytes, metadata, start, start * self.TAU_SPAN) \
+                if rounding == "rd" else None
+            return squeezed[0] if squeezed is not None else self.encode(image, 1, rounding, metadata)
         if rounding != "rd":
             return best
         level = best.quality - 1

@@ -640,3 +640,12 @@ def test_shae_v8_refuses_a_level_step(codec: Codec) -> None:
                       shae.segments + (Segment(SEGMENT_LEVEL_STEP, b"\x00\x80"),))
     with pytest.raises(FormatError, match="between two"):
         codec.decode(forged)
+
+
+def test_encode_to_size_below_the_lowest_level_rounds_it_harder(codec: Codec) -> None:
+    image = synthetic_rgb(96, 128, noise=6.0)
+    lowest = len(codec.encode(image, 1).data)
+    result = codec.encode_to_size(image, int(0.9 * lowest))
+    assert result.quality == 1 and 0.85 * lowest <= len(result.data) <= 0.9 * lowest
+    assert codec.decode(bitstream.unpack(result.data)).shape == image.shape
+    assert len(codec.encode_to_size(image, 10).data) == lowest  # nothing fits: the lowest level as is
