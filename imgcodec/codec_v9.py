@@ -5,11 +5,12 @@ Encode: pad to a multiple of 64 -> analysis (ONNX) -> gains of the level -> near
 hyper-analysis (ONNX) -> nearest z centers -> the passes of imgcodec.hyperprior. Decode: the
 passes -> y's centers times the inverse gains -> synthesis (ONNX) -> crop. The transforms run in
 overlapping tiles of TILE_LATENTS (imgcodec.runtime), so memory stays bounded for large images
-and a decode streams band by band. Rate-distortion rounding is shae-v8's (its context prior); here both roundings are nearest.
+and a decode streams band by band. Rate-distortion rounding is shae-v8's (its context prior);
+here both roundings are nearest.
 
 Levels interpolate: the entropy model does not depend on the level (the side latent carries
-what the tables need), so any gain vector between two levels' codes (Cui et al., CVPR 2021, who
-interpolate gains geometrically). A file at a position between level l and l + 1 stores the
+what the tables need), so any gain vector between two levels' gains codes with the same tables (Cui
+et al., CVPR 2021, who interpolate gains geometrically). A file at a position between level l and l + 1 stores the
 step t (u16, t / 65536 of the way) in a level-step segment; encode_at writes one, and
 encode_to_size uses them to land close under a target size.
 """
