@@ -21,7 +21,7 @@ from imgcodec.codec import get_codec
 from imgcodec.metrics import psnr_rgb
 
 TARGETS_BPP = (0.25, 0.5, 0.75, 1.0, 1.5)
-WITHIN = 0.03  # the tolerance: at most 3 % under the target
+WITHIN = 0.03  # the rate-control tolerance: at most 3 % under the target
 
 
 def main(argv: list[str] | None = None) -> int:
