@@ -6,8 +6,8 @@ The encoder and decoder graphs are split from their weights (imgcodec.weights.on
 the weights compressed with `shaec weights`' no-data mode at each bits-per-weight target, and
 the sessions rebuilt from the .shaw bytes. The prior's integer tables are untouched, so every
 file still decodes; what changes is the encoder's latent (rate) and the decoder's pixels (PSNR).
-The bar for shipping compressed models: at most -0.05 dB and +-0.5 % bits at every level, and models/
-at least 8x smaller.
+The bar for shipping compressed models: at most -0.05 dB and +-0.5 % bits at every level, and
+models/ at least 8x smaller.
 """
 from __future__ import annotations
 
