@@ -299,6 +299,8 @@ def test_detail_set_takes_the_most_detailed_native_crops_and_never_val(monkeypat
     spec = importlib.util.spec_from_file_location("fetch_data", REPO / "scripts" / "fetch_data.py")
     fetch = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "fetch_data", fetch)  # its dataclasses look themselves up there
+    # The script raises Pillow's pixel limit for its trusted packages; other tests need the default.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
     spec.loader.exec_module(fetch)
     monkeypatch.setattr(fetch, "DETAIL_COUNT", 3)
     monkeypatch.setattr(fetch, "DETAIL_PER_PACKAGE", 2)
