@@ -12,7 +12,7 @@ decode through imgcodec.codec_v9.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -101,34 +101,42 @@ class Codec(ContainerCodec):
         if rounding not in ROUNDINGS:
             raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
         rgb = np.ascontiguousarray(image[..., :3])
-        low, high = 0, len(self.qualities) - 1  # level indices
-        best: EncodeResult | None = None
-        best_symbols: np.ndarray | None = None
-        while low <= high:
-            mid = (low + high) // 2
-            symbols = self.symbols_of(rgb, mid, rounding)
-            result = self._file_of(image, *self._symbols_payload(symbols, mid), mid, metadata)
-            if len(result.data) <= max_bytes:
-                best, best_symbols, low = result, symbols, mid + 1
-            else:
-                high = mid - 1
+        latents: dict[int, np.ndarray] = {}  # level -> gained latent: each level's analysis runs once
+        symbols_of: dict[int, np.ndarray] = {}
+
+        def latent(level: int) -> np.ndarray:
+            if level not in latents:
+                latents[level] = self.latent_of(rgb, level)
+            return latents[level]
+
+        def file_with_tau(level: int, tau: float) -> tuple[EncodeResult, np.ndarray]:
+            symbols = self.symbols_with_tau(latent(level), level, tau)
+            return self._file_of(image, *self._symbols_payload(symbols, level), level, metadata), symbols
+
+        def at_level(level: int) -> EncodeResult:
+            result, symbols_of[level] = file_with_tau(level, float(self.model.rd_tau[level]) if rounding == "rd" else 0.0)
+            return result
+
+        best = self._highest_fitting(at_level, max_bytes)
+        if rounding != "rd":
+            return best if best is not None else self.encode(image, 1, rounding, metadata)
         if best is None:  # even the lowest level is too large: round it harder, if that fits
             start = max(float(self.model.rd_tau[0]), self.TAU_FLOOR)
-            squeezed = self._fit_inside_level(image, 0, max_bytes, metadata, start, start * self.TAU_SPAN) \
-                if rounding == "rd" else None
+            squeezed = self._fit_inside_level(lambda tau: file_with_tau(0, tau), max_bytes, start,
+                                              start * self.TAU_SPAN)
             return squeezed[0] if squeezed is not None else self.encode(image, 1, rounding, metadata)
-        if rounding != "rd":
-            return best
         level = best.quality - 1
-        candidates = [(best, best_symbols, level)]
+        candidates = [(best, symbols_of[level], level)]
         tuned = float(self.model.rd_tau[level])
         if tuned > 0:  # level L with less rounding: larger, better
-            below = self._fit_inside_level(image, level, max_bytes, metadata, tuned * self.TAU_LOWEST, tuned)
+            below = self._fit_inside_level(lambda tau: file_with_tau(level, tau), max_bytes,
+                                           tuned * self.TAU_LOWEST, tuned)
             if below is not None:
                 candidates.append((*below, level))
         if level + 1 < len(self.qualities):  # level L+1 with more rounding: smaller, worse
             start = max(float(self.model.rd_tau[level + 1]), self.TAU_FLOOR)
-            above = self._fit_inside_level(image, level + 1, max_bytes, metadata, start, start * self.TAU_SPAN)
+            above = self._fit_inside_level(lambda tau: file_with_tau(level + 1, tau), max_bytes, start,
+                                           start * self.TAU_SPAN)
             if above is not None:
                 candidates.append((*above, level + 1))
         if len(candidates) == 1:
@@ -143,26 +151,20 @@ class Codec(ContainerCodec):
     TAU_LOWEST = 1e-3
     TAU_STEPS = 10
 
-    def _fit_inside_level(self, image: np.ndarray, level: int, max_bytes: int, metadata: Metadata | None,
+    def _fit_inside_level(self, file_with_tau: Callable[[float], tuple[EncodeResult, np.ndarray]], max_bytes: int,
                           tau_low: float, tau_high: float) -> tuple[EncodeResult, np.ndarray] | None:
-        """The largest file of this level (0-based) that fits, by bisection over log tau in
-        [tau_low, tau_high] (files shrink as tau grows); None when even tau_high does not fit."""
-        latent = self.latent_of(np.ascontiguousarray(image[..., :3]), level)
+        """The largest file of one level that fits, by bisection over log tau in [tau_low,
+        tau_high] (files shrink as tau grows); None when even tau_high does not fit."""
         log_low, log_high = np.log(tau_low), np.log(tau_high)
-
-        def attempt(log_tau: float) -> tuple[EncodeResult, np.ndarray]:
-            symbols = self.symbols_with_tau(latent, level, float(np.exp(log_tau)))
-            return self._file_of(image, *self._symbols_payload(symbols, level), level, metadata), symbols
-
-        found = attempt(log_high)
+        found = file_with_tau(tau_high)
         if len(found[0].data) > max_bytes:
             return None
-        lowest = attempt(log_low)
+        lowest = file_with_tau(tau_low)
         if len(lowest[0].data) <= max_bytes:
             return lowest
         for _ in range(self.TAU_STEPS):
             mid = (log_low + log_high) / 2
-            trial = attempt(mid)
+            trial = file_with_tau(float(np.exp(mid)))
             if len(trial[0].data) <= max_bytes:
                 found, log_high = trial, mid
             else:

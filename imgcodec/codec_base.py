@@ -154,19 +154,24 @@ class ContainerCodec:
 
     def encode_to_size(self, image: np.ndarray, max_bytes: int, rounding: str = "rd",
                        metadata: Metadata | None = None) -> EncodeResult:
-        """The highest level whose file fits in max_bytes (file sizes grow with the level, so a
-        bisection needs about log2(levels) encodes); the smallest level when none fits, which
-        the caller can tell from len(result.data) > max_bytes."""
-        low, high = 0, len(self.qualities) - 1  # level indices
+        """The highest level whose file fits in max_bytes; the smallest level when none fits,
+        which the caller can tell from len(result.data) > max_bytes."""
+        best = self._highest_fitting(lambda level: self.encode(image, level + 1, rounding, metadata), max_bytes)
+        return best if best is not None else self.encode(image, 1, rounding, metadata)
+
+    def _highest_fitting(self, attempt: Callable[[int], EncodeResult], max_bytes: int) -> EncodeResult | None:
+        """Bisection over the levels (file sizes grow with the level, so about log2(levels)
+        attempts): the file of the highest level (0-based) that fits, or None."""
+        low, high = 0, len(self.qualities) - 1
         best = None
         while low <= high:
             mid = (low + high) // 2
-            result = self.encode(image, mid + 1, rounding, metadata)
+            result = attempt(mid)
             if len(result.data) <= max_bytes:
                 best, low = result, mid + 1
             else:
                 high = mid - 1
-        return best if best is not None else self.encode(image, 1, rounding, metadata)
+        return best
 
     def _latent_segment(self, shae: ShaeFile) -> bytes:
         if not 1 <= shae.level <= len(self.qualities):

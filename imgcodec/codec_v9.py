@@ -16,7 +16,6 @@ encode_to_size uses them to land close under a target size.
 """
 from __future__ import annotations
 
-import hashlib
 from typing import Iterator
 
 import numpy as np
@@ -27,7 +26,7 @@ from .errors import FormatError, ModelNotFoundError
 from .imageio import Metadata
 from .hyperprior import HyperpriorTables
 from .runtime import OnnxGraph, TransformRuntime
-from .zoo import ModelInfo
+from .zoo import ModelInfo, verify_files
 
 MULTIPLE = 64  # image sides are padded to this (the side latent is at 1/64)
 DOWNSCALE = 16  # the latent's
@@ -43,15 +42,7 @@ class ShaeV9Codec(ContainerCodec):
 
     def __init__(self, info: ModelInfo, threads: int | None = None) -> None:
         super().__init__(info)
-        for name, expected in info.meta["files"].items():
-            if name in ("encoder.onnx", "hyper_encoder.onnx") and info.decode_only:
-                continue
-            try:
-                digest = hashlib.sha256((info.folder / name).read_bytes()).hexdigest()
-            except OSError as exc:
-                raise ModelNotFoundError(f"model '{info.name}' is missing {name}") from exc
-            if digest != expected:
-                raise ModelNotFoundError(f"model '{info.name}': {name} is damaged (sha256 mismatch)")
+        verify_files(info, info.meta["files"])
         self.tables = HyperpriorTables.load(info.folder / "hyperprior.npz")
         with np.load(info.folder / "levels.npz") as levels:
             self.y_centers = levels["y_centers"].astype(np.float32)
@@ -73,15 +64,20 @@ class ShaeV9Codec(ContainerCodec):
         t = step / STEPS
         return np.exp((1 - t) * np.log(gains[level]) + t * np.log(gains[level + 1])).astype(np.float32)
 
-    def symbols_of(self, rgb: np.ndarray, level: int, step: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """H,W,3 uint8 -> (y symbols M,h,w, z symbols Cz,h/4,w/4), nearest centers, at a level
-        (0-based) or `step` / 65536 of the way to the next."""
+    def analysis(self, rgb: np.ndarray) -> np.ndarray:
+        """H,W,3 uint8 -> the latent before any gain, M,h,w float32 (the same for every level)."""
         if self.info.decode_only:
             raise ModelNotFoundError(f"model '{self.info.name}' is retired and ships only its decoder")
         height, width = rgb.shape[:2]
         padded = np.pad(rgb, ((0, -height % MULTIPLE), (0, -width % MULTIPLE), (0, 0)), mode="edge")
-        x = padded.transpose(2, 0, 1).astype(np.float32) / 255.0  # 3,H,W
-        y = self.runtime.analysis(np.ascontiguousarray(x)) * self._gains(self.gains, level, step)[:, None, None]
+        return self.runtime.analysis(np.ascontiguousarray(padded.transpose(2, 0, 1), dtype=np.float32) / 255.0)
+
+    def symbols_of(self, rgb: np.ndarray, level: int, step: int = 0,
+                   latent: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """H,W,3 uint8 -> (y symbols M,h,w, z symbols Cz,h/4,w/4), nearest centers, at a level
+        (0-based) or `step` / 65536 of the way to the next; `latent`: the image's analysis, if
+        already computed."""
+        y = (self.analysis(rgb) if latent is None else latent) * self._gains(self.gains, level, step)[:, None, None]
         if self._hyper_analysis is None:
             self._hyper_analysis = OnnxGraph(self.info.folder / "hyper_encoder.onnx", self.threads)
         z = self._hyper_analysis(np.ascontiguousarray(y, dtype=np.float32), 0)  # Cz,h/4,w/4
@@ -90,11 +86,12 @@ class ShaeV9Codec(ContainerCodec):
 
     def _payload(self, rgb: np.ndarray, level: int, rounding: str,
                  progress: Progress | None) -> tuple[bytes, float]:
-        y_symbols, z_symbols = self.symbols_of(rgb, level)
-        return self.tables.encode_with_cost(y_symbols, z_symbols)
+        return self.tables.encode_with_cost(*self.symbols_of(rgb, level))
 
-    def encode_at(self, image: np.ndarray, position: float, metadata: Metadata | None = None) -> EncodeResult:
-        """Encode at a continuous quality position, 1 (lowest level) .. N (highest)."""
+    def encode_at(self, image: np.ndarray, position: float, metadata: Metadata | None = None,
+                  latent: np.ndarray | None = None) -> EncodeResult:
+        """Encode at a continuous quality position, 1 (lowest level) .. N (highest); `latent`:
+        the image's analysis, if already computed."""
         top = len(self.qualities)
         if isinstance(position, bool) or not isinstance(position, (int, float, np.integer, np.floating)) \
                 or not 1 <= position <= top:
@@ -105,7 +102,7 @@ class ShaeV9Codec(ContainerCodec):
         if step == STEPS:
             level, step = level + 1, 0
         rgb = np.ascontiguousarray(image[..., :3])
-        payload, estimate = self.tables.encode_with_cost(*self.symbols_of(rgb, level, step))
+        payload, estimate = self.tables.encode_with_cost(*self.symbols_of(rgb, level, step, latent))
         extra = (Segment(SEGMENT_LEVEL_STEP, step.to_bytes(2, "little")),) if step else ()
         return self._file_of(image, payload, estimate, level, metadata, extra)
 
@@ -113,15 +110,20 @@ class ShaeV9Codec(ContainerCodec):
                        metadata: Metadata | None = None) -> EncodeResult:
         """The highest level that fits (bisection over the levels), then the highest position
         between it and the next that still fits (bisection over the interpolated gains, to
-        1/1024 of a level); the smallest level when none fits."""
-        best = super().encode_to_size(image, max_bytes, rounding, metadata)
+        1/1024 of a level); the smallest level when none fits. The analysis does not depend on
+        the level, so it runs once."""
+        self._check_image(image)
+        latent = self.analysis(np.ascontiguousarray(image[..., :3]))
+        best = self._highest_fitting(lambda level: self.encode_at(image, level + 1, metadata, latent), max_bytes)
+        if best is None:
+            return self.encode_at(image, 1, metadata, latent)
         level = best.quality - 1
-        if len(best.data) > max_bytes or level + 1 >= len(self.qualities):
+        if level + 1 >= len(self.qualities):
             return best
         low, high = float(level + 1), float(level + 2)  # positions: low fits, high does not
         for _ in range(10):
             mid = (low + high) / 2
-            trial = self.encode_at(image, mid, metadata)
+            trial = self.encode_at(image, mid, metadata, latent)
             if len(trial.data) <= max_bytes:
                 best, low = trial, mid
             else:

@@ -85,10 +85,9 @@ class HyperpriorTables:
         """encode, and the tables' ideal code length of the symbols in bits."""
         self._check_shapes(y_symbols.shape, z_symbols.shape)
         coder = RowEncoder()
-        bits = 0.0
-        passes = [(self._z_order(z_symbols), self._z_rows(z_symbols.shape))]
-        coder.encode(*passes[0])
-        bits += _cost(*passes[0])
+        z_order, z_rows = self._z_order(z_symbols), self._z_rows(z_symbols.shape)
+        coder.encode(z_order, z_rows)
+        bits = _cost(z_order, z_rows)
         features = self.features(z_symbols)
         start = 0
         for group, size in enumerate(self.groups):

@@ -75,7 +75,8 @@ class TransformRuntime:
             raise ModelNotFoundError("this model ships only its decoder; it cannot encode")
         if self._encoder is None:
             self._encoder = OnnxGraph(self.encoder_path, self.threads)
-        h, w = image.shape[1] // self.downscale, image.shape[2] // self.downscale
+        d = self.downscale
+        h, w = image.shape[1] // d, image.shape[2] // d
         if h <= self.tile + 2 * self.margin and w <= self.tile + 2 * self.margin:
             return self._encoder(image, level)
         out = None
@@ -84,7 +85,6 @@ class TransformRuntime:
             for c0, c1 in _tiles(w, self.tile):
                 a0, a1 = max(0, r0 - self.margin), min(h, r1 + self.margin)
                 b0, b1 = max(0, c0 - self.margin), min(w, c1 + self.margin)
-                d = self.downscale
                 tile = image[:, a0 * d:a1 * d, b0 * d:b1 * d]
                 latent = self._encoder(np.ascontiguousarray(tile), level)
                 if out is None:
@@ -118,13 +118,13 @@ class TransformRuntime:
         if self._one_tile(h, w):
             yield 0, self._decoder(np.ascontiguousarray(latent_rows(0, h)), level)
             return
+        d = self.downscale
         for r0, r1 in _tiles(h, self.tile):
             a0, a1 = max(0, r0 - self.margin), min(h, r1 + self.margin)
             rows = latent_rows(a0, a1)  # C,a1-a0,w
-            band = np.empty((3, (r1 - r0) * self.downscale, w * self.downscale), dtype=np.float32)  # 3,rows,W
+            band = np.empty((3, (r1 - r0) * d, w * d), dtype=np.float32)  # 3,rows,W
             for c0, c1 in _tiles(w, self.tile):
                 b0, b1 = max(0, c0 - self.margin), min(w, c1 + self.margin)
                 rec = self._decoder(np.ascontiguousarray(rows[:, :, b0:b1]), level)
-                d = self.downscale
                 band[:, :, c0 * d:c1 * d] = rec[:, (r0 - a0) * d:(r1 - a0) * d, (c0 - b0) * d:(c1 - b0) * d]
             yield r0, band

@@ -14,7 +14,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -153,21 +153,30 @@ def rd_tau_of(info: ModelInfo, num_levels: int) -> np.ndarray:
     return tau
 
 
+#: Files only an encoder needs; a decode_only model ships without them.
+ENCODER_FILES = ("encoder.onnx", "hyper_encoder.onnx")
+
+
+def verify_files(info: ModelInfo, names: Iterable[str]) -> None:
+    """Check each named file of the model against the sha256 in its model.json (encoder files
+    skipped for a decode_only model): a damaged install fails here, not in a half-written file."""
+    for name in names:
+        if name in ENCODER_FILES and info.decode_only:
+            continue
+        try:
+            digest = hashlib.sha256((info.folder / name).read_bytes()).hexdigest()
+        except OSError as exc:
+            raise ModelNotFoundError(f"model '{info.name}' is missing {name}") from exc
+        if digest != info.meta["files"].get(name):
+            raise ModelNotFoundError(f"model '{info.name}': {name} is damaged (sha256 mismatch)")
+
+
 class LoadedModel:
     """The parts of a model that coding needs: frozen tables, centers, gains, ONNX file paths."""
 
     def __init__(self, info: ModelInfo) -> None:
         self.info = info
-        for name in WEIGHT_FILES:
-            if name == "encoder.onnx" and info.decode_only:
-                continue
-            path = info.folder / name
-            try:
-                digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            except OSError as exc:
-                raise ModelNotFoundError(f"model '{info.name}' is missing {name}") from exc
-            if digest != info.meta["files"][name]:
-                raise ModelNotFoundError(f"model '{info.name}': {name} is damaged (sha256 mismatch)")
+        verify_files(info, WEIGHT_FILES)
         with np.load(info.folder / "prior.npz") as npz:
             clip = int(npz["context_clip"]) if "context_clip" in npz.files else -1  # -1: none
             self.prior = PriorTables(npz["counts"], None if clip < 0 else clip)
