@@ -9,13 +9,14 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 import numpy as np
 
 from .errors import ShaecError
 
 if TYPE_CHECKING:
+    from .codec_base import Progress
     from .imageio import Metadata
 
 
@@ -97,10 +98,6 @@ def _write(dest: str, data: bytes, force: bool) -> None:
         atomic_write(dest, data, force=force)
 
 
-#: progress(done, total): called as the tiles of one large image are done (the CLI's bar).
-Progress = Callable[[int, int], None]
-
-
 def encode_file(source: str, dest: str, options: EncodeOptions, progress: Progress | None = None) -> list[str]:
     """Encode one image file to dest; the lines to print."""
     from .codec import get_codec
@@ -171,7 +168,7 @@ def _counted(rows: Iterator[tuple[int, np.ndarray]], count: int,
 
 
 def _write_png_stream(dest: str, width: int, height: int, bands: Iterator[tuple[int, np.ndarray]],
-                      alpha: np.ndarray | None, metadata: "Metadata", force: bool) -> int:
+                      alpha: np.ndarray | None, metadata: Metadata, force: bool) -> int:
     """Write the decoded bands as a PNG to dest ('-': stdout); the bytes written. Greyscale
     originals come back as grey (L or LA), alpha as the fourth channel."""
     from .imageio import atomic_write
