@@ -14,9 +14,8 @@ yet, every --val-every steps). --save-weights also writes the weights alone (bfl
 shae-v9), small enough to commit, for a later run's --init.
 
 bf16 autocast (--bf16) runs the transforms in bfloat16 and keeps quantization and rates in
-float32. It pays on GPUs and on CPUs with native BF16; on a CPU without it (this project's
-machines report AVX2 only to PyTorch) it is 10-30x slower, so it is off by default
-(docs/training.md has the measurements).
+float32. It pays on GPUs and on CPUs with native BF16 (AVX512-BF16); on a CPU without it autocast is
+16-50x slower, so it is off by default and refused there (docs/training.md has the measurements).
 """
 from __future__ import annotations
 
@@ -117,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     if train_cfg.crop % arch.multiple:
         raise SystemExit(f"--crop must be a multiple of {arch.multiple} for {arch.name}")
     device = torch.device(args.device)
+    if args.bf16 and device.type == "cpu" and not torch.cpu._is_avx512_bf16_supported():
+        raise SystemExit("--bf16: this CPU has no native BF16 (AVX512-BF16), where autocast runs 16-50x "
+                         "slower than float32 (docs/training.md); train without --bf16")
     torch.manual_seed(train_cfg.seed)
     model = arch.model_type(model_cfg)
     if init_state is not None:

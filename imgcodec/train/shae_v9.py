@@ -85,6 +85,28 @@ def gaussian_bin_log2(values_sorted_centers: torch.Tensor, mean: torch.Tensor, s
     return torch.log2(probs.clamp_min(LIKELIHOOD_FLOOR))
 
 
+#: Stands in for the infinite outer edges: far enough that every bin's mass beyond it is 0 in
+#: float32, finite so that no gradient becomes 0 * inf.
+_OUTER_EDGE = 1e6
+
+
+def gaussian_bin_log2_at(sorted_centers: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor,
+                         index: torch.Tensor) -> torch.Tensor:
+    """log2 of the probability of the bin of sorted center `index` under N(mean, scale): N,C,h,w.
+
+    The same bins as gaussian_bin_log2, evaluated at one center per value, so that the rate's
+    gradient (which reaches the probabilities only at the hard symbol) costs 1/L of the full table."""
+    edges = (sorted_centers[1:] + sorted_centers[:-1]) / 2  # L-1
+    outer = sorted_centers.new_full((1,), _OUTER_EDGE)
+    padded = torch.cat([-outer, edges, outer])  # L+1
+    t_lower = (padded[index] - mean) / scale  # N,C,h,w
+    t_upper = (padded[index + 1] - mean) / scale
+    # Upper-tail form where the bin's upper edge is above the mean keeps precision in float32.
+    probs = torch.where(t_upper > 0, torch.special.ndtr(-t_lower) - torch.special.ndtr(-t_upper),
+                        torch.special.ndtr(t_upper) - torch.special.ndtr(t_lower))
+    return torch.log2(probs.clamp_min(LIKELIHOOD_FLOOR))
+
+
 #: Grids that snap the parameter networks' outputs to frozen tables (HyperpriorTables): means
 #: every MEAN_STEP from the lowest center to the highest, scales log-uniform from scale_min to
 #: SCALE_MAX in SCALE_CELLS cells (about 10 % apart).
@@ -151,10 +173,15 @@ class ShaeV9(nn.Module):
             decoded = qy.values[:, :start] if start else None
             mean, log_scale = self.parameters_of_group[group](hyper, decoded)
             mean, scale = mean.float(), log_scale.float().exp().clamp_min(self.cfg.scale_min)
-            logp = gaussian_bin_log2(centers, mean, scale)  # N,G,h,w,L sorted
+            symbols = rank[qy.indices[:, start:start + size]]  # N,G,h,w sorted positions
+            # Straight-through rate (Agustsson et al.): the value and the gradient to the
+            # probabilities are the hard symbol's; the encoder's gradient comes through the soft
+            # assignment, against the whole table (no gradient of its own).
+            hard_log2 = gaussian_bin_log2_at(centers, mean, scale, symbols)  # N,G,h,w
+            with torch.no_grad():
+                table = gaussian_bin_log2(centers, mean, scale)  # N,G,h,w,L sorted
             soft = qy.soft[:, start:start + size][..., rank.argsort()]  # to sorted order
-            hard = F.one_hot(rank[qy.indices[:, start:start + size]], self.cfg.num_centers).float()
-            bits = bits - ((hard + soft - soft.detach()) * logp).sum(dim=(1, 2, 3, 4))
+            bits = bits - hard_log2.sum(dim=(1, 2, 3)) - ((soft - soft.detach()) * table).sum(dim=(1, 2, 3, 4))
             start += size
         x_hat = self.synthesis(qy.values * inv_gain) + 0.5
         return {"x_hat": x_hat.float(), "bits": bits, "side_bits": side_bits}

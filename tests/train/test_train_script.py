@@ -117,3 +117,17 @@ def test_export_of_a_continued_run(data_dir, tmp_path):
     assert entry["validation"]["rounding"] == ("rd" if any(tuned["tau"]) else "nearest")
     train(tmp_path / "third", data_dir, 2, "--init", str(tmp_path / "slim.pt"))
     assert torch.load(tmp_path / "third" / "checkpoint.pt", weights_only=False)["step"] == 2
+
+
+def test_bf16_refused_on_a_cpu_without_native_bf16(data_dir, tmp_path, monkeypatch):
+    """Autocast without AVX512-BF16 is 16-50x slower than float32: the script says so and stops."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_script", REPO / "scripts" / "train.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    with pytest.raises(SystemExit, match="no native BF16"):
+        script.main(["--run-dir", str(tmp_path / "run"), "--data", str(data_dir), "--steps", "1", "--bf16",
+                     "--model-config", TINY])
+    assert not (tmp_path / "run").exists()
