@@ -25,15 +25,20 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
+
+from dataclasses import replace
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from pytorch_msssim import ms_ssim
 from tqdm import tqdm
 
 from imgcodec.evaluation import evaluate
+from imgcodec.metrics import MS_SSIM_MIN_SIDE
 from imgcodec.train.architectures import ARCHITECTURES, architecture_of
-from imgcodec.train.config import TrainConfig
+from imgcodec.train.config import DISTORTIONS, TrainConfig
 from imgcodec.train.data import CropSampler, load_crops, load_images
 from imgcodec.train.training import (checkpoint_codec, load_model, model_config_of, save_checkpoint,
                                      save_weights)
@@ -71,8 +76,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sigma-end", type=float, default=defaults.sigma_end, help="... and at the last step")
     parser.add_argument("--stop-after", type=int, default=None,
                         help="leave after this many steps in this invocation (the schedule still spans --steps)")
+    parser.add_argument("--distortion", choices=DISTORTIONS, default=TrainConfig().distortion,
+                        help="the loss's distortion; ms-ssim needs --crop of at least 161 (five scales)")
+    parser.add_argument("--lambdas", default=None,
+                        help="JSON list: the levels' lambdas for a NEW run (with --init: as many as the model "
+                             "has levels), e.g. for an MS-SSIM fine-tune (docs/training.md)")
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
+
+
+def with_lambdas(model_cfg: Any, text: str, fixed_count: bool) -> Any:
+    """model_cfg with the levels' lambdas from a JSON list (a model started from another keeps its
+    number of levels: the lambdas are training targets, not part of the shapes)."""
+    try:
+        values = [float(v) for v in json.loads(text)]
+    except (ValueError, TypeError) as exc:
+        raise SystemExit(f"--lambdas must be a JSON list of numbers: {exc}") from exc
+    if fixed_count and len(values) != len(model_cfg.lambdas):
+        raise SystemExit(f"--lambdas: the model has {len(model_cfg.lambdas)} levels, got {len(values)} lambdas")
+    try:
+        return replace(model_cfg, lambdas=tuple(values))
+    except ValueError as exc:
+        raise SystemExit(f"--lambdas: {exc}") from exc
 
 
 def append_csv(path: Path, row: dict[str, object]) -> None:
@@ -110,11 +135,19 @@ def main(argv: list[str] | None = None) -> int:
     else:
         arch = ARCHITECTURES[args.arch]
         model_cfg = arch.config(json.loads(args.model_config or "{}"))
+    if args.lambdas and not state:
+        model_cfg = with_lambdas(model_cfg, args.lambdas, fixed_count=init_state is not None)
     train_cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, crop=args.crop, lr=args.lr,
                             sigma_start=args.sigma_start, sigma_end=args.sigma_end, seed=args.seed,
-                            threads=args.threads, val_every=args.val_every, ckpt_every=args.ckpt_every)
+                            threads=args.threads, val_every=args.val_every, ckpt_every=args.ckpt_every,
+                            distortion=args.distortion)
+    recorded = state["train_config"].get("distortion", "mse") if state else train_cfg.distortion
+    if recorded != train_cfg.distortion:
+        raise SystemExit(f"{ckpt_path} trains for {recorded}: resume it with --distortion {recorded}")
     if train_cfg.crop % arch.multiple:
         raise SystemExit(f"--crop must be a multiple of {arch.multiple} for {arch.name}")
+    if train_cfg.distortion == "ms-ssim" and train_cfg.crop < MS_SSIM_MIN_SIDE:
+        raise SystemExit(f"--distortion ms-ssim needs --crop {MS_SSIM_MIN_SIDE} or more (five scales)")
     device = torch.device(args.device)
     if args.bf16 and device.type == "cpu" and not torch.cpu._is_avx512_bf16_supported():
         raise SystemExit("--bf16: this CPU has no native BF16 (AVX512-BF16), where autocast runs 16-50x "
@@ -182,7 +215,11 @@ def main(argv: list[str] | None = None) -> int:
             result = net(x, level)  # the models compute quantization and rates in float32
         mse = ((result["x_hat"] - x) ** 2).mean(dim=(1, 2, 3))  # N
         bpp = result["bits"] / (x.shape[2] * x.shape[3])  # N
-        loss = (lambdas[level] * 255 ** 2 * mse + bpp).mean()
+        if train_cfg.distortion == "ms-ssim":
+            distortion = 1 - ms_ssim(result["x_hat"], x, data_range=1.0, size_average=False)  # N
+        else:
+            distortion = 255 ** 2 * mse
+        loss = (lambdas[level] * distortion + bpp).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -214,10 +251,12 @@ def main(argv: list[str] | None = None) -> int:
             if step % train_cfg.val_every == 0 or step == train_cfg.steps:
                 levels = sorted({1, model_cfg.num_levels // 2 + 1, model_cfg.num_levels})
                 model.cpu()
-                for r in evaluate(checkpoint_codec(model), val_images, levels):
+                with_ms_ssim = train_cfg.distortion == "ms-ssim"
+                for r in evaluate(checkpoint_codec(model), val_images, levels, ms_ssim=with_ms_ssim):
                     append_csv(args.run_dir / "val_log.csv", {
                         "step": step, "quality": r.quality, "bpp_real": round(r.bpp, 5),
-                        "bpp_estimate": round(r.bpp_estimate, 5), "psnr": round(r.psnr, 3)})
+                        "bpp_estimate": round(r.bpp_estimate, 5), "psnr": round(r.psnr, 3),
+                        **({"ms_ssim": round(r.ms_ssim, 5)} if with_ms_ssim else {})})
                     bar.write(f"step {step} q{r.quality}: {r.bpp:.4f} bpp real "
                               f"({r.bpp_estimate:.4f} est), {r.psnr:.2f} dB")
                 model.to(device).train()

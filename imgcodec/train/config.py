@@ -7,6 +7,9 @@ from ..config import checked_fields
 from typing import Any
 
 
+DISTORTIONS = ("mse", "ms-ssim")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Steps, batch, learning rate and the soft-assignment sharpness schedule."""
@@ -22,6 +25,13 @@ class TrainConfig:
     threads: int = 2
     val_every: int = 1000
     ckpt_every: int = 250
+    #: "mse": loss lambda * 255^2 * MSE + bpp; "ms-ssim": lambda * (1 - MS-SSIM) + bpp, as
+    #: CompressAI's MS-SSIM models (Begaint et al. 2020), which it fine-tunes from MSE ones.
+    distortion: str = "mse"
+
+    def __post_init__(self) -> None:
+        if self.distortion not in DISTORTIONS:
+            raise ValueError(f"distortion must be one of {', '.join(DISTORTIONS)}, not {self.distortion!r}")
 
     def sigma_at(self, step: int) -> float:
         t = min(1.0, step / max(1, self.steps))

@@ -119,15 +119,56 @@ def test_export_of_a_continued_run(data_dir, tmp_path):
     assert torch.load(tmp_path / "third" / "checkpoint.pt", weights_only=False)["step"] == 2
 
 
-def test_bf16_refused_on_a_cpu_without_native_bf16(data_dir, tmp_path, monkeypatch):
-    """Autocast without AVX512-BF16 is 16-50x slower than float32: the script says so and stops."""
+@pytest.fixture
+def script():
+    """scripts/train.py as a module, to call main() in this process."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("train_script", REPO / "scripts" / "train.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bf16_refused_on_a_cpu_without_native_bf16(script, data_dir, tmp_path, monkeypatch):
+    """Autocast without AVX512-BF16 is 16-50x slower than float32: the script says so and stops."""
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
     with pytest.raises(SystemExit, match="no native BF16"):
         script.main(["--run-dir", str(tmp_path / "run"), "--data", str(data_dir), "--steps", "1", "--bf16",
                      "--model-config", TINY])
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--distortion", "ms-ssim", "--crop", "128"], "needs --crop 161"),
+    (["--lambdas", "[1, 2]"], "has 3 levels, got 2"),
+    (["--lambdas", "[1, -2, 3]"], "lambdas must be positive"),
+    (["--lambdas", "fast"], "JSON list"),
+])
+def test_fine_tune_options_are_checked(script, data_dir, tmp_path, extra, message):
+    run = tmp_path / "run"
+    train(run, data_dir, 1)
+    with pytest.raises(SystemExit, match=message):
+        script.main(["--run-dir", str(tmp_path / "ft"), "--data", str(data_dir), "--steps", "1",
+                     "--init", str(run / "checkpoint.pt"), *extra])
+
+
+def test_ms_ssim_fine_tune_records_its_loss_and_lambdas(script, data_dir, tmp_path):
+    """CompressAI's recipe: start from an MSE model, train lambda * (1 - MS-SSIM) + bpp; a resume
+    must keep the distortion the run started with."""
+    big = tmp_path / "big"
+    rng = np.random.default_rng(1)
+    for split in ("train", "val"):
+        (big / split).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 256, (176, 176, 3), dtype=np.uint8)).save(big / split / "0.png")
+    run, ft = tmp_path / "run", tmp_path / "ft"
+    train(run, data_dir, 1)
+    train(ft, big, 1, "--init", str(run / "checkpoint.pt"), "--distortion", "ms-ssim", "--crop", "168",
+          "--lambdas", "[3, 30, 300]")
+    state = torch.load(ft / "checkpoint.pt", weights_only=False)
+    assert state["train_config"]["distortion"] == "ms-ssim"
+    assert tuple(state["model_config"]["lambdas"]) == (3, 30, 300)
+    with open(ft / "val_log.csv") as fh:
+        assert all(0 < float(r["ms_ssim"]) <= 1 for r in csv.DictReader(fh))
+    with pytest.raises(SystemExit, match="resume it with --distortion ms-ssim"):
+        script.main(["--run-dir", str(ft), "--data", str(big), "--steps", "2", "--crop", "168"])
