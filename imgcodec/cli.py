@@ -172,6 +172,9 @@ def main() -> None:
 @click.option("--bpp", "target_bpp", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Instead of -q: the best file at or below this many bits per pixel (as --size).")
 @click.option("-m", "--model", default=None, help="Model name or id (default: the default model).")
+@click.option("--tune", type=click.Choice(("psnr", "ssim")), default=None,  # imgcodec.zoo.TUNES
+              help="Instead of -m: the default model (psnr) or its fine-tune for MS-SSIM (ssim), which keeps "
+                   "more texture at the same size.  [default: psnr]")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
 @click.option("-v", "--verbose", is_flag=True, help="Print notes about input conversion and rates.")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
@@ -181,8 +184,8 @@ def main() -> None:
 @rounding_option
 @user_errors
 def encode(inputs: tuple[str, ...], output: str | None, out_dir: str | None, quality: int | None,
-           percent: float | None, target_size: str | None, target_bpp: float | None, model: str | None, force: bool, verbose: bool,
-           quiet: bool, strip: bool, jobs: int, rounding: str) -> None:
+           percent: float | None, target_size: str | None, target_bpp: float | None, model: str | None,
+           tune: str | None, force: bool, verbose: bool, quiet: bool, strip: bool, jobs: int, rounding: str) -> None:
     """Compress images (PNG, JPEG, TIFF, WebP, BMP, PPM) to .shae files (photo.png -> photo.shae).
 
     Prints one line per file (output, size, bits per pixel, level); with several inputs a bad
@@ -196,6 +199,12 @@ def encode(inputs: tuple[str, ...], output: str | None, out_dir: str | None, qua
         raise ShaecError(f"-o/--output must end in .shae (shaec writes .shae files), got '{output}'")
     if sum(option is not None for option in (quality, percent, target_size, target_bpp)) > 1:
         raise ShaecError("give one of -q/--quality, -Q/--percent, --size and --bpp")
+    if tune is not None:
+        from .zoo import tuned_model
+
+        if model is not None:
+            raise ShaecError("give -m/--model or --tune, not both")
+        model = tuned_model(tune).name
     codec = get_codec(model)
     if quality is not None and quality not in codec.qualities:
         hint = f" (for the 0-100 scale of other encoders use -Q {quality})" if 0 <= quality <= 100 else ""
@@ -288,7 +297,9 @@ def models() -> None:
     for info in infos:
         entry = info.manifest_entry
         role = "default, encodes and decodes" if info.name == default else (
-            "retired: decodes only" if info.decode_only else "encodes and decodes (-m)")
+            "retired: decodes only" if info.decode_only else
+            f"{info.tune} tune of {info.manifest_entry['tuned_from']} (--tune {info.tune})"
+            if "tuned_from" in info.manifest_entry else "encodes and decodes (-m)")
         click.echo(f"{info.name} ({info.model_id}) [{role}]: qualities 1..{info.num_levels}, default quality "
                    f"{info.default_quality}, {entry.get('trained_steps', '?')} training steps")
         levels = entry.get("validation", {}).get("levels", [])

@@ -56,6 +56,12 @@ class ModelInfo:
         return int(self.manifest_entry.get("default_quality", (self.num_levels + 1) // 2))
 
     @property
+    def tune(self) -> str:
+        """The metric the model was trained for: "psnr" (MSE loss) unless the manifest says
+        "ssim" (a fine-tune for MS-SSIM of the model named by "tuned_from")."""
+        return str(self.manifest_entry.get("tune", "psnr"))
+
+    @property
     def decode_only(self) -> bool:
         """A retired model that ships only its decoder (no encoder.onnx)."""
         return bool(self.manifest_entry.get("decode_only", False))
@@ -101,6 +107,24 @@ def default_model(directory: Path | None = None) -> ModelInfo:
     if models:
         return models[0]
     raise ModelNotFoundError(f"no models listed in {directory / 'manifest.json'}")
+
+
+#: What `shaec encode --tune` accepts: the metric a model was trained for.
+TUNES = ("psnr", "ssim")
+
+
+def tuned_model(tune: str, directory: Path | None = None) -> ModelInfo:
+    """The default model, or its fine-tune for another metric (manifest: "tune", "tuned_from"),
+    as cwebp's -preset or avifenc's --tune pick a tuning rather than a file."""
+    if tune not in TUNES:
+        raise ModelNotFoundError(f"unknown tune {tune!r} (known: {', '.join(TUNES)})")
+    base = default_model(directory)
+    if base.tune == tune:
+        return base
+    for info in list_models(directory):
+        if info.tune == tune and info.manifest_entry.get("tuned_from") == base.name and not info.decode_only:
+            return info
+    raise ModelNotFoundError(f"no model tuned for {tune} is installed for the default model {base.name}")
 
 
 def find_model(name_or_id: str | None = None, directory: Path | None = None) -> ModelInfo:

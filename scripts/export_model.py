@@ -3,6 +3,7 @@ record it in models/manifest.json.
 
     python scripts/export_model.py runs/base/checkpoint.pt --name shae-v1 \\
         --train-command "python scripts/train.py --run-dir runs/base --steps 15000"
+    python scripts/export_model.py runs/v8-ssim/checkpoint.pt --name shae-v8-ssim --tune ssim ...
 
 Evaluation runs every quality level over data/val with the same code path as `shaec encode` /
 `shaec decode` (ONNX runtime, range coder, container): real bpp from file bytes, the prior's
@@ -29,7 +30,7 @@ from imgcodec.train.export import export_model, export_shae_v9
 from imgcodec.train.shae_v9 import ShaeV9
 from imgcodec.train.rounding_tuning import tune, write_tuning
 from imgcodec.train.training import load_model
-from imgcodec.zoo import find_model, models_dir
+from imgcodec.zoo import TUNES, find_model, models_dir
 
 
 def jpeg_curve(images: list[np.ndarray]) -> list[tuple[float, float, float]]:
@@ -64,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-command", default="")
     parser.add_argument("--default-quality", type=int, default=None,
                         help="default -q; by default the level closest to 0.4 bpp on validation")
+    parser.add_argument("--tune", choices=TUNES, default="psnr",
+                        help="the metric the model was trained for: ssim exports a fine-tune of the current "
+                             "default model (`shaec encode --tune ssim`), which stays the default")
     parser.add_argument("--no-eval", action="store_true")
     parser.add_argument("--tune-rounding", action="store_true",
                         help="before evaluating, tune the encoder's rate-distortion rounding on training crops "
@@ -103,8 +107,11 @@ def main(argv: list[str] | None = None) -> int:
              "steps_per_second": extra["steps_per_second"],
              **{k: v for k, v in extra.items() if k in ("init", "total_steps", "total_cpu_hours")},
              "files": json.loads((folder / "model.json").read_text())["files"]}
+    if args.tune == "psnr":
+        manifest["default"] = args.name
+    else:
+        entry.update(tune=args.tune, tuned_from=manifest["default"])
     manifest["models"][args.name] = entry
-    manifest["default"] = args.name
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
 
     if args.tune_rounding and not isinstance(model, ShaeV9):  # shae-v8's rounding uses its context prior

@@ -20,6 +20,7 @@ from imgcodec.bench.codecs import (BpgX265, ShaecCodec, downsample_chroma_2x2,
                                    ycbcr_to_rgb_bt601_full)
 from imgcodec.errors import ImageInputError
 from imgcodec.metrics import psnr_rgb
+from imgcodec.zoo import default_model
 
 HAVE_X265 = CODECS["bpg-x265"].available()
 needs_x265 = pytest.mark.skipif(not HAVE_X265, reason="ffmpeg with libx265 not available")
@@ -257,8 +258,8 @@ def test_bpg_x265_odd_size(name: str) -> None:
 def test_shaec_codec_uses_library_api(monkeypatch) -> None:
     calls = []
 
-    def compress(rgb: np.ndarray, level: int) -> bytes:
-        calls.append(level)
+    def compress(rgb: np.ndarray, level: int, model: str | None = None) -> bytes:
+        calls.append((level, model))
         return bytes([level]) + rgb.tobytes()
 
     def decompress(data: bytes) -> np.ndarray:
@@ -268,12 +269,31 @@ def test_shaec_codec_uses_library_api(monkeypatch) -> None:
 
     fake = types.ModuleType("imgcodec.codec")
     fake.compress, fake.decompress = compress, decompress
-    fake.available_levels = lambda: [3, 1, 2]
+    fake.available_levels = lambda model=None: [3, 1, 2]
     monkeypatch.setitem(__import__("sys").modules, "imgcodec.codec", fake)
     codec = ShaecCodec()
     assert codec.available() and codec.qualities() == (1, 2, 3)
     rgb = gradient_image(5, 4, seed=6)
     np.testing.assert_array_equal(codec.decode(codec.encode(rgb, 2), 5, 4), rgb)
-    assert calls == [2]
-    fake.available_levels = lambda: []
+    assert calls == [(2, default_model().name)]
+    fake.available_levels = lambda model=None: []
     assert codec.unavailable_reason() == "no shaec levels installed"
+
+
+def test_shaec_ssim_is_unavailable_without_an_ssim_tune(tmp_path, monkeypatch) -> None:
+    """The bench's shaec-ssim row runs the default model's MS-SSIM fine-tune, and says so when
+    none is installed."""
+    from imgcodec.zoo import MODELS_ENV, models_dir
+
+    manifest = json.loads((models_dir() / "manifest.json").read_text())
+    default = manifest["default"]
+    (tmp_path / default).symlink_to(models_dir() / default)
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"default": default, "models": {default: manifest["models"][default]}}))
+    monkeypatch.setenv(MODELS_ENV, str(tmp_path))
+    codec = CODECS["shaec-ssim"]
+    assert "no model tuned for ssim" in codec.unavailable_reason()
+    manifest["models"][default]["tune"] = "ssim"  # the default itself tuned for ssim: it is the one
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"default": default, "models": {default: manifest["models"][default]}}))
+    assert codec.unavailable_reason() is None and codec.qualities()[0] == 1

@@ -592,3 +592,30 @@ def test_a_large_single_image_shows_tile_progress(tmp_path: Path, monkeypatch: p
     assert_ok(quiet)
     assert quiet.stderr == ""
     assert np.array_equal(np.asarray(Image.open(tmp_path / "p.decoded.png")), np.asarray(Image.open(tmp_path / "q.png")))
+
+
+def test_tune_selects_the_fine_tune_and_excludes_model(photo: Path, tmp_path: Path, monkeypatch) -> None:
+    import json
+
+    from imgcodec.zoo import MODELS_ENV, default_model, models_dir
+
+    manifest = json.loads((models_dir() / "manifest.json").read_text())
+    default = manifest["default"]
+    assert_one_line_error(run("encode", str(photo), "-m", default, "--tune", "ssim", "-o", str(tmp_path / "a.shae")),
+                          "-m/--model or --tune")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / default).symlink_to(models_dir() / default)
+    entry = manifest["models"][default]
+    (tmp_path / "models" / "manifest.json").write_text(json.dumps({"default": default, "models": {default: entry}}))
+    monkeypatch.setenv(MODELS_ENV, str(tmp_path / "models"))
+    assert_one_line_error(run("encode", str(photo), "--tune", "ssim", "-o", str(tmp_path / "b.shae")),
+                          "no model tuned for ssim")
+    tuned = {**entry, "tune": "ssim", "tuned_from": default}
+    (tmp_path / "models" / "manifest.json").write_text(json.dumps(
+        {"default": default, "models": {default: entry, "tuned": tuned}}))
+    result = run("encode", str(photo), "--tune", "ssim", "-q", "2", "-o", str(tmp_path / "c.shae"))
+    assert_ok(result)
+    assert bitstream.unpack((tmp_path / "c.shae").read_bytes()).model_id.hex() == default_model().model_id
+    listing = run("models")
+    assert_ok(listing)
+    assert "tuned (" in listing.output and f"ssim tune of {default} (--tune ssim)" in listing.output

@@ -37,3 +37,40 @@ def test_retired_model_decodes_but_does_not_encode() -> None:
 
 def test_default_model_encodes() -> None:
     assert not find_model().decode_only
+
+
+@pytest.fixture
+def models_with_ssim_tune(tmp_path, monkeypatch):
+    """A models folder with the default model and an "ssim" tune of it (its own files, for the test)."""
+    import json
+
+    from imgcodec.zoo import MODELS_ENV
+
+    manifest = json.loads((models_dir() / "manifest.json").read_text())
+    default = manifest["default"]
+    (tmp_path / default).symlink_to(models_dir() / default)
+    tuned = {**manifest["models"][default], "tune": "ssim", "tuned_from": default}
+    manifest = {"default": default, "models": {default: manifest["models"][default], f"{default}-ssim": tuned}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv(MODELS_ENV, str(tmp_path))
+    return tmp_path
+
+
+def test_tuned_model_picks_the_default_or_its_fine_tune(models_with_ssim_tune) -> None:
+    from imgcodec.zoo import tuned_model
+
+    default = default_model()
+    assert tuned_model("psnr") == default and default.tune == "psnr"
+    assert tuned_model("ssim").name == f"{default.name}-ssim"
+    with pytest.raises(ModelNotFoundError, match="unknown tune"):
+        tuned_model("butteraugli")
+
+
+def test_missing_tune_is_a_clear_error() -> None:
+    from imgcodec.zoo import TUNES, tuned_model
+    from imgcodec.cli import encode
+
+    assert tuple(next(p for p in encode.params if p.name == "tune").type.choices) == TUNES
+    if not any(info.tune == "ssim" for info in list_models()):
+        with pytest.raises(ModelNotFoundError, match="no model tuned for ssim"):
+            tuned_model("ssim")

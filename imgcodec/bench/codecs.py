@@ -554,21 +554,27 @@ class ShaecCodec(BenchCodec):
     """
 
     name: str = "shaec"
+    tune: str = "psnr"  # imgcodec.zoo.TUNES: the default model or its MS-SSIM fine-tune
 
     @property
     def description(self) -> str:  # type: ignore[override]
-        return "shaec learned codec (imgcodec.codec), quality = level"
+        return f"shaec learned codec (imgcodec.codec, --tune {self.tune}), quality = level"
+
+    def _model(self) -> str:
+        from imgcodec.zoo import tuned_model
+
+        return tuned_model(self.tune).name
 
     def qualities(self) -> tuple[Quality, ...]:
         from imgcodec.codec import available_levels
 
-        return tuple(sorted(available_levels()))
+        return tuple(sorted(available_levels(self._model())))
 
     def unavailable_reason(self) -> str | None:
         try:
             from imgcodec.codec import available_levels
 
-            levels = available_levels()
+            levels = available_levels(self._model())
         except Exception as error:  # import errors, missing weights, broken installs
             return f"imgcodec.codec unusable: {type(error).__name__}: {error}"
         if not levels:
@@ -578,7 +584,7 @@ class ShaecCodec(BenchCodec):
     def encode(self, rgb: np.ndarray, quality: Quality) -> bytes:
         from imgcodec.codec import compress
 
-        return compress(rgb, int(quality))
+        return compress(rgb, int(quality), model=self._model())
 
     def decode(self, data: bytes, width: int, height: int) -> np.ndarray:
         from imgcodec.codec import decompress
@@ -605,6 +611,7 @@ CODECS: Mapping[str, BenchCodec] = MappingProxyType({
         AvifEnc(),
         CjxlJpegXL(),
         ShaecCodec(),
+        ShaecCodec(name="shaec-ssim", tune="ssim"),
     )
 })
 

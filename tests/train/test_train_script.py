@@ -117,6 +117,13 @@ def test_export_of_a_continued_run(data_dir, tmp_path):
     assert entry["validation"]["rounding"] == ("rd" if any(tuned["tau"]) else "nearest")
     train(tmp_path / "third", data_dir, 2, "--init", str(tmp_path / "slim.pt"))
     assert torch.load(tmp_path / "third" / "checkpoint.pt", weights_only=False)["step"] == 2
+    subprocess.run([sys.executable, str(REPO / "scripts" / "export_model.py"), str(tmp_path / "third" / "checkpoint.pt"),
+                    "--name", "tiny-v2-ssim", "--tune", "ssim", "--no-eval"],
+                   check=True, capture_output=True, timeout=300, env=env, cwd=tmp_path)
+    manifest = json.loads((zoo / "manifest.json").read_text())
+    assert manifest["default"] == "tiny-v2"  # a tune never replaces the default it tunes
+    assert {k: manifest["models"]["tiny-v2-ssim"][k] for k in ("tune", "tuned_from")} == {
+        "tune": "ssim", "tuned_from": "tiny-v2"}
 
 
 @pytest.fixture
