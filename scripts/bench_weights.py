@@ -174,10 +174,12 @@ def nncodec_rows(python: str, state: dict[str, torch.Tensor], qps: list[int]) ->
 
 
 def soft_to_hard(model: torch.nn.Module, state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-                 beta: float, epochs: int) -> bytes:
+                 beta: float, epochs: int, center_epochs: int = 0) -> bytes:
     """Fine-tune from `state` with soft-to-hard weights (16 learned centers per tensor of 256+
     weights, one fixed at 0; sigma annealed 2 -> 200) and loss = cross-entropy + beta * bits per
-    weight; then the .shaw file: learned tensors as codebooks, the rest (biases) exact."""
+    weight; then, for `center_epochs`, the assignments frozen and the centers and biases trained
+    on cross-entropy alone (Deep Compression's centroid fine-tuning); then the .shaw file:
+    learned tensors as codebooks, the rest (biases) exact."""
     model.load_state_dict(state)
     torch.manual_seed(1)
     sha = SoftToHardWeights(model, num_centers=16, min_size=256)
@@ -193,6 +195,18 @@ def soft_to_hard(model: torch.nn.Module, state: dict[str, torch.Tensor], x: torc
             loss.backward()
             optimizer.step()
             step += 1
+    if center_epochs:
+        sha.freeze_assignments()
+        rest = [p for n, p in model.named_parameters() if n not in sha.names]
+        optimizer = torch.optim.Adam([*sha.parameters(), *rest], 1e-4)
+        for _ in range(center_epochs):
+            order = torch.randperm(len(x))
+            for start in range(0, len(x), 64):
+                idx = order[start:start + 64]
+                loss = torch.nn.functional.cross_entropy(sha(x[idx]), y[idx])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
     return pack(sha.records() + _rest(model, sha.names))
 
 
@@ -238,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="no-data mode's bits per weight")
     parser.add_argument("--sha-epochs", type=int, default=4)
     parser.add_argument("--betas", type=float, nargs="*", default=[2.0, 8.0, 12.0], help="soft-to-hard rate weights")
+    parser.add_argument("--center-epochs", type=int, default=0,
+                        help="after soft-to-hard training, epochs that train the centers alone (assignments frozen)")
     parser.add_argument("--sws-epochs", type=int, default=4)
     parser.add_argument("--taus", type=float, nargs="*", default=[0.005], help="Soft Weight-Sharing's tau")
     parser.add_argument("--pi-zero", type=float, default=0.999, help="Soft Weight-Sharing's zero component's share")
@@ -286,9 +302,11 @@ def main(argv: list[str] | None = None) -> int:
         row(f"shaec weights, no data, {bits:g} bits/weight", data, read_shaw(data), time.perf_counter() - started)
     for beta in args.betas:
         started = time.perf_counter()
-        data = soft_to_hard(model, state, x_train, y_train, beta, epochs=args.sha_epochs)
-        row(f"shaec weights, soft-to-hard training ({args.sha_epochs} epochs, beta {beta:g})", data, read_shaw(data),
-            time.perf_counter() - started)
+        data = soft_to_hard(model, state, x_train, y_train, beta, epochs=args.sha_epochs,
+                            center_epochs=args.center_epochs)
+        centers = f", then {args.center_epochs} of centers alone" if args.center_epochs else ""
+        row(f"shaec weights, soft-to-hard training ({args.sha_epochs} epochs, beta {beta:g}{centers})", data,
+            read_shaw(data), time.perf_counter() - started)
     for tau in args.taus:
         started = time.perf_counter()
         data = soft_weight_sharing(model, state, x_train, y_train, tau, args.sws_epochs, args.pi_zero)

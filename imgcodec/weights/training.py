@@ -14,6 +14,7 @@ symbols, and `records` codes them into .shaw records (CODEC_CODEBOOK).
         sha.sigma = ...                       # annealed upward
         logits = sha.forward(x)               # the model with quantized weights
         loss = cross_entropy(logits, y) + beta * sha.rate_bits() / sha.num_weights
+    sha.freeze_assignments()                  # optional: then train the centers alone (loss without rate)
     data = pack(sha.records(tensors_of_the_rest))
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ import math
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..context_prior import quantize_probabilities
 from ..coder import encode_iid
@@ -37,6 +39,7 @@ class SoftToHardWeights(nn.Module):
         super().__init__()
         self.model = [model]  # not a submodule: its parameters stay the caller's
         self.sigma = sigma
+        self.frozen: dict[str, torch.Tensor] | None = None  # symbols fixed by freeze_assignments
         config = WeightCodecConfig(min_size=min_size)
         self.names = [n for n, p in model.named_parameters()
                       if quantizable(p.detach().numpy(), "<f4", config) and p.dtype == torch.float32]
@@ -55,10 +58,30 @@ class SoftToHardWeights(nn.Module):
     def _centers(self, name: str) -> torch.Tensor:
         return torch.cat([torch.zeros(1), self.centers[name.replace(".", "__")]])  # index 0 is the zero center
 
+    def freeze_assignments(self) -> None:
+        """Fix every weight's center (the nearest one now) for a last phase that trains the
+        centers alone, as Deep Compression fine-tunes its shared centroids (Han et al., ICLR
+        2016, Sec. 3): accuracy comes back while the symbols, and so the rate, stay as they are.
+        Afterwards the forward pass uses centers[symbol], the gradient of a center is the sum of
+        its weights' gradients, and the zero center (the pruned weights) stays 0."""
+        self.frozen = {name: symbols for name, (_, symbols) in self._nearest().items()}
+
+    def _nearest(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        with torch.no_grad():
+            out = {}
+            for name in self.names:
+                weight = self.model[0].get_parameter(name)
+                centers = self._centers(name)
+                out[name] = (centers, ((weight.reshape(-1, 1) - centers) ** 2).argmin(dim=1).reshape(weight.shape))
+            return out
+
     def _assign(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(quantized weight with the soft gradient, soft assignment N,L) of one tensor."""
         weight = self.model[0].get_parameter(name)
         centers = self._centers(name)
+        if self.frozen is not None:
+            symbols = self.frozen[name]
+            return centers[symbols], F.one_hot(symbols.reshape(-1), len(centers)).float()
         dist = (weight.reshape(-1, 1) - centers) ** 2  # N,L
         soft = torch.softmax(-self.sigma * dist / dist.detach().mean().clamp_min(1e-12), dim=1)
         hard = centers[dist.argmin(dim=1)]
@@ -67,7 +90,8 @@ class SoftToHardWeights(nn.Module):
         return values.reshape(weight.shape), soft
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        """The model's output with every quantizable weight replaced by its nearest center."""
+        """The model's output with every quantizable weight replaced by its nearest center (its
+        frozen one after freeze_assignments)."""
         model = self.model[0]
         replaced = {name: self._assign(name)[0] for name in self.names}
         return torch.func.functional_call(model, replaced, inputs, strict=False)
@@ -83,14 +107,12 @@ class SoftToHardWeights(nn.Module):
 
     @torch.no_grad()
     def finalize(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """name -> (centers float32 L, symbols int of the weight's shape): nearest centers."""
-        out = {}
-        for name in self.names:
-            weight = self.model[0].get_parameter(name)
-            centers = self._centers(name).float()
-            symbols = ((weight.reshape(-1, 1) - centers) ** 2).argmin(dim=1).reshape(weight.shape)
-            out[name] = (centers.numpy().astype(np.float32), symbols.numpy())
-        return out
+        """name -> (centers float32 L, symbols int of the weight's shape): nearest centers, or
+        the frozen assignment."""
+        nearest = self._nearest()
+        return {name: (centers.float().numpy().astype(np.float32),
+                       (self.frozen[name] if self.frozen is not None else symbols).numpy())
+                for name, (centers, symbols) in nearest.items()}
 
     def records(self) -> list[Record]:
         """.shaw records of the quantized tensors: the centers, an integer table of how often

@@ -189,3 +189,37 @@ def test_deep_compression_baseline_round_trips() -> None:
     assert len(data) < weight.nbytes / 4
     with pytest.raises(ValueError):
         dc.unpack(b"JUNK" + data[4:])
+
+
+def test_frozen_assignments_train_the_centers_alone() -> None:
+    """Deep Compression's centroid fine-tuning after soft-to-hard training: the symbols (so the
+    rate) stay, the centers move, pruned weights stay exactly 0, and the task loss falls."""
+    from imgcodec.weights.training import SoftToHardWeights
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+    x, y = torch.randn(256, 64), torch.randint(0, 4, (256,))
+    sha = SoftToHardWeights(model, num_centers=8, min_size=128)
+    sha.sigma = 50.0
+    with torch.no_grad():  # some weights on the zero center
+        model[0].weight[:, :8] = 0.0
+    sha.freeze_assignments()
+    before = sha.finalize()
+    optimizer = torch.optim.Adam(sha.parameters(), 1e-2)
+    losses = []
+    for _ in range(40):
+        loss = torch.nn.functional.cross_entropy(sha(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    after = sha.finalize()
+    assert losses[-1] < losses[0]
+    for name, (centers, symbols) in after.items():
+        assert np.array_equal(symbols, before[name][1])
+        assert centers[0] == 0.0 and not np.allclose(centers, before[name][0])
+        assert np.all(centers[symbols][symbols == 0] == 0.0)
+    assert model[0].weight.grad is None  # the frozen tensors' own weights are no longer used
+    decoded = {r.name: decompress_record(r) for r in unpack(pack(sha.records()))}
+    for name, (centers, symbols) in after.items():
+        assert np.array_equal(decoded[name], centers[symbols])
