@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -62,23 +63,28 @@ def lenet_5() -> torch.nn.Module:
 MODELS = {"lenet300": lenet_300_100, "lenet5": lenet_5}
 
 
+def batches(count: int, epochs: int) -> Iterator[torch.Tensor]:
+    """Indices of shuffled batches of 64, epoch after epoch (one torch.randperm per epoch)."""
+    for _ in range(epochs):
+        order = torch.randperm(count)
+        for start in range(0, count, 64):
+            yield order[start:start + 64]
+
+
 def train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, seed: int,
           masks: dict[str, torch.Tensor] | None = None, lr: float = 1e-3) -> None:
     """Adam on cross-entropy, batches of 64; `masks` keep pruned weights at 0 (retraining)."""
     torch.manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr)
-    for _ in range(epochs):
-        order = torch.randperm(len(x))
-        for start in range(0, len(x), 64):
-            idx = order[start:start + 64]
-            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            if masks:
-                with torch.no_grad():
-                    for name, mask in masks.items():
-                        model.get_parameter(name).mul_(mask)
+    for idx in batches(len(x), epochs):
+        loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if masks:
+            with torch.no_grad():
+                for name, mask in masks.items():
+                    model.get_parameter(name).mul_(mask)
 
 
 @torch.no_grad()
@@ -127,14 +133,11 @@ def soft_weight_sharing(model: torch.nn.Module, state: dict[str, torch.Tensor], 
     torch.manual_seed(1)
     sws = SoftWeightSharing(model, components=17, pi_zero=pi_zero, min_size=256)
     optimizer = torch.optim.Adam(sws.parameter_groups())
-    for _ in range(epochs):
-        order = torch.randperm(len(x))
-        for start in range(0, len(x), 64):
-            idx = order[start:start + 64]
-            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx]) + tau / len(x) * sws.complexity()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+    for idx in batches(len(x), epochs):
+        loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx]) + tau / len(x) * sws.complexity()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
     return pack(sws.records() + _rest(model, sws.names))
 
 
@@ -185,28 +188,22 @@ def soft_to_hard(model: torch.nn.Module, state: dict[str, torch.Tensor], x: torc
     sha = SoftToHardWeights(model, num_centers=16, min_size=256)
     optimizer = torch.optim.Adam([*model.parameters(), *sha.parameters()], 3e-4)
     steps, step = epochs * (len(x) // 64), 0
-    for _ in range(epochs):
-        order = torch.randperm(len(x))
-        for start in range(0, len(x), 64):
-            idx = order[start:start + 64]
-            sha.sigma = anneal(step, steps, 2.0, 200.0)
-            loss = torch.nn.functional.cross_entropy(sha(x[idx]), y[idx]) + beta * sha.rate_bits() / sha.num_weights
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            step += 1
+    for idx in batches(len(x), epochs):
+        sha.sigma = anneal(step, steps, 2.0, 200.0)
+        loss = torch.nn.functional.cross_entropy(sha(x[idx]), y[idx]) + beta * sha.rate_bits() / sha.num_weights
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        step += 1
     if center_epochs:
         sha.freeze_assignments()
         rest = [p for n, p in model.named_parameters() if n not in sha.names]
         optimizer = torch.optim.Adam([*sha.parameters(), *rest], 1e-4)
-        for _ in range(center_epochs):
-            order = torch.randperm(len(x))
-            for start in range(0, len(x), 64):
-                idx = order[start:start + 64]
-                loss = torch.nn.functional.cross_entropy(sha(x[idx]), y[idx])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
+        for idx in batches(len(x), center_epochs):
+            loss = torch.nn.functional.cross_entropy(sha(x[idx]), y[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
     return pack(sha.records() + _rest(model, sha.names))
 
 
