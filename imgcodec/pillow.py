@@ -4,6 +4,7 @@
     from PIL import Image
     im = Image.open("photo.shae")       # decodes on load(); mode RGB or RGBA
     im.save("copy.shae", quality=5)     # quality 1..10 (shaec's levels); default: the model's
+    im.save("copy.shae", tune="ssim")   # the MS-SSIM fine-tune of the default model (shaec --tune)
 
 Opening reads only the 24-byte header, as Pillow expects (size and mode without decoding);
 the latent is decoded when the pixels are needed. The decoder's limits apply: files declaring
@@ -58,9 +59,15 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     from .codec import compress
 
     quality = im.encoderinfo.get("quality")
+    tune = im.encoderinfo.get("tune")
+    model = None
+    if tune is not None:
+        from .zoo import tuned_model
+
+        model = tuned_model(tune).name
     rgba = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
     pixels = np.asarray(im.convert("RGBA" if rgba else "RGB"))
-    fp.write(compress(pixels, quality))
+    fp.write(compress(pixels, quality, model=model))
 
 
 def register() -> None:

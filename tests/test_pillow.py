@@ -42,3 +42,21 @@ def test_save_with_quality_and_reopen(tmp_path: Path) -> None:
 def test_other_files_are_not_claimed(tmp_path: Path) -> None:
     with Image.open(SAMPLE / "coffee.png") as im:
         assert im.format == "PNG"
+
+
+def test_save_with_tune(tmp_path: Path) -> None:
+    """tune="psnr" is the default model; an uninstalled or unknown tune is an error, not a silent default."""
+    import pytest
+
+    from imgcodec.errors import ModelNotFoundError
+    from imgcodec.zoo import list_models
+
+    with Image.open(SAMPLE / "coffee.png") as src:
+        crop = src.convert("RGB").crop((0, 0, 64, 48))
+    crop.save(tmp_path / "p.shae", quality=2, tune="psnr")
+    assert (tmp_path / "p.shae").read_bytes() == compress(np.asarray(crop), 2)
+    with pytest.raises(ModelNotFoundError, match="unknown tune"):
+        crop.save(tmp_path / "u.shae", tune="vmaf")
+    if not any(info.tune == "ssim" for info in list_models()):
+        with pytest.raises(ModelNotFoundError, match="no model tuned for ssim"):
+            crop.save(tmp_path / "s.shae", tune="ssim")
