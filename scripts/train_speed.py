@@ -1,6 +1,7 @@
 """Seconds per training step of each architecture, in float32, channels-last and bf16 autocast.
 
     python scripts/train_speed.py --steps 6          # batch 8 of 128x128, 2 threads, median of steps 2..N
+    python scripts/train_speed.py --arch shae-v9 --modes float32 --steps 12
 
 Each step is what scripts/train.py does: forward, the rate-distortion loss, backward, Adam. Run
 it on an idle machine: every other process on the two cores shows up in the numbers.
@@ -14,6 +15,10 @@ import time
 import torch
 
 from imgcodec.train.architectures import ARCHITECTURES
+
+
+#: Modes by name, with their column headings.
+MODES = {"float32": "float32", "channels_last": "channels-last", "bf16": "bf16 autocast"}
 
 
 def seconds_per_step(arch: str, mode: str, steps: int, batch: int, crop: int, max_seconds: float) -> float:
@@ -50,14 +55,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-seconds", type=float, default=60.0, help="stop a slow mode after this long")
+    parser.add_argument("--arch", nargs="*", choices=sorted(ARCHITECTURES), default=None, help="default: all")
+    parser.add_argument("--modes", nargs="*", choices=MODES, default=list(MODES))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
           f"{args.threads} threads, batch {args.batch} of {args.crop}x{args.crop}")
-    print("| architecture | float32 | channels-last | bf16 autocast |\n|---|---:|---:|---:|")
-    for arch in ARCHITECTURES:
+    print("| architecture | " + " | ".join(MODES[m] for m in args.modes) + " |\n|---|"
+          + "---:|" * len(args.modes))
+    for arch in args.arch or ARCHITECTURES:
         cells = [f"{seconds_per_step(arch, mode, args.steps, args.batch, args.crop, args.max_seconds):.2f} s"
-                 for mode in ("float32", "channels_last", "bf16")]
+                 for mode in args.modes]
         print(f"| {arch} | " + " | ".join(cells) + " |", flush=True)
     return 0
 

@@ -179,3 +179,12 @@ def test_ms_ssim_fine_tune_records_its_loss_and_lambdas(script, data_dir, tmp_pa
         assert all(0 < float(r["ms_ssim"]) <= 1 for r in csv.DictReader(fh))
     with pytest.raises(SystemExit, match="resume it with --distortion ms-ssim"):
         script.main(["--run-dir", str(ft), "--data", str(big), "--steps", "2", "--crop", "168"])
+
+
+def test_train_speed_times_the_chosen_architecture_and_modes():
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "train_speed.py"), "--arch", "shae-v9",
+                          "--modes", "float32", "--steps", "2", "--batch", "1", "--crop", "64", "--threads", "1"],
+                         check=True, capture_output=True, text=True, timeout=300).stdout
+    rows = [line for line in out.splitlines() if line.startswith("| shae")]
+    assert "| architecture | float32 |" in out and len(rows) == 1
+    assert rows[0].startswith("| shae-v9 | ") and float(rows[0].split("|")[2].strip().rstrip(" s")) > 0
