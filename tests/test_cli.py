@@ -619,3 +619,15 @@ def test_tune_selects_the_fine_tune_and_excludes_model(photo: Path, tmp_path: Pa
     listing = run("models")
     assert_ok(listing)
     assert "tuned (" in listing.output and f"ssim tune of {default} (--tune ssim)" in listing.output
+
+
+def test_shipped_ssim_tune_encodes_with_its_own_weights(photo: Path, tmp_path: Path) -> None:
+    from imgcodec.zoo import default_model, list_models, tuned_model
+
+    if not any(info.tune == "ssim" for info in list_models()):
+        pytest.skip("no MS-SSIM tune installed")
+    tuned = tuned_model("ssim")
+    assert tuned.manifest_entry["tuned_from"] == default_model().name and tuned.model_id != default_model().model_id
+    assert_ok(run("encode", str(photo), "--tune", "ssim", "-q", "3", "-o", str(tmp_path / "s.shae")))
+    assert bitstream.unpack((tmp_path / "s.shae").read_bytes()).model_id.hex() == tuned.model_id
+    assert_ok(run("decode", str(tmp_path / "s.shae"), "-o", str(tmp_path / "s.png")))

@@ -1,13 +1,15 @@
 """Files written by released versions keep decoding: the symbols bit-exactly, the pixels as
 closely as float arithmetic allows.
 
-The samples in samples/ were written by shaec 0.1.0 (commit 35a56d1) from a 256x192 crop of
-samples/coffee.png; the symbol hashes below are what that version decoded. The symbols select
+The samples in samples/ are the 256x192 crop of samples/coffee.png at x 200, y 100, written by
+the first release that had the model (shae-v7 and shae-v8: commit 35a56d1; shae-v8-ssim: the
+release that added it); the symbol hashes below are what that version decoded. The symbols select
 the range coder's probabilities, so they must be identical on every machine. The pixels come
 from the float synthesis network, whose last bits depend on the CPU's kernels (onnxruntime picks
-AVX2 or AVX-512 code): samples/*.decoded.png hold the decode of an AVX-512 machine with
-onnxruntime 1.32, and a decode may differ from them by one level in a few values (switching off
-onnxruntime's graph optimisations changed 1 value in 70,000 to 150,000, by one level).
+AVX2 or AVX-512 code): samples/*.decoded.png hold the decode of the machine that wrote them
+(AVX-512 for shae-v7 and shae-v8, AVX2 for shae-v8-ssim) with onnxruntime 1.32, and a decode may
+differ from them by one level in a few values (switching off onnxruntime's graph optimisations
+changed 1 value in 70,000 to 150,000, by one level).
 """
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ RELEASED = {
                         "805a3786b8e0ede8017eeac0617898c7c79048520fe0ce926c62f94bf7f2c8c5"),
     "shae-v8-q2-alpha.shae": ("shae-v8", (192, 256, 4),
                               "4c0e7bc09c87a5b4284a4a6f59d935c178530ea59a1fa68eb95f698d8e66c99c"),
+    "shae-v8-ssim-q5.shae": ("shae-v8-ssim", (192, 256, 3),
+                             "161663eab145ad92adb2959d4803347f0033b3185e8e08c6ef79e46140fa24e8"),
 }
 
 
