@@ -298,8 +298,8 @@ def models() -> None:
         entry = info.manifest_entry
         role = "default, encodes and decodes" if info.name == default else (
             "retired: decodes only" if info.decode_only else
-            f"{info.tune} tune of {info.manifest_entry['tuned_from']} (--tune {info.tune})"
-            if "tuned_from" in info.manifest_entry else "encodes and decodes (-m)")
+            f"{info.tune} tune of {info.tuned_from} (--tune {info.tune})"
+            if info.tuned_from else "encodes and decodes (-m)")
         click.echo(f"{info.name} ({info.model_id}) [{role}]: qualities 1..{info.num_levels}, default quality "
                    f"{info.default_quality}, {entry.get('trained_steps', '?')} training steps")
         levels = entry.get("validation", {}).get("levels", [])

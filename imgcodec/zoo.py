@@ -62,6 +62,12 @@ class ModelInfo:
         return str(self.manifest_entry.get("tune", "psnr"))
 
     @property
+    def tuned_from(self) -> str | None:
+        """The model this one is a fine-tune of (manifest "tuned_from"), None for a base model."""
+        value = self.manifest_entry.get("tuned_from")
+        return None if value is None else str(value)
+
+    @property
     def decode_only(self) -> bool:
         """A retired model that ships only its decoder (no encoder.onnx)."""
         return bool(self.manifest_entry.get("decode_only", False))
@@ -122,7 +128,7 @@ def tuned_model(tune: str, directory: Path | None = None) -> ModelInfo:
     if base.tune == tune:
         return base
     for info in list_models(directory):
-        if info.tune == tune and info.manifest_entry.get("tuned_from") == base.name and not info.decode_only:
+        if info.tune == tune and info.tuned_from == base.name and not info.decode_only:
             return info
     raise ModelNotFoundError(f"no model tuned for {tune} is installed for the default model {base.name}")
 

@@ -11,23 +11,19 @@ for MS-SSIM (CompressAI's recipe) moves its levels little in rate.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 from pathlib import Path
 
+from imgcodec.bench.runner import read_records_csv, summarize_records
+
 
 def level_means(results: Path, codec: str) -> list[tuple[float, float]]:
-    """(bpp, 1 - MS-SSIM) per quality of `codec`, in quality order."""
-    sums: dict[int, list[float]] = {}
-    with open(results, newline="") as fh:
-        for row in csv.DictReader(fh):
-            if row["codec"] == codec and row["ms_ssim_rgb"]:
-                acc = sums.setdefault(int(row["quality"]), [0.0, 0.0, 0.0])
-                acc[0] += float(row["bpp"])
-                acc[1] += 1 - float(row["ms_ssim_rgb"])
-                acc[2] += 1
-    return [(acc[0] / acc[2], acc[1] / acc[2]) for _, acc in sorted(sums.items())]
+    """(bpp, 1 - MS-SSIM) per quality of `codec`, in quality order: the bench's own mean curve."""
+    curve = summarize_records(read_records_csv(results)).get(codec)
+    if curve is None:
+        raise ValueError(f"no rows for codec {codec!r}")
+    return [(bpp, 1 - ms_ssim) for _, bpp, ms_ssim in sorted(zip(curve.quality, curve.bpp, curve.ms_ssim))]
 
 
 def slope_lambdas(points: list[tuple[float, float]]) -> list[float]:

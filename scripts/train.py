@@ -15,7 +15,7 @@ shae-v9), small enough to commit, for a later run's --init.
 
 bf16 autocast (--bf16) runs the transforms in bfloat16 and keeps quantization and rates in
 float32. It pays on GPUs and on CPUs with native BF16 (AVX512-BF16); on a CPU without it autocast is
-16-50x slower, so it is off by default and refused there (docs/training.md has the measurements).
+16-26x slower, so it is off by default and refused there (docs/training.md has the measurements).
 """
 from __future__ import annotations
 
@@ -24,10 +24,9 @@ import csv
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -150,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--distortion ms-ssim needs --crop {MS_SSIM_MIN_SIDE} or more (five scales)")
     device = torch.device(args.device)
     if args.bf16 and device.type == "cpu" and not torch.cpu._is_avx512_bf16_supported():
-        raise SystemExit("--bf16: this CPU has no native BF16 (AVX512-BF16), where autocast runs 16-50x "
+        raise SystemExit("--bf16: this CPU has no native BF16 (AVX512-BF16), where autocast runs 16-26x "
                          "slower than float32 (docs/training.md); train without --bf16")
     torch.manual_seed(train_cfg.seed)
     model = arch.model_type(model_cfg)

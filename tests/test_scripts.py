@@ -340,20 +340,25 @@ def test_ssim_lambdas_are_the_curves_slopes(tmp_path: Path) -> None:
     """Three levels on a curve bpp = -ln(D): slopes 1/D between them; each level gets the geometric
     mean of the slopes beside it, and a curve that does not fall is refused."""
     results = tmp_path / "results.csv"
-    rows = [("shaec", q, "a.png", math.log(1 / d)) for q, d in ((1, 0.1), (2, 0.05), (3, 0.025))]
+    header = ["codec", "quality", "image", "width", "height", "bytes", "bpp", "psnr_rgb", "ms_ssim_rgb",
+              "ms_ssim_rgb_db", "encode_s", "decode_s"]
+
+    def bench_row(codec: str, quality: int, bpp: float, ms_ssim: float) -> list[object]:
+        return [codec, quality, "a.png", 8, 8, 1, bpp, 30.0, ms_ssim, 10.0, 0.1, 0.1]  # a shaec bench row
+
     with open(results, "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["codec", "quality", "image", "bpp", "ms_ssim_rgb"])
-        for codec, q, image, bpp in rows:
-            writer.writerow([codec, q, image, bpp, 1 - (0.1, 0.05, 0.025)[q - 1]])
-        writer.writerow(["jpeg", 50, "a.png", 9.0, 0.5])
+        writer.writerow(header)
+        for q, d in ((1, 0.1), (2, 0.05), (3, 0.025)):
+            writer.writerow(bench_row("shaec", q, math.log(1 / d), 1 - d))
+        writer.writerow(bench_row("jpeg", 50, 9.0, 0.5))
     out = subprocess.run([sys.executable, str(SCRIPTS / "ssim_lambdas.py"), str(results)],
                          check=True, capture_output=True, text=True).stdout
     lambdas = json.loads(out)
     slopes = [math.log(2) / 0.05, math.log(2) / 0.025]
     assert lambdas == pytest.approx([slopes[0], math.sqrt(slopes[0] * slopes[1]), slopes[1]], rel=5e-3)  # 3 significant digits
     with open(results, "a", newline="") as fh:
-        csv.writer(fh).writerow(["shaec", 4, "a.png", 0.1, 0.5])  # a level that loses rate
+        csv.writer(fh).writerow(bench_row("shaec", 4, 0.1, 0.5))  # a level that loses rate
     failed = subprocess.run([sys.executable, str(SCRIPTS / "ssim_lambdas.py"), str(results)],
                             capture_output=True, text=True)
     assert failed.returncode != 0 and "must gain rate" in failed.stderr

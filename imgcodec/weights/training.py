@@ -64,16 +64,16 @@ class SoftToHardWeights(nn.Module):
         2016, Sec. 3): accuracy comes back while the symbols, and so the rate, stay as they are.
         Afterwards the forward pass uses centers[symbol], the gradient of a center is the sum of
         its weights' gradients, and the zero center (the pruned weights) stays 0."""
-        self.frozen = {name: symbols for name, (_, symbols) in self._nearest().items()}
+        self.frozen = self._nearest_symbols()
 
-    def _nearest(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        with torch.no_grad():
-            out = {}
-            for name in self.names:
-                weight = self.model[0].get_parameter(name)
-                centers = self._centers(name)
-                out[name] = (centers, ((weight.reshape(-1, 1) - centers) ** 2).argmin(dim=1).reshape(weight.shape))
-            return out
+    @torch.no_grad()
+    def _nearest_symbols(self) -> dict[str, torch.Tensor]:
+        """name -> index of each weight's nearest center, in the weight's shape."""
+        out = {}
+        for name in self.names:
+            weight = self.model[0].get_parameter(name)
+            out[name] = ((weight.reshape(-1, 1) - self._centers(name)) ** 2).argmin(dim=1).reshape(weight.shape)
+        return out
 
     def _assign(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(quantized weight with the soft gradient, soft assignment N,L) of one tensor."""
@@ -109,10 +109,9 @@ class SoftToHardWeights(nn.Module):
     def finalize(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """name -> (centers float32 L, symbols int of the weight's shape): nearest centers, or
         the frozen assignment."""
-        nearest = self._nearest()
-        return {name: (centers.float().numpy().astype(np.float32),
-                       (self.frozen[name] if self.frozen is not None else symbols).numpy())
-                for name, (centers, symbols) in nearest.items()}
+        symbols = self.frozen if self.frozen is not None else self._nearest_symbols()
+        return {name: (self._centers(name).float().numpy().astype(np.float32), symbols[name].numpy())
+                for name in self.names}
 
     def records(self) -> list[Record]:
         """.shaw records of the quantized tensors: the centers, an integer table of how often

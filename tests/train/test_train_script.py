@@ -138,7 +138,7 @@ def script():
 
 
 def test_bf16_refused_on_a_cpu_without_native_bf16(script, data_dir, tmp_path, monkeypatch):
-    """Autocast without AVX512-BF16 is 16-50x slower than float32: the script says so and stops."""
+    """Autocast without AVX512-BF16 is 16-26x slower than float32: the script says so and stops."""
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
     with pytest.raises(SystemExit, match="no native BF16"):
         script.main(["--run-dir", str(tmp_path / "run"), "--data", str(data_dir), "--steps", "1", "--bf16",
