@@ -24,7 +24,7 @@ import csv
 import json
 import os
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,25 +58,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast for the transforms (see above)")
     parser.add_argument("--save-weights", type=Path, default=None,
                         help="at every checkpoint also write the weights alone here (to commit; --init continues)")
-    parser.add_argument("--steps", type=int, default=defaults.steps)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--crop", type=int, default=defaults.crop)
-    parser.add_argument("--lr", type=float, default=defaults.lr)
-    parser.add_argument("--threads", type=int, default=defaults.threads)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--val-every", type=int, default=defaults.val_every)
-    parser.add_argument("--ckpt-every", type=int, default=defaults.ckpt_every)
+    # Training options default to None: a new run fills in TrainConfig's defaults, a resumed run its
+    # recorded values (train_config_for).
+    parser.add_argument("--steps", type=int, default=None, help=f"length of the schedule (default {defaults.steps}; "
+                        "a resumed run may be lengthened)")
+    parser.add_argument("--batch-size", type=int, default=None, help=f"default {defaults.batch_size}")
+    parser.add_argument("--crop", type=int, default=None, help=f"default {defaults.crop}")
+    parser.add_argument("--lr", type=float, default=None, help=f"default {defaults.lr}")
+    parser.add_argument("--threads", type=int, default=None, help=f"default {defaults.threads}")
+    parser.add_argument("--seed", type=int, default=None, help=f"default {defaults.seed}")
+    parser.add_argument("--val-every", type=int, default=None, help=f"default {defaults.val_every}")
+    parser.add_argument("--ckpt-every", type=int, default=None, help=f"default {defaults.ckpt_every}")
     parser.add_argument("--model-config", default=None,
                         help="JSON object overriding ModelConfig fields for a NEW run, e.g. '{\"latent_channels\": 8}'")
     parser.add_argument("--init", type=Path, default=None,
                         help="start a NEW run from this checkpoint's weights (same config); ignored when resuming")
-    parser.add_argument("--sigma-start", type=float, default=defaults.sigma_start,
-                        help="soft-assignment sharpness at step 0")
-    parser.add_argument("--sigma-end", type=float, default=defaults.sigma_end, help="... and at the last step")
+    parser.add_argument("--sigma-start", type=float, default=None,
+                        help=f"soft-assignment sharpness at step 0 (default {defaults.sigma_start})")
+    parser.add_argument("--sigma-end", type=float, default=None,
+                        help=f"... and at the last step (default {defaults.sigma_end})")
     parser.add_argument("--stop-after", type=int, default=None,
                         help="leave after this many steps in this invocation (the schedule still spans --steps)")
-    parser.add_argument("--distortion", choices=DISTORTIONS, default=TrainConfig().distortion,
-                        help="the loss's distortion; ms-ssim needs --crop of at least 161 (five scales)")
+    parser.add_argument("--distortion", choices=DISTORTIONS, default=None,
+                        help=f"the loss's distortion (default {defaults.distortion}); ms-ssim needs --crop of "
+                             "at least 161 (five scales)")
     parser.add_argument("--lambdas", default=None,
                         help="JSON list: the levels' lambdas for a NEW run (with --init: as many as the model "
                              "has levels), e.g. for an MS-SSIM fine-tune (docs/training.md)")
@@ -108,6 +113,27 @@ def append_csv(path: Path, row: dict[str, object]) -> None:
         writer.writerow(row)
 
 
+#: Options a resumed run may change: how long it runs and how it reports, not what it optimizes.
+RESUMABLE_CHANGES = ("steps", "threads", "val_every", "ckpt_every")
+
+
+def train_config_for(args: argparse.Namespace, recorded: dict[str, Any] | None, ckpt_path: Path) -> TrainConfig:
+    """A new run's TrainConfig from the options given (defaults otherwise); a resumed run's from its
+    checkpoint, where an option given with another value than the recorded one is refused unless it
+    is in RESUMABLE_CHANGES (the schedule must not change under a run's feet)."""
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+             if getattr(args, f.name, None) is not None}
+    if recorded is None:
+        return TrainConfig(**given)
+    config = TrainConfig(**recorded)
+    for name, value in given.items():
+        if name not in RESUMABLE_CHANGES and value != getattr(config, name):
+            flag = "--" + name.replace("_", "-")
+            raise SystemExit(f"{ckpt_path} was started with {flag} {getattr(config, name)}: resume it with "
+                             f"{flag} {getattr(config, name)} or without {flag}")
+    return replace(config, **{k: v for k, v in given.items() if k in RESUMABLE_CHANGES})
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     distributed = "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
@@ -116,7 +142,6 @@ def main(argv: list[str] | None = None) -> int:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         rank, world = dist.get_rank(), dist.get_world_size()
     is_main = rank == 0
-    torch.set_num_threads(max(1, args.threads // world) if distributed else args.threads)
 
     ckpt_path = args.run_dir / "checkpoint.pt"
     state = torch.load(ckpt_path, map_location="cpu", weights_only=False) if ckpt_path.exists() else None
@@ -136,13 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         model_cfg = arch.config(json.loads(args.model_config or "{}"))
     if args.lambdas and not state:
         model_cfg = with_lambdas(model_cfg, args.lambdas, fixed_count=init_state is not None)
-    train_cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, crop=args.crop, lr=args.lr,
-                            sigma_start=args.sigma_start, sigma_end=args.sigma_end, seed=args.seed,
-                            threads=args.threads, val_every=args.val_every, ckpt_every=args.ckpt_every,
-                            distortion=args.distortion)
-    recorded = state["train_config"].get("distortion", "mse") if state else train_cfg.distortion
-    if recorded != train_cfg.distortion:
-        raise SystemExit(f"{ckpt_path} trains for {recorded}: resume it with --distortion {recorded}")
+    train_cfg = train_config_for(args, state["train_config"] if state else None, ckpt_path)
+    torch.set_num_threads(max(1, train_cfg.threads // world) if distributed else train_cfg.threads)
     if train_cfg.crop % arch.multiple:
         raise SystemExit(f"--crop must be a multiple of {arch.multiple} for {arch.name}")
     if train_cfg.distortion == "ms-ssim" and train_cfg.crop < MS_SSIM_MIN_SIDE:

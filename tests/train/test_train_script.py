@@ -146,6 +146,21 @@ def test_bf16_refused_on_a_cpu_without_native_bf16(script, data_dir, tmp_path, m
     assert not (tmp_path / "run").exists()
 
 
+def test_a_resumed_run_keeps_its_recorded_schedule(script, data_dir, tmp_path):
+    """Resuming without the schedule's options must not fall back to the defaults (lr, sigma);
+    giving one with another value is refused; --steps may lengthen the run."""
+    run = tmp_path / "run"
+    train(run, data_dir, 2, "--lr", "3e-4", "--sigma-start", "2", "--sigma-end", "4")
+    script.main(["--run-dir", str(run), "--data", str(data_dir), "--steps", "3", "--no-progress"])
+    recorded = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert recorded["step"] == 3
+    config = recorded["train_config"]
+    assert (config["steps"], config["lr"], config["sigma_start"], config["sigma_end"]) == (3, 3e-4, 2.0, 4.0)
+    assert (config["crop"], config["batch_size"], config["threads"]) == (32, 2, 1)
+    with pytest.raises(SystemExit, match="started with --lr 0.0003"):
+        script.main(["--run-dir", str(run), "--data", str(data_dir), "--steps", "4", "--lr", "1e-4"])
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--distortion", "ms-ssim", "--crop", "128"], "needs --crop 161"),
     (["--lambdas", "[1, 2]"], "has 3 levels, got 2"),
@@ -178,7 +193,7 @@ def test_ms_ssim_fine_tune_records_its_loss_and_lambdas(script, data_dir, tmp_pa
     with open(ft / "val_log.csv") as fh:
         assert all(0 < float(r["ms_ssim"]) <= 1 for r in csv.DictReader(fh))
     with pytest.raises(SystemExit, match="resume it with --distortion ms-ssim"):
-        script.main(["--run-dir", str(ft), "--data", str(big), "--steps", "2", "--crop", "168"])
+        script.main(["--run-dir", str(ft), "--data", str(big), "--steps", "2", "--distortion", "mse"])
 
 
 def test_train_speed_times_the_chosen_architecture_and_modes():
