@@ -425,7 +425,8 @@ def weights() -> None:
     """Compress neural-network weights (PyTorch state_dicts, ONNX initializers) to .shaw files.
 
     Large float tensors are quantized to a uniform grid with a dead zone (small weights become
-    0) and entropy-coded; biases, norms and integer buffers are kept exactly. Needs PyTorch
+    0) and entropy-coded; biases, norms and integer buffers are kept exactly (or float biases and
+    norms as float16, --small-floats). Needs PyTorch
     (pip install 'shaec[train]')."""
 
 
@@ -436,11 +437,13 @@ def weights() -> None:
               help="Average bits per quantized weight [default: 3].")
 @click.option("--size", "size", default=None, help="Target file size instead, e.g. 200KB or 1.5MB.")
 @click.option("--min-size", type=click.IntRange(1), default=1024, show_default=True,
-              help="Tensors with fewer values are stored exactly.")
+              help="Tensors with fewer values are not quantized.")
+@click.option("--small-floats", type=click.Choice(["exact", "float16"]), default="exact", show_default=True,
+              help="How float tensors that are not quantized (biases, norms) are stored.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
 @user_errors
 def weights_compress(model_file: str, output: str | None, bits_per_weight: float | None, size: str | None,
-                     min_size: int, force: bool) -> None:
+                     min_size: int, small_floats: str, force: bool) -> None:
     """Compress MODEL_FILE (.pt/.pth state_dict or checkpoint, or .onnx) to a .shaw file."""
     import time
 
@@ -453,7 +456,7 @@ def weights_compress(model_file: str, output: str | None, bits_per_weight: float
     if bits_per_weight is not None and size is not None:
         raise ShaecError("give --bits-per-weight or --size, not both")
     target_bytes = _parse_size(size) if size else None
-    config = WeightCodecConfig(min_size=min_size, target_bytes=target_bytes,
+    config = WeightCodecConfig(min_size=min_size, target_bytes=target_bytes, small_floats=small_floats,
                                target_bits_per_weight=None if target_bytes else (bits_per_weight or 3.0))
     dest = output or str(Path(model_file).with_suffix(".shaw"))
     check_destination(model_file, dest, force)
@@ -496,17 +499,18 @@ def weights_decompress(shaw_file: str, output: str | None, force: bool) -> None:
 @click.argument("shaw_file", type=click.Path(exists=True, dir_okay=False))
 @user_errors
 def weights_info(shaw_file: str) -> None:
-    """Per-tensor table: shape, codec, centers, kept fraction, bits per weight, bytes."""
+    """Per-tensor table: shape, codec, centers, symbol contexts, kept fraction, bits per weight, bytes."""
     from .weights.codec import describe
     from .weights.container import unpack
 
     data = Path(shaw_file).read_bytes()
     rows = [describe(r) for r in unpack(data)]
     click.echo(f"{shaw_file}: {len(rows)} tensors, {len(data)} bytes")
-    click.echo(f"{'name':<40} {'shape':>14} {'codec':>7} {'centers':>7} {'kept':>6} {'bits/w':>7} {'bytes':>9}")
+    click.echo(f"{'name':<40} {'shape':>14} {'codec':>7} {'centers':>7} {'contexts':>11} {'kept':>6} {'bits/w':>7} "
+               f"{'bytes':>9}")
     for row in rows:
         click.echo(f"{str(row['name'])[:40]:<40} {row['shape']:>14} {row['codec']:>7} {row['centers']!s:>7} "
-                   f"{row['kept']:>6.3f} {row['bits_per_weight']:>7.3f} {row['bytes']:>9}")
+                   f"{row['contexts']!s:>11} {row['kept']:>6.3f} {row['bits_per_weight']:>7.3f} {row['bytes']:>9}")
 
 
 def _parse_size(text: str) -> int:

@@ -163,9 +163,11 @@ class RowDecoder:
     against the passes' minimum cost first (min_bits_of_rows); `finish` requires that the
     stream ends with the last symbol."""
 
-    def __init__(self, payload: bytes) -> None:
+    def __init__(self, payload: bytes, what: str = "latent payload", holds: str = "the image's symbols") -> None:
+        """`what` and `holds` name the stream in error messages."""
+        self.what, self.holds = what, holds
         if len(payload) % 4:
-            raise FormatError("latent payload is not a whole number of 32-bit words; the file is corrupted")
+            raise FormatError(f"{what} is not a whole number of 32-bit words; the file is corrupted")
         self.decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
 
     def decode(self, counts: np.ndarray) -> np.ndarray:
@@ -176,13 +178,16 @@ class RowDecoder:
                 part = slice(start, start + ROW_CHUNK)
                 out[part] = self.decoder.decode(_family(), counts[part].astype(np.float64) / TABLE_TOTAL)
         except (ValueError, RuntimeError, AssertionError) as exc:
-            raise FormatError(f"latent payload cannot be decoded ({exc}); the file is corrupted") from exc
+            raise FormatError(f"{self.what} cannot be decoded ({exc}); the file is corrupted") from exc
         return out
+
+    def exhausted(self) -> bool:
+        """Whether every word has been read (what is left may be the state's last bits)."""
+        return bool(self.decoder.maybe_exhausted())
 
     def finish(self) -> None:
         if not self.decoder.maybe_exhausted():
-            raise FormatError("latent payload does not end with the image's symbols (cut short, extended or "
-                              "corrupted)")
+            raise FormatError(f"{self.what} does not end with {self.holds} (cut short, extended or corrupted)")
 
 
 def min_bits_of_rows(counts: np.ndarray) -> float:

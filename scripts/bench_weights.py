@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from imgcodec.bench.report import publish
-from imgcodec.weights.codec import WeightCodecConfig, compress_tensors, decompress_record
+from imgcodec.weights.codec import SMALL_FLOATS, WeightCodecConfig, compress_tensors, decompress_record
 from imgcodec.weights.container import pack, unpack
 from imgcodec.weights import deep_compression
 from imgcodec.weights.tensors import _dtype_name
@@ -117,15 +117,15 @@ def uint8_zstd(state: dict[str, torch.Tensor]) -> tuple[bytes, dict[str, torch.T
     return zstandard.ZstdCompressor(level=19).compress(b"".join(parts)), decoded
 
 
-def _rest(model: torch.nn.Module, names: list[str]) -> list:
-    """.shaw records of the tensors a training mode does not quantize (biases): exact."""
+def _rest(model: torch.nn.Module, names: list[str], small_floats: str) -> list:
+    """.shaw records of the tensors a training mode does not quantize (biases): exact or float16."""
     rest = {k: (v.detach().numpy(), _dtype_name(v.numpy().dtype)) for k, v in model.state_dict().items()
             if k not in names}
-    return compress_tensors(rest, WeightCodecConfig(min_size=1 << 30))
+    return compress_tensors(rest, WeightCodecConfig(min_size=1 << 30, small_floats=small_floats))
 
 
 def soft_weight_sharing(model: torch.nn.Module, state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-                        tau: float, epochs: int, pi_zero: float = 0.999) -> bytes:
+                        tau: float, epochs: int, pi_zero: float = 0.999, small_floats: str = "exact") -> bytes:
     """Retrain from `state` under Soft Weight-Sharing's mixture prior (17 components, pi_0 =
     0.999 as in the paper unless given, the paper's learning rates) with loss = cross-entropy + tau / N_train * complexity,
     the paper's weighting; then the .shaw file of every weight at its component's mean."""
@@ -138,7 +138,7 @@ def soft_weight_sharing(model: torch.nn.Module, state: dict[str, torch.Tensor], 
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    return pack(sws.records() + _rest(model, sws.names))
+    return pack(sws.records() + _rest(model, sws.names, small_floats))
 
 
 def deep_compression_file(model: torch.nn.Module, state: dict[str, torch.Tensor], x: torch.Tensor,
@@ -177,7 +177,7 @@ def nncodec_rows(python: str, state: dict[str, torch.Tensor], qps: list[int]) ->
 
 
 def soft_to_hard(model: torch.nn.Module, state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-                 beta: float, epochs: int, center_epochs: int = 0) -> bytes:
+                 beta: float, epochs: int, center_epochs: int = 0, small_floats: str = "exact") -> bytes:
     """Fine-tune from `state` with soft-to-hard weights (16 learned centers per tensor of 256+
     weights, one fixed at 0; sigma annealed 2 -> 200) and loss = cross-entropy + beta * bits per
     weight; then, for `center_epochs`, the assignments frozen and the centers and biases trained
@@ -204,7 +204,7 @@ def soft_to_hard(model: torch.nn.Module, state: dict[str, torch.Tensor], x: torc
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    return pack(sha.records() + _rest(model, sha.names))
+    return pack(sha.records() + _rest(model, sha.names, small_floats))
 
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -257,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dc-epochs", type=int, default=4, help="Deep Compression's retraining after pruning")
     parser.add_argument("--nncodec-python", default=None, help="python of an environment with nncodec")
     parser.add_argument("--qps", type=int, nargs="*", default=[-32, -24, -16], help="NNCodec's quantization parameters")
+    parser.add_argument("--small-floats", choices=SMALL_FLOATS, default="exact",
+                        help="how shaec's rows store the float tensors they do not quantize (biases)")
     parser.add_argument("--out", type=Path, default=None, help="also write the table (markdown) here")
     args = parser.parse_args(argv)
 
@@ -293,21 +295,25 @@ def main(argv: list[str] | None = None) -> int:
         for qp, data, decoded, seconds in nncodec_rows(args.nncodec_python, state, args.qps):
             row(f"NNCodec 2.1.3, qp {qp}, dependent quantization", data, decoded, seconds)
     tensors = {k: (v.numpy(), _dtype_name(v.numpy().dtype)) for k, v in state.items()}
+    small = ", biases float16" if args.small_floats == "float16" else ""
     for bits in args.bits:
         started = time.perf_counter()
-        data = pack(compress_tensors(tensors, WeightCodecConfig(target_bits_per_weight=bits)))
-        row(f"shaec weights, no data, {bits:g} bits/weight", data, read_shaw(data), time.perf_counter() - started)
+        data = pack(compress_tensors(tensors, WeightCodecConfig(target_bits_per_weight=bits,
+                                                                small_floats=args.small_floats)))
+        row(f"shaec weights, no data, {bits:g} bits/weight{small}", data, read_shaw(data), time.perf_counter() - started)
     for beta in args.betas:
         started = time.perf_counter()
         data = soft_to_hard(model, state, x_train, y_train, beta, epochs=args.sha_epochs,
-                            center_epochs=args.center_epochs)
+                            center_epochs=args.center_epochs, small_floats=args.small_floats)
         centers = f", then {args.center_epochs} of centers alone" if args.center_epochs else ""
-        row(f"shaec weights, soft-to-hard training ({args.sha_epochs} epochs, beta {beta:g}{centers})", data,
+        row(f"shaec weights, soft-to-hard training ({args.sha_epochs} epochs, beta {beta:g}{centers}){small}", data,
             read_shaw(data), time.perf_counter() - started)
     for tau in args.taus:
         started = time.perf_counter()
-        data = soft_weight_sharing(model, state, x_train, y_train, tau, args.sws_epochs, args.pi_zero)
-        row(f"shaec weights, Soft Weight-Sharing ({args.sws_epochs} epochs, tau {tau:g}, pi_0 {args.pi_zero:g})",
+        data = soft_weight_sharing(model, state, x_train, y_train, tau, args.sws_epochs, args.pi_zero,
+                                   args.small_floats)
+        row(f"shaec weights, Soft Weight-Sharing ({args.sws_epochs} epochs, tau {tau:g}, pi_0 {args.pi_zero:g})"
+            f"{small}",
             data, read_shaw(data),
             time.perf_counter() - started)
 

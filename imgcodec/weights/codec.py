@@ -15,12 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..coder import decode_iid, encode_iid
-from ..context_prior import quantize_probabilities
 from ..errors import FormatError
-from .container import CODEC_CODEBOOK, CODEC_RAW, CODEC_UNIFORM, MAX_TABLE, Record, pack
+from .container import CODEC_CODEBOOK, CODEC_FLOAT16, CODEC_RAW, CODEC_UNIFORM, MAX_TABLE, Record, pack
+from .symbols import SymbolCoding, decode_symbols, encode_symbols
 
 FLOAT_DTYPES = ("<f4", "<f2", "<f8", "bfloat16")
+SMALL_FLOATS = ("exact", "float16")
+HALF_MAX = 65504.0
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,13 @@ class WeightCodecConfig:
     deadzone: float = 0.2  # values within (0.5 + deadzone) steps of 0 become 0
     target_bits_per_weight: float | None = 3.0  # over the quantized tensors (None: use target_bytes)
     target_bytes: int | None = None  # the whole file
+    #: Float tensors that are not quantized (biases, norms): "exact", or "float16" (IEEE half,
+    #: 2^-11 relative error; a tensor outside half's range stays exact).
+    small_floats: str = "exact"
+
+    def __post_init__(self) -> None:
+        if self.small_floats not in SMALL_FLOATS:
+            raise ValueError(f"small_floats must be one of {', '.join(SMALL_FLOATS)}, not {self.small_floats!r}")
 
 
 def quantizable(array: np.ndarray, dtype: str, config: WeightCodecConfig) -> bool:
@@ -93,8 +101,7 @@ def compress_tensors(tensors: dict[str, tuple[np.ndarray, str]], config: WeightC
     """name -> (values, dtype name) to records. Quantized tensors meet the bits-per-weight target
     on average; a size target is met by the whole file (never exceeded)."""
     chosen = {n: a for n, (a, d) in tensors.items() if quantizable(a, d, config)}
-    raw_bytes = sum(a.size * (4 if d == "bfloat16" else a.itemsize) for n, (a, d) in tensors.items()
-                    if n not in chosen)
+    raw_bytes = sum(len(_record(n, a, d, None, config).payload) for n, (a, d) in tensors.items() if n not in chosen)
     # Container bytes besides payloads and tables: record headers, quantizer fields, and up to
     # two 32-bit words the range coder may add per tensor.
     fixed = 10 + raw_bytes + sum(13 + len(n.encode()) + 8 * a.ndim for n, (a, _) in tensors.items()) \
@@ -112,7 +119,12 @@ def compress_tensors(tensors: dict[str, tuple[np.ndarray, str]], config: WeightC
 
 
 def _record(name: str, array: np.ndarray, dtype: str, scale: float | None, config: WeightCodecConfig) -> Record:
-    """One tensor's record: exact (scale None) or quantized with step = scale * RMS."""
+    """One tensor's record: not quantized (scale None: exact, or float16 if the config says so and
+    the values fit) or quantized with step = scale * RMS."""
+    if scale is None and config.small_floats == "float16" and dtype in ("<f4", "<f8", "bfloat16") \
+            and bool(np.all(np.abs(array) <= HALF_MAX)):
+        half = np.ascontiguousarray(array, dtype="<f2")
+        return Record(name, dtype, tuple(array.shape), CODEC_FLOAT16, payload=half.tobytes())
     if scale is None:
         stored = np.ascontiguousarray(array, dtype="<f4" if dtype == "bfloat16" else dtype)
         return Record(name, dtype, tuple(array.shape), CODEC_RAW, payload=stored.tobytes())
@@ -123,21 +135,26 @@ def _record(name: str, array: np.ndarray, dtype: str, scale: float | None, confi
     size = int(symbols.max()) + 2  # one spare symbol: a table always has two entries
     if size > MAX_TABLE:
         raise ValueError(f"tensor {name!r} needs {size} levels at this target; ask for fewer bits")
-    hist = np.bincount(symbols.ravel(), minlength=size).astype(np.float64)
-    counts = quantize_probabilities(hist / hist.sum()).astype(np.uint16)
-    return Record(name, dtype, tuple(array.shape), CODEC_UNIFORM, step, offset, counts,
-                  encode_iid(symbols, counts))
+    coding = encode_symbols(symbols, size)
+    return Record(name, dtype, tuple(array.shape), CODEC_UNIFORM, step, offset, coding.tables, coding.payload,
+                  transposed=coding.transposed, background=coding.background)
 
 
 def decompress_record(record: Record) -> np.ndarray:
     """A record's values (float32 for bfloat16 tensors; the caller restores the dtype)."""
+    if record.codec == CODEC_FLOAT16:
+        if len(record.payload) != 2 * record.size:
+            raise FormatError(f"tensor {record.name!r} holds {len(record.payload)} bytes, expected {2 * record.size}")
+        dtype = "<f4" if record.dtype == "bfloat16" else record.dtype
+        return np.frombuffer(record.payload, dtype="<f2").astype(dtype).reshape(record.shape)
     if record.codec == CODEC_RAW:
         dtype = "<f4" if record.dtype == "bfloat16" else record.dtype
         expected = record.size * np.dtype(dtype).itemsize
         if len(record.payload) != expected:
             raise FormatError(f"tensor {record.name!r} holds {len(record.payload)} bytes, expected {expected}")
         return np.frombuffer(record.payload, dtype=dtype).reshape(record.shape).copy()
-    symbols = decode_iid(record.payload, record.size, record.counts)
+    coding = SymbolCoding(np.atleast_2d(record.counts), record.payload, record.transposed, record.background)
+    symbols = decode_symbols(coding, record.shape)
     if record.codec == CODEC_CODEBOOK:
         return record.centers[symbols].astype("<f4" if record.dtype == "bfloat16" else record.dtype).reshape(record.shape)
     values = (symbols.astype(np.int64) + record.offset).astype(np.float32) * np.float32(record.step)
@@ -146,21 +163,18 @@ def decompress_record(record: Record) -> np.ndarray:
 
 
 def describe(record: Record) -> dict[str, object]:
-    """A row of `shaec weights info`."""
+    """A row of `shaec weights info` (decodes the tensor to count what stays non-zero)."""
     row: dict[str, object] = {"name": record.name, "shape": "x".join(map(str, record.shape)) or "scalar",
-                              "dtype": record.dtype, "bytes": len(record.payload)}
+                              "dtype": record.dtype, "bytes": len(record.payload),
+                              "bits_per_weight": 8 * len(record.payload) / max(1, record.size)}
+    if record.codec in (CODEC_RAW, CODEC_FLOAT16):
+        return row | {"codec": "exact" if record.codec == CODEC_RAW else "float16", "centers": "-", "step": "-",
+                      "kept": 1.0, "contexts": "-"}
+    kept = float(np.count_nonzero(decompress_record(record))) / max(1, record.size)
+    tables = np.atleast_2d(record.counts)
+    contexts = "-" if tables.shape[0] == 1 else f"{tables.shape[0]} {'columns' if not record.transposed else 'rows'}"
     if record.codec == CODEC_CODEBOOK:
-        zero = np.flatnonzero(record.centers == 0)
-        kept = 1.0 - (record.counts[zero[0]] / 65536 if len(zero) else 0.0)
-        row.update(codec="learned", centers=len(record.centers), step="-", kept=kept,
-                   bits_per_weight=8 * len(record.payload) / max(1, record.size))
-    elif record.codec == CODEC_UNIFORM:
-        centers = len(record.counts) - 1
-        zero = -record.offset
-        kept = 1.0 - (record.counts[zero] / 65536 if 0 <= zero < len(record.counts) else 0.0)
-        row.update(codec="uniform", centers=centers, step=record.step, kept=kept,
-                   bits_per_weight=8 * len(record.payload) / max(1, record.size))
-    else:
-        row.update(codec="exact", centers="-", step="-", kept=1.0,
-                   bits_per_weight=8 * len(record.payload) / max(1, record.size))
-    return row
+        return row | {"codec": "learned", "centers": len(record.centers), "step": "-", "kept": kept,
+                      "contexts": contexts}
+    return row | {"codec": "uniform", "centers": tables.shape[1] - 1, "step": record.step, "kept": kept,
+                  "contexts": contexts}

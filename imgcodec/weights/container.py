@@ -14,10 +14,14 @@ import numpy as np
 from ..errors import FormatError
 
 MAGIC = b"SHAW"
-FORMAT_VERSION = 1
+#: Version 2 added each coded record's symbol model (contexts, orientation, background); version 1
+#: files (one table per tensor) still read.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MAX_RECORDS = 1 << 16
 MAX_ELEMENTS = 1 << 31  # per tensor
 MAX_TABLE = 1 << 16  # entries of a quantizer's symbol table
+MAX_CONTEXTS = 64  # tables of one tensor (imgcodec.weights.symbols)
 
 #: Codecs of a record: the raw little-endian bytes, or uniform quantization with an entropy-coded
 #: symbol stream (imgcodec.weights.codec).
@@ -25,6 +29,9 @@ CODEC_RAW = 0
 CODEC_UNIFORM = 1
 #: Learned centers (training mode, imgcodec.weights.training): value = centers[symbol].
 CODEC_CODEBOOK = 2
+#: A small float tensor as IEEE half floats, restored to its own dtype (version 2).
+CODEC_FLOAT16 = 3
+CODECS = (CODEC_RAW, CODEC_UNIFORM, CODEC_CODEBOOK, CODEC_FLOAT16)
 
 #: dtype code <-> numpy dtype; every tensor is stored with its own dtype restored on decode.
 DTYPES: dict[int, str] = {0: "<f4", 1: "<f2", 2: "<f8", 3: "<i8", 4: "<i4", 5: "<i2", 6: "|i1", 7: "|u1",
@@ -45,13 +52,23 @@ class Record:
     codec: int
     step: float = 0.0  # CODEC_UNIFORM: value = (symbol + offset) * step, in float32
     offset: int = 0  # the smallest quantized integer
-    counts: np.ndarray | None = None  # CODEC_UNIFORM, CODEC_CODEBOOK: uint16 table, sums to 2^16
+    #: CODEC_UNIFORM, CODEC_CODEBOOK: B,R uint16 tables (one per context, imgcodec.weights.symbols),
+    #: each summing to 2^16
+    counts: np.ndarray | None = None
     payload: bytes = b""
     centers: np.ndarray | None = None  # CODEC_CODEBOOK: float32, one per table entry
+    transposed: bool = False  # symbol model: contexts run along the tensor's first dimension
+    background: int = 0  # symbol model: the symbol the contexts count the absence of
 
     @property
     def size(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64))
+
+
+def _symbol_model(r: Record) -> bytes:
+    """A coded record's tables and symbol model: R, B, flags, background, B x R counts."""
+    tables = np.atleast_2d(np.asarray(r.counts, dtype="<u2"))
+    return struct.pack("<IBBH", tables.shape[1], tables.shape[0], int(r.transposed), r.background) + tables.tobytes()
 
 
 def pack(records: list[Record]) -> bytes:
@@ -62,12 +79,9 @@ def pack(records: list[Record]) -> bytes:
         parts.append(struct.pack("<BBB", DTYPE_CODES[r.dtype], len(r.shape), r.codec))
         parts.append(struct.pack(f"<{len(r.shape)}Q", *r.shape))
         if r.codec == CODEC_UNIFORM:
-            counts = np.asarray(r.counts, dtype="<u2")
-            parts.append(struct.pack("<fqI", r.step, r.offset, len(counts)) + counts.tobytes())
+            parts.append(struct.pack("<fq", r.step, r.offset) + _symbol_model(r))
         elif r.codec == CODEC_CODEBOOK:
-            counts = np.asarray(r.counts, dtype="<u2")
-            parts.append(struct.pack("<I", len(counts)) + counts.tobytes()
-                         + np.asarray(r.centers, dtype="<f4").tobytes())
+            parts.append(_symbol_model(r) + np.asarray(r.centers, dtype="<f4").tobytes())
         parts.append(struct.pack("<Q", len(r.payload)) + r.payload)
     body = b"".join(parts)
     return body + _CRC.pack(zlib.crc32(body))
@@ -95,8 +109,9 @@ def unpack(data: bytes) -> list[Record]:
     magic, version, _flags, count = _HEAD.unpack_from(data, 0)
     if magic != MAGIC:
         raise FormatError("not a .shaw file")
-    if version != FORMAT_VERSION:
-        raise FormatError(f"unsupported .shaw format version {version} (this install reads {FORMAT_VERSION})")
+    if version not in READABLE_VERSIONS:
+        raise FormatError(f"unsupported .shaw format version {version} (this install reads versions "
+                          f"{', '.join(map(str, READABLE_VERSIONS))})")
     (stored,) = _CRC.unpack_from(data, len(data) - _CRC.size)
     if zlib.crc32(data[:-_CRC.size]) != stored:
         raise FormatError("checksum mismatch: the file is corrupted or truncated")
@@ -112,29 +127,35 @@ def unpack(data: bytes) -> list[Record]:
         except UnicodeDecodeError:
             raise FormatError("a tensor name is not UTF-8") from None
         dtype_code, ndim, codec = reader.unpack("<BBB")
-        if dtype_code not in DTYPES or codec not in (CODEC_RAW, CODEC_UNIFORM, CODEC_CODEBOOK) or ndim > 8:
+        if dtype_code not in DTYPES or codec not in CODECS[:3 if version == 1 else 4] or ndim > 8:
             raise FormatError(f"tensor {name!r} has an unknown dtype, codec or rank")
         shape = reader.unpack(f"<{ndim}Q")
         if int(np.prod(shape, dtype=np.float64)) > MAX_ELEMENTS:
             raise FormatError(f"tensor {name!r} claims {shape}, more than {MAX_ELEMENTS} values")
-        step, offset, counts, centers = 0.0, 0, None, None
+        step, offset, counts, centers, transposed, background = 0.0, 0, None, None, False, 0
         if codec in (CODEC_UNIFORM, CODEC_CODEBOOK):
             if codec == CODEC_UNIFORM:
-                step, offset, table = reader.unpack("<fqI")
+                step, offset = reader.unpack("<fq")
+            if version == 1:
+                (table,), contexts, flags = reader.unpack("<I"), 1, 0
             else:
-                (table,) = reader.unpack("<I")
+                table, contexts, flags, background = reader.unpack("<IBBH")
             if not 2 <= table <= MAX_TABLE or not np.isfinite(step) or (codec == CODEC_UNIFORM and step <= 0):
                 raise FormatError(f"tensor {name!r} has a damaged quantizer")
-            counts = np.frombuffer(reader.take(2 * table), dtype="<u2").astype(np.int64)
-            if counts.sum() != 1 << 16 or counts.min() < 1:
+            if not 1 <= contexts <= MAX_CONTEXTS or flags > 1 or background >= table or (flags and ndim < 2):
+                raise FormatError(f"tensor {name!r} has a damaged symbol model")
+            counts = np.frombuffer(reader.take(2 * table * contexts), dtype="<u2").astype(np.int64)
+            counts = counts.reshape(contexts, table)
+            if np.any(counts.sum(axis=1) != 1 << 16) or counts.min() < 1:
                 raise FormatError(f"tensor {name!r} has a damaged symbol table")
+            transposed = bool(flags)
             if codec == CODEC_CODEBOOK:
                 centers = np.frombuffer(reader.take(4 * table), dtype="<f4").astype(np.float32)
                 if not np.all(np.isfinite(centers)):
                     raise FormatError(f"tensor {name!r} has a damaged codebook")
         (length,) = reader.unpack("<Q")
         records.append(Record(name, DTYPES[dtype_code], tuple(int(s) for s in shape), codec, float(step),
-                              int(offset), counts, reader.take(length), centers))
+                              int(offset), counts, reader.take(length), centers, transposed, int(background)))
     if reader.pos != len(reader.data):
         raise FormatError("file has data after its last tensor")
     return records

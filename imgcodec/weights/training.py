@@ -26,10 +26,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..context_prior import quantize_probabilities
-from ..coder import encode_iid
 from .codec import WeightCodecConfig, quantizable
 from .container import CODEC_CODEBOOK, Record
+from .symbols import encode_symbols
 
 
 class SoftToHardWeights(nn.Module):
@@ -121,20 +120,17 @@ class SoftToHardWeights(nn.Module):
 
 def codebook_record(name: str, centers: np.ndarray, symbols: np.ndarray) -> Record:
     """A CODEC_CODEBOOK record: value = centers[symbol]. Centers nothing uses are dropped (fewer
-    table entries), and the symbols are range-coded against their own histogram."""
-    hist = np.bincount(symbols.ravel(), minlength=len(centers)).astype(np.float64)
-    keep = np.flatnonzero(hist > 0)
+    table entries), and the symbols are range-coded (imgcodec.weights.symbols)."""
+    keep = np.flatnonzero(np.bincount(symbols.ravel(), minlength=len(centers)))
     remap = np.full(len(centers), -1)
     remap[keep] = np.arange(len(keep))
     table_centers = centers[keep]
     if len(table_centers) < 2:  # a table has two entries at least
         table_centers = np.append(table_centers, np.float32(0))
-        keep_hist = np.append(hist[keep], 0.0)
-    else:
-        keep_hist = hist[keep]
-    counts = quantize_probabilities(keep_hist / keep_hist.sum()).astype(np.uint16)
-    return Record(name, "<f4", tuple(symbols.shape), CODEC_CODEBOOK, counts=counts,
-                  centers=table_centers.astype(np.float32), payload=encode_iid(remap[symbols], counts))
+    coding = encode_symbols(remap[symbols], len(table_centers))
+    return Record(name, "<f4", tuple(symbols.shape), CODEC_CODEBOOK, counts=coding.tables,
+                  centers=table_centers.astype(np.float32), payload=coding.payload, transposed=coding.transposed,
+                  background=coding.background)
 
 
 class SoftWeightSharing(nn.Module):

@@ -99,6 +99,28 @@ def test_cli_compress_info_decompress_and_load(tmp_path: Path) -> None:
     assert torch.allclose(model(x), restored(x), atol=0.1)
 
 
+def test_small_floats_as_float16_when_asked_and_in_range(tmp_path: Path) -> None:
+    tensors = _tensors(_model())
+    tensors["big.bias"] = (np.array([1e6, -3.0], np.float32), "<f4")  # beyond half's range: exact
+    config = WeightCodecConfig(small_floats="float16")
+    records = {r.name: r for r in unpack(pack(compress_tensors(tensors, config)))}
+    assert records["1.running_var"].codec == 3 and records["big.bias"].codec == 0
+    assert records["1.num_batches_tracked"].codec == 0  # integers stay exact
+    for name in ("1.running_var", "3.bias"):
+        decoded = decompress_record(records[name])
+        assert decoded.dtype == np.float32
+        assert np.array_equal(decoded, tensors[name][0].astype(np.float16).astype(np.float32))
+    exact = pack(compress_tensors(tensors, WeightCodecConfig()))
+    assert len(pack(list(records.values()))) < len(exact)
+    with pytest.raises(ValueError, match="small_floats"):
+        WeightCodecConfig(small_floats="float8")
+    torch.save(_model().state_dict(), tmp_path / "m.pt")
+    result = CliRunner().invoke(main, ["weights", "compress", str(tmp_path / "m.pt"), "--small-floats", "float16"])
+    assert result.exit_code == 0, result.output
+    info = CliRunner().invoke(main, ["weights", "info", str(tmp_path / "m.shaw")])
+    assert "float16" in info.output
+
+
 def test_cli_refuses_non_models_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "notes.pt").write_text("not a model")
     result = CliRunner().invoke(main, ["weights", "compress", str(tmp_path / "notes.pt")])

@@ -1,0 +1,133 @@
+"""How a quantized tensor's symbols are entropy-coded: one table for all (i.i.d.), or
+column-adaptive contexts (no torch here).
+
+A tensor is read as a matrix: rows are its first dimension (output units, filters) and columns
+everything else, or the transpose. Rows are coded in order. A symbol's context is the share of
+non-background symbols already seen in its column, the Krichevsky-Trofimov estimate
+(k + 1/2) / (i + 1) after i rows, on a square-root scale cut into B buckets; each bucket has its
+own integer table. In a first layer a column is one input (a pixel): inputs the network ignores
+have columns of the background symbol (the one at 0, or near it), and a column-wise context
+learns that after a few rows. Contexts are integer arithmetic on decoded symbols, so every
+decoder computes the same ones, and a row is one range-coder pass (imgcodec.coder.RowDecoder).
+The encoder picks the orientation and B (1 = i.i.d.) with the smallest estimated size, tables
+included.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..coder import BOUND_SHARE, STATE_BITS, RowDecoder, RowEncoder, decode_iid, encode_iid, min_bits_of_rows
+from ..context_prior import TABLE_TOTAL, quantize_probabilities
+from ..errors import FormatError
+
+#: Numbers of contexts the encoder tries (1: i.i.d., one table).
+CONTEXT_CHOICES = (1, 2, 4, 8, 16)
+
+
+@dataclass(frozen=True)
+class SymbolCoding:
+    """A coded tensor's symbol stream and what its decoder needs besides the shape."""
+
+    tables: np.ndarray  # B,R uint16: one row per context, each summing to 2^16, entries >= 1
+    payload: bytes
+    transposed: bool = False  # rows are the columns of the tensor's (first dim, rest) matrix
+    background: int = 0  # the symbol whose absence the contexts count
+
+    @property
+    def contexts(self) -> int:
+        return int(self.tables.shape[0])
+
+
+def matrix_shape(shape: tuple[int, ...], transposed: bool) -> tuple[int, int]:
+    """(rows, columns) of the matrix a tensor of this shape is coded as."""
+    first = shape[0] if shape else 1
+    rest = int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
+    return (rest, first) if transposed else (first, rest)
+
+
+def row_contexts(seen: np.ndarray, row: int | np.ndarray, contexts: int) -> np.ndarray:
+    """Context of every column of row `row` (0-based; or a column of row numbers) given `seen`,
+    the count of non-background symbols in each column's earlier rows:
+    floor(B * sqrt((2k + 1) / (2 row + 2))), in integers."""
+    x = (contexts * contexts * (2 * seen.astype(np.int64) + 1)) // (2 * row + 2)
+    root = np.floor(np.sqrt(x.astype(np.float64))).astype(np.int64)
+    root -= root * root > x  # exact integer square root whatever sqrt's last bit did
+    root += (root + 1) * (root + 1) <= x
+    return np.minimum(root, contexts - 1)
+
+
+def _all_contexts(matrix: np.ndarray, background: int, contexts: int) -> np.ndarray:
+    """rows,cols contexts of every symbol of a matrix (the encoder's view: all rows at once)."""
+    other = (matrix != background).astype(np.int64)
+    seen = np.zeros_like(other)
+    np.cumsum(other[:-1], axis=0, out=seen[1:])
+    return row_contexts(seen, np.arange(matrix.shape[0], dtype=np.int64)[:, None], contexts)
+
+
+def _tables(symbols: np.ndarray, context: np.ndarray, contexts: int, size: int) -> np.ndarray:
+    """B,R integer tables from each context's histogram (an unused context gets the overall one)."""
+    hist = np.zeros((contexts, size), dtype=np.float64)
+    np.add.at(hist, (context.ravel(), symbols.ravel()), 1.0)
+    overall = hist.sum(axis=0)
+    hist[hist.sum(axis=1) == 0] = overall
+    return quantize_probabilities(hist / hist.sum(axis=1, keepdims=True)).astype(np.uint16)
+
+
+def _cost_bytes(symbols: np.ndarray, context: np.ndarray, tables: np.ndarray) -> float:
+    """Payload bytes these tables would give (their cross-entropy) plus the tables' own bytes."""
+    bits = -np.log2(tables[context.ravel(), symbols.ravel()].astype(np.float64) / TABLE_TOTAL).sum()
+    return bits / 8 + tables.size * 2
+
+
+def encode_symbols(symbols: np.ndarray, size: int) -> SymbolCoding:
+    """Symbols (a tensor's shape, ints in [0, size)) -> the smallest of i.i.d. and the
+    column-context models, coded."""
+    flat = np.ascontiguousarray(symbols, dtype=np.int64).ravel()
+    if flat.size and (flat.min() < 0 or flat.max() >= size):
+        raise ValueError("symbols outside the table")
+    background = int(np.argmax(np.bincount(flat, minlength=size)))
+    iid = _tables(flat, np.zeros_like(flat), 1, size)
+    best = (_cost_bytes(flat, np.zeros_like(flat), iid), 1, False, iid)
+    if symbols.ndim >= 2:
+        for transposed in (False, True):
+            matrix = flat.reshape(matrix_shape(symbols.shape, False))
+            matrix = matrix.T if transposed else matrix
+            for contexts in CONTEXT_CHOICES[1:]:
+                context = _all_contexts(matrix, background, contexts)
+                tables = _tables(matrix, context, contexts, size)
+                cost = _cost_bytes(matrix, context, tables)
+                if cost < best[0]:
+                    best = (cost, contexts, transposed, tables)
+    _, contexts, transposed, tables = best
+    if contexts == 1:
+        return SymbolCoding(tables, encode_iid(flat, tables[0]))
+    matrix = flat.reshape(matrix_shape(symbols.shape, False))
+    matrix = matrix.T if transposed else matrix
+    encoder = RowEncoder()
+    encoder.encode(matrix.ravel(), tables[_all_contexts(matrix, background, contexts).ravel()])
+    return SymbolCoding(tables, encoder.finish(), transposed, background)
+
+
+def decode_symbols(coding: SymbolCoding, shape: tuple[int, ...]) -> np.ndarray:
+    """Inverse of encode_symbols: the symbols (int32) in the tensor's own order, flat. Raises
+    FormatError on a payload too short for them (checked before decoding) or longer."""
+    count = int(np.prod(shape, dtype=np.int64))
+    if coding.contexts == 1:
+        return decode_iid(coding.payload, count, coding.tables[0])
+    min_bits = BOUND_SHARE * min_bits_of_rows(coding.tables)  # per symbol, at the least
+    if len(coding.payload) % 4 == 0 and 8 * len(coding.payload) + STATE_BITS < min_bits * count:
+        raise FormatError(f"payload of {len(coding.payload)} bytes is too short for {count} values; "
+                          "the file is corrupted")
+    rows, cols = matrix_shape(shape, coding.transposed)
+    decoder = RowDecoder(coding.payload, "payload", "the tensor's values")
+    matrix = np.empty((rows, cols), dtype=np.int32)
+    seen = np.zeros(cols, dtype=np.int64)
+    for row in range(rows):
+        matrix[row] = decoder.decode(coding.tables[row_contexts(seen, row, coding.contexts)])
+        seen += matrix[row] != coding.background
+        if decoder.exhausted() and min_bits * cols * (rows - row - 1) > STATE_BITS:
+            raise FormatError("payload ends before the tensor does; the file is truncated or corrupted")
+    decoder.finish()
+    return (matrix.T if coding.transposed else matrix).ravel()
