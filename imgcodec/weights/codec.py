@@ -135,9 +135,14 @@ def _record(name: str, array: np.ndarray, dtype: str, scale: float | None, confi
     size = int(symbols.max()) + 2  # one spare symbol: a table always has two entries
     if size > MAX_TABLE:
         raise ValueError(f"tensor {name!r} needs {size} levels at this target; ask for fewer bits")
-    coding = encode_symbols(symbols, size)
-    return Record(name, dtype, tuple(array.shape), CODEC_UNIFORM, step, offset, coding.tables, coding.payload,
-                  transposed=coding.transposed, background=coding.background)
+    return Record(name, dtype, tuple(array.shape), CODEC_UNIFORM, step, offset,
+                  **symbol_fields(encode_symbols(symbols, size)))
+
+
+def symbol_fields(coding: SymbolCoding) -> dict[str, object]:
+    """A Record's fields that hold a coded symbol stream."""
+    return {"counts": coding.tables, "payload": coding.payload, "transposed": coding.transposed,
+            "background": coding.background, "previous": coding.previous}
 
 
 def decompress_record(record: Record) -> np.ndarray:
@@ -153,7 +158,8 @@ def decompress_record(record: Record) -> np.ndarray:
         if len(record.payload) != expected:
             raise FormatError(f"tensor {record.name!r} holds {len(record.payload)} bytes, expected {expected}")
         return np.frombuffer(record.payload, dtype=dtype).reshape(record.shape).copy()
-    coding = SymbolCoding(np.atleast_2d(record.counts), record.payload, record.transposed, record.background)
+    coding = SymbolCoding(np.atleast_2d(record.counts), record.payload, record.transposed, record.background,
+                          record.previous)
     symbols = decode_symbols(coding, record.shape)
     if record.codec == CODEC_CODEBOOK:
         return record.centers[symbols].astype("<f4" if record.dtype == "bfloat16" else record.dtype).reshape(record.shape)
@@ -172,7 +178,8 @@ def describe(record: Record) -> dict[str, object]:
                       "kept": 1.0, "contexts": "-"}
     kept = float(np.count_nonzero(decompress_record(record))) / max(1, record.size)
     tables = np.atleast_2d(record.counts)
-    contexts = "-" if tables.shape[0] == 1 else f"{tables.shape[0]} {'columns' if not record.transposed else 'rows'}"
+    contexts = "-" if tables.shape[0] == 1 else \
+        f"{tables.shape[0]}{'+' if record.previous else ''} {'rows' if record.transposed else 'columns'}"
     if record.codec == CODEC_CODEBOOK:
         return row | {"codec": "learned", "centers": len(record.centers), "step": "-", "kept": kept,
                       "contexts": contexts}

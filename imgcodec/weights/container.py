@@ -59,6 +59,7 @@ class Record:
     centers: np.ndarray | None = None  # CODEC_CODEBOOK: float32, one per table entry
     transposed: bool = False  # symbol model: contexts run along the tensor's first dimension
     background: int = 0  # symbol model: the symbol the contexts count the absence of
+    previous: bool = False  # symbol model: contexts split by the symbol above
 
     @property
     def size(self) -> int:
@@ -68,7 +69,8 @@ class Record:
 def _symbol_model(r: Record) -> bytes:
     """A coded record's tables and symbol model: R, B, flags, background, B x R counts."""
     tables = np.atleast_2d(np.asarray(r.counts, dtype="<u2"))
-    return struct.pack("<IBBH", tables.shape[1], tables.shape[0], int(r.transposed), r.background) + tables.tobytes()
+    flags = int(r.transposed) | 2 * int(r.previous)
+    return struct.pack("<IBBH", tables.shape[1], tables.shape[0], flags, r.background) + tables.tobytes()
 
 
 def pack(records: list[Record]) -> bytes:
@@ -132,7 +134,7 @@ def unpack(data: bytes) -> list[Record]:
         shape = reader.unpack(f"<{ndim}Q")
         if int(np.prod(shape, dtype=np.float64)) > MAX_ELEMENTS:
             raise FormatError(f"tensor {name!r} claims {shape}, more than {MAX_ELEMENTS} values")
-        step, offset, counts, centers, transposed, background = 0.0, 0, None, None, False, 0
+        step, offset, counts, centers, transposed, background, previous = 0.0, 0, None, None, False, 0, False
         if codec in (CODEC_UNIFORM, CODEC_CODEBOOK):
             if codec == CODEC_UNIFORM:
                 step, offset = reader.unpack("<fq")
@@ -142,20 +144,22 @@ def unpack(data: bytes) -> list[Record]:
                 table, contexts, flags, background = reader.unpack("<IBBH")
             if not 2 <= table <= MAX_TABLE or not np.isfinite(step) or (codec == CODEC_UNIFORM and step <= 0):
                 raise FormatError(f"tensor {name!r} has a damaged quantizer")
-            if not 1 <= contexts <= MAX_CONTEXTS or flags > 1 or background >= table or (flags and ndim < 2):
+            if not 1 <= contexts <= MAX_CONTEXTS or flags > 3 or background >= table or (flags and ndim < 2) \
+                    or (flags & 2 and contexts % 2):
                 raise FormatError(f"tensor {name!r} has a damaged symbol model")
             counts = np.frombuffer(reader.take(2 * table * contexts), dtype="<u2").astype(np.int64)
             counts = counts.reshape(contexts, table)
             if np.any(counts.sum(axis=1) != 1 << 16) or counts.min() < 1:
                 raise FormatError(f"tensor {name!r} has a damaged symbol table")
-            transposed = bool(flags)
+            transposed, previous = bool(flags & 1), bool(flags & 2)
             if codec == CODEC_CODEBOOK:
                 centers = np.frombuffer(reader.take(4 * table), dtype="<f4").astype(np.float32)
                 if not np.all(np.isfinite(centers)):
                     raise FormatError(f"tensor {name!r} has a damaged codebook")
         (length,) = reader.unpack("<Q")
         records.append(Record(name, DTYPES[dtype_code], tuple(int(s) for s in shape), codec, float(step),
-                              int(offset), counts, reader.take(length), centers, transposed, int(background)))
+                              int(offset), counts, reader.take(length), centers, transposed, int(background),
+                              previous))
     if reader.pos != len(reader.data):
         raise FormatError("file has data after its last tensor")
     return records

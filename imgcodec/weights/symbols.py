@@ -5,16 +5,18 @@ A tensor is read as a matrix: rows are its first dimension (output units, filter
 everything else, or the transpose. Rows are coded in order. A symbol's context is the share of
 non-background symbols already seen in its column, the Krichevsky-Trofimov estimate
 (k + 1/2) / (i + 1) after i rows, on a square-root scale cut into B buckets; each bucket has its
-own integer table. In a first layer a column is one input (a pixel): inputs the network ignores
-have columns of the background symbol (the one at 0, or near it), and a column-wise context
-learns that after a few rows. Contexts are integer arithmetic on decoded symbols, so every
+own integer table; optionally (`previous`) the bucket is split by whether the symbol above, in
+the previous row, is the background. In a first layer a column is one input (a pixel): inputs
+the network ignores have columns of the background symbol (the one at 0, or near it), and a
+column-wise context learns that after a few rows; along the transpose, consecutive rows are
+neighbouring pixels, which the previous-row split uses. Contexts are integer arithmetic on decoded symbols, so every
 decoder computes the same ones, and a row is one range-coder pass (imgcodec.coder.RowDecoder).
 The encoder picks the orientation and B (1 = i.i.d.) with the smallest estimated size, tables
 included.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -34,10 +36,15 @@ class SymbolCoding:
     payload: bytes
     transposed: bool = False  # rows are the columns of the tensor's (first dim, rest) matrix
     background: int = 0  # the symbol whose absence the contexts count
+    previous: bool = False  # tables 2b and 2b + 1: bucket b, symbol above background or not
 
     @property
     def contexts(self) -> int:
         return int(self.tables.shape[0])
+
+    @property
+    def buckets(self) -> int:
+        return self.contexts // 2 if self.previous else self.contexts
 
 
 def matrix_shape(shape: tuple[int, ...], transposed: bool) -> tuple[int, int]:
@@ -58,12 +65,17 @@ def row_contexts(seen: np.ndarray, row: int | np.ndarray, contexts: int) -> np.n
     return np.minimum(root, contexts - 1)
 
 
-def _all_contexts(matrix: np.ndarray, background: int, contexts: int) -> np.ndarray:
-    """rows,cols contexts of every symbol of a matrix (the encoder's view: all rows at once)."""
+def _all_contexts(matrix: np.ndarray, background: int, buckets: int, previous: bool) -> np.ndarray:
+    """rows,cols table index of every symbol of a matrix (the encoder's view: all rows at once)."""
     other = (matrix != background).astype(np.int64)
     seen = np.zeros_like(other)
     np.cumsum(other[:-1], axis=0, out=seen[1:])
-    return row_contexts(seen, np.arange(matrix.shape[0], dtype=np.int64)[:, None], contexts)
+    bucket = row_contexts(seen, np.arange(matrix.shape[0], dtype=np.int64)[:, None], buckets)
+    if not previous:
+        return bucket
+    above = np.zeros_like(other)
+    above[1:] = other[:-1]
+    return 2 * bucket + above
 
 
 def _tables(symbols: np.ndarray, context: np.ndarray, contexts: int, size: int) -> np.ndarray:
@@ -89,25 +101,25 @@ def encode_symbols(symbols: np.ndarray, size: int) -> SymbolCoding:
         raise ValueError("symbols outside the table")
     background = int(np.argmax(np.bincount(flat, minlength=size)))
     iid = _tables(flat, np.zeros_like(flat), 1, size)
-    best = (_cost_bytes(flat, np.zeros_like(flat), iid), 1, False, iid)
+    best = (_cost_bytes(flat, np.zeros_like(flat), iid), SymbolCoding(iid, b""), None)
     if symbols.ndim >= 2:
         for transposed in (False, True):
             matrix = flat.reshape(matrix_shape(symbols.shape, False))
             matrix = matrix.T if transposed else matrix
-            for contexts in CONTEXT_CHOICES[1:]:
-                context = _all_contexts(matrix, background, contexts)
-                tables = _tables(matrix, context, contexts, size)
-                cost = _cost_bytes(matrix, context, tables)
-                if cost < best[0]:
-                    best = (cost, contexts, transposed, tables)
-    _, contexts, transposed, tables = best
-    if contexts == 1:
-        return SymbolCoding(tables, encode_iid(flat, tables[0]))
-    matrix = flat.reshape(matrix_shape(symbols.shape, False))
-    matrix = matrix.T if transposed else matrix
+            for buckets in CONTEXT_CHOICES[1:]:
+                for previous in (False, True):
+                    context = _all_contexts(matrix, background, buckets, previous)
+                    tables = _tables(matrix, context, buckets * (1 + previous), size)
+                    cost = _cost_bytes(matrix, context, tables)
+                    if cost < best[0]:
+                        best = (cost, SymbolCoding(tables, b"", transposed, background, previous), (matrix, context))
+    _, model, chosen = best
+    if chosen is None:
+        return SymbolCoding(model.tables, encode_iid(flat, model.tables[0]))
+    matrix, context = chosen
     encoder = RowEncoder()
-    encoder.encode(matrix.ravel(), tables[_all_contexts(matrix, background, contexts).ravel()])
-    return SymbolCoding(tables, encoder.finish(), transposed, background)
+    encoder.encode(matrix.ravel(), model.tables[context.ravel()])
+    return replace(model, payload=encoder.finish())
 
 
 def decode_symbols(coding: SymbolCoding, shape: tuple[int, ...]) -> np.ndarray:
@@ -124,9 +136,13 @@ def decode_symbols(coding: SymbolCoding, shape: tuple[int, ...]) -> np.ndarray:
     decoder = RowDecoder(coding.payload, "payload", "the tensor's values")
     matrix = np.empty((rows, cols), dtype=np.int32)
     seen = np.zeros(cols, dtype=np.int64)
+    above = np.zeros(cols, dtype=np.int64)  # the previous row's symbol is not the background
     for row in range(rows):
-        matrix[row] = decoder.decode(coding.tables[row_contexts(seen, row, coding.contexts)])
-        seen += matrix[row] != coding.background
+        context = row_contexts(seen, row, coding.buckets)
+        context = 2 * context + above if coding.previous else context
+        matrix[row] = decoder.decode(coding.tables[context])
+        above = (matrix[row] != coding.background).astype(np.int64)
+        seen += above
         if decoder.exhausted() and min_bits * cols * (rows - row - 1) > STATE_BITS:
             raise FormatError("payload ends before the tensor does; the file is truncated or corrupted")
     decoder.finish()

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .codec import WeightCodecConfig, quantizable
+from .codec import WeightCodecConfig, quantizable, symbol_fields
 from .container import CODEC_CODEBOOK, Record
 from .symbols import encode_symbols
 
@@ -127,10 +127,8 @@ def codebook_record(name: str, centers: np.ndarray, symbols: np.ndarray) -> Reco
     table_centers = centers[keep]
     if len(table_centers) < 2:  # a table has two entries at least
         table_centers = np.append(table_centers, np.float32(0))
-    coding = encode_symbols(remap[symbols], len(table_centers))
-    return Record(name, "<f4", tuple(symbols.shape), CODEC_CODEBOOK, counts=coding.tables,
-                  centers=table_centers.astype(np.float32), payload=coding.payload, transposed=coding.transposed,
-                  background=coding.background)
+    return Record(name, "<f4", tuple(symbols.shape), CODEC_CODEBOOK, centers=table_centers.astype(np.float32),
+                  **symbol_fields(encode_symbols(remap[symbols], len(table_centers))))
 
 
 class SoftWeightSharing(nn.Module):

@@ -51,6 +51,19 @@ def test_dead_rows_pick_the_transposed_matrix() -> None:
     assert np.array_equal(decode_symbols(coding, symbols.shape), symbols.ravel())
 
 
+def test_runs_down_the_columns_use_the_previous_row() -> None:
+    """Neighbouring rows alike (neighbouring pixels of a first layer, transposed): the contexts
+    split on the symbol above."""
+    rng = np.random.default_rng(4)
+    active = np.zeros((300, 80), dtype=bool)
+    for row in range(1, 300):
+        active[row] = np.where(rng.random(80) < 0.9, active[row - 1], rng.random(80) < 0.3)
+    symbols = np.where(active, rng.integers(1, 4, active.shape), 0)
+    coding = encode_symbols(symbols, 4)
+    assert coding.previous and coding.contexts == 2 * coding.buckets
+    assert np.array_equal(decode_symbols(coding, symbols.shape), symbols.ravel())
+
+
 def test_uniform_symbols_stay_iid() -> None:
     symbols = np.random.default_rng(3).integers(0, 7, (40, 50))
     coding = encode_symbols(symbols, 7)
@@ -92,9 +105,14 @@ def test_symbol_model_fields_are_checked() -> None:
                     background=coding.background)
     data = bytearray(pack([record]))
     at = data.index(b"w") + 1 + 3 + 16 + 4  # name, dtype/rank/codec, shape, R: then B, flags, background
+    odd = bytearray(data)
+    odd[at], odd[at + 1] = 3, 2  # split by the symbol above needs an even number of tables
     for offset, value in ((0, 0), (0, 200), (1, 7), (2, 9)):
         bad = bytearray(data)
         bad[at + offset] = value
         bad[-4:] = struct.pack("<I", zlib.crc32(bytes(bad[:-4])))
         with pytest.raises(FormatError, match="symbol model"):
             unpack(bytes(bad))
+    odd[-4:] = struct.pack("<I", zlib.crc32(bytes(odd[:-4])))
+    with pytest.raises(FormatError, match="symbol model"):
+        unpack(bytes(odd))
