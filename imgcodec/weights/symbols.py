@@ -9,10 +9,10 @@ own integer table; optionally (`previous`) the bucket is split by whether the sy
 the previous row, is the background. In a first layer a column is one input (a pixel): inputs
 the network ignores have columns of the background symbol (the one at 0, or near it), and a
 column-wise context learns that after a few rows; along the transpose, consecutive rows are
-neighbouring pixels, which the previous-row split uses. Contexts are integer arithmetic on decoded symbols, so every
-decoder computes the same ones, and a row is one range-coder pass (imgcodec.coder.RowDecoder).
-The encoder picks the orientation and B (1 = i.i.d.) with the smallest estimated size, tables
-included.
+neighbouring pixels, which the previous-row split uses. Contexts are integer arithmetic on
+decoded symbols, so every decoder computes the same ones, and a row is one range-coder pass
+(imgcodec.coder.RowDecoder). The encoder picks the orientation, B (1 = i.i.d.) and the split
+with the smallest estimated size, tables included.
 """
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ from ..coder import BOUND_SHARE, STATE_BITS, RowDecoder, RowEncoder, decode_iid,
 from ..context_prior import TABLE_TOTAL, quantize_probabilities
 from ..errors import FormatError
 
-#: Numbers of contexts the encoder tries (1: i.i.d., one table).
-CONTEXT_CHOICES = (1, 2, 4, 8, 16)
+#: Numbers of buckets the encoder tries (1: i.i.d., one table).
+BUCKET_CHOICES = (1, 2, 4, 8, 16)
 
 
 @dataclass(frozen=True)
@@ -54,15 +54,15 @@ def matrix_shape(shape: tuple[int, ...], transposed: bool) -> tuple[int, int]:
     return (rest, first) if transposed else (first, rest)
 
 
-def row_contexts(seen: np.ndarray, row: int | np.ndarray, contexts: int) -> np.ndarray:
-    """Context of every column of row `row` (0-based; or a column of row numbers) given `seen`,
+def row_buckets(seen: np.ndarray, row: int | np.ndarray, buckets: int) -> np.ndarray:
+    """Bucket of every column of row `row` (0-based; or a column of row numbers) given `seen`,
     the count of non-background symbols in each column's earlier rows:
     floor(B * sqrt((2k + 1) / (2 row + 2))), in integers."""
-    x = (contexts * contexts * (2 * seen.astype(np.int64) + 1)) // (2 * row + 2)
+    x = (buckets * buckets * (2 * seen.astype(np.int64) + 1)) // (2 * row + 2)
     root = np.floor(np.sqrt(x.astype(np.float64))).astype(np.int64)
     root -= root * root > x  # exact integer square root whatever sqrt's last bit did
     root += (root + 1) * (root + 1) <= x
-    return np.minimum(root, contexts - 1)
+    return np.minimum(root, buckets - 1)
 
 
 def _all_contexts(matrix: np.ndarray, background: int, buckets: int, previous: bool) -> np.ndarray:
@@ -70,7 +70,7 @@ def _all_contexts(matrix: np.ndarray, background: int, buckets: int, previous: b
     other = (matrix != background).astype(np.int64)
     seen = np.zeros_like(other)
     np.cumsum(other[:-1], axis=0, out=seen[1:])
-    bucket = row_contexts(seen, np.arange(matrix.shape[0], dtype=np.int64)[:, None], buckets)
+    bucket = row_buckets(seen, np.arange(matrix.shape[0], dtype=np.int64)[:, None], buckets)
     if not previous:
         return bucket
     above = np.zeros_like(other)
@@ -106,7 +106,7 @@ def encode_symbols(symbols: np.ndarray, size: int) -> SymbolCoding:
         for transposed in (False, True):
             matrix = flat.reshape(matrix_shape(symbols.shape, False))
             matrix = matrix.T if transposed else matrix
-            for buckets in CONTEXT_CHOICES[1:]:
+            for buckets in BUCKET_CHOICES[1:]:
                 for previous in (False, True):
                     context = _all_contexts(matrix, background, buckets, previous)
                     tables = _tables(matrix, context, buckets * (1 + previous), size)
@@ -138,7 +138,7 @@ def decode_symbols(coding: SymbolCoding, shape: tuple[int, ...]) -> np.ndarray:
     seen = np.zeros(cols, dtype=np.int64)
     above = np.zeros(cols, dtype=np.int64)  # the previous row's symbol is not the background
     for row in range(rows):
-        context = row_contexts(seen, row, coding.buckets)
+        context = row_buckets(seen, row, coding.buckets)
         context = 2 * context + above if coding.previous else context
         matrix[row] = decoder.decode(coding.tables[context])
         above = (matrix[row] != coding.background).astype(np.int64)

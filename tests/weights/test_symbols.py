@@ -12,7 +12,7 @@ from imgcodec.errors import FormatError
 from imgcodec.weights.codec import decompress_record
 from imgcodec.weights.container import CODEC_CODEBOOK, Record, pack, unpack
 from imgcodec.weights.symbols import (SymbolCoding, decode_symbols, encode_symbols, matrix_shape,
-                                      row_contexts)
+                                      row_buckets)
 
 
 def _first_layer(rows: int = 60, cols: int = 200, seed: int = 0) -> np.ndarray:
@@ -24,13 +24,13 @@ def _first_layer(rows: int = 60, cols: int = 200, seed: int = 0) -> np.ndarray:
     return np.where(live[None, :], symbols, 2)
 
 
-def test_contexts_are_the_integer_formula() -> None:
+def test_buckets_are_the_integer_formula() -> None:
     seen = np.arange(0, 200)
     for row in (199, 250, 1000):
-        for contexts in (2, 8, 16):
-            expected = [min(contexts - 1, math.isqrt(contexts * contexts * (2 * k + 1) // (2 * row + 2)))
+        for buckets in (2, 8, 16):
+            expected = [min(buckets - 1, math.isqrt(buckets * buckets * (2 * k + 1) // (2 * row + 2)))
                         for k in seen]
-            assert row_contexts(seen, row, contexts).tolist() == expected
+            assert row_buckets(seen, row, buckets).tolist() == expected
 
 
 def test_dead_columns_pick_contexts_and_round_trip() -> None:
