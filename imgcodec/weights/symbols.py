@@ -26,6 +26,9 @@ from ..errors import FormatError
 
 #: Numbers of buckets the encoder tries (1: i.i.d., one table).
 BUCKET_CHOICES = (1, 2, 4, 8, 16)
+#: A row is one range-coder call: matrices with more rows are coded i.i.d., and a file that
+#: claims such a matrix with contexts is refused (a few bytes must not buy hours of decoding).
+MAX_CONTEXT_ROWS = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,8 @@ def encode_symbols(symbols: np.ndarray, size: int) -> SymbolCoding:
         for transposed in (False, True):
             matrix = flat.reshape(matrix_shape(symbols.shape, False))
             matrix = matrix.T if transposed else matrix
+            if matrix.shape[0] > MAX_CONTEXT_ROWS:
+                continue
             for buckets in BUCKET_CHOICES[1:]:
                 for previous in (False, True):
                     context = _all_contexts(matrix, background, buckets, previous)
@@ -133,6 +138,8 @@ def decode_symbols(coding: SymbolCoding, shape: tuple[int, ...]) -> np.ndarray:
         raise FormatError(f"payload of {len(coding.payload)} bytes is too short for {count} values; "
                           "the file is corrupted")
     rows, cols = matrix_shape(shape, coding.transposed)
+    if rows > MAX_CONTEXT_ROWS:
+        raise FormatError(f"a tensor of {rows} rows cannot be context-coded; the file is corrupted or forged")
     decoder = RowDecoder(coding.payload, "payload", "the tensor's values")
     matrix = np.empty((rows, cols), dtype=np.int32)
     seen = np.zeros(cols, dtype=np.int64)

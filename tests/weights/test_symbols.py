@@ -79,6 +79,8 @@ def test_damaged_payloads_are_format_errors() -> None:
             decode_symbols(SymbolCoding(coding.tables, payload, coding.transposed, coding.background), symbols.shape)
     with pytest.raises(FormatError, match="too short"):  # a huge claim is refused before any decoding
         decode_symbols(coding, (1 << 20, 1 << 10))
+    with pytest.raises(FormatError, match="rows"):  # one range-coder call per row: bounded
+        decode_symbols(coding, (1 << 17, 1))
 
 
 def test_version_1_files_still_read() -> None:
