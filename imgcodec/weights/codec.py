@@ -74,13 +74,16 @@ def _estimate_bytes(tensors: list[tuple[np.ndarray, float]], scale: float, deadz
     return payload, table
 
 
-def choose_scale(tensors: list[tuple[np.ndarray, float]], config: WeightCodecConfig, fixed_bytes: int) -> float:
+def choose_scale(tensors: list[tuple[np.ndarray, float]], config: WeightCodecConfig, fixed_bytes: int,
+                 gain: float = 1.0) -> float:
     """The step scale s (step = s * RMS of each tensor) that meets the target, by bisection on
-    log s. More bits are always the smaller s, so the search is monotone."""
+    log s. More bits are always the smaller s, so the search is monotone. `gain`: coded payload
+    bytes per byte of the i.i.d. entropy estimate (below 1 where context coding pays)."""
     count = sum(a.size for a, _ in tensors)
 
     def cost(scale: float) -> float:
         payload, table = _estimate_bytes(tensors, scale, config.deadzone)
+        payload *= gain
         if config.target_bytes is not None:
             return payload + table + fixed_bytes - config.target_bytes
         return 8 * payload / count - float(config.target_bits_per_weight)
@@ -108,13 +111,28 @@ def compress_tensors(tensors: dict[str, tuple[np.ndarray, str]], config: WeightC
         + 24 * len(chosen)
     if not chosen:
         return [_record(name, array, dtype, None, config) for name, (array, dtype) in tensors.items()]
-    scale = choose_scale([(a, _rms(a)) for a in chosen.values()], config, fixed)
+    arrays = [(a, _rms(a)) for a in chosen.values()]
+
+    def records_at(scale: float) -> list[Record]:
+        return [_record(name, array, dtype, scale if name in chosen else None, config)
+                for name, (array, dtype) in tensors.items()]
+
+    # The search estimates i.i.d. coding; the coded payload is smaller where contexts pay, so the
+    # estimate is corrected by the ratio actually reached until that ratio settles.
+    gain = 1.0
+    for _ in range(4):
+        scale = choose_scale(arrays, config, fixed, gain)
+        records = records_at(scale)
+        coded = sum(len(r.payload) for r in records if r.name in chosen)
+        measured = coded / max(1.0, _estimate_bytes(arrays, scale, config.deadzone)[0])
+        if abs(measured - gain) <= 0.01 * gain:
+            break
+        gain = measured
     for _ in range(20):
-        records = [_record(name, array, dtype, scale if name in chosen else None, config)
-                   for name, (array, dtype) in tensors.items()]
         if config.target_bytes is None or len(pack(records)) <= config.target_bytes:
             return records
         scale *= 1.02  # the entropy estimate was a little optimistic: coarser until it fits
+        records = records_at(scale)
     raise ValueError("could not meet the target size")
 
 
