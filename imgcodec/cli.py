@@ -506,11 +506,11 @@ def weights_info(shaw_file: str) -> None:
     data = Path(shaw_file).read_bytes()
     rows = [describe(r) for r in unpack(data)]
     click.echo(f"{shaw_file}: {len(rows)} tensors, {len(data)} bytes")
-    click.echo(f"{'name':<40} {'shape':>14} {'codec':>7} {'centers':>7} {'contexts':>11} {'kept':>6} {'bits/w':>7} "
+    click.echo(f"{'name':<40} {'shape':>14} {'codec':>7} {'centers':>7} {'contexts':>15} {'kept':>6} {'bits/w':>7} "
                f"{'bytes':>9}")
     for row in rows:
         click.echo(f"{str(row['name'])[:40]:<40} {row['shape']:>14} {row['codec']:>7} {row['centers']!s:>7} "
-                   f"{row['contexts']!s:>11} {row['kept']:>6.3f} {row['bits_per_weight']:>7.3f} {row['bytes']:>9}")
+                   f"{row['contexts']!s:>15} {row['kept']:>6.3f} {row['bits_per_weight']:>7.3f} {row['bytes']:>9}")
 
 
 def _parse_size(text: str) -> int:

@@ -196,8 +196,11 @@ def describe(record: Record) -> dict[str, object]:
                       "kept": 1.0, "contexts": "-"}
     kept = float(np.count_nonzero(decompress_record(record))) / max(1, record.size)
     tables = np.atleast_2d(record.counts)
+    # Buckets (x2: split by the symbol above), counted per input (a column of the tensor's
+    # matrix) or per output (a row, when transposed).
+    buckets = tables.shape[0] // 2 if record.previous else tables.shape[0]
     contexts = "-" if tables.shape[0] == 1 else \
-        f"{tables.shape[0]}{'+' if record.previous else ''} {'rows' if record.transposed else 'columns'}"
+        f"{buckets}{'x2' if record.previous else ''} per {'output' if record.transposed else 'input'}"
     if record.codec == CODEC_CODEBOOK:
         return row | {"codec": "learned", "centers": len(record.centers), "step": "-", "kept": kept,
                       "contexts": contexts}
