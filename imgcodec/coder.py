@@ -115,9 +115,7 @@ def decode_iid(payload: bytes, count: int, counts: np.ndarray) -> np.ndarray:
     short for them (before decoding) or that does not end with them."""
     if len(payload) % 4:
         raise FormatError("payload is not a whole number of 32-bit words; the file is corrupted")
-    min_bits = BOUND_SHARE * float(-np.log2(counts.max() / TABLE_TOTAL))
-    if 8 * len(payload) + STATE_BITS < min_bits * count:
-        raise FormatError(f"payload of {len(payload)} bytes is too short for {count} values; the file is corrupted")
+    require_length(payload, count, counts)
     model = constriction.stream.model.Categorical(counts.astype(np.float64) / TABLE_TOTAL, perfect=False)
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
     out = np.empty(count, dtype=np.int32)
@@ -188,6 +186,13 @@ class RowDecoder:
     def finish(self) -> None:
         if not self.decoder.maybe_exhausted():
             raise FormatError(f"{self.what} does not end with {self.holds} (cut short, extended or corrupted)")
+
+
+def require_length(payload: bytes, count: int, counts: np.ndarray) -> None:
+    """Bounded work for any input: FormatError when `payload` is too short for `count` symbols
+    coded with rows of these tables, even at their likeliest entries (checked before decoding)."""
+    if 8 * len(payload) + STATE_BITS < BOUND_SHARE * min_bits_of_rows(counts) * count:
+        raise FormatError(f"payload of {len(payload)} bytes is too short for {count} values; the file is corrupted")
 
 
 def min_bits_of_rows(counts: np.ndarray) -> float:

@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..coder import BOUND_SHARE, STATE_BITS, RowDecoder, RowEncoder, decode_iid, encode_iid, min_bits_of_rows
+from ..coder import (BOUND_SHARE, STATE_BITS, RowDecoder, RowEncoder, decode_iid, encode_iid, min_bits_of_rows,
+                     require_length)
 from ..context_prior import TABLE_TOTAL, quantize_probabilities
 from ..errors import FormatError
 
@@ -133,10 +134,8 @@ def decode_symbols(coding: SymbolCoding, shape: tuple[int, ...]) -> np.ndarray:
     count = int(np.prod(shape, dtype=np.int64))
     if coding.contexts == 1:
         return decode_iid(coding.payload, count, coding.tables[0])
+    require_length(coding.payload, count, coding.tables)
     min_bits = BOUND_SHARE * min_bits_of_rows(coding.tables)  # per symbol, at the least
-    if len(coding.payload) % 4 == 0 and 8 * len(coding.payload) + STATE_BITS < min_bits * count:
-        raise FormatError(f"payload of {len(coding.payload)} bytes is too short for {count} values; "
-                          "the file is corrupted")
     rows, cols = matrix_shape(shape, coding.transposed)
     if rows > MAX_CONTEXT_ROWS:
         raise FormatError(f"a tensor of {rows} rows cannot be context-coded; the file is corrupted or forged")
