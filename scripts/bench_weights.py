@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from imgcodec.bench.report import publish
+from imgcodec.weights.bayesian import BayesianCompression
 from imgcodec.weights.codec import SMALL_FLOATS, WeightCodecConfig, compress_tensors, decompress_record
 from imgcodec.weights.container import pack, unpack
 from imgcodec.weights import deep_compression
@@ -207,6 +208,26 @@ def soft_to_hard(model: torch.nn.Module, state: dict[str, torch.Tensor], x: torc
     return pack(sha.records() + _rest(model, sha.names, small_floats))
 
 
+def bayesian_compression(model: torch.nn.Module, state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                         epochs: int, settings: list[tuple[float, float]], small_floats: str = "exact") -> list[bytes]:
+    """Train from `state` under BC-GNJ's variational posterior (imgcodec.weights.bayesian; Adam,
+    means at 1e-3 and log variances at 1e-2, loss = cross-entropy + KL / N_train), then one .shaw
+    file per (log-alpha threshold, precision) setting; biases exact or float16."""
+    model.load_state_dict(state)
+    torch.manual_seed(1)
+    bc = BayesianCompression(model)
+    optimizer = torch.optim.Adam(bc.parameter_groups())
+    bc.train()
+    for idx in batches(len(x), epochs):
+        loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx]) + bc.kl() / len(x)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    bc.remove()
+    rest = _rest(model, bc.names, small_floats)
+    return [pack(bc.records(threshold, precision) + rest) for threshold, precision in settings]
+
+
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
@@ -255,6 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--taus", type=float, nargs="*", default=[0.005], help="Soft Weight-Sharing's tau")
     parser.add_argument("--pi-zero", type=float, default=0.999, help="Soft Weight-Sharing's zero component's share")
     parser.add_argument("--dc-epochs", type=int, default=4, help="Deep Compression's retraining after pruning")
+    parser.add_argument("--bc-epochs", type=int, default=20, help="Bayesian Compression's training (0: skip)")
+    parser.add_argument("--bc-thresholds", type=float, nargs="*", default=[3.0, 1.0],
+                        help="Bayesian Compression: groups with log alpha above this are pruned")
+    parser.add_argument("--bc-precisions", type=float, nargs="*", default=[1.0, 2.0, 4.0],
+                        help="Bayesian Compression: step = this x root harmonic mean posterior variance")
     parser.add_argument("--nncodec-python", default=None, help="python of an environment with nncodec")
     parser.add_argument("--qps", type=int, nargs="*", default=[-32, -24, -16], help="NNCodec's quantization parameters")
     parser.add_argument("--small-floats", choices=SMALL_FLOATS, default="exact",
@@ -316,6 +342,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{small}",
             data, read_shaw(data),
             time.perf_counter() - started)
+
+    if args.bc_epochs:
+        started = time.perf_counter()
+        settings = [(t, p) for t in args.bc_thresholds for p in args.bc_precisions]
+        files = bayesian_compression(model, state, x_train, y_train, args.bc_epochs, settings, args.small_floats)
+        seconds = time.perf_counter() - started
+        for (threshold, precision), data in zip(settings, files):
+            row(f"shaec weights, Bayesian Compression GNJ ({args.bc_epochs} epochs, log alpha < {threshold:g}, "
+                f"precision {precision:g}){small}", data, read_shaw(data), seconds)
 
     title = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5"}[args.model]
     lines = [f"{title} on {description}, {args.epochs} epochs, accuracy before: {base_acc:.2f} %", "",

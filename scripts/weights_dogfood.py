@@ -8,6 +8,11 @@ the sessions rebuilt from the .shaw bytes. The prior's integer tables are untouc
 file still decodes; what changes is the encoder's latent (rate) and the decoder's pixels (PSNR).
 The bar for shipping compressed models: at most -0.05 dB and +-0.5 % bits at every level, and
 models/ at least 8x smaller.
+
+Two allocations of the bits between tensors: "rms" (the no-data mode: one step relative to
+each tensor's RMS) and "sensitivity" (steps from imgcodec.weights.sensitivity, calibrated on
+crops of --calibration photos, never the evaluation photos: the decoder's pixel error relative
+to each crop's coding error, the encoder's latent error in units of the gained latent).
 """
 from __future__ import annotations
 
@@ -15,13 +20,14 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 from PIL import Image
 
 from imgcodec.bench.report import publish
 from imgcodec.codec import Codec
 from imgcodec.evaluation import evaluate
-from imgcodec.weights import onnx_weights
-from imgcodec.weights.codec import WeightCodecConfig, compress_tensors
+from imgcodec.weights import onnx_weights, sensitivity
+from imgcodec.weights.codec import WeightCodecConfig, compress_tensors, quantizable
 from imgcodec.weights.container import pack
 from imgcodec.weights.tensors import _dtype_name
 from imgcodec.zoo import find_model
@@ -39,15 +45,82 @@ class _Session:
         return self.session.run(None, feed)[0][0]  # type: ignore[attr-defined]
 
 
-def compressed_codec(model: str | None, bits: float) -> tuple[Codec, int, int]:
-    """(a codec whose transforms run from .shaw weights, .shaw bytes, ONNX bytes they replace)."""
+CALIBRATION_CROPS = 4
+CALIBRATION_CROP = 192
+CALIBRATION_LEVELS = (0, 3, 6, 9)
+
+
+def calibration_crops(folder: Path, seed: int = 0) -> list[np.ndarray]:
+    """CALIBRATION_CROPS random crops (H,W,3 uint8) of photos spread over the folder."""
+    rng = np.random.default_rng(seed)
+    paths = sorted(folder.glob("*.png"))
+    crops = []
+    for path in paths[::max(1, len(paths) // CALIBRATION_CROPS)][:CALIBRATION_CROPS]:
+        image = np.asarray(Image.open(path).convert("RGB"))
+        y = int(rng.integers(0, image.shape[0] - CALIBRATION_CROP + 1))
+        x = int(rng.integers(0, image.shape[1] - CALIBRATION_CROP + 1))
+        crops.append(image[y:y + CALIBRATION_CROP, x:x + CALIBRATION_CROP])
+    return crops
+
+
+def graph_sensitivities(codec: Codec, part: str, graph: bytes, tensors: dict[str, np.ndarray],
+                        crops: list[np.ndarray]) -> dict[str, float]:
+    """Sensitivity of each quantizable tensor of the encoder or decoder graph (module docstring)."""
+    model = codec.model
+    feeds, weights = [], []  # graph input (1,C,H,W), per-sample error weight
+    for crop in crops:
+        for level in CALIBRATION_LEVELS:
+            if part == "encoder":
+                feeds.append((crop.transpose(2, 0, 1)[None].astype(np.float32) / 255.0, level))
+                weights.append(np.square(model.gains[level])[None, :, None, None])  # latent error in center units
+            else:
+                symbols = codec.symbols_of(crop, level)
+                latent = model.centers[symbols] * model.inverse_gains[level][:, None, None]
+                feeds.append((latent[None].astype(np.float32), level))
+                decoded = codec.pixels_of(symbols, level, crop.shape[1], crop.shape[0])
+                coding_error = np.mean(np.square(decoded.astype(np.float64) - crop)) / 255.0 ** 2
+                weights.append(np.array(1.0 / coding_error))  # pixel error relative to the coding error
+    names = [n for n, a in tensors.items() if quantizable(a, _dtype_name(a.dtype), WeightCodecConfig())]
+
+    def run(arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        graph_session = onnx_weights.session_with(graph, arrays, options)
+        name = graph_session.get_inputs()[0].name
+        return [graph_session.run(None, {name: x, "level": np.array([level], dtype=np.int64)})[0] for x, level in feeds]
+
+    def error(outputs: list[np.ndarray], reference: list[np.ndarray]) -> float:
+        return float(np.mean([np.mean(np.square(o.astype(np.float64) - r) * w)
+                              for o, r, w in zip(outputs, reference, weights)]))
+
+    return sensitivity.measure(tensors, names, run, error)
+
+
+PARTS = ("encoder", "decoder")
+
+
+def model_sensitivities(model: str | None, crops: list[np.ndarray]) -> dict[str, dict[str, float]]:
+    """part -> tensor name -> sensitivity, for the encoder and decoder graphs."""
+    codec = Codec(find_model(model))
+    result = {}
+    for part in PARTS:
+        graph, tensors = onnx_weights.split(getattr(codec.model, f"{part}_path"))
+        result[part] = graph_sensitivities(codec, part, graph, tensors, crops)
+    return result
+
+
+def compressed_codec(model: str | None, bits: float,
+                     sensitivities: dict[str, dict[str, float]] | None) -> tuple[Codec, int, int]:
+    """(a codec whose transforms run from .shaw weights, .shaw bytes, ONNX bytes they replace);
+    bits allocated by the sensitivities (model_sensitivities), or by RMS for None."""
     codec = Codec(find_model(model))
     shaw_bytes = onnx_bytes = 0
-    for part in ("encoder", "decoder"):
+    for part in PARTS:
         path = getattr(codec.model, f"{part}_path")
         graph, tensors = onnx_weights.split(path)
         records = compress_tensors({k: (v, _dtype_name(v.dtype)) for k, v in tensors.items()},
-                                   WeightCodecConfig(target_bits_per_weight=bits))
+                                   WeightCodecConfig(target_bits_per_weight=bits),
+                                   None if sensitivities is None else sensitivities[part])
         shaw = pack(records)
         setattr(codec.runtime, f"_{part}", _Session(onnx_weights.session(graph, shaw)))
         shaw_bytes += len(shaw) + len(graph)
@@ -60,27 +133,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("data/val"))
     parser.add_argument("--model", default=None)
     parser.add_argument("--bits", type=float, nargs="+", default=[8.0, 6.0, 5.0, 4.0])
+    parser.add_argument("--allocations", nargs="+", choices=("rms", "sensitivity"), default=["rms", "sensitivity"])
+    parser.add_argument("--calibration", type=Path, default=Path("data/train"),
+                        help="photos whose crops calibrate the sensitivities (not the evaluation photos)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
 
     images = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(args.data.glob("*.png"))]
     reference_codec = Codec(find_model(args.model))
     reference = evaluate(reference_codec, images)
+    measured = model_sensitivities(args.model, calibration_crops(args.calibration)) \
+        if "sensitivity" in args.allocations else None
     lines = [f"{reference_codec.info.name} on {len(images)} photos of {args.data}: change against the "
              "float32 ONNX weights, worst level and mean over the levels.", "",
-             "| bits/weight | weights bytes (graphs + .shaw) | smaller by | worst rate change % | mean rate change % "
-             "| worst PSNR change dB | mean PSNR change dB |",
-             "|---|---|---|---|---|---|---|"]
-    for bits in args.bits:
-        codec, shaw_bytes, onnx_bytes = compressed_codec(args.model, bits)
-        results = evaluate(codec, images)
-        rate = [100 * (r.bpp / ref.bpp - 1) for r, ref in zip(results, reference)]
-        psnr = [r.psnr - ref.psnr for r, ref in zip(results, reference)]
-        lines.append(f"| {bits:g} | {shaw_bytes} | {onnx_bytes / shaw_bytes:.1f}x | {max(rate, key=abs):+.2f} | "
-                     f"{np.mean(rate):+.2f} | {min(psnr):+.3f} | {np.mean(psnr):+.3f} |")
-        print(lines[-1], flush=True)
+             "| allocation | bits/weight | weights bytes (graphs + .shaw) | smaller by | worst rate change % "
+             "| mean rate change % | worst PSNR change dB | mean PSNR change dB |",
+             "|---|---|---|---|---|---|---|---|"]
+    for allocation in args.allocations:
+        for bits in args.bits:
+            codec, shaw_bytes, onnx_bytes = compressed_codec(args.model, bits,
+                                                             measured if allocation == "sensitivity" else None)
+            results = evaluate(codec, images)
+            rate = [100 * (r.bpp / ref.bpp - 1) for r, ref in zip(results, reference)]
+            psnr = [r.psnr - ref.psnr for r, ref in zip(results, reference)]
+            lines.append(f"| {allocation} | {bits:g} | {shaw_bytes} | {onnx_bytes / shaw_bytes:.1f}x | "
+                         f"{max(rate, key=abs):+.2f} | {np.mean(rate):+.2f} | {min(psnr):+.3f} | {np.mean(psnr):+.3f} |")
+            print(lines[-1], flush=True)
     publish("\n".join(lines), args.out,
-            f"python scripts/weights_dogfood.py --data {args.data} --bits {' '.join(f'{b:g}' for b in args.bits)}"
+            f"python scripts/weights_dogfood.py --data {args.data} --bits {' '.join(f'{b:g}' for b in args.bits)} "
+            f"--allocations {' '.join(args.allocations)} --calibration {args.calibration}"
             + (f" --out {args.out}" if args.out else ""))
     return 0
 

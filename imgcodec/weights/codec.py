@@ -7,11 +7,18 @@ tensor's own histogram, stored as an integer table. The step is a common multipl
 tensor's RMS, and `s` is searched so that the file meets a target bits per weight or a target
 size. Small, integer and 1-D tensors (biases, norms, buffers) are stored exactly.
 
+Where the caller has measured how much each tensor's rounding costs at the network's output
+(imgcodec.weights.sensitivity), the steps follow that instead of the RMS: with g_i the output
+error per unit of noise variance in each of tensor i's n_i weights, rounding error Δ_i²/12 and
+rate n_i·(h_i - log2 Δ_i), the Lagrangian optimum of error + λ·rate is Δ_i ∝ sqrt(n_i / g_i)
+(the classic high-rate bit allocation, as in the reverse water-filling of Cover & Thomas 10.3.3).
+
 Decoding is `(symbol + offset) * step` in float32: the same floats on every machine.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 
@@ -65,10 +72,10 @@ def _entropy_bits(q: np.ndarray) -> float:
 
 
 def _estimate_bytes(tensors: list[tuple[np.ndarray, float]], scale: float, deadzone: float) -> tuple[float, float]:
-    """(payload bytes, table bytes) of the quantized tensors at this step scale."""
+    """(payload bytes, table bytes) of the quantized tensors (array, unit step) at step scale * unit."""
     payload = table = 0.0
-    for array, rms in tensors:
-        q = _symbols(array, scale * rms, deadzone)
+    for array, unit in tensors:
+        q = _symbols(array, scale * unit, deadzone)
         payload += _entropy_bits(q) / 8
         table += 2 * (int(q.max() - q.min()) + 2)
     return payload, table
@@ -76,7 +83,7 @@ def _estimate_bytes(tensors: list[tuple[np.ndarray, float]], scale: float, deadz
 
 def choose_scale(tensors: list[tuple[np.ndarray, float]], config: WeightCodecConfig, fixed_bytes: int,
                  gain: float = 1.0) -> float:
-    """The step scale s (step = s * RMS of each tensor) that meets the target, by bisection on
+    """The step scale s (step = s * each tensor's unit step) that meets the target, by bisection on
     log s. More bits are always the smaller s, so the search is monotone. `gain`: coded payload
     bytes per byte of the i.i.d. entropy estimate (below 1 where context coding pays)."""
     count = sum(a.size for a, _ in tensors)
@@ -100,21 +107,45 @@ def choose_scale(tensors: list[tuple[np.ndarray, float]], config: WeightCodecCon
     return float(np.exp(high))
 
 
-def compress_tensors(tensors: dict[str, tuple[np.ndarray, str]], config: WeightCodecConfig) -> list[Record]:
+def unit_steps(chosen: dict[str, np.ndarray], sensitivity: Mapping[str, float] | None) -> dict[str, float]:
+    """Each quantized tensor's step at scale 1: its RMS, or, given sensitivities, sqrt(n / g)
+    rescaled so that the steps' geometric mean over the weights stays that of the RMS (the
+    search range of choose_scale holds either way)."""
+    rms = {n: _rms(a) for n, a in chosen.items()}
+    if sensitivity is None:
+        return rms
+    missing = sorted(set(chosen) - set(sensitivity))
+    if missing:
+        raise ValueError(f"no sensitivity for {', '.join(missing)}")
+    bad = [n for n in chosen if not (np.isfinite(sensitivity[n]) and sensitivity[n] > 0)]
+    if bad:
+        raise ValueError(f"sensitivities must be finite and positive: {', '.join(bad)}")
+    raw = {n: float(np.sqrt(a.size / sensitivity[n])) for n, a in chosen.items()}
+    weights = np.array([a.size for a in chosen.values()], dtype=np.float64)
+    log_ratio = np.array([np.log(raw[n] / rms[n]) for n in chosen])
+    shift = float(np.exp(np.sum(weights * log_ratio) / weights.sum()))
+    return {n: raw[n] / shift for n in chosen}
+
+
+def compress_tensors(tensors: dict[str, tuple[np.ndarray, str]], config: WeightCodecConfig,
+                     sensitivity: Mapping[str, float] | None = None) -> list[Record]:
     """name -> (values, dtype name) to records. Quantized tensors meet the bits-per-weight target
-    on average; a size target is met by the whole file (never exceeded)."""
+    on average; a size target is met by the whole file (never exceeded). `sensitivity` (name ->
+    output error per unit of noise variance per weight, for every tensor that gets quantized)
+    spends the bits where the output needs them (see the module docstring)."""
     chosen = {n: a for n, (a, d) in tensors.items() if quantizable(a, d, config)}
-    raw_bytes = sum(len(_record(n, a, d, None, config).payload) for n, (a, d) in tensors.items() if n not in chosen)
+    raw_bytes = sum(len(tensor_record(n, a, d, None, config).payload) for n, (a, d) in tensors.items() if n not in chosen)
     # Container bytes besides payloads and tables: record headers, quantizer fields, and up to
     # two 32-bit words the range coder may add per tensor.
     fixed = 10 + raw_bytes + sum(13 + len(n.encode()) + 8 * a.ndim for n, (a, _) in tensors.items()) \
         + 24 * len(chosen)
     if not chosen:
-        return [_record(name, array, dtype, None, config) for name, (array, dtype) in tensors.items()]
-    arrays = [(a, _rms(a)) for a in chosen.values()]
+        return [tensor_record(name, array, dtype, None, config) for name, (array, dtype) in tensors.items()]
+    units = unit_steps(chosen, sensitivity)
+    arrays = [(a, units[n]) for n, a in chosen.items()]
 
     def records_at(scale: float) -> list[Record]:
-        return [_record(name, array, dtype, scale if name in chosen else None, config)
+        return [tensor_record(name, array, dtype, scale * units[name] if name in chosen else None, config)
                 for name, (array, dtype) in tensors.items()]
 
     # The search estimates i.i.d. coding; the coded payload is smaller where contexts pay, so the
@@ -136,17 +167,17 @@ def compress_tensors(tensors: dict[str, tuple[np.ndarray, str]], config: WeightC
     raise ValueError("could not meet the target size")
 
 
-def _record(name: str, array: np.ndarray, dtype: str, scale: float | None, config: WeightCodecConfig) -> Record:
-    """One tensor's record: not quantized (scale None: exact, or float16 if the config says so and
-    the values fit) or quantized with step = scale * RMS."""
-    if scale is None and config.small_floats == "float16" and dtype in ("<f4", "<f8", "bfloat16") \
+def tensor_record(name: str, array: np.ndarray, dtype: str, step: float | None, config: WeightCodecConfig) -> Record:
+    """One tensor's record: not quantized (step None: exact, or float16 if the config says so and
+    the values fit) or quantized with this step."""
+    if step is None and config.small_floats == "float16" and dtype in ("<f4", "<f8", "bfloat16") \
             and bool(np.all(np.abs(array) <= HALF_MAX)):
         half = np.ascontiguousarray(array, dtype="<f2")
         return Record(name, dtype, tuple(array.shape), CODEC_FLOAT16, payload=half.tobytes())
-    if scale is None:
+    if step is None:
         stored = np.ascontiguousarray(array, dtype="<f4" if dtype == "bfloat16" else dtype)
         return Record(name, dtype, tuple(array.shape), CODEC_RAW, payload=stored.tobytes())
-    step = float(np.float32(scale * _rms(array)))
+    step = float(np.float32(step))
     q = _symbols(array, step, config.deadzone)
     offset = int(q.min())
     symbols = q - offset

@@ -44,12 +44,14 @@ def split(onnx_path: Path) -> tuple[bytes, dict[str, np.ndarray]]:
 
 def session(graph: bytes, shaw: bytes, options: Any | None = None) -> Any:
     """An onnxruntime session of `graph` (from split) with the weights decoded from `shaw`."""
+    return session_with(graph, {record.name: decompress_record(record) for record in unpack(shaw)}, options)
+
+
+def session_with(graph: bytes, weights: dict[str, np.ndarray], options: Any | None = None) -> Any:
+    """An onnxruntime session of `graph` (from split) with these arrays as its initializers."""
     import onnxruntime as ort
 
     options = options or ort.SessionOptions()
-    names, values = [], []
-    for record in unpack(shaw):
-        names.append(record.name)
-        values.append(ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(decompress_record(record))))
-    options.add_external_initializers(names, values)
+    values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a)) for a in weights.values()]
+    options.add_external_initializers(list(weights), values)
     return ort.InferenceSession(graph, sess_options=options, providers=["CPUExecutionProvider"])

@@ -1,0 +1,101 @@
+"""Sensitivity-weighted bit allocation: the measurement, the steps it gives, and ONNX graphs run
+from .shaw weights (imgcodec.weights.sensitivity, codec.unit_steps, onnx_weights)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from imgcodec.weights import onnx_weights, sensitivity
+from imgcodec.weights.codec import WeightCodecConfig, compress_tensors, decompress_record
+from imgcodec.weights.container import pack, unpack
+
+RNG = np.random.default_rng(5)
+INPUTS = RNG.normal(size=(64, 40)).astype(np.float32)  # 40 sample inputs of 64 values
+GAIN = 10.0  # the second layer's output counts GAIN^2 = 100 times more
+
+
+def _run(weights: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Two parallel linear maps of the same inputs, the second amplified."""
+    return [weights["a"] @ INPUTS, GAIN * (weights["b"] @ INPUTS)]
+
+
+def _tensors() -> dict[str, np.ndarray]:
+    return {"a": RNG.normal(0, 0.05, (96, 64)).astype(np.float32), "b": RNG.normal(0, 0.05, (96, 64)).astype(np.float32)}
+
+
+def test_sensitivity_of_a_linear_map_is_its_input_energy() -> None:
+    # Noise E of variance v per weight in W gives E @ X: per output value v * mean ||x||^2; the
+    # mean squared error averages the two equal-sized outputs.
+    tensors = _tensors()
+    before = {k: v.copy() for k, v in tensors.items()}
+    measured = sensitivity.measure(tensors, ["a", "b"], _run, sensitivity.mean_squared_error)
+    assert all(np.array_equal(tensors[k], before[k]) for k in tensors)  # the caller's arrays are untouched
+    energy = float(np.mean(np.sum(INPUTS.astype(np.float64) ** 2, axis=0)))
+    assert measured["a"] == pytest.approx(energy / 2, rel=0.1)
+    assert measured["b"] == pytest.approx(GAIN ** 2 * energy / 2, rel=0.1)
+
+
+def test_sensitive_tensors_get_finer_steps_and_the_output_error_drops() -> None:
+    tensors = _tensors()
+    measured = sensitivity.measure(tensors, ["a", "b"], _run, sensitivity.mean_squared_error)
+    named = {k: (v, "<f4") for k, v in tensors.items()}
+    config = WeightCodecConfig(target_bits_per_weight=3.0)
+    by_rms = {r.name: r for r in compress_tensors(named, config)}
+    weighted = {r.name: r for r in compress_tensors(named, config, measured)}
+    # Optimal steps go as sqrt(n / g): b, 100 times as sensitive, gets a 10 times finer step.
+    assert weighted["a"].step / weighted["b"].step == pytest.approx(np.sqrt(measured["b"] / measured["a"]), rel=0.01)
+    assert by_rms["a"].step / by_rms["b"].step == pytest.approx(1.0, rel=0.1)
+
+    def output_error(records: dict) -> float:
+        return sensitivity.mean_squared_error(_run({k: decompress_record(r) for k, r in records.items()}), _run(tensors))
+
+    def bits(records: dict) -> float:
+        return 8 * sum(len(r.payload) for r in records.values()) / sum(a.size for a in tensors.values())
+
+    assert bits(weighted) == pytest.approx(3.0, abs=0.15) and bits(by_rms) == pytest.approx(3.0, abs=0.15)
+    assert output_error(weighted) < 0.6 * output_error(by_rms)
+
+
+def test_sensitivities_must_cover_every_quantized_tensor_and_be_positive() -> None:
+    named = {k: (v, "<f4") for k, v in _tensors().items()}
+    with pytest.raises(ValueError, match="no sensitivity for b"):
+        compress_tensors(named, WeightCodecConfig(), {"a": 1.0})
+    with pytest.raises(ValueError, match="finite and positive: a"):
+        compress_tensors(named, WeightCodecConfig(), {"a": 0.0, "b": 1.0})
+
+
+def _onnx_model(path: Path, weight: np.ndarray, bias: np.ndarray) -> None:
+    """y = x @ weight + bias as an ONNX file."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "weight"], ["xw"]), helper.make_node("Add", ["xw", "bias"], ["y"])],
+        "linear", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, weight.shape[0]])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, weight.shape[1]])],
+        [numpy_helper.from_array(weight, "weight"), numpy_helper.from_array(bias, "bias")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def test_an_onnx_graph_runs_from_shaw_weights_and_calibrates(tmp_path: Path) -> None:
+    weight = RNG.normal(0, 0.1, (64, 48)).astype(np.float32)
+    bias = RNG.normal(0, 0.1, 48).astype(np.float32)
+    _onnx_model(tmp_path / "m.onnx", weight, bias)
+    graph, tensors = onnx_weights.split(tmp_path / "m.onnx")
+    assert set(tensors) == {"weight", "bias"} and len(graph) < 1000  # the weights left the graph
+    x = INPUTS.T[:5].copy()  # 5,64
+
+    def run(weights: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return onnx_weights.session_with(graph, weights).run(None, {"x": x})
+
+    assert np.allclose(run(tensors)[0], x @ weight + bias, atol=1e-5)
+    measured = sensitivity.measure(tensors, ["weight"], run, sensitivity.mean_squared_error)
+    shaw = pack(compress_tensors({k: (v, "<f4") for k, v in tensors.items()},
+                                 WeightCodecConfig(target_bits_per_weight=4.0), measured))
+    decoded = {r.name: decompress_record(r) for r in unpack(shaw)}
+    assert np.array_equal(decoded["bias"], bias)  # small tensors stay exact
+    out = onnx_weights.session(graph, shaw).run(None, {"x": x})[0]
+    assert np.allclose(out, x @ decoded["weight"] + bias, atol=1e-5)
+    assert not np.array_equal(decoded["weight"], weight)  # it was quantized
