@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 import click
 
 from . import __version__
 from .errors import ShaecError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 F = TypeVar("F", bound=Callable[..., object])
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".ppm", ".pgm", ".pnm")
@@ -440,21 +443,26 @@ def weights() -> None:
               help="Tensors with fewer values are not quantized.")
 @click.option("--small-floats", type=click.Choice(["exact", "float16"]), default="exact", show_default=True,
               help="How float tensors that are not quantized (biases, norms) are stored.")
+@click.option("--calibration", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="ONNX models: an .npz of sample inputs (one array per graph input, batch first); the "
+                   "bits then go where the outputs need them (one model run per quantized tensor).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
 @user_errors
 def weights_compress(model_file: str, output: str | None, bits_per_weight: float | None, size: str | None,
-                     min_size: int, small_floats: str, force: bool) -> None:
+                     min_size: int, small_floats: str, calibration: str | None, force: bool) -> None:
     """Compress MODEL_FILE (.pt/.pth state_dict or checkpoint, or .onnx) to a .shaw file."""
     import time
 
     from .batch import check_destination, human_size
     from .imageio import atomic_write
-    from .weights.codec import WeightCodecConfig, compress_tensors
+    from .weights.codec import WeightCodecConfig, compress_tensors, quantizable
     from .weights.container import pack
     from .weights.tensors import read_tensors
 
     if bits_per_weight is not None and size is not None:
         raise ShaecError("give --bits-per-weight or --size, not both")
+    if calibration and Path(model_file).suffix.lower() != ".onnx":
+        raise ShaecError("--calibration needs an .onnx model: a state_dict cannot run without its code")
     target_bytes = _parse_size(size) if size else None
     config = WeightCodecConfig(min_size=min_size, target_bytes=target_bytes, small_floats=small_floats,
                                target_bits_per_weight=None if target_bytes else (bits_per_weight or 3.0))
@@ -464,14 +472,32 @@ def weights_compress(model_file: str, output: str | None, bits_per_weight: float
     tensors = read_tensors(Path(model_file))
     if not tensors:
         raise ShaecError(f"{model_file}: no tensors found")
+    measured = None
+    if calibration:
+        from .weights.onnx_weights import calibrate
+
+        measured = calibrate(Path(model_file), _calibration_inputs(calibration),
+                             [n for n, (a, d) in tensors.items() if quantizable(a, d, config)])
     try:
-        data = pack(compress_tensors(tensors, config))
+        data = pack(compress_tensors(tensors, config, measured))
     except ValueError as exc:
         raise ShaecError(str(exc)) from None
     atomic_write(dest, data, force=force)
     original = Path(model_file).stat().st_size
     click.echo(f"{model_file} -> {dest}  {human_size(original)} -> {human_size(len(data))}  "
-               f"({original / len(data):.1f}x, {time.perf_counter() - started:.1f} s)", err=True)
+               f"({original / len(data):.1f}x, {'calibrated, ' if measured else ''}"
+               f"{time.perf_counter() - started:.1f} s)", err=True)
+
+
+def _calibration_inputs(path: str) -> dict[str, np.ndarray]:
+    """The arrays of a calibration .npz (no pickled objects)."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    except (OSError, ValueError) as exc:
+        raise ShaecError(f"{path}: not a readable .npz of arrays ({str(exc)[:80]})") from None
 
 
 @weights.command("decompress")

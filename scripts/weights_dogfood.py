@@ -97,6 +97,7 @@ def graph_sensitivities(codec: Codec, part: str, graph: bytes, tensors: dict[str
 
 
 PARTS = ("encoder", "decoder")
+OLD_FILE_LEVELS = (1, 5, 10)
 
 
 def model_sensitivities(model: str | None, crops: list[np.ndarray]) -> dict[str, dict[str, float]]:
@@ -144,11 +145,17 @@ def main(argv: list[str] | None = None) -> int:
     reference = evaluate(reference_codec, images)
     measured = model_sensitivities(args.model, calibration_crops(args.calibration)) \
         if "sensitivity" in args.allocations else None
+    # Files the float32 model wrote, and its decodes: what a compressed decoder does to old files.
+    old_files = [(data, reference_codec.decode_bytes(data)) for data in
+                 (reference_codec.encode(rgb, q).data for rgb in images for q in OLD_FILE_LEVELS)]
     lines = [f"{reference_codec.info.name} on {len(images)} photos of {args.data}: change against the "
-             "float32 ONNX weights, worst level and mean over the levels.", "",
+             "float32 ONNX weights, worst level and mean over the levels; old files: the float32 model's "
+             f"files at levels {', '.join(map(str, OLD_FILE_LEVELS))} decoded by the compressed decoder "
+             "(tests/test_samples.py allows 0.5 % of values one level off, for float rounding).", "",
              "| allocation | bits/weight | weights bytes (graphs + .shaw) | smaller by | worst rate change % "
-             "| mean rate change % | worst PSNR change dB | mean PSNR change dB |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| mean rate change % | worst PSNR change dB | mean PSNR change dB | old files: values changed % "
+             "| old files: largest change |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for allocation in args.allocations:
         for bits in args.bits:
             codec, shaw_bytes, onnx_bytes = compressed_codec(args.model, bits,
@@ -156,8 +163,11 @@ def main(argv: list[str] | None = None) -> int:
             results = evaluate(codec, images)
             rate = [100 * (r.bpp / ref.bpp - 1) for r, ref in zip(results, reference)]
             psnr = [r.psnr - ref.psnr for r, ref in zip(results, reference)]
+            changes = [np.abs(codec.decode_bytes(data).astype(np.int16) - before) for data, before in old_files]
+            changed = 100 * sum(int(np.count_nonzero(c)) for c in changes) / sum(c.size for c in changes)
             lines.append(f"| {allocation} | {bits:g} | {shaw_bytes} | {onnx_bytes / shaw_bytes:.1f}x | "
-                         f"{max(rate, key=abs):+.2f} | {np.mean(rate):+.2f} | {min(psnr):+.3f} | {np.mean(psnr):+.3f} |")
+                         f"{max(rate, key=abs):+.2f} | {np.mean(rate):+.2f} | {min(psnr):+.3f} | {np.mean(psnr):+.3f} | "
+                         f"{changed:.2f} | {max(int(c.max()) for c in changes)} |")
             print(lines[-1], flush=True)
     publish("\n".join(lines), args.out,
             f"python scripts/weights_dogfood.py --data {args.data} --bits {' '.join(f'{b:g}' for b in args.bits)} "

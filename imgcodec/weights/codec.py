@@ -71,11 +71,18 @@ def _entropy_bits(q: np.ndarray) -> float:
     return float(-(counts * np.log2(p)).sum())
 
 
+def step_of(array: np.ndarray, unit: float, scale: float) -> float:
+    """scale * unit, but never so fine that the tensor's symbols outgrow a table (MAX_TABLE):
+    a sensitive tensor asked for more precision than 16-bit symbols hold gets all they hold."""
+    span = float(np.max(array)) - float(np.min(array))
+    return max(scale * unit, span / (MAX_TABLE - 4))
+
+
 def _estimate_bytes(tensors: list[tuple[np.ndarray, float]], scale: float, deadzone: float) -> tuple[float, float]:
     """(payload bytes, table bytes) of the quantized tensors (array, unit step) at step scale * unit."""
     payload = table = 0.0
     for array, unit in tensors:
-        q = _symbols(array, scale * unit, deadzone)
+        q = _symbols(array, step_of(array, unit, scale), deadzone)
         payload += _entropy_bits(q) / 8
         table += 2 * (int(q.max() - q.min()) + 2)
     return payload, table
@@ -145,7 +152,7 @@ def compress_tensors(tensors: dict[str, tuple[np.ndarray, str]], config: WeightC
     arrays = [(a, units[n]) for n, a in chosen.items()]
 
     def records_at(scale: float) -> list[Record]:
-        return [tensor_record(name, array, dtype, scale * units[name] if name in chosen else None, config)
+        return [tensor_record(name, array, dtype, step_of(array, units[name], scale) if name in chosen else None, config)
                 for name, (array, dtype) in tensors.items()]
 
     # The search estimates i.i.d. coding; the coded payload is smaller where contexts pay, so the

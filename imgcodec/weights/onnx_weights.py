@@ -1,4 +1,5 @@
-"""ONNX graphs whose weights travel as a .shaw file: split at export, joined when a session opens.
+"""ONNX graphs whose weights travel as a .shaw file: split at export, joined when a session opens;
+and the calibration of an ONNX model's sensitivities on sample inputs.
 
 `split` (export side, needs the onnx package) turns a model into a graph whose initializers are
 marked as external data, plus the tensors themselves; shaec's weight codec compresses those into
@@ -14,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ShaecError
+from . import sensitivity
 from .container import unpack
 from .codec import decompress_record
 
@@ -55,3 +58,27 @@ def session_with(graph: bytes, weights: dict[str, np.ndarray], options: Any | No
     values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a)) for a in weights.values()]
     options.add_external_initializers(list(weights), values)
     return ort.InferenceSession(graph, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def calibrate(onnx_path: Path, inputs: dict[str, np.ndarray], names: list[str]) -> dict[str, float]:
+    """Sensitivity of each named initializer (imgcodec.weights.sensitivity) on sample inputs
+    (graph input name -> batch). The error is the squared change of every output relative to
+    that output's mean square, summed over outputs, so outputs of any scale count alike."""
+    graph, tensors = split(onnx_path)
+
+    def run(weights: dict[str, np.ndarray]) -> list[np.ndarray]:
+        session_ = session_with(graph, weights)
+        expected = {i.name for i in session_.get_inputs()}
+        if set(inputs) != expected:
+            raise ShaecError(f"the calibration inputs are named {', '.join(sorted(inputs)) or 'nothing'}; "
+                             f"the model takes {', '.join(sorted(expected))}")
+        try:
+            return session_.run(None, inputs)
+        except Exception as exc:  # onnxruntime's InvalidArgument, Fail, ...
+            raise ShaecError(f"the calibration inputs do not fit the model: {str(exc).splitlines()[0][:200]}") from None
+
+    def error(outputs: sensitivity.Outputs, reference: sensitivity.Outputs) -> float:
+        return float(sum(np.mean(np.square(o.astype(np.float64) - r)) / max(float(np.mean(np.square(r, dtype=np.float64))), 1e-30)
+                         for o, r in zip(outputs, reference)))
+
+    return sensitivity.measure(tensors, names, run, error)

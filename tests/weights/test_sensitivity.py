@@ -99,3 +99,63 @@ def test_an_onnx_graph_runs_from_shaw_weights_and_calibrates(tmp_path: Path) -> 
     out = onnx_weights.session(graph, shaw).run(None, {"x": x})[0]
     assert np.allclose(out, x @ decoded["weight"] + bias, atol=1e-5)
     assert not np.array_equal(decoded["weight"], weight)  # it was quantized
+
+
+def _two_input_model(path: Path, a: np.ndarray, b: np.ndarray) -> None:
+    """y = x1 @ a + x2 @ b as an ONNX file."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x1", "a"], ["y1"]), helper.make_node("MatMul", ["x2", "b"], ["y2"]),
+         helper.make_node("Add", ["y1", "y2"], ["y"])],
+        "two", [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None, a.shape[0]]) for n in ("x1", "x2")],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, a.shape[1]])],
+        [numpy_helper.from_array(a, "a"), numpy_helper.from_array(b, "b")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def test_cli_calibration_spends_bits_where_the_outputs_need_them(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from imgcodec.cli import main
+
+    a, b = (RNG.normal(0, 0.1, (64, 48)).astype(np.float32) for _ in range(2))
+    _two_input_model(tmp_path / "m.onnx", a, b)
+    x1 = RNG.normal(size=(32, 64)).astype(np.float32)
+    x2 = 10 * RNG.normal(size=(32, 64)).astype(np.float32)  # b's input is 10x larger: b matters 100x more
+    np.savez(tmp_path / "calib.npz", x1=x1, x2=x2)
+    runner = CliRunner()
+    plain = runner.invoke(main, ["weights", "compress", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "plain.shaw"),
+                                 "--bits-per-weight", "3"])
+    calibrated = runner.invoke(main, ["weights", "compress", str(tmp_path / "m.onnx"), "-o",
+                                      str(tmp_path / "cal.shaw"), "--bits-per-weight", "3",
+                                      "--calibration", str(tmp_path / "calib.npz")])
+    assert plain.exit_code == 0 and calibrated.exit_code == 0, calibrated.output
+    assert "calibrated" in calibrated.output and "calibrated" not in plain.output
+
+    def output_error(name: str) -> float:
+        w = {r.name: decompress_record(r) for r in unpack((tmp_path / name).read_bytes())}
+        return float(np.mean((x1 @ w["a"] + x2 @ w["b"] - (x1 @ a + x2 @ b)) ** 2))
+
+    sizes = [(tmp_path / n).stat().st_size for n in ("plain.shaw", "cal.shaw")]
+    assert abs(sizes[0] - sizes[1]) < 0.1 * sizes[0]
+    assert output_error("cal.shaw") < 0.7 * output_error("plain.shaw")
+
+    np.savez(tmp_path / "wrong.npz", x1=x1)
+    wrong = runner.invoke(main, ["weights", "compress", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "w.shaw"),
+                                 "--calibration", str(tmp_path / "wrong.npz")])
+    assert wrong.exit_code == 1 and "the model takes x1, x2" in wrong.output and "Traceback" not in wrong.output
+    np.savez(tmp_path / "shape.npz", x1=x1[:, :10], x2=x2)
+    bad_shape = runner.invoke(main, ["weights", "compress", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "s.shaw"),
+                                     "--calibration", str(tmp_path / "shape.npz")])
+    assert bad_shape.exit_code == 1 and "do not fit the model" in bad_shape.output
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    junk = runner.invoke(main, ["weights", "compress", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "j.shaw"),
+                                "--calibration", str(tmp_path / "junk.npz")])
+    assert junk.exit_code == 1 and "not a readable .npz" in junk.output
+    torch_file = tmp_path / "m.pt"
+    torch_file.write_bytes(b"")
+    not_onnx = runner.invoke(main, ["weights", "compress", str(torch_file), "--calibration", str(tmp_path / "calib.npz")])
+    assert not_onnx.exit_code == 1 and "needs an .onnx model" in not_onnx.output
+    assert not any(tmp_path.glob("[wsj].shaw"))  # nothing written on errors
