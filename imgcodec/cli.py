@@ -472,6 +472,7 @@ def weights_compress(model_file: str, output: str | None, bits_per_weight: float
     tensors = read_tensors(Path(model_file))
     if not tensors:
         raise ShaecError(f"{model_file}: no tensors found")
+    is_onnx = Path(model_file).suffix.lower() == ".onnx"
     measured = None
     if calibration:
         from .weights.onnx_weights import calibrate
@@ -479,9 +480,15 @@ def weights_compress(model_file: str, output: str | None, bits_per_weight: float
         measured = calibrate(Path(model_file), _calibration_inputs(calibration),
                              [n for n, (a, d) in tensors.items() if quantizable(a, d, config)])
     try:
-        data = pack(compress_tensors(tensors, config, measured))
+        records = compress_tensors(tensors, config, measured)
     except ValueError as exc:
         raise ShaecError(str(exc)) from None
+    if is_onnx:  # the graph travels too, so that decompress gives back a runnable .onnx
+        from .weights.container import graph_record
+        from .weights.onnx_weights import split
+
+        records.append(graph_record(split(Path(model_file))[0]))
+    data = pack(records)
     atomic_write(dest, data, force=force)
     original = Path(model_file).stat().st_size
     click.echo(f"{model_file} -> {dest}  {human_size(original)} -> {human_size(len(data))}  "
@@ -502,23 +509,38 @@ def _calibration_inputs(path: str) -> dict[str, np.ndarray]:
 
 @weights.command("decompress")
 @click.argument("shaw_file", type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output", default=None, help="Output .pt file [default: SHAW.decoded.pt].")
+@click.option("-o", "--output", default=None,
+              help="Output .onnx or .pt file [default: SHAW.decoded.onnx for a file compressed from an ONNX "
+                   "model, else SHAW.decoded.pt].")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
 @user_errors
 def weights_decompress(shaw_file: str, output: str | None, force: bool) -> None:
-    """Write the decoded tensors of SHAW_FILE as a PyTorch state_dict (torch.load + load_state_dict)."""
+    """Write the decoded tensors of SHAW_FILE as a runnable ONNX model (when the file carries its
+    graph) or as a PyTorch state_dict (torch.load + load_state_dict)."""
     from .batch import check_destination
     from .imageio import atomic_write
     from .weights.codec import decompress_record
-    from .weights.container import unpack
-    from .weights.tensors import write_state_dict
+    from .weights.container import CODEC_GRAPH, unpack
 
-    dest = output or str(Path(shaw_file).with_suffix(".decoded.pt"))
-    check_destination(shaw_file, dest, force)
     records = unpack(Path(shaw_file).read_bytes())
-    data = write_state_dict({r.name: (decompress_record(r), r.dtype) for r in records})
+    graph = next((r.payload for r in records if r.codec == CODEC_GRAPH), None)
+    tensors = [r for r in records if r.codec != CODEC_GRAPH]
+    dest = output or str(Path(shaw_file).with_suffix(".decoded.onnx" if graph is not None else ".decoded.pt"))
+    check_destination(shaw_file, dest, force)
+    if Path(dest).suffix.lower() == ".onnx":
+        if graph is None:
+            raise ShaecError(f"{shaw_file} carries no ONNX graph (it was compressed from a PyTorch file); "
+                             "write a .pt state_dict instead")
+        from .weights.onnx_weights import join
+
+        data = join(graph, {r.name: decompress_record(r) for r in tensors})
+    else:
+        from .weights.tensors import write_state_dict
+
+        data = write_state_dict({r.name: (decompress_record(r), r.dtype) for r in tensors})
     atomic_write(dest, data, force=force)
-    click.echo(f"{shaw_file} -> {dest}  {len(records)} tensors", err=True)
+    click.echo(f"{shaw_file} -> {dest}  {len(tensors)} tensors{' and the graph' if dest.lower().endswith('.onnx') else ''}",
+               err=True)
 
 
 @weights.command("info")

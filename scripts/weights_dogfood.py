@@ -27,7 +27,7 @@ from imgcodec.bench.report import publish
 from imgcodec.codec import Codec
 from imgcodec.evaluation import evaluate
 from imgcodec.weights import onnx_weights, sensitivity
-from imgcodec.weights.codec import WeightCodecConfig, compress_tensors, quantizable
+from imgcodec.weights.codec import WeightCodecConfig, choose_scale, compress_tensors, quantizable, step_of, unit_steps
 from imgcodec.weights.container import pack
 from imgcodec.weights.tensors import _dtype_name
 from imgcodec.zoo import find_model
@@ -134,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("data/val"))
     parser.add_argument("--model", default=None)
     parser.add_argument("--bits", type=float, nargs="+", default=[8.0, 6.0, 5.0, 4.0])
+    parser.add_argument("--rms-bits", type=float, nargs="*", default=None,
+                        help="bits per weight for the rms allocation [default: --bits]")
     parser.add_argument("--allocations", nargs="+", choices=("rms", "sensitivity"), default=["rms", "sensitivity"])
     parser.add_argument("--calibration", type=Path, default=Path("data/train"),
                         help="photos whose crops calibrate the sensitivities (not the evaluation photos)")
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
              "| old files: largest change |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for allocation in args.allocations:
-        for bits in args.bits:
+        for bits in args.bits if allocation == "sensitivity" or not args.rms_bits else args.rms_bits:
             codec, shaw_bytes, onnx_bytes = compressed_codec(args.model, bits,
                                                              measured if allocation == "sensitivity" else None)
             results = evaluate(codec, images)
@@ -169,9 +171,25 @@ def main(argv: list[str] | None = None) -> int:
                          f"{max(rate, key=abs):+.2f} | {np.mean(rate):+.2f} | {min(psnr):+.3f} | {np.mean(psnr):+.3f} | "
                          f"{changed:.2f} | {max(int(c.max()) for c in changes)} |")
             print(lines[-1], flush=True)
+    if measured is not None:
+        lines += ["", "Sensitivities (output error per unit of noise variance per weight; the decoder's relative "
+                  "to each crop's coding error, the encoder's in gained-latent units) and the steps they give, "
+                  "as a multiple of the tensor's RMS, at the first --bits value:", "",
+                  "| graph | tensor | weights | sensitivity | step / RMS |", "|---|---|---:|---:|---:|"]
+        for part in PARTS:
+            _, tensors = onnx_weights.split(getattr(reference_codec.model, f"{part}_path"))
+            chosen = {n: tensors[n] for n in measured[part]}
+            units = unit_steps(chosen, measured[part])
+            arrays = [(a, units[n]) for n, a in chosen.items()]
+            scale = choose_scale(arrays, WeightCodecConfig(target_bits_per_weight=args.bits[0]), 0)
+            for name, array in chosen.items():
+                rms = float(np.sqrt(np.mean(np.square(array, dtype=np.float64))))
+                lines.append(f"| {part} | {name} | {array.size} | {measured[part][name]:.3g} | "
+                             f"{step_of(array, units[name], scale) / rms:.3g} |")
     publish("\n".join(lines), args.out,
             f"python scripts/weights_dogfood.py --data {args.data} --bits {' '.join(f'{b:g}' for b in args.bits)} "
-            f"--allocations {' '.join(args.allocations)} --calibration {args.calibration}"
+            + (f"--rms-bits {' '.join(f'{b:g}' for b in args.rms_bits)} " if args.rms_bits else "")
+            + f"--allocations {' '.join(args.allocations)} --calibration {args.calibration}"
             + (f" --out {args.out}" if args.out else ""))
     return 0
 

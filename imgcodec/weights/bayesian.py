@@ -92,7 +92,8 @@ class _Layer(nn.Module):
             z = self.z_mu + std * torch.randn(x.shape[0], len(std))  # batch,G
             out = pre * z[:, :, None, None]
             return out if module.bias is None else out + module.bias[:, None, None]
-        z = self.z_mu + std * torch.randn(x.shape[0], len(std))  # batch,G (input units)
+        # One z per example and input unit (batch,...,G: a sequence shares its example's z).
+        z = self.z_mu + std * torch.randn(x.shape[0], *[1] * (x.dim() - 2), len(std))
         x = x * z
         mean = linear(x, self.theta, module.bias)
         var = linear(x * x, self.w_logvar.exp())

@@ -23,7 +23,7 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import FormatError
-from .container import CODEC_CODEBOOK, CODEC_FLOAT16, CODEC_RAW, CODEC_UNIFORM, MAX_TABLE, Record, pack
+from .container import CODEC_CODEBOOK, CODEC_FLOAT16, CODEC_GRAPH, CODEC_RAW, CODEC_UNIFORM, MAX_TABLE, Record, pack
 from .symbols import SymbolCoding, decode_symbols, encode_symbols
 
 FLOAT_DTYPES = ("<f4", "<f2", "<f8", "bfloat16")
@@ -202,13 +202,14 @@ def symbol_fields(coding: SymbolCoding) -> dict[str, object]:
 
 
 def decompress_record(record: Record) -> np.ndarray:
-    """A record's values (float32 for bfloat16 tensors; the caller restores the dtype)."""
+    """A record's values (float32 for bfloat16 tensors; the caller restores the dtype); a graph
+    record's bytes as uint8."""
     if record.codec == CODEC_FLOAT16:
         if len(record.payload) != 2 * record.size:
             raise FormatError(f"tensor {record.name!r} holds {len(record.payload)} bytes, expected {2 * record.size}")
         dtype = "<f4" if record.dtype == "bfloat16" else record.dtype
         return np.frombuffer(record.payload, dtype="<f2").astype(dtype).reshape(record.shape)
-    if record.codec == CODEC_RAW:
+    if record.codec in (CODEC_RAW, CODEC_GRAPH):
         dtype = "<f4" if record.dtype == "bfloat16" else record.dtype
         expected = record.size * np.dtype(dtype).itemsize
         if len(record.payload) != expected:
@@ -229,9 +230,9 @@ def describe(record: Record) -> dict[str, object]:
     row: dict[str, object] = {"name": record.name, "shape": "x".join(map(str, record.shape)) or "scalar",
                               "dtype": record.dtype, "bytes": len(record.payload),
                               "bits_per_weight": 8 * len(record.payload) / max(1, record.size)}
-    if record.codec in (CODEC_RAW, CODEC_FLOAT16):
-        return row | {"codec": "exact" if record.codec == CODEC_RAW else "float16", "centers": "-", "step": "-",
-                      "kept": 1.0, "contexts": "-"}
+    if record.codec in (CODEC_RAW, CODEC_FLOAT16, CODEC_GRAPH):
+        codec = {CODEC_RAW: "exact", CODEC_FLOAT16: "float16", CODEC_GRAPH: "graph"}[record.codec]
+        return row | {"codec": codec, "centers": "-", "step": "-", "kept": 1.0, "contexts": "-"}
     kept = float(np.count_nonzero(decompress_record(record))) / max(1, record.size)
     tables = np.atleast_2d(record.counts)
     # Buckets (x2: split by the symbol above), counted per input (a column of the tensor's

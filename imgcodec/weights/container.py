@@ -15,9 +15,13 @@ from ..errors import FormatError
 
 MAGIC = b"SHAW"
 #: Version 2 added each coded record's symbol model (contexts, orientation, background); version 1
-#: files (one table per tensor) still read.
+#: files (one table per tensor) still read. Version 3 is version 2 with a graph record (codec 4);
+#: files without one are still written as version 2.
 FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+GRAPH_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+#: Codecs each version may hold.
+VERSION_CODECS = {1: 3, 2: 4, 3: 5}
 MAX_RECORDS = 1 << 16
 MAX_ELEMENTS = 1 << 31  # per tensor
 MAX_TABLE = 1 << 16  # entries of a quantizer's symbol table
@@ -31,7 +35,10 @@ CODEC_UNIFORM = 1
 CODEC_CODEBOOK = 2
 #: A small float tensor as IEEE half floats, restored to its own dtype (version 2).
 CODEC_FLOAT16 = 3
-CODECS = (CODEC_RAW, CODEC_UNIFORM, CODEC_CODEBOOK, CODEC_FLOAT16)
+#: Not a tensor: the model's graph (ONNX, its initializers marked external: the file's tensors),
+#: uint8, shape (bytes,), at most one per file (version 3).
+CODEC_GRAPH = 4
+CODECS = (CODEC_RAW, CODEC_UNIFORM, CODEC_CODEBOOK, CODEC_FLOAT16, CODEC_GRAPH)
 
 #: dtype code <-> numpy dtype; every tensor is stored with its own dtype restored on decode.
 DTYPES: dict[int, str] = {0: "<f4", 1: "<f2", 2: "<f8", 3: "<i8", 4: "<i4", 5: "<i2", 6: "|i1", 7: "|u1",
@@ -73,8 +80,16 @@ def _symbol_model(r: Record) -> bytes:
     return struct.pack("<IBBH", tables.shape[1], tables.shape[0], flags, r.background) + tables.tobytes()
 
 
+def graph_record(graph: bytes) -> Record:
+    """The record that carries a model's graph (imgcodec.weights.onnx_weights.split)."""
+    return Record("graph", "|u1", (len(graph),), CODEC_GRAPH, payload=graph)
+
+
 def pack(records: list[Record]) -> bytes:
-    parts = [_HEAD.pack(MAGIC, FORMAT_VERSION, 0, len(records))]
+    graphs = sum(r.codec == CODEC_GRAPH for r in records)
+    if graphs > 1:
+        raise ValueError("a .shaw file holds one graph at most")
+    parts = [_HEAD.pack(MAGIC, GRAPH_VERSION if graphs else FORMAT_VERSION, 0, len(records))]
     for r in records:
         name = r.name.encode("utf-8")
         parts.append(struct.pack("<H", len(name)) + name)
@@ -129,11 +144,14 @@ def unpack(data: bytes) -> list[Record]:
         except UnicodeDecodeError:
             raise FormatError("a tensor name is not UTF-8") from None
         dtype_code, ndim, codec = reader.unpack("<BBB")
-        if dtype_code not in DTYPES or codec not in CODECS[:3 if version == 1 else 4] or ndim > 8:
+        if dtype_code not in DTYPES or codec not in CODECS[:VERSION_CODECS[version]] or ndim > 8:
             raise FormatError(f"tensor {name!r} has an unknown dtype, codec or rank")
         shape = reader.unpack(f"<{ndim}Q")
         if int(np.prod(shape, dtype=np.float64)) > MAX_ELEMENTS:
             raise FormatError(f"tensor {name!r} claims {shape}, more than {MAX_ELEMENTS} values")
+        if codec == CODEC_GRAPH and (DTYPES[dtype_code] != "|u1" or ndim != 1
+                                     or any(r.codec == CODEC_GRAPH for r in records)):
+            raise FormatError("the file has a damaged or second graph record")
         step, offset, counts, centers, transposed, background, previous = 0.0, 0, None, None, False, 0, False
         if codec in (CODEC_UNIFORM, CODEC_CODEBOOK):
             if codec == CODEC_UNIFORM:

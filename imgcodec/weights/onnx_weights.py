@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import ShaecError
 from . import sensitivity
-from .container import unpack
+from .container import CODEC_GRAPH, unpack
 from .codec import decompress_record
 
 #: The external-data location the graph's initializers point at; nothing is read from it.
@@ -45,9 +45,43 @@ def split(onnx_path: Path) -> tuple[bytes, dict[str, np.ndarray]]:
     return model.SerializeToString(), tensors
 
 
-def session(graph: bytes, shaw: bytes, options: Any | None = None) -> Any:
-    """An onnxruntime session of `graph` (from split) with the weights decoded from `shaw`."""
-    return session_with(graph, {record.name: decompress_record(record) for record in unpack(shaw)}, options)
+def read(shaw: bytes) -> tuple[bytes | None, dict[str, np.ndarray]]:
+    """(the graph record's bytes or None, name -> decoded array of every tensor) of a .shaw file."""
+    graph, weights = None, {}
+    for record in unpack(shaw):
+        if record.codec == CODEC_GRAPH:
+            graph = record.payload
+        else:
+            weights[record.name] = decompress_record(record)
+    return graph, weights
+
+
+def session(graph: bytes | None, shaw: bytes, options: Any | None = None) -> Any:
+    """An onnxruntime session of `graph` (from split; None: the graph the .shaw file carries)
+    with the weights decoded from `shaw`."""
+    carried, weights = read(shaw)
+    graph = graph if graph is not None else carried
+    if graph is None:
+        raise ShaecError("this .shaw file carries no graph (it was not compressed from an ONNX model)")
+    return session_with(graph, weights, options)
+
+
+def join(graph: bytes, weights: dict[str, np.ndarray]) -> bytes:
+    """A self-contained ONNX model: `graph` (from split) with these arrays as its initializers."""
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        raise ShaecError("writing .onnx models needs the onnx package: pip install 'shaec[train]'") from None
+
+    model = onnx.load_model_from_string(graph)
+    for initializer in model.graph.initializer:
+        if initializer.name not in weights:
+            raise ShaecError(f"the .shaw file lacks the graph's initializer {initializer.name!r}")
+        if initializer.data_type == onnx.TensorProto.BFLOAT16:
+            raise ShaecError(f"bfloat16 initializer {initializer.name!r}: writing those back to ONNX is not supported")
+        initializer.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(weights[initializer.name]), initializer.name))
+    return model.SerializeToString()
 
 
 def session_with(graph: bytes, weights: dict[str, np.ndarray], options: Any | None = None) -> Any:

@@ -159,3 +159,68 @@ def test_cli_calibration_spends_bits_where_the_outputs_need_them(tmp_path: Path)
     not_onnx = runner.invoke(main, ["weights", "compress", str(torch_file), "--calibration", str(tmp_path / "calib.npz")])
     assert not_onnx.exit_code == 1 and "needs an .onnx model" in not_onnx.output
     assert not any(tmp_path.glob("[wsj].shaw"))  # nothing written on errors
+
+
+def test_an_onnx_model_round_trips_through_the_cli_with_its_graph(tmp_path: Path) -> None:
+    import onnxruntime as ort
+    import torch
+    from click.testing import CliRunner
+
+    from imgcodec.cli import main
+    from imgcodec.weights.container import CODEC_GRAPH
+
+    weight = RNG.normal(0, 0.1, (64, 48)).astype(np.float32)
+    bias = RNG.normal(0, 0.1, 48).astype(np.float32)
+    _onnx_model(tmp_path / "m.onnx", weight, bias)
+    runner = CliRunner()
+    result = runner.invoke(main, ["weights", "compress", str(tmp_path / "m.onnx"), "--bits-per-weight", "4"])
+    assert result.exit_code == 0, result.output
+    data = (tmp_path / "m.shaw").read_bytes()
+    assert data[4] == 3  # format version 3: it carries a graph
+    records = unpack(data)
+    assert [r.codec for r in records].count(CODEC_GRAPH) == 1
+    info = runner.invoke(main, ["weights", "info", str(tmp_path / "m.shaw")])
+    assert info.exit_code == 0 and "graph" in info.output
+
+    result = runner.invoke(main, ["weights", "decompress", str(tmp_path / "m.shaw")])
+    assert result.exit_code == 0 and "and the graph" in result.output, result.output
+    decoded = {r.name: decompress_record(r) for r in records if r.codec != CODEC_GRAPH}
+    x = INPUTS.T[:5].copy()
+    session_ = ort.InferenceSession(str(tmp_path / "m.decoded.onnx"), providers=["CPUExecutionProvider"])
+    assert np.allclose(session_.run(None, {"x": x})[0], x @ decoded["weight"] + decoded["bias"], atol=1e-5)
+    assert np.allclose(onnx_weights.session(None, data).run(None, {"x": x})[0], session_.run(None, {"x": x})[0])
+
+    result = runner.invoke(main, ["weights", "decompress", str(tmp_path / "m.shaw"), "-o", str(tmp_path / "m.pt")])
+    assert result.exit_code == 0
+    state = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert set(state) == {"weight", "bias"}  # the graph is not a tensor
+
+    torch.save({"w": torch.from_numpy(weight)}, tmp_path / "t.pt")
+    assert runner.invoke(main, ["weights", "compress", str(tmp_path / "t.pt")]).exit_code == 0
+    assert (tmp_path / "t.shaw").read_bytes()[4] == 2  # no graph: still version 2
+    refused = runner.invoke(main, ["weights", "decompress", str(tmp_path / "t.shaw"), "-o", str(tmp_path / "t.onnx")])
+    assert refused.exit_code == 1 and "carries no ONNX graph" in refused.output
+    assert not (tmp_path / "t.onnx").exists()
+    with pytest.raises(Exception, match="carries no graph"):
+        onnx_weights.session(None, (tmp_path / "t.shaw").read_bytes())
+
+
+def test_graph_records_are_checked() -> None:
+    import struct
+    import zlib
+
+    from imgcodec.errors import FormatError
+    from imgcodec.weights.container import graph_record
+
+    with pytest.raises(ValueError, match="one graph at most"):
+        pack([graph_record(b"a"), graph_record(b"b")])
+    data = bytearray(pack([graph_record(b"graph bytes")]))
+    data[4] = 2  # a version-2 file cannot hold codec 4
+    data[-4:] = struct.pack("<I", zlib.crc32(bytes(data[:-4])))
+    with pytest.raises(FormatError, match="unknown dtype, codec or rank"):
+        unpack(bytes(data))
+    body = pack([graph_record(b"a")])[:-4]
+    head, record = body[:10], body[10:]
+    twice = head[:6] + struct.pack("<I", 2) + record + record
+    with pytest.raises(FormatError, match="second graph record"):
+        unpack(twice + struct.pack("<I", zlib.crc32(twice)))
