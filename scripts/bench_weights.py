@@ -209,10 +209,12 @@ def soft_to_hard(model: torch.nn.Module, state: dict[str, torch.Tensor], x: torc
 
 
 def bayesian_compression(model: torch.nn.Module, state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-                         epochs: int, settings: list[tuple[float, float]], small_floats: str = "exact") -> list[bytes]:
+                         epochs: int, settings: list[tuple[float, float]],
+                         small_floats: str = "exact") -> list[tuple[bytes, str]]:
     """Train from `state` under BC-GNJ's variational posterior (imgcodec.weights.bayesian; Adam,
     means at 1e-3 and log variances at 1e-2, loss = cross-entropy + KL / N_train), then one .shaw
-    file per (log-alpha threshold, precision) setting; biases exact or float16."""
+    file per (log-alpha threshold, precision) setting, with the units each layer keeps ("363/784,
+    ..."); biases exact or float16."""
     model.load_state_dict(state)
     torch.manual_seed(1)
     bc = BayesianCompression(model)
@@ -225,7 +227,8 @@ def bayesian_compression(model: torch.nn.Module, state: dict[str, torch.Tensor],
         optimizer.step()
     bc.remove()
     rest = _rest(model, bc.names, small_floats)
-    return [pack(bc.records(threshold, precision) + rest) for threshold, precision in settings]
+    kept = {t: ", ".join(f"{int(k.sum())}/{len(k)}" for k in bc.kept_groups(t).values()) for t, _ in settings}
+    return [(pack(bc.records(threshold, precision) + rest), kept[threshold]) for threshold, precision in settings]
 
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -348,9 +351,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = [(t, p) for t in args.bc_thresholds for p in args.bc_precisions]
         files = bayesian_compression(model, state, x_train, y_train, args.bc_epochs, settings, args.small_floats)
         seconds = time.perf_counter() - started
-        for (threshold, precision), data in zip(settings, files):
-            row(f"shaec weights, Bayesian Compression GNJ ({args.bc_epochs} epochs, log alpha < {threshold:g}, "
-                f"precision {precision:g}){small}", data, read_shaw(data), seconds)
+        for (threshold, precision), (data, kept) in zip(settings, files):
+            row(f"shaec weights, Bayesian Compression GNJ ({args.bc_epochs} epochs, log alpha < {threshold:g}: "
+                f"units kept {kept}; precision {precision:g}){small}", data, read_shaw(data), seconds)
 
     title = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5"}[args.model]
     lines = [f"{title} on {description}, {args.epochs} epochs, accuracy before: {base_acc:.2f} %", "",
