@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, TypeVar
+from typing import Callable, TypeVar
 
 import click
 
 from . import __version__
 from .errors import ShaecError
-
-if TYPE_CHECKING:
-    import numpy as np
 
 F = TypeVar("F", bound=Callable[..., object])
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".ppm", ".pgm", ".pnm")
@@ -455,56 +452,23 @@ def weights_compress(model_file: str, output: str | None, bits_per_weight: float
 
     from .batch import check_destination, human_size
     from .imageio import atomic_write
-    from .weights.codec import WeightCodecConfig, compress_tensors, quantizable
-    from .weights.container import pack
-    from .weights.tensors import read_tensors
+    from .weights.codec import WeightCodecConfig
+    from .weights.model_files import compress_model, read_calibration
 
     if bits_per_weight is not None and size is not None:
         raise ShaecError("give --bits-per-weight or --size, not both")
-    if calibration and Path(model_file).suffix.lower() != ".onnx":
-        raise ShaecError("--calibration needs an .onnx model: a state_dict cannot run without its code")
     target_bytes = _parse_size(size) if size else None
     config = WeightCodecConfig(min_size=min_size, target_bytes=target_bytes, small_floats=small_floats,
                                target_bits_per_weight=None if target_bytes else (bits_per_weight or 3.0))
     dest = output or str(Path(model_file).with_suffix(".shaw"))
     check_destination(model_file, dest, force)
     started = time.perf_counter()
-    tensors = read_tensors(Path(model_file))
-    if not tensors:
-        raise ShaecError(f"{model_file}: no tensors found")
-    is_onnx = Path(model_file).suffix.lower() == ".onnx"
-    measured = None
-    if calibration:
-        from .weights.onnx_weights import calibrate
-
-        measured = calibrate(Path(model_file), _calibration_inputs(calibration),
-                             [n for n, (a, d) in tensors.items() if quantizable(a, d, config)])
-    try:
-        records = compress_tensors(tensors, config, measured)
-    except ValueError as exc:
-        raise ShaecError(str(exc)) from None
-    if is_onnx:  # the graph travels too, so that decompress gives back a runnable .onnx
-        from .weights.container import graph_record
-        from .weights.onnx_weights import split
-
-        records.append(graph_record(split(Path(model_file))[0]))
-    data = pack(records)
+    data = compress_model(Path(model_file), config, read_calibration(Path(calibration)) if calibration else None)
     atomic_write(dest, data, force=force)
     original = Path(model_file).stat().st_size
     click.echo(f"{model_file} -> {dest}  {human_size(original)} -> {human_size(len(data))}  "
-               f"({original / len(data):.1f}x, {'calibrated, ' if measured else ''}"
+               f"({original / len(data):.1f}x, {'calibrated, ' if calibration else ''}"
                f"{time.perf_counter() - started:.1f} s)", err=True)
-
-
-def _calibration_inputs(path: str) -> dict[str, np.ndarray]:
-    """The arrays of a calibration .npz (no pickled objects)."""
-    import numpy as np
-
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
-    except (OSError, ValueError) as exc:
-        raise ShaecError(f"{path}: not a readable .npz of arrays ({str(exc)[:80]})") from None
 
 
 @weights.command("decompress")
@@ -519,28 +483,14 @@ def weights_decompress(shaw_file: str, output: str | None, force: bool) -> None:
     graph) or as a PyTorch state_dict (torch.load + load_state_dict)."""
     from .batch import check_destination
     from .imageio import atomic_write
-    from .weights.codec import decompress_record
-    from .weights.container import CODEC_GRAPH, unpack
+    from .weights.model_files import carries_graph, decompress_model, is_onnx
 
-    records = unpack(Path(shaw_file).read_bytes())
-    graph = next((r.payload for r in records if r.codec == CODEC_GRAPH), None)
-    tensors = [r for r in records if r.codec != CODEC_GRAPH]
-    dest = output or str(Path(shaw_file).with_suffix(".decoded.onnx" if graph is not None else ".decoded.pt"))
+    shaw = Path(shaw_file).read_bytes()
+    dest = output or str(Path(shaw_file).with_suffix(".decoded.onnx" if carries_graph(shaw) else ".decoded.pt"))
     check_destination(shaw_file, dest, force)
-    if Path(dest).suffix.lower() == ".onnx":
-        if graph is None:
-            raise ShaecError(f"{shaw_file} carries no ONNX graph (it was compressed from a PyTorch file); "
-                             "write a .pt state_dict instead")
-        from .weights.onnx_weights import join
-
-        data = join(graph, {r.name: decompress_record(r) for r in tensors})
-    else:
-        from .weights.tensors import write_state_dict
-
-        data = write_state_dict({r.name: (decompress_record(r), r.dtype) for r in tensors})
+    data, count = decompress_model(shaw, to_onnx=is_onnx(Path(dest)))
     atomic_write(dest, data, force=force)
-    click.echo(f"{shaw_file} -> {dest}  {len(tensors)} tensors{' and the graph' if dest.lower().endswith('.onnx') else ''}",
-               err=True)
+    click.echo(f"{shaw_file} -> {dest}  {count} tensors{' and the graph' if is_onnx(Path(dest)) else ''}", err=True)
 
 
 @weights.command("info")

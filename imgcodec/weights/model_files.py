@@ -1,0 +1,74 @@
+"""Whole model files to .shaw bytes and back: what `shaec weights compress` and `decompress` do.
+
+A PyTorch file gives its tensors; an ONNX model gives its initializers and its graph, which
+travels in the .shaw file (codec 4) so that decompressing gives back a runnable .onnx. With
+sample inputs an ONNX model's bits follow its measured sensitivities (onnx_weights.calibrate).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ShaecError
+from .codec import WeightCodecConfig, compress_tensors, decompress_record, quantizable
+from .container import CODEC_GRAPH, graph_record, pack, unpack
+
+
+def is_onnx(path: Path) -> bool:
+    return path.suffix.lower() == ".onnx"
+
+
+def compress_model(path: Path, config: WeightCodecConfig, calibration: dict[str, np.ndarray] | None = None) -> bytes:
+    """The .shaw bytes of a model file; `calibration` (ONNX only): graph input name -> batch."""
+    from .tensors import read_tensors
+
+    if calibration is not None and not is_onnx(path):
+        raise ShaecError("calibration needs an .onnx model: a state_dict cannot run without its code")
+    tensors = read_tensors(path)
+    if not tensors:
+        raise ShaecError(f"{path}: no tensors found")
+    measured = None
+    if calibration is not None:
+        from .onnx_weights import calibrate
+
+        measured = calibrate(path, calibration, [n for n, (a, d) in tensors.items() if quantizable(a, d, config)])
+    try:
+        records = compress_tensors(tensors, config, measured)
+    except ValueError as exc:
+        raise ShaecError(str(exc)) from None
+    if is_onnx(path):
+        from .onnx_weights import split
+
+        records.append(graph_record(split(path)[0]))
+    return pack(records)
+
+
+def carries_graph(shaw: bytes) -> bool:
+    return any(r.codec == CODEC_GRAPH for r in unpack(shaw))
+
+
+def decompress_model(shaw: bytes, to_onnx: bool) -> tuple[bytes, int]:
+    """(an ONNX model, or a torch.save'd state_dict, of the decoded tensors; how many tensors)."""
+    records = unpack(shaw)
+    graph = next((r.payload for r in records if r.codec == CODEC_GRAPH), None)
+    tensors = [r for r in records if r.codec != CODEC_GRAPH]
+    if to_onnx:
+        if graph is None:
+            raise ShaecError("the file carries no ONNX graph (it was compressed from a PyTorch file); "
+                             "write a .pt state_dict instead")
+        from .onnx_weights import join
+
+        return join(graph, {r.name: decompress_record(r) for r in tensors}), len(tensors)
+    from .tensors import write_state_dict
+
+    return write_state_dict({r.name: (decompress_record(r), r.dtype) for r in tensors}), len(tensors)
+
+
+def read_calibration(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a calibration .npz (no pickled objects)."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    except (OSError, ValueError) as exc:
+        raise ShaecError(f"{path}: not a readable .npz of arrays ({str(exc)[:80]})") from None
