@@ -1,6 +1,10 @@
 """Compression of neural-network weights into .shaw files (`shaec weights`).
 
 The second half of Agustsson et al. (NIPS 2017): weights quantized to centers and entropy-coded.
-``codec`` quantizes and codes numpy arrays, ``container`` is the .shaw file (docs/weights.md),
-``tensors`` reads and writes PyTorch and ONNX files (the only part that needs torch or onnx).
+``codec`` quantizes and codes numpy arrays (``symbols``: the context-coded symbol streams),
+``container`` is the .shaw file (docs/weights.md), ``sensitivity`` calibrates the bit allocation
+on sample inputs, ``tensors`` reads and writes PyTorch and ONNX files (with ``training`` and
+``bayesian``, the training modes, the only parts that need torch or onnx), ``onnx_weights`` runs
+ONNX graphs from .shaw weights, and ``model_files`` turns whole model files into .shaw bytes and
+back (what the CLI calls).
 """
