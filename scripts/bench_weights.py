@@ -28,7 +28,8 @@ import torch
 
 from imgcodec.bench.report import publish
 from imgcodec.weights.bayesian import BayesianCompression
-from imgcodec.weights.codec import SMALL_FLOATS, WeightCodecConfig, compress_tensors, decompress_record
+from imgcodec.weights import sensitivity
+from imgcodec.weights.codec import SMALL_FLOATS, WeightCodecConfig, compress_tensors, decompress_record, quantizable
 from imgcodec.weights.container import pack, unpack
 from imgcodec.weights import deep_compression
 from imgcodec.weights.tensors import _dtype_name
@@ -231,6 +232,20 @@ def bayesian_compression(model: torch.nn.Module, state: dict[str, torch.Tensor],
     return [(pack(bc.records(threshold, precision) + rest), kept[threshold]) for threshold, precision in settings]
 
 
+def calibrated_sensitivities(model: torch.nn.Module, state: dict[str, torch.Tensor], x: torch.Tensor,
+                             names: list[str]) -> dict[str, float]:
+    """Sensitivities of the named tensors (imgcodec.weights.sensitivity) on these sample inputs,
+    the error being the logits' mean squared change: no labels, as a user's calibration set."""
+    model.load_state_dict(state)
+
+    @torch.no_grad()
+    def run(weights: dict[str, np.ndarray]) -> list[np.ndarray]:
+        replaced = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in weights.items()}
+        return [torch.func.functional_call(model, replaced, (x,)).numpy()]
+
+    return sensitivity.measure({k: v.numpy() for k, v in state.items()}, names, run, sensitivity.mean_squared_error)
+
+
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
@@ -271,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=20, help="training of the reference model")
     parser.add_argument("--bits", type=float, nargs="*", default=[4.0, 3.0, 2.0, 1.0, 0.7],
                         help="no-data mode's bits per weight")
+    parser.add_argument("--calibrated-bits", type=float, nargs="*", default=[],
+                        help="bits per weight of rows whose allocation is calibrated on training images")
+    parser.add_argument("--calibration-images", type=int, default=256)
     parser.add_argument("--sha-epochs", type=int, default=4)
     parser.add_argument("--betas", type=float, nargs="*", default=[2.0, 8.0, 12.0], help="soft-to-hard rate weights")
     parser.add_argument("--center-epochs", type=int, default=0,
@@ -330,6 +348,17 @@ def main(argv: list[str] | None = None) -> int:
         data = pack(compress_tensors(tensors, WeightCodecConfig(target_bits_per_weight=bits,
                                                                 small_floats=args.small_floats)))
         row(f"shaec weights, no data, {bits:g} bits/weight{small}", data, read_shaw(data), time.perf_counter() - started)
+    if args.calibrated_bits:
+        quantized = [k for k, (a, d) in tensors.items() if quantizable(a, d, WeightCodecConfig())]
+        started = time.perf_counter()
+        measured = calibrated_sensitivities(model, state, x_train[:args.calibration_images], quantized)
+        seconds = time.perf_counter() - started
+        for bits in args.calibrated_bits:
+            started = time.perf_counter()
+            data = pack(compress_tensors(tensors, WeightCodecConfig(target_bits_per_weight=bits,
+                                                                    small_floats=args.small_floats), measured))
+            row(f"shaec weights, calibrated on {args.calibration_images} training images (no labels), "
+                f"{bits:g} bits/weight{small}", data, read_shaw(data), seconds + time.perf_counter() - started)
     for beta in args.betas:
         started = time.perf_counter()
         data = soft_to_hard(model, state, x_train, y_train, beta, epochs=args.sha_epochs,
