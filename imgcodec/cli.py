@@ -483,14 +483,14 @@ def weights_decompress(shaw_file: str, output: str | None, force: bool) -> None:
     graph) or as a PyTorch state_dict (torch.load + load_state_dict)."""
     from .batch import check_destination
     from .imageio import atomic_write
-    from .weights.model_files import carries_graph, decompress_model, is_onnx
+    from .weights.model_files import decompress_model, is_onnx, read_model
 
-    shaw = Path(shaw_file).read_bytes()
-    dest = output or str(Path(shaw_file).with_suffix(".decoded.onnx" if carries_graph(shaw) else ".decoded.pt"))
+    graph, tensors = read_model(Path(shaw_file).read_bytes())
+    dest = output or str(Path(shaw_file).with_suffix(".decoded.onnx" if graph is not None else ".decoded.pt"))
     check_destination(shaw_file, dest, force)
-    data, count = decompress_model(shaw, to_onnx=is_onnx(Path(dest)))
-    atomic_write(dest, data, force=force)
-    click.echo(f"{shaw_file} -> {dest}  {count} tensors{' and the graph' if is_onnx(Path(dest)) else ''}", err=True)
+    to_onnx = is_onnx(Path(dest))
+    atomic_write(dest, decompress_model(graph, tensors, to_onnx), force=force)
+    click.echo(f"{shaw_file} -> {dest}  {len(tensors)} tensors{' and the graph' if to_onnx else ''}", err=True)
 
 
 @weights.command("info")

@@ -85,6 +85,12 @@ def graph_record(graph: bytes) -> Record:
     return Record("graph", "|u1", (len(graph),), CODEC_GRAPH, payload=graph)
 
 
+def split_graph(records: list[Record]) -> tuple[bytes | None, list[Record]]:
+    """(the graph record's bytes, or None; the tensor records) of a parsed file."""
+    graph = next((r.payload for r in records if r.codec == CODEC_GRAPH), None)
+    return graph, [r for r in records if r.codec != CODEC_GRAPH]
+
+
 def pack(records: list[Record]) -> bytes:
     graphs = sum(r.codec == CODEC_GRAPH for r in records)
     if graphs > 1:

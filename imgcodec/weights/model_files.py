@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import ShaecError
 from .codec import WeightCodecConfig, compress_tensors, decompress_record, quantizable
-from .container import CODEC_GRAPH, graph_record, pack, unpack
+from .container import Record, graph_record, pack, split_graph, unpack
 
 
 def is_onnx(path: Path) -> bool:
@@ -44,25 +44,23 @@ def compress_model(path: Path, config: WeightCodecConfig, calibration: dict[str,
     return pack(records)
 
 
-def carries_graph(shaw: bytes) -> bool:
-    return any(r.codec == CODEC_GRAPH for r in unpack(shaw))
+def read_model(shaw: bytes) -> tuple[bytes | None, list[Record]]:
+    """(the ONNX graph the file carries, or None; its tensor records)."""
+    return split_graph(unpack(shaw))
 
 
-def decompress_model(shaw: bytes, to_onnx: bool) -> tuple[bytes, int]:
-    """(an ONNX model, or a torch.save'd state_dict, of the decoded tensors; how many tensors)."""
-    records = unpack(shaw)
-    graph = next((r.payload for r in records if r.codec == CODEC_GRAPH), None)
-    tensors = [r for r in records if r.codec != CODEC_GRAPH]
+def decompress_model(graph: bytes | None, tensors: list[Record], to_onnx: bool) -> bytes:
+    """An ONNX model (graph and tensors of read_model), or a torch.save'd state_dict of the tensors."""
     if to_onnx:
         if graph is None:
             raise ShaecError("the file carries no ONNX graph (it was compressed from a PyTorch file); "
                              "write a .pt state_dict instead")
         from .onnx_weights import join
 
-        return join(graph, {r.name: decompress_record(r) for r in tensors}), len(tensors)
+        return join(graph, {r.name: decompress_record(r) for r in tensors})
     from .tensors import write_state_dict
 
-    return write_state_dict({r.name: (decompress_record(r), r.dtype) for r in tensors}), len(tensors)
+    return write_state_dict({r.name: (decompress_record(r), r.dtype) for r in tensors})
 
 
 def read_calibration(path: Path) -> dict[str, np.ndarray]:

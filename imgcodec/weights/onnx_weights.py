@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import ShaecError
 from . import sensitivity
-from .container import CODEC_GRAPH, unpack
+from .container import split_graph, unpack
 from .codec import decompress_record
 
 #: The external-data location the graph's initializers point at; nothing is read from it.
@@ -45,25 +45,14 @@ def split(onnx_path: Path) -> tuple[bytes, dict[str, np.ndarray]]:
     return model.SerializeToString(), tensors
 
 
-def read(shaw: bytes) -> tuple[bytes | None, dict[str, np.ndarray]]:
-    """(the graph record's bytes or None, name -> decoded array of every tensor) of a .shaw file."""
-    graph, weights = None, {}
-    for record in unpack(shaw):
-        if record.codec == CODEC_GRAPH:
-            graph = record.payload
-        else:
-            weights[record.name] = decompress_record(record)
-    return graph, weights
-
-
 def session(graph: bytes | None, shaw: bytes, options: Any | None = None) -> Any:
     """An onnxruntime session of `graph` (from split; None: the graph the .shaw file carries)
     with the weights decoded from `shaw`."""
-    carried, weights = read(shaw)
+    carried, tensors = split_graph(unpack(shaw))
     graph = graph if graph is not None else carried
     if graph is None:
         raise ShaecError("this .shaw file carries no graph (it was not compressed from an ONNX model)")
-    return session_with(graph, weights, options)
+    return session_with(graph, {r.name: decompress_record(r) for r in tensors}, options)
 
 
 def join(graph: bytes, weights: dict[str, np.ndarray]) -> bytes:
