@@ -25,14 +25,14 @@ from torch.nn import functional as F
 import numpy as np
 
 from ..config import ShaeV9Config
-from ..context_prior import quantize_probabilities
+from ..context_prior import TABLE_TOTAL, quantize_probabilities
 from ..hyperprior import HyperpriorTables
 from ..integer_net import to_fixed
 from .integer_export import int_sequential
 from .quantizer import SoftToHardQuantizer
 from .transforms import GDN
 
-LIKELIHOOD_FLOOR = 1e-9  # smallest probability a symbol is priced at in training
+LIKELIHOOD_FLOOR = 1e-9  # smallest probability of the float tables (export quantizes them to counts)
 
 
 def _conv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.Conv2d:
@@ -90,12 +90,23 @@ def gaussian_bin_log2(values_sorted_centers: torch.Tensor, mean: torch.Tensor, s
 _OUTER_EDGE = 1e6
 
 
+def coded_log2(log_p: torch.Tensor, num_centers: int) -> torch.Tensor:
+    """log2 of what the real coder charges for a symbol of model probability exp(log_p):
+    quantize_probabilities gives every symbol one count of TABLE_TOTAL and shares the rest by
+    probability, p (1 - L e) + e with e = 1 / TABLE_TOTAL. Training on this prices a symbol
+    the model finds very unlikely at ~16 bits, as the file does, and the estimate tracks the
+    real rate."""
+    eps = 1.0 / TABLE_TOTAL
+    scaled = log_p + math.log1p(-num_centers * eps)
+    return torch.logaddexp(scaled, torch.full_like(scaled, math.log(eps))) / math.log(2.0)
+
+
 def gaussian_bin_log2_at(sorted_centers: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor,
                          index: torch.Tensor) -> torch.Tensor:
-    """log2 of the probability of the bin of sorted center `index` under N(mean, scale): N,C,h,w.
-
-    The same bins as gaussian_bin_log2, evaluated at one center per value, so that the rate's
-    gradient (which reaches the probabilities only at the hard symbol) costs 1/L of the full table."""
+    """What the coder charges, in log2 (coded_log2), for the bin of sorted center `index` under
+    N(mean, scale): N,C,h,w. The same bins as gaussian_bin_log2, evaluated at one center per
+    value, so that the rate's gradient (which reaches the probabilities only at the hard symbol)
+    costs 1/L of the full table."""
     edges = (sorted_centers[1:] + sorted_centers[:-1]) / 2  # L-1
     outer = sorted_centers.new_full((1,), _OUTER_EDGE)
     padded = torch.cat([-outer, edges, outer])  # L+1
@@ -104,7 +115,7 @@ def gaussian_bin_log2_at(sorted_centers: torch.Tensor, mean: torch.Tensor, scale
     # Upper-tail form where the bin's upper edge is above the mean keeps precision in float32.
     probs = torch.where(t_upper > 0, torch.special.ndtr(-t_lower) - torch.special.ndtr(-t_upper),
                         torch.special.ndtr(t_upper) - torch.special.ndtr(t_lower))
-    return torch.log2(probs.clamp_min(LIKELIHOOD_FLOOR))
+    return coded_log2(torch.log(probs.clamp_min(LIKELIHOOD_FLOOR)), len(sorted_centers))
 
 
 #: Grids that snap the parameter networks' outputs to frozen tables (HyperpriorTables): means
@@ -179,7 +190,8 @@ class ShaeV9(nn.Module):
             # assignment, against the whole table (no gradient of its own).
             hard_log2 = gaussian_bin_log2_at(centers, mean, scale, symbols)  # N,G,h,w
             with torch.no_grad():
-                table = gaussian_bin_log2(centers, mean, scale)  # N,G,h,w,L sorted
+                # the soft assignment's gradient needs only roughly what the coder charges
+                table = gaussian_bin_log2(centers, mean, scale).clamp_min(-math.log2(TABLE_TOTAL))  # N,G,h,w,L
             soft = qy.soft[:, start:start + size][..., rank.argsort()]  # to sorted order
             bits = bits - hard_log2.sum(dim=(1, 2, 3)) - ((soft - soft.detach()) * table).sum(dim=(1, 2, 3, 4))
             start += size

@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 from imgcodec.config import ShaeV9Config
-from imgcodec.train.shae_v9 import ShaeV9, gaussian_bin_log2
+from imgcodec.context_prior import quantize_probabilities
+from imgcodec.train.shae_v9 import ShaeV9, gaussian_bin_log2, gaussian_bin_log2_at
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = {"channels": 8, "latent_channels": 12, "hyper_channels": 4, "num_centers": 9, "hyper_num_centers": 5,
@@ -27,6 +28,21 @@ def test_bins_of_the_centers_hold_all_probability() -> None:
     torch.testing.assert_close(probs.sum(-1), torch.ones(1, 1, 1, 3), atol=1e-5, rtol=0)
     assert probs[0, 0, 0, 0, 0] > 0.99 and probs[0, 0, 0, 2, -1] > 0.99
     assert probs[0, 0, 0, 1].argmax() == 2  # the bin around 0.3 is the center 0's
+
+
+def test_training_prices_each_symbol_as_the_frozen_table_does() -> None:
+    """The rate term charges what the exported integer table will: ~16 bits at most for a
+    symbol far from the mean (every symbol keeps one count in 2^16), never the 30 bits of a
+    bare 1e-9 floor; so the training estimate tracks the real file size."""
+    centers = torch.arange(-15.0, 16.0)
+    mean = torch.tensor([[[[0.3, -4.2, 7.9]]]])
+    scale = torch.tensor([[[[0.11, 1.7, 6.0]]]])
+    probs = torch.exp2(gaussian_bin_log2(centers.double(), mean.double(), scale.double())).numpy()
+    table_bits = -np.log2(quantize_probabilities(probs) / 65536.0)  # 1,1,1,3,31
+    estimate = -torch.stack([gaussian_bin_log2_at(centers, mean, scale, torch.full((1, 1, 1, 3), k))
+                             for k in range(len(centers))], dim=-1).numpy()
+    assert table_bits.max() == 16.0 and estimate.max() < 16.01
+    np.testing.assert_allclose(estimate, table_bits, atol=0.4)  # counts round to whole units
 
 
 def test_forward_shapes_rate_and_gradients() -> None:
