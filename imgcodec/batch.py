@@ -70,7 +70,9 @@ def read_limited(source: str, limit: int | None = None) -> bytes:
 
 
 def human_size(num_bytes: int) -> str:
-    return f"{num_bytes / 1024:.1f} KB" if num_bytes < 1024 * 1024 else f"{num_bytes / 1024 / 1024:.2f} MB"
+    """Bytes in the units that --size reads (KB = 1000 bytes, MB = 10^6), so that a file made to
+    fit `--size 40KB` never prints as more than 40.0 KB."""
+    return f"{num_bytes / 1000:.1f} KB" if num_bytes < 999_950 else f"{num_bytes / 1e6:.2f} MB"
 
 
 def check_destination(source: str, dest: str, force: bool) -> None:

@@ -179,14 +179,14 @@ def nncodec_rows(python: str, state: dict[str, torch.Tensor], qps: list[int]) ->
 
 
 def soft_to_hard(model: torch.nn.Module, state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-                 beta: float, epochs: int, center_epochs: int = 0, small_floats: str = "exact") -> bytes:
+                 beta: float, epochs: int, center_epochs: int = 0, small_floats: str = "exact", seed: int = 1) -> bytes:
     """Fine-tune from `state` with soft-to-hard weights (16 learned centers per tensor of 256+
     weights, one fixed at 0; sigma annealed 2 -> 200) and loss = cross-entropy + beta * bits per
     weight; then, for `center_epochs`, the assignments frozen and the centers and biases trained
     on cross-entropy alone (Deep Compression's centroid fine-tuning); then the .shaw file:
     learned tensors as codebooks, the rest (biases) exact."""
     model.load_state_dict(state)
-    torch.manual_seed(1)
+    torch.manual_seed(seed)  # the batches' order
     sha = SoftToHardWeights(model, num_centers=16, min_size=256)
     optimizer = torch.optim.Adam([*model.parameters(), *sha.parameters()], 3e-4)
     steps, step = epochs * (len(x) // 64), 0
@@ -291,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibration-images", type=int, default=256)
     parser.add_argument("--sha-epochs", type=int, default=4)
     parser.add_argument("--betas", type=float, nargs="*", default=[2.0, 8.0, 12.0], help="soft-to-hard rate weights")
+    parser.add_argument("--sha-seed", type=int, default=1, help="seed of the soft-to-hard training's batch order")
     parser.add_argument("--center-epochs", type=int, default=0,
                         help="after soft-to-hard training, epochs that train the centers alone (assignments frozen)")
     parser.add_argument("--sws-epochs", type=int, default=4)
@@ -362,8 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     for beta in args.betas:
         started = time.perf_counter()
         data = soft_to_hard(model, state, x_train, y_train, beta, epochs=args.sha_epochs,
-                            center_epochs=args.center_epochs, small_floats=args.small_floats)
+                            center_epochs=args.center_epochs, small_floats=args.small_floats, seed=args.sha_seed)
         centers = f", then {args.center_epochs} of centers alone" if args.center_epochs else ""
+        centers += f", seed {args.sha_seed}" if args.sha_seed != 1 else ""
         row(f"shaec weights, soft-to-hard training ({args.sha_epochs} epochs, beta {beta:g}{centers}){small}", data,
             read_shaw(data), time.perf_counter() - started)
     for tau in args.taus:

@@ -463,9 +463,12 @@ def test_size_and_bpp_targets_reach_the_target_or_a_better_level(tmp_path: Path)
     codec = get_codec()
     sizes = {q: len(codec.encode(np.asarray(Image.open(photo)), q).data) for q in codec.qualities}
     budget = (sizes[4] + sizes[5]) // 2
-    assert_ok(run("encode", str(photo), "--size", f"{budget}B", "-o", str(tmp_path / "a.shae")))
+    result = run("encode", str(photo), "--size", f"{budget}B", "-o", str(tmp_path / "a.shae"))
+    assert_ok(result)
     written = (tmp_path / "a.shae").read_bytes()
     assert len(written) <= budget
+    # the summary line counts KB as --size reads them (1000 bytes)
+    assert f"  {len(written) / 1000:.1f} KB  " in result.stderr
     # level 4 as is, or level 5 made to fit inside the budget
     assert bitstream.unpack(written).level in (4, 5)
     assert len(written) >= sizes[4]
