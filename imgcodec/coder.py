@@ -137,20 +137,23 @@ ROW_CHUNK = 1 << 16
 
 class RowEncoder:
     """One range-coded stream built pass by pass, each symbol with its own probability row
-    (integer counts summing to 2^16, every entry >= 1): shae-v9's side latent and channel groups,
-    whose rows the decoder can only compute after the passes before (RowDecoder)."""
+    (integer counts summing to 2^16, every entry >= 1), chosen from a set of tables: shae-v9's
+    side latent and channel groups, whose rows the decoder can only pick after the passes before
+    (RowDecoder), and the context-coded weights of .shaw files. Rows are gathered chunk by chunk,
+    so memory does not grow with the number of symbols times the alphabet."""
 
     def __init__(self) -> None:
         self.encoder = constriction.stream.queue.RangeEncoder()
 
-    def encode(self, symbols: np.ndarray, counts: np.ndarray) -> None:
-        """symbols: n ints; counts: n,L uint16 rows (TABLE_TOTAL each)."""
+    def encode(self, symbols: np.ndarray, tables: np.ndarray, ids: np.ndarray) -> None:
+        """symbols: n ints; tables: K,L uint16 rows (TABLE_TOTAL each); ids: n row numbers into tables."""
         flat = np.ascontiguousarray(symbols, dtype=np.int32).ravel()
-        if counts.shape[0] != flat.size or (flat.size and (flat.min() < 0 or flat.max() >= counts.shape[1])):
+        ids = np.asarray(ids).ravel()
+        if ids.size != flat.size or (flat.size and (flat.min() < 0 or flat.max() >= tables.shape[1])):
             raise ValueError("symbols do not match their probability rows")
         for start in range(0, flat.size, ROW_CHUNK):
             part = slice(start, start + ROW_CHUNK)
-            self.encoder.encode(flat[part], _family(), counts[part].astype(np.float64) / TABLE_TOTAL)
+            self.encoder.encode(flat[part], _family(), tables[ids[part]].astype(np.float64) / TABLE_TOTAL)
 
     def finish(self) -> bytes:
         return self.encoder.get_compressed().astype("<u4").tobytes()
@@ -168,13 +171,14 @@ class RowDecoder:
             raise FormatError(f"{what} is not a whole number of 32-bit words; the file is corrupted")
         self.decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
 
-    def decode(self, counts: np.ndarray) -> np.ndarray:
-        """One symbol per row of counts (n,L) -> n int32."""
-        out = np.empty(counts.shape[0], dtype=np.int32)
+    def decode(self, tables: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """One symbol per row number (ids: n into tables K,L) -> n int32."""
+        ids = np.asarray(ids).ravel()
+        out = np.empty(ids.size, dtype=np.int32)
         try:
-            for start in range(0, counts.shape[0], ROW_CHUNK):
+            for start in range(0, ids.size, ROW_CHUNK):
                 part = slice(start, start + ROW_CHUNK)
-                out[part] = self.decoder.decode(_family(), counts[part].astype(np.float64) / TABLE_TOTAL)
+                out[part] = self.decoder.decode(_family(), tables[ids[part]].astype(np.float64) / TABLE_TOTAL)
         except (ValueError, RuntimeError, AssertionError) as exc:
             raise FormatError(f"{self.what} cannot be decoded ({exc}); the file is corrupted") from exc
         return out

@@ -31,9 +31,9 @@ from .integer_net import IntLayer, run
 SIDE_DOWNSCALE = 4
 
 
-def _cost(symbols: np.ndarray, counts: np.ndarray) -> float:
-    """Bits of the symbols under their rows (count / 2^16 each)."""
-    chosen = counts[np.arange(len(symbols)), symbols].astype(np.float64)
+def _cost(symbols: np.ndarray, tables: np.ndarray, ids: np.ndarray) -> float:
+    """Bits of the symbols under their rows tables[ids] (count / 2^16 each)."""
+    chosen = tables[ids.ravel(), symbols.ravel()].astype(np.float64)
     return float(-np.log2(chosen / 65536.0).sum())
 
 
@@ -64,8 +64,13 @@ class HyperpriorTables:
         """z symbols Cz,h/4,w/4 -> hyper features P,h,w int64."""
         return run(list(self.hyper), self.z_centers[z_symbols])
 
-    def group_rows(self, group: int, features: np.ndarray, decoded: np.ndarray | None) -> np.ndarray:
-        """The counts row of every symbol of a group, G,h,w,L uint16, from the hyper features and
+    @property
+    def y_rows(self) -> np.ndarray:
+        """y's tables as rows, Km*Ks,L: row mean index * Ks + scale index (group_table_ids)."""
+        return self.y_counts.reshape(-1, self.y_counts.shape[-1])
+
+    def group_table_ids(self, group: int, features: np.ndarray, decoded: np.ndarray | None) -> np.ndarray:
+        """The row of y_rows of every symbol of a group, G,h,w int64, from the hyper features and
         the symbols of the groups before it (before,h,w; None for the first)."""
         inputs = features
         if self.contexts[group]:
@@ -74,7 +79,7 @@ class HyperpriorTables:
         out = run(list(self.heads[group]), inputs)  # 2G,h,w
         size = self.groups[group]
         mean_ids, scale_ids = self.table_ids(out[:size], out[size:])
-        return self.y_counts[mean_ids, scale_ids]  # G,h,w,L
+        return mean_ids * self.y_counts.shape[1] + scale_ids  # G,h,w
 
     # ------------------------------------------------------------------------------------------
     def encode(self, y_symbols: np.ndarray, z_symbols: np.ndarray) -> bytes:
@@ -85,16 +90,16 @@ class HyperpriorTables:
         """encode, and the tables' ideal code length of the symbols in bits."""
         self._check_shapes(y_symbols.shape, z_symbols.shape)
         coder = RowEncoder()
-        z_order, z_rows = self._z_order(z_symbols), self._z_rows(z_symbols.shape)
-        coder.encode(z_order, z_rows)
-        bits = _cost(z_order, z_rows)
+        z_order, z_ids = self._z_order(z_symbols), self._z_ids(z_symbols.shape)
+        coder.encode(z_order, self.z_counts, z_ids)
+        bits = _cost(z_order, self.z_counts, z_ids)
         features = self.features(z_symbols)
         start = 0
         for group, size in enumerate(self.groups):
-            rows = self.group_rows(group, features, y_symbols[:start] if start else None)
-            symbols, counts = y_symbols[start:start + size].ravel(), rows.reshape(-1, rows.shape[-1])
-            coder.encode(symbols, counts)
-            bits += _cost(symbols, counts)
+            ids = self.group_table_ids(group, features, y_symbols[:start] if start else None)
+            symbols = y_symbols[start:start + size]
+            coder.encode(symbols, self.y_rows, ids)
+            bits += _cost(symbols, self.y_rows, ids)
             start += size
         return coder.finish(), bits
 
@@ -109,14 +114,14 @@ class HyperpriorTables:
             raise FormatError(f"latent payload of {len(payload)} bytes is too short for a {width}x{height} latent; "
                               "the file is corrupted or forged")
         coder = RowDecoder(payload)
-        z_symbols = coder.decode(self._z_rows(z_shape)).reshape(z_shape[1], z_shape[2], z_shape[0])
+        z_symbols = coder.decode(self.z_counts, self._z_ids(z_shape)).reshape(z_shape[1], z_shape[2], z_shape[0])
         z_symbols = np.ascontiguousarray(z_symbols.transpose(2, 0, 1))
         features = self.features(z_symbols)
         y_symbols = np.empty((self.latent_channels, height, width), dtype=np.int32)
         start = 0
         for group, size in enumerate(self.groups):
-            rows = self.group_rows(group, features, y_symbols[:start] if start else None)
-            y_symbols[start:start + size] = coder.decode(rows.reshape(-1, rows.shape[-1])).reshape(size, height, width)
+            ids = self.group_table_ids(group, features, y_symbols[:start] if start else None)
+            y_symbols[start:start + size] = coder.decode(self.y_rows, ids).reshape(size, height, width)
             start += size
         coder.finish()
         return y_symbols, z_symbols
@@ -124,9 +129,11 @@ class HyperpriorTables:
     def _z_order(self, z_symbols: np.ndarray) -> np.ndarray:
         return z_symbols.transpose(1, 2, 0).ravel()  # position-major: every channel of a position
 
-    def _z_rows(self, z_shape: tuple[int, ...]) -> np.ndarray:
+    @staticmethod
+    def _z_ids(z_shape: tuple[int, ...]) -> np.ndarray:
+        """z's table (its channel) of each symbol in _z_order."""
         channels, h, w = z_shape
-        return np.broadcast_to(self.z_counts[None], (h * w, channels, self.z_counts.shape[1])).reshape(-1, self.z_counts.shape[1])
+        return np.tile(np.arange(channels), h * w)
 
     def _check_shapes(self, y_shape: tuple[int, ...], z_shape: tuple[int, ...]) -> None:
         channels, height, width = y_shape

@@ -124,7 +124,7 @@ def encode_symbols(symbols: np.ndarray, size: int) -> SymbolCoding:
         return SymbolCoding(model.tables, encode_iid(flat, model.tables[0]))
     matrix, context = chosen
     encoder = RowEncoder()
-    encoder.encode(matrix.ravel(), model.tables[context.ravel()])
+    encoder.encode(matrix.ravel(), model.tables, context.ravel())
     return replace(model, payload=encoder.finish())
 
 
@@ -146,7 +146,7 @@ def decode_symbols(coding: SymbolCoding, shape: tuple[int, ...]) -> np.ndarray:
     for row in range(rows):
         context = row_buckets(seen, row, coding.buckets)
         context = 2 * context + above if coding.previous else context
-        matrix[row] = decoder.decode(coding.tables[context])
+        matrix[row] = decoder.decode(coding.tables, context)
         above = (matrix[row] != coding.background).astype(np.int64)
         seen += above
         if decoder.exhausted() and min_bits * cols * (rows - row - 1) > STATE_BITS:
