@@ -30,9 +30,13 @@ from .zoo import ModelInfo, verify_files
 
 MULTIPLE = 64  # image sides are padded to this (the side latent is at 1/64)
 DOWNSCALE = 16  # the latent's
-#: Tiles of 80 latents (1280 pixels: a 1-megapixel photo is one or two tiles) with a margin of
-#: 4 latents, more than the transforms' reach (four 5x5 stride-2 layers: about 2.4 latents).
-TILE_LATENTS = 80
+#: A latent up to 88 x 88 (1408 pixels a side: a 1-megapixel photo) is transformed whole, for
+#: speed; larger ones in tiles of 48 latents (768 pixels) with a margin of 4, more than the
+#: transforms' reach (four 5x5 stride-2 layers: about 2.4 latents). A tile's activations are
+#: most of the peak memory: 80-latent tiles were a little faster on large images and needed
+#: about twice the memory.
+SINGLE_TILE_LATENTS = 88
+TILE_LATENTS = 48
 MARGIN_LATENTS = 4
 STEPS = 1 << 16  # a level-step segment's unit: 1/65536 of the way to the next level
 
@@ -53,7 +57,7 @@ class ShaeV9Codec(ContainerCodec):
         self.z_thresholds = (self.z_centers[1:] + self.z_centers[:-1]) / 2
         encoder = None if info.decode_only else info.folder / "encoder.onnx"
         self.runtime = TransformRuntime(encoder, info.folder / "decoder.onnx", threads, TILE_LATENTS,
-                                        MARGIN_LATENTS, DOWNSCALE)
+                                        MARGIN_LATENTS, DOWNSCALE, SINGLE_TILE_LATENTS)
         self.threads = threads
         self._hyper_analysis: OnnxGraph | None = None  # on the whole latent, which is small
 

@@ -36,6 +36,10 @@ class OnnxGraph:
         if threads:
             options.intra_op_num_threads = threads
         options.log_severity_level = 3
+        # Memory patterns are planned and kept per input shape, and tiles come in several shapes
+        # (the edges): on a 24-megapixel image the kept plans grew shae-v9's peak memory by more
+        # than half, and they bought no speed.
+        options.enable_mem_pattern = False
         self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
         # shae-v8's graphs take the level; shae-v9's gains live outside the graph.
@@ -59,10 +63,13 @@ class TransformRuntime:
 
     def __init__(self, encoder_path: Path | None, decoder_path: Path, threads: int | None = None,
                  tile_latents: int = TILE_LATENTS, margin_latents: int = MARGIN_LATENTS,
-                 downscale: int = DOWNSCALE) -> None:
+                 downscale: int = DOWNSCALE, single_tile_latents: int | None = None) -> None:
+        """single_tile_latents: the largest latent side run as one tile, untiled (default: a tile
+        and its margins); larger latents go in tiles of tile_latents."""
         self.encoder_path, self.decoder_path = encoder_path, decoder_path
         self.threads = threads
         self.tile, self.margin = tile_latents, margin_latents
+        self.single_tile = single_tile_latents
         self.downscale = downscale  # pixels per latent along a side
         self._encoder: OnnxGraph | None = None
         self._decoder: OnnxGraph | None = None
@@ -77,7 +84,7 @@ class TransformRuntime:
             self._encoder = OnnxGraph(self.encoder_path, self.threads)
         d = self.downscale
         h, w = image.shape[1] // d, image.shape[2] // d
-        if h <= self.tile + 2 * self.margin and w <= self.tile + 2 * self.margin:
+        if self._one_tile(h, w):
             return self._encoder(image, level)
         out = None
         total, done = len(_tiles(h, self.tile)) * len(_tiles(w, self.tile)), 0
@@ -106,7 +113,8 @@ class TransformRuntime:
         return 1 if self._one_tile(h, w) else len(_tiles(h, self.tile))
 
     def _one_tile(self, h: int, w: int) -> bool:
-        return h <= self.tile + 2 * self.margin and w <= self.tile + 2 * self.margin
+        limit = self.tile + 2 * self.margin if self.single_tile is None else self.single_tile
+        return h <= limit and w <= limit
 
     def synthesis_bands(self, latent_rows: Callable[[int, int], np.ndarray], h: int, w: int,
                         level: int = 0) -> Iterator[tuple[int, np.ndarray]]:

@@ -135,14 +135,14 @@ def test_tiles_match_the_whole_image(codec) -> None:  # type: ignore[no-untyped-
     data = codec.encode(image, 2).data
     whole = codec.decode(bitstream.unpack(data))
     y_whole, _ = codec.symbols_of(image, 1)
-    tile, margin = codec.runtime.tile, codec.runtime.margin
+    tile, margin, single = codec.runtime.tile, codec.runtime.margin, codec.runtime.single_tile
     try:
-        codec.runtime.tile, codec.runtime.margin = 2, 4
+        codec.runtime.tile, codec.runtime.margin, codec.runtime.single_tile = 2, 4, None
         decoded = codec.decode_rows(bitstream.unpack(data))
         assert decoded.count == 4  # 8 latent rows in bands of 2
         tiled = np.concatenate([rows for _, rows in decoded.rows])
         y_tiled, _ = codec.symbols_of(image, 1)
     finally:
-        codec.runtime.tile, codec.runtime.margin = tile, margin
+        codec.runtime.tile, codec.runtime.margin, codec.runtime.single_tile = tile, margin, single
     assert np.abs(tiled.astype(int) - whole).max() <= 2
     assert np.mean(y_tiled == y_whole) > 0.99
