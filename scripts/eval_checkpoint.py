@@ -37,14 +37,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated codecs of --anchors to compare with")
     parser.add_argument("--within", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None,
                         help="narrow the PSNR interval of the BD-rates")
+    parser.add_argument("--images", type=int, default=None,
+                        help="only the first N photos (training's validation uses the first 4 of val)")
+    parser.add_argument("--levels", type=int, nargs="*", default=None,
+                        help="only these quality levels (1-based; training's validation: 1 6 10)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 leaves a core to training)")
     parser.add_argument("--out", type=Path, default=None, help="also write the per-level table as CSV")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     model, state = load_model(args.checkpoint)
-    images = load_images(args.data / args.split)
-    results = evaluate(checkpoint_codec(model), images)
+    images = load_images(args.data / args.split)[:args.images]
+    results = evaluate(checkpoint_codec(model), images, args.levels)
     print(f"{args.checkpoint} (step {state.get('step', '?')}), {len(images)} photos of {args.data / args.split}")
     print("quality  bpp (file)  est.bpp (payload)  PSNR")
     for r in results:

@@ -209,6 +209,24 @@ def test_bd_compare_halved_rates_give_minus_50_percent(tmp_path: Path) -> None:
 # eval_checkpoint.py
 
 
+def test_eval_checkpoint_takes_the_first_photos_and_chosen_levels(data_dir: Path, tiny_config,
+                                                                   tmp_path: Path) -> None:
+    """--images 1 --levels 2: what training's periodic validation measures, for any checkpoint."""
+    import torch
+
+    from imgcodec.train.shae_v8 import ShaeV8
+
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "model.pt"
+    torch.save({"model": ShaeV8(tiny_config).state_dict(), "model_config": tiny_config.to_dict(), "step": 3},
+               checkpoint)
+    text = run_script("eval_checkpoint.py", str(checkpoint), "--data", str(data_dir), "--images", "1",
+                      "--levels", "2", "--out", str(tmp_path / "levels.csv"))
+    assert "(step 3), 1 photos" in text
+    with (tmp_path / "levels.csv").open() as handle:
+        assert [int(r["quality"]) for r in csv.DictReader(handle)] == [2]
+
+
 def test_eval_checkpoint_bd_rate_against_a_curve_at_twice_the_rate(data_dir: Path, tiny_config,
                                                                      tmp_path: Path) -> None:
     """A checkpoint's per-level table, then BD-rates against an anchor results.csv holding the
