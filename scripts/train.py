@@ -2,9 +2,9 @@
 
     python scripts/train.py --run-dir runs/base --steps 15000          # shae-v8's layout: start or resume
     python scripts/train.py --run-dir runs/ft --init checkpoints/shae-v8.pt --lr 1e-5 --steps 2000
-    python scripts/train.py --arch shae-v9 --run-dir runs/v9 --steps 200000 --lr 1e-4
+    python scripts/train.py --arch shae-v9 --run-dir runs/v9 --steps 200000 --lr 1e-4 --crop 256 --batch-size 2
     python scripts/train.py --arch shae-v9 --run-dir runs/v9 --init checkpoints/shae-v9-training.pt \
-        --crops data/crops-256.npy --device cuda --bf16 --batch-size 16 --steps 200000   # on a GPU
+        --crops data/crops-256.npy --crop 256 --device cuda --bf16 --batch-size 16 --steps 200000   # on a GPU
     torchrun --nproc_per_node 2 scripts/train.py --run-dir runs/ddp --steps 10   # DDP (gloo on CPU)
 
 Resumes automatically from RUN/checkpoint.pt (model, optimizer, schedule, step, RNG states).
