@@ -49,6 +49,11 @@ def read_model(shaw: bytes) -> tuple[bytes | None, list[Record]]:
     return split_graph(unpack(shaw))
 
 
+def decode_tensors(tensors: list[Record]) -> dict[str, np.ndarray]:
+    """name -> decoded array of each tensor record."""
+    return {r.name: decompress_record(r) for r in tensors}
+
+
 def decompress_model(graph: bytes | None, tensors: list[Record], to_onnx: bool) -> bytes:
     """An ONNX model (graph and tensors of read_model), or a torch.save'd state_dict of the tensors."""
     if to_onnx:
@@ -57,7 +62,7 @@ def decompress_model(graph: bytes | None, tensors: list[Record], to_onnx: bool) 
                              "write a .pt state_dict instead")
         from .onnx_weights import join
 
-        return join(graph, {r.name: decompress_record(r) for r in tensors})
+        return join(graph, decode_tensors(tensors))
     from .tensors import write_state_dict
 
     return write_state_dict({r.name: (decompress_record(r), r.dtype) for r in tensors})

@@ -17,8 +17,7 @@ import numpy as np
 
 from ..errors import ShaecError
 from . import sensitivity
-from .container import split_graph, unpack
-from .codec import decompress_record
+from .model_files import decode_tensors, read_model
 
 #: The external-data location the graph's initializers point at; nothing is read from it.
 LOCATION = "weights.shaw"
@@ -48,11 +47,11 @@ def split(onnx_path: Path) -> tuple[bytes, dict[str, np.ndarray]]:
 def session(graph: bytes | None, shaw: bytes, options: Any | None = None) -> Any:
     """An onnxruntime session of `graph` (from split; None: the graph the .shaw file carries)
     with the weights decoded from `shaw`."""
-    carried, tensors = split_graph(unpack(shaw))
+    carried, tensors = read_model(shaw)
     graph = graph if graph is not None else carried
     if graph is None:
         raise ShaecError("this .shaw file carries no graph (it was not compressed from an ONNX model)")
-    return session_with(graph, {r.name: decompress_record(r) for r in tensors}, options)
+    return session_with(graph, decode_tensors(tensors), options)
 
 
 def join(graph: bytes, weights: dict[str, np.ndarray]) -> bytes:
