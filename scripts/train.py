@@ -43,8 +43,8 @@ from imgcodec.metrics import MS_SSIM_MIN_SIDE
 from imgcodec.train.architectures import ARCHITECTURES, architecture_of
 from imgcodec.train.config import DISTORTIONS, TrainConfig
 from imgcodec.train.data import CropSampler, load_crops, load_images
-from imgcodec.train.training import (checkpoint_codec, load_model, model_config_of, save_checkpoint,
-                                     save_weights)
+from imgcodec.train.training import (checkpoint_codec, load_model, make_optimizer, model_config_of,
+                                     save_checkpoint, save_weights)
 
 VAL_IMAGES = 4  # periodic validation: lowest, middle and highest level on 4 val photos
 
@@ -180,16 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     if init_state is not None:
         model.load_state_dict({k: v.float() for k, v in init_state["model"].items()})
     model.to(device).train()
-    # The context prior starts from a flat distribution and the per-level parameters see only the
-    # samples drawn at their level: both learn 10x faster, like CompressAI's separate, faster
-    # entropy-model optimizer.
-    fast_params = (list(model.prior.parameters()) if arch.name == "shae-v8" else model.entropy_parameters()) \
-        + model.level_parameters()
-    fast_ids = {id(p) for p in fast_params}
-    optimizer = torch.optim.Adam([
-        {"params": [p for p in model.parameters() if id(p) not in fast_ids], "lr_scale": 1.0},
-        {"params": fast_params, "lr_scale": 10.0},
-    ], lr=train_cfg.lr)
+    optimizer = make_optimizer(model, train_cfg.lr)
     photos = load_crops(args.crops) if args.crops else load_images(args.data / "train")
     sampler = CropSampler(photos, train_cfg.crop, train_cfg.seed + 1000 * rank)
     step, cpu_seconds = 0, 0.0

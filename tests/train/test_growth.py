@@ -1,0 +1,68 @@
+"""Growing a shae-v9 checkpoint's latent centers keeps the model, its outputs and its optimizer."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from imgcodec.config import ShaeV9Config
+from imgcodec.train.growth import grow_latent_centers, outer_centers
+from imgcodec.train.shae_v9 import ShaeV9
+from imgcodec.train.training import make_optimizer
+
+TINY_V9 = {"channels": 8, "latent_channels": 12, "hyper_channels": 4, "num_centers": 9, "hyper_num_centers": 5,
+           "groups": [2, 4, 6], "param_features": 8, "context_features": 4, "lambdas": [0.01, 0.1]}
+
+
+def _checkpoint() -> dict:
+    torch.manual_seed(5)
+    model = ShaeV9(ShaeV9Config.from_dict(TINY_V9))
+    optimizer = make_optimizer(model, 1e-3)
+    x = torch.rand(2, 3, 64, 64)
+    out = model(x, torch.tensor([0, 1]))
+    (out["bits"].mean() / 1000 + ((out["x_hat"] - x) ** 2).mean()).backward()
+    optimizer.step()
+    return {"architecture": "shae-v9", "model_config": model.cfg.to_dict(), "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "step": 1}
+
+
+def test_outer_centers_extend_both_sides_at_the_spacing() -> None:
+    grown = outer_centers(torch.tensor([-1.0, 0.0, 1.5]), 2, 2.0)
+    assert grown.tolist() == [-5.0, -3.0, -1.0, 0.0, 1.5, 3.5, 5.5]
+    with pytest.raises(ValueError):
+        outer_centers(torch.zeros(3), 0, 1.0)
+
+
+def test_grown_checkpoint_decodes_the_same_and_keeps_adam_moments() -> None:
+    state = _checkpoint()
+    grown = grow_latent_centers(state, per_side=3, spacing=2.0)
+    assert grown["model_config"]["num_centers"] == TINY_V9["num_centers"] + 6
+    old, new = ShaeV9(ShaeV9Config.from_dict(TINY_V9)), ShaeV9(ShaeV9Config.from_dict(grown["model_config"]))
+    old.load_state_dict(state["model"])
+    new.load_state_dict(grown["model"])
+    old.eval(), new.eval()
+    # latents inside the old centers' range decode exactly as before
+    y = torch.randn(1, 12, 4, 4).clamp(-3, 3)
+    def hard_values(model: ShaeV9, values: torch.Tensor) -> torch.Tensor:
+        return model.quantizer.centers.detach()[model.quantizer.hard(values)]
+
+    assert torch.equal(hard_values(old, y), hard_values(new, y))
+    # and one beyond it now reaches a new center instead of being clipped
+    far = torch.full((1, 12, 4, 4), float(old.quantizer.centers.max()) + 2.0)
+    assert torch.all(hard_values(new, far) > hard_values(old, far))
+    optimizer = make_optimizer(new, 1e-3)
+    optimizer.load_state_dict(grown["optimizer"])
+    moments = optimizer.state[new.quantizer.centers]["exp_avg"]
+    assert moments.shape == (TINY_V9["num_centers"] + 6,) and torch.all(moments[:3] == 0)
+    saved = make_optimizer(old, 1e-3)
+    saved.load_state_dict(state["optimizer"])
+    assert torch.equal(moments[3:-3], saved.state[old.quantizer.centers]["exp_avg"])
+    assert torch.equal(optimizer.state[new.synthesis[0].weight]["exp_avg_sq"],
+                       saved.state[old.synthesis[0].weight]["exp_avg_sq"])
+    out = new(torch.rand(1, 3, 64, 64), torch.tensor([1]))
+    out["bits"].sum().backward()
+    optimizer.step()  # the grown state drives a step
+
+
+def test_only_shae_v9_grows() -> None:
+    with pytest.raises(ValueError, match="shae-v9"):
+        grow_latent_centers({"architecture": "shae-v8", "model_config": {}, "model": {}}, 1, 1.0)
