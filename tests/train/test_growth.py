@@ -1,6 +1,10 @@
 """Growing a shae-v9 checkpoint's latent centers keeps the model, its outputs and its optimizer."""
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -66,3 +70,16 @@ def test_grown_checkpoint_decodes_the_same_and_keeps_adam_moments() -> None:
 def test_only_shae_v9_grows() -> None:
     with pytest.raises(ValueError, match="shae-v9"):
         grow_latent_centers({"architecture": "shae-v8", "model_config": {}, "model": {}}, 1, 1.0)
+
+
+def test_grow_centers_script_writes_a_grown_checkpoint_and_keeps_an_existing_one(tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[2] / "scripts" / "grow_centers.py"
+    torch.save(_checkpoint(), tmp_path / "a.pt")
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "a.pt"), str(tmp_path / "b.pt"),
+                           "--per-side", "2", "--spacing", "1.5"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "9 -> 13 latent centers" in done.stdout
+    assert torch.load(tmp_path / "b.pt", weights_only=False)["model_config"]["num_centers"] == 13
+    again = subprocess.run([sys.executable, str(script), str(tmp_path / "a.pt"), str(tmp_path / "b.pt")],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0 and "exists" in again.stderr
