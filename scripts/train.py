@@ -41,6 +41,7 @@ from tqdm import tqdm
 from imgcodec.evaluation import evaluate
 from imgcodec.metrics import MS_SSIM_MIN_SIDE
 from imgcodec.train.architectures import ARCHITECTURES, architecture_of
+from imgcodec.train.averaging import WeightAverage
 from imgcodec.train.config import DISTORTIONS, TrainConfig
 from imgcodec.train.data import CropSampler, load_crops, load_images
 from imgcodec.train.training import (checkpoint_codec, load_model, make_optimizer, model_config_of,
@@ -89,6 +90,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lambdas", default=None,
                         help="JSON list: the levels' lambdas for a NEW run (with --init: as many as the model "
                              "has levels), e.g. for an MS-SSIM fine-tune (docs/training.md)")
+    parser.add_argument("--ema-decay", type=float, default=None,
+                        help="validate and --save-weights an exponential average of the weights with this decay, "
+                             f"e.g. 0.999 (default {defaults.ema_decay}: off); a resumed run may change it")
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
 
@@ -118,7 +122,7 @@ def append_csv(path: Path, row: dict[str, object]) -> None:
 
 
 #: Options a resumed run may change: how long it runs and how it reports, not what it optimizes.
-RESUMABLE_CHANGES = ("steps", "threads", "val_every", "ckpt_every")
+RESUMABLE_CHANGES = ("steps", "threads", "val_every", "ckpt_every", "ema_decay")
 
 
 def train_config_for(args: argparse.Namespace, recorded: dict[str, Any] | None, ckpt_path: Path) -> TrainConfig:
@@ -199,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         else:  # other ranks: a fresh stream that depends on the step, so it never repeats rank 0's
             sampler.rng = np.random.default_rng(train_cfg.seed + 1000 * rank + step)
         torch.set_rng_state(state["torch_rng"])
+    average = WeightAverage(model, train_cfg.ema_decay) if train_cfg.ema_decay else None
+    if average is not None and state and "ema" in state:
+        average.load_state_dict(state["ema"])
     net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
     val_images = load_images(args.data / "val")[:VAL_IMAGES] if is_main else []
     lambdas = torch.tensor(model_cfg.lambdas, device=device)
@@ -209,6 +216,14 @@ def main(argv: list[str] | None = None) -> int:
     def checkpoint_extra() -> dict[str, object]:
         return {"cpu_seconds": cpu_seconds, "total_steps": prior_steps + step,
                 "total_cpu_hours": round((prior_seconds + cpu_seconds) / 3600, 3), **init_record}
+
+    def model_to_measure() -> torch.nn.Module:
+        """The weights that validation measures and --save-weights writes: the average, if kept."""
+        if average is None:
+            return model
+        averaged = arch.model_type(model_cfg)
+        averaged.load_state_dict({k: v.cpu() for k, v in average.averaged_state(model).items()})
+        return averaged
 
     bar = tqdm(total=train_cfg.steps, initial=step, disable=not is_main or args.no_progress,
                dynamic_ncols=True, smoothing=0.05)
@@ -238,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
+        if average is not None:
+            average.update(model)
         step += 1
         cpu_seconds += time.process_time() - started
         psnr = (10 * torch.log10(1.0 / mse.detach().clamp_min(1e-10))).mean().item()
@@ -256,17 +273,20 @@ def main(argv: list[str] | None = None) -> int:
                     "psnr": round(mean[2], 3), "sigma": round(sigma, 4), "lr": train_cfg.lr_at(step),
                     "steps_per_s": round((step - steps_started) / max(1e-9, time.time() - wall_started), 3),
                     "cpu_hours": round(cpu_seconds / 3600 * world, 4), "wall": round(time.time(), 1)})
+            averaged_record = {"averaged": f"ema {train_cfg.ema_decay}"} if average is not None else {}
             if step % train_cfg.ckpt_every == 0 or step == stop_at:
-                save_checkpoint(ckpt_path, model, optimizer, step, train_cfg, sampler, checkpoint_extra())
+                save_checkpoint(ckpt_path, model, optimizer, step, train_cfg, sampler, {
+                    **checkpoint_extra(), **({"ema": average.state_dict()} if average is not None else {})})
                 if args.save_weights:
-                    save_weights(args.save_weights, model, {"architecture": arch.name, "step": step,
-                                 "model_config": model_cfg.to_dict(), "train_config": train_cfg.to_dict(),
-                                 **checkpoint_extra()}, torch.float32 if arch.name == "shae-v8" else torch.bfloat16)
+                    save_weights(args.save_weights, model_to_measure(), {
+                        "architecture": arch.name, "step": step, "model_config": model_cfg.to_dict(),
+                        "train_config": train_cfg.to_dict(), **checkpoint_extra(), **averaged_record},
+                        torch.float32 if arch.name == "shae-v8" else torch.bfloat16)
             if step % train_cfg.val_every == 0 or step == train_cfg.steps:
                 levels = sorted({1, model_cfg.num_levels // 2 + 1, model_cfg.num_levels})
                 model.cpu()
                 with_ms_ssim = train_cfg.distortion == "ms-ssim"
-                for r in evaluate(checkpoint_codec(model), val_images, levels, ms_ssim=with_ms_ssim):
+                for r in evaluate(checkpoint_codec(model_to_measure()), val_images, levels, ms_ssim=with_ms_ssim):
                     append_csv(args.run_dir / "val_log.csv", {
                         "step": step, "quality": r.quality, "bpp_real": round(r.bpp, 5),
                         "bpp_estimate": round(r.bpp_estimate, 5), "psnr": round(r.psnr, 3),

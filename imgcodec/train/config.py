@@ -28,8 +28,13 @@ class TrainConfig:
     #: "mse": loss lambda * 255^2 * MSE + bpp; "ms-ssim": lambda * (1 - MS-SSIM) + bpp, as
     #: CompressAI's MS-SSIM models (Begaint et al. 2020), which it fine-tunes from MSE ones.
     distortion: str = "mse"
+    #: Exponential average of the weights (imgcodec.train.averaging) that validation measures and
+    #: --save-weights writes; 0 = off (the raw weights). 0.999 averages over about 1,000 steps.
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), not {self.ema_decay}")
         if self.distortion not in DISTORTIONS:
             raise ValueError(f"distortion must be one of {', '.join(DISTORTIONS)}, not {self.distortion!r}")
 
