@@ -1,8 +1,12 @@
 """Shared fixtures of the training tests: a tiny shae-v9 with some spread in its weights."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from imgcodec.config import ShaeV9Config
 from imgcodec.train.shae_v9 import ShaeV9
@@ -25,3 +29,20 @@ def trained_tiny_v9() -> ShaeV9:
         loss.backward()
         optimizer.step()
     return model.eval()
+
+
+@pytest.fixture()
+def tiny_v9_config() -> dict:
+    """TINY_V9 as a fresh dict (a test may change it)."""
+    return {**TINY_V9, "groups": list(TINY_V9["groups"]), "lambdas": list(TINY_V9["lambdas"])}
+
+
+@pytest.fixture()
+def photo_folder(tmp_path: Path) -> Path:
+    """A --data folder for train.py: two noise photos in train/, one in val/ (128x64)."""
+    for split, count in (("train", 2), ("val", 1)):
+        (tmp_path / split).mkdir()
+        for k in range(count):
+            rng = np.random.default_rng(k)
+            Image.fromarray(rng.integers(0, 255, (64, 128, 3), dtype=np.uint8)).save(tmp_path / split / f"{k}.png")
+    return tmp_path

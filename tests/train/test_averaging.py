@@ -6,17 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torch import nn
 
 from imgcodec.train.averaging import WeightAverage
 
 REPO = Path(__file__).resolve().parents[2]
-TINY_V9 = {"channels": 8, "latent_channels": 12, "hyper_channels": 4, "num_centers": 9, "hyper_num_centers": 5,
-           "groups": [2, 4, 6], "param_features": 8, "context_features": 4, "lambdas": [0.01, 0.1]}
 
 
 def test_average_follows_the_weights_geometrically_and_skips_integer_buffers() -> None:
@@ -41,14 +37,10 @@ def test_average_follows_the_weights_geometrically_and_skips_integer_buffers() -
         WeightAverage(model, 1.0)
 
 
-def test_train_script_validates_and_saves_the_average_and_resumes_it(tmp_path: Path) -> None:
-    for split, count in (("train", 2), ("val", 1)):
-        (tmp_path / split).mkdir()
-        for k in range(count):
-            rng = np.random.default_rng(k)
-            Image.fromarray(rng.integers(0, 255, (64, 128, 3), dtype=np.uint8)).save(tmp_path / split / f"{k}.png")
+def test_train_script_validates_and_saves_the_average_and_resumes_it(photo_folder: Path, tiny_v9_config: dict) -> None:
+    tmp_path = photo_folder
     run = [sys.executable, str(REPO / "scripts" / "train.py"), "--arch", "shae-v9", "--run-dir", str(tmp_path / "a"),
-           "--model-config", json.dumps(TINY_V9), "--data", str(tmp_path), "--batch-size", "2", "--crop", "64",
+           "--model-config", json.dumps(tiny_v9_config), "--data", str(tmp_path), "--batch-size", "2", "--crop", "64",
            "--threads", "1", "--val-every", "2", "--ckpt-every", "2", "--no-progress", "--ema-decay", "0.5",
            "--save-weights", str(tmp_path / "w.pt")]
     subprocess.run([*run, "--steps", "2"], check=True, capture_output=True, timeout=300)

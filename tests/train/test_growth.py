@@ -13,13 +13,11 @@ from imgcodec.train.growth import grow_latent_centers, outer_centers
 from imgcodec.train.shae_v9 import ShaeV9
 from imgcodec.train.training import make_optimizer
 
-TINY_V9 = {"channels": 8, "latent_channels": 12, "hyper_channels": 4, "num_centers": 9, "hyper_num_centers": 5,
-           "groups": [2, 4, 6], "param_features": 8, "context_features": 4, "lambdas": [0.01, 0.1]}
 
 
-def _checkpoint() -> dict:
+def _checkpoint(config: dict) -> dict:
     torch.manual_seed(5)
-    model = ShaeV9(ShaeV9Config.from_dict(TINY_V9))
+    model = ShaeV9(ShaeV9Config.from_dict(config))
     optimizer = make_optimizer(model, 1e-3)
     x = torch.rand(2, 3, 64, 64)
     out = model(x, torch.tensor([0, 1]))
@@ -36,11 +34,11 @@ def test_outer_centers_extend_both_sides_at_the_spacing() -> None:
         outer_centers(torch.zeros(3), 0, 1.0)
 
 
-def test_grown_checkpoint_decodes_the_same_and_keeps_adam_moments() -> None:
-    state = _checkpoint()
+def test_grown_checkpoint_decodes_the_same_and_keeps_adam_moments(tiny_v9_config: dict) -> None:
+    state = _checkpoint(tiny_v9_config)
     grown = grow_latent_centers(state, per_side=3, spacing=2.0)
-    assert grown["model_config"]["num_centers"] == TINY_V9["num_centers"] + 6
-    old, new = ShaeV9(ShaeV9Config.from_dict(TINY_V9)), ShaeV9(ShaeV9Config.from_dict(grown["model_config"]))
+    assert grown["model_config"]["num_centers"] == tiny_v9_config["num_centers"] + 6
+    old, new = ShaeV9(ShaeV9Config.from_dict(tiny_v9_config)), ShaeV9(ShaeV9Config.from_dict(grown["model_config"]))
     old.load_state_dict(state["model"])
     new.load_state_dict(grown["model"])
     old.eval(), new.eval()
@@ -56,7 +54,7 @@ def test_grown_checkpoint_decodes_the_same_and_keeps_adam_moments() -> None:
     optimizer = make_optimizer(new, 1e-3)
     optimizer.load_state_dict(grown["optimizer"])
     moments = optimizer.state[new.quantizer.centers]["exp_avg"]
-    assert moments.shape == (TINY_V9["num_centers"] + 6,) and torch.all(moments[:3] == 0)
+    assert moments.shape == (tiny_v9_config["num_centers"] + 6,) and torch.all(moments[:3] == 0)
     saved = make_optimizer(old, 1e-3)
     saved.load_state_dict(state["optimizer"])
     assert torch.equal(moments[3:-3], saved.state[old.quantizer.centers]["exp_avg"])
@@ -72,9 +70,9 @@ def test_only_shae_v9_grows() -> None:
         grow_latent_centers({"architecture": "shae-v8", "model_config": {}, "model": {}}, 1, 1.0)
 
 
-def test_grow_centers_script_writes_a_grown_checkpoint_and_keeps_an_existing_one(tmp_path: Path) -> None:
+def test_grow_centers_script_writes_a_grown_checkpoint_and_keeps_an_existing_one(tmp_path: Path, tiny_v9_config: dict) -> None:
     script = Path(__file__).resolve().parents[2] / "scripts" / "grow_centers.py"
-    torch.save(_checkpoint(), tmp_path / "a.pt")
+    torch.save(_checkpoint(tiny_v9_config), tmp_path / "a.pt")
     done = subprocess.run([sys.executable, str(script), str(tmp_path / "a.pt"), str(tmp_path / "b.pt"),
                            "--per-side", "2", "--spacing", "1.5"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -16,8 +16,6 @@ from imgcodec.context_prior import quantize_probabilities
 from imgcodec.train.shae_v9 import ShaeV9, gaussian_bin_log2, gaussian_bin_log2_at
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = {"channels": 8, "latent_channels": 12, "hyper_channels": 4, "num_centers": 9, "hyper_num_centers": 5,
-        "groups": [2, 4, 6], "param_features": 8, "context_features": 4, "lambdas": [0.01, 0.1]}
 
 
 def test_bins_of_the_centers_hold_all_probability() -> None:
@@ -45,9 +43,9 @@ def test_training_prices_each_symbol_as_the_frozen_table_does() -> None:
     np.testing.assert_allclose(estimate, table_bits, atol=0.4)  # counts round to whole units
 
 
-def test_forward_shapes_rate_and_gradients() -> None:
+def test_forward_shapes_rate_and_gradients(tiny_v9_config: dict) -> None:
     torch.manual_seed(0)
-    model = ShaeV9(ShaeV9Config.from_dict(TINY))
+    model = ShaeV9(ShaeV9Config.from_dict(tiny_v9_config))
     x = torch.rand(2, 3, 64, 128)
     out = model(x, torch.tensor([0, 1]))
     assert out["x_hat"].shape == x.shape
@@ -58,23 +56,19 @@ def test_forward_shapes_rate_and_gradients() -> None:
         assert model.get_parameter(name).grad is not None and model.get_parameter(name).grad.abs().sum() > 0, name
 
 
-def test_config_refuses_unknown_keys_and_bad_groups() -> None:
+def test_config_refuses_unknown_keys_and_bad_groups(tiny_v9_config: dict) -> None:
     with pytest.raises(ValueError, match="unknown shae-v9 config key"):
         ShaeV9Config.from_dict({"chanels": 3})
     with pytest.raises(ValueError, match="sum to latent_channels"):
-        ShaeV9Config.from_dict({**TINY, "groups": [2, 2]})
+        ShaeV9Config.from_dict({**tiny_v9_config, "groups": [2, 2]})
 
 
-def test_train_script_trains_saves_small_weights_and_continues(tmp_path: Path) -> None:
-    for split, count in (("train", 2), ("val", 1)):
-        (tmp_path / split).mkdir()
-        for k in range(count):
-            rng = np.random.default_rng(k)
-            Image.fromarray(rng.integers(0, 255, (64, 128, 3), dtype=np.uint8)).save(tmp_path / split / f"{k}.png")
+def test_train_script_trains_saves_small_weights_and_continues(photo_folder: Path, tiny_v9_config: dict) -> None:
+    tmp_path = photo_folder
     common = ["--data", str(tmp_path), "--batch-size", "2", "--crop", "64", "--threads", "1", "--val-every", "2",
               "--ckpt-every", "2", "--no-progress"]
     subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"), "--arch", "shae-v9", "--run-dir",
-                    str(tmp_path / "a"), "--steps", "2", "--model-config", json.dumps(TINY),
+                    str(tmp_path / "a"), "--steps", "2", "--model-config", json.dumps(tiny_v9_config),
                     "--save-weights", str(tmp_path / "w.pt"), *common], check=True, capture_output=True, timeout=300)
     weights = torch.load(tmp_path / "w.pt", weights_only=False)
     assert weights["architecture"] == "shae-v9" and weights["step"] == 2
