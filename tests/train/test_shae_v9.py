@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from imgcodec.config import ShaeV9Config
 from imgcodec.context_prior import quantize_probabilities
