@@ -41,4 +41,5 @@ class WeightAverage:
     def load_state_dict(self, shadow: dict[str, torch.Tensor]) -> None:
         if set(shadow) != set(self.names):
             raise ValueError("the saved average does not hold this model's weights")
-        self.shadow = {k: shadow[k].float().clone() for k in self.names}
+        # on the device of the model it averages (a checkpoint is loaded to the CPU)
+        self.shadow = {k: shadow[k].to(self.shadow[k].device, torch.float32).clone() for k in self.names}
