@@ -81,3 +81,17 @@ def test_grow_centers_script_writes_a_grown_checkpoint_and_keeps_an_existing_one
     again = subprocess.run([sys.executable, str(script), str(tmp_path / "a.pt"), str(tmp_path / "b.pt")],
                            capture_output=True, text=True, timeout=120)
     assert again.returncode != 0 and "exists" in again.stderr
+
+
+def test_center_clipping_script_reports_each_level(tmp_path: Path, photo_folder: Path, tiny_v9_config: dict) -> None:
+    script = Path(__file__).resolve().parents[2] / "scripts" / "center_clipping.py"
+    torch.save(_checkpoint(tiny_v9_config), tmp_path / "a.pt")
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "a.pt"), "--data", str(photo_folder),
+                           "--split", "val", "--images", "1", "--crop", "64", "--levels", "1", "2"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines()[2:]]
+    assert [int(r[0]) for r in rows] == [1, 2]
+    for _, share, largest, clipped, unclipped, cost in rows:
+        assert 0 <= float(share) <= 100 and float(largest) >= 0
+        assert abs(float(unclipped) - float(clipped) - float(cost)) < 0.002
