@@ -5,7 +5,9 @@
 A latent value beyond the outermost center is coded as that center. For each level this prints
 the share of the gained latent's values beyond the centers, the largest magnitude, and the PSNR
 of the synthesis from the nearest centers against the same with the values beyond the centers
-passed through unclipped (everything else as coded): the PSNR that more centers would buy.
+passed through unclipped (everything else as coded): the PSNR that more centers would buy. Last,
+the side latent's share beyond its centers, and its channels that sit mostly or wholly beyond
+them (such a channel gets no gradient from the soft assignment, so it cannot come back).
 (docs/experiments/center-clipping measured the same for shae-v4 to shae-v7.)
 """
 from __future__ import annotations
@@ -65,7 +67,21 @@ def main(argv: list[str] | None = None) -> int:
         rows = np.array([clipping(model, x, level - 1) for x in crops])
         share, largest, clipped, free = rows[:, 0].mean(), rows[:, 1].max(), rows[:, 2].mean(), rows[:, 3].mean()
         print(f"{level:5d}  {100 * share:8.4f}  {largest:7.1f}  {clipped:12.2f}  {free:14.2f}  {free - clipped:7.3f}")
+    z_centers = model.hyper_quantizer.centers.detach()
+    with torch.no_grad():
+        shares = torch.stack([side_beyond(model, x, level - 1) for x in crops for level in args.levels]).mean(0)
+    print(f"side latent: {len(z_centers)} centers, {float(z_centers.min()):.2f} .. {float(z_centers.max()):.2f}; "
+          f"{100 * float(shares.mean()):.1f} % of values beyond them; channels with more than half beyond: "
+          f"{int((shares > 0.5).sum())} of {len(shares)}, all beyond: {int((shares > 0.999).sum())}")
     return 0
+
+
+def side_beyond(model: ShaeV9, x: torch.Tensor, level: int) -> torch.Tensor:
+    """Per side-latent channel, the share of its values beyond the outermost centers: C_z."""
+    centers = model.hyper_quantizer.centers.detach()
+    y = model.analysis(x - 0.5) * model.log_gain[level].exp()[None, :, None, None]
+    z = model.hyper_analysis(y)[0]  # C_z,h/4,w/4
+    return ((z > centers.max()) | (z < centers.min())).float().mean(dim=(1, 2))
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ def test_center_clipping_script_reports_each_level(tmp_path: Path, photo_folder:
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     rows = [line.split() for line in done.stdout.splitlines()[2:]]
-    assert [int(r[0]) for r in rows] == [1, 2]
-    for _, share, largest, clipped, unclipped, cost in rows:
+    assert [int(r[0]) for r in rows[:2]] == [1, 2] and rows[2][0] == "side"
+    for _, share, largest, clipped, unclipped, cost in rows[:2]:
         assert 0 <= float(share) <= 100 and float(largest) >= 0
         assert abs(float(unclipped) - float(clipped) - float(cost)) < 0.002
