@@ -9,6 +9,7 @@ it on an idle machine: every other process on the two cores shows up in the numb
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
@@ -26,16 +27,17 @@ from imgcodec.train.architectures import ARCHITECTURES
 MODES = {"float32": "float32", "channels_last": "channels-last", "bf16": "bf16 autocast"}
 
 
-def seconds_per_step(arch: str, mode: str, steps: int, batch: int, crop: int, max_seconds: float) -> float:
+def seconds_per_step(arch: str, mode: str, steps: int, batch: int, crop: int, max_seconds: float,
+                     config: dict | None = None) -> float:
     torch.manual_seed(0)
     spec = ARCHITECTURES[arch]
-    model = spec.model_type(spec.config())
+    model = spec.model_type(spec.config(config))
     x = torch.rand(batch, 3, crop, crop)
     if mode == "channels_last":
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), 1e-5)
-    lambdas = torch.tensor(spec.config().lambdas)
+    lambdas = torch.tensor(model.cfg.lambdas)
     times = []
     for _ in range(steps):
         level = torch.randint(0, len(lambdas), (batch,))
@@ -62,14 +64,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=60.0, help="stop a slow mode after this long")
     parser.add_argument("--arch", nargs="*", choices=sorted(ARCHITECTURES), default=None, help="default: all")
     parser.add_argument("--modes", nargs="*", choices=MODES, default=list(MODES))
+    parser.add_argument("--model-config", default=None,
+                        help='JSON object over the architecture\'s default config, e.g. \'{"num_centers": 83}\'')
     args = parser.parse_args(argv)
+    config = json.loads(args.model_config) if args.model_config else None
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
           f"{args.threads} threads, batch {args.batch} of {args.crop}x{args.crop}")
     print("| architecture | " + " | ".join(MODES[m] for m in args.modes) + " |\n|---|"
           + "---:|" * len(args.modes))
     for arch in args.arch or ARCHITECTURES:
-        cells = [f"{seconds_per_step(arch, mode, args.steps, args.batch, args.crop, args.max_seconds):.2f} s"
+        cells = [f"{seconds_per_step(arch, mode, args.steps, args.batch, args.crop, args.max_seconds, config):.2f} s"
                  for mode in args.modes]
         print(f"| {arch} | " + " | ".join(cells) + " |", flush=True)
     return 0
