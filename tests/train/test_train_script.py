@@ -198,7 +198,8 @@ def test_ms_ssim_fine_tune_records_its_loss_and_lambdas(script, data_dir, tmp_pa
 
 def test_train_speed_times_the_chosen_architecture_and_modes():
     out = subprocess.run([sys.executable, str(REPO / "scripts" / "train_speed.py"), "--arch", "shae-v9",
-                          "--modes", "float32", "--steps", "2", "--batch", "1", "--crop", "64", "--threads", "1"],
+                          "--modes", "float32", "--steps", "2", "--batch", "1", "--crop", "64", "--threads", "1",
+                          "--model-config", '{"channels": 16, "num_centers": 83}'],
                          check=True, capture_output=True, text=True, timeout=300).stdout
     rows = [line for line in out.splitlines() if line.startswith("| shae")]
     assert "| architecture | float32 |" in out and len(rows) == 1
