@@ -31,7 +31,8 @@ def outer_centers(centers: torch.Tensor, per_side: int, spacing: float) -> torch
 def grow_latent_centers(state: dict[str, Any], per_side: int, spacing: float) -> dict[str, Any]:
     """A shae-v9 checkpoint (a run's checkpoint.pt, or weights from --save-weights) with the latent
     quantizer grown by outer_centers; the model config, the tensors' dtypes, and (when present)
-    Adam's moments follow (zero for the new centers). Everything else is kept as it was."""
+    Adam's moments (zero for the new centers) and the weight average follow. Everything else is
+    kept as it was."""
     if architecture_of(state).name != "shae-v9":
         raise ValueError("only shae-v9 checkpoints grow centers")
     cfg = architecture_of(state).config(state["model_config"])
@@ -48,6 +49,8 @@ def grow_latent_centers(state: dict[str, Any], per_side: int, spacing: float) ->
               "grown_centers": {"from": cfg.num_centers, "to": grown_cfg.num_centers, "spacing": spacing}}
     if "optimizer" in state:
         result["optimizer"] = _grown_optimizer(old, new, state["optimizer"], per_side)
+    if "ema" in state:  # the run's weight average (imgcodec.train.averaging) grows the same way
+        result["ema"] = {**state["ema"], CENTERS_KEY: outer_centers(state["ema"][CENTERS_KEY].float(), per_side, spacing)}
     return result
 
 

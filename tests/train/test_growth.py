@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from imgcodec.config import ShaeV9Config
-from imgcodec.train.growth import grow_latent_centers, outer_centers
+from imgcodec.train.averaging import WeightAverage
+from imgcodec.train.growth import CENTERS_KEY, grow_latent_centers, outer_centers
 from imgcodec.train.shae_v9 import ShaeV9
 from imgcodec.train.training import make_optimizer
 
@@ -23,8 +24,9 @@ def _checkpoint(config: dict) -> dict:
     out = model(x, torch.tensor([0, 1]))
     (out["bits"].mean() / 1000 + ((out["x_hat"] - x) ** 2).mean()).backward()
     optimizer.step()
+    average = WeightAverage(model, 0.5)
     return {"architecture": "shae-v9", "model_config": model.cfg.to_dict(), "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "step": 1}
+            "optimizer": optimizer.state_dict(), "step": 1, "ema": average.state_dict()}
 
 
 def test_outer_centers_extend_both_sides_at_the_spacing() -> None:
@@ -60,6 +62,9 @@ def test_grown_checkpoint_decodes_the_same_and_keeps_adam_moments(tiny_v9_config
     assert torch.equal(moments[3:-3], saved.state[old.quantizer.centers]["exp_avg"])
     assert torch.equal(optimizer.state[new.synthesis[0].weight]["exp_avg_sq"],
                        saved.state[old.synthesis[0].weight]["exp_avg_sq"])
+    average = WeightAverage(new, 0.5)
+    average.load_state_dict(grown["ema"])  # the grown average fits the grown model
+    assert torch.equal(average.averaged_state(new)[CENTERS_KEY], new.quantizer.centers.detach())
     out = new(torch.rand(1, 3, 64, 64), torch.tensor([1]))
     out["bits"].sum().backward()
     optimizer.step()  # the grown state drives a step
