@@ -11,7 +11,9 @@ Resumes automatically from RUN/checkpoint.pt (model, optimizer, schedule, step, 
 Writes RUN/train_log.csv (every 50 steps, with steps/s and CPU-hours) and RUN/val_log.csv (real
 bitrates through the range coder, or the prior's estimate for an architecture without its coder
 yet, every --val-every steps). --save-weights also writes the weights alone (bfloat16 for
-shae-v9), small enough to commit, for a later run's --init.
+shae-v9), small enough to commit, for a later run's --init. With --ema-decay, validation and
+--save-weights use an exponential average of the weights (imgcodec.train.averaging), while
+training continues from the raw ones (kept in checkpoint.pt with the average).
 
 bf16 autocast (--bf16) runs the transforms in bfloat16 and keeps quantization and rates in
 float32. It pays on GPUs and on CPUs with native BF16 (AVX512-BF16); on a CPU without it autocast is
