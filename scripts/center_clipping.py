@@ -18,28 +18,34 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from imgcodec.metrics import psnr_rgb
 from imgcodec.train.data import load_images
 from imgcodec.train.shae_v9 import ShaeV9
 from imgcodec.train.training import load_model
 
 
-def psnr(x_hat: torch.Tensor, x: torch.Tensor) -> float:
-    """PSNR of the 8-bit rounding of x_hat (N,3,H,W in [0,1]) against x."""
-    mse = ((x_hat.clamp(0, 1) * 255).round() / 255 - x).pow(2).mean()
-    return float(10 * torch.log10(1 / mse))
+def psnr(x_hat: torch.Tensor, photo: np.ndarray) -> float:
+    """PSNR of the 8-bit rounding of x_hat (1,3,H,W in [0,1]) against the photo (H,W,3 uint8)."""
+    pixels = (x_hat[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    return psnr_rgb(pixels, photo)
 
 
 @torch.no_grad()
-def clipping(model: ShaeV9, x: torch.Tensor, level: int) -> tuple[float, float, float, float]:
-    """x: 1,3,H,W -> (share beyond the centers, largest |value|, PSNR clipped, PSNR unclipped)."""
+def clipping(model: ShaeV9, photo: np.ndarray, level: int) -> tuple[float, float, float, float, torch.Tensor]:
+    """photo: H,W,3 uint8 -> (share of the latent beyond the centers, largest |value|, PSNR clipped,
+    PSNR unclipped, per side-latent channel the share beyond its centers: C_z)."""
+    x = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255  # 1,3,H,W
     centers = model.quantizer.centers.detach().sort().values
     y = model.analysis(x - 0.5) * model.log_gain[level].exp()[None, :, None, None]  # 1,M,h,w
     inverse = model.log_inv_gain[level].exp()[None, :, None, None]
     nearest = centers[model.quantizer.symbols(y)]
     beyond = (y > centers[-1]) | (y < centers[0])
     unclipped = torch.where(beyond, y, nearest)
-    return (float(beyond.float().mean()), float(y.abs().max()),
-            psnr(model.synthesis(nearest * inverse) + 0.5, x), psnr(model.synthesis(unclipped * inverse) + 0.5, x))
+    z_centers = model.hyper_quantizer.centers.detach()
+    z = model.hyper_analysis(y)[0]  # C_z,h/4,w/4
+    side = ((z > z_centers.max()) | (z < z_centers.min())).float().mean(dim=(1, 2))
+    return (float(beyond.float().mean()), float(y.abs().max()), psnr(model.synthesis(nearest * inverse) + 0.5, photo),
+            psnr(model.synthesis(unclipped * inverse) + 0.5, photo), side)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,30 +64,23 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{args.checkpoint}: not a shae-v9 checkpoint")
     centers = model.quantizer.centers.detach()
     photos = load_images(args.data / args.split)[:args.images]
-    crops = [torch.from_numpy(np.ascontiguousarray(p[:args.crop, :args.crop])).permute(2, 0, 1)[None].float() / 255
-             for p in photos]
+    crops = [np.ascontiguousarray(p[:args.crop, :args.crop]) for p in photos]
     print(f"{args.checkpoint} (total step {state.get('total_steps', state.get('step'))}): {len(centers)} centers, "
           f"{float(centers.min()):.2f} .. {float(centers.max()):.2f}; {len(crops)} crops of {args.split}")
     print("level  beyond %  max |y|  PSNR clipped  PSNR unclipped  cost dB")
+    sides = []
     for level in args.levels:
-        rows = np.array([clipping(model, x, level - 1) for x in crops])
+        results = [clipping(model, crop, level - 1) for crop in crops]
+        sides += [r[4] for r in results]
+        rows = np.array([r[:4] for r in results])
         share, largest, clipped, free = rows[:, 0].mean(), rows[:, 1].max(), rows[:, 2].mean(), rows[:, 3].mean()
         print(f"{level:5d}  {100 * share:8.4f}  {largest:7.1f}  {clipped:12.2f}  {free:14.2f}  {free - clipped:7.3f}")
     z_centers = model.hyper_quantizer.centers.detach()
-    with torch.no_grad():
-        shares = torch.stack([side_beyond(model, x, level - 1) for x in crops for level in args.levels]).mean(0)
+    shares = torch.stack(sides).mean(0)
     print(f"side latent: {len(z_centers)} centers, {float(z_centers.min()):.2f} .. {float(z_centers.max()):.2f}; "
           f"{100 * float(shares.mean()):.1f} % of values beyond them; channels with more than half beyond: "
           f"{int((shares > 0.5).sum())} of {len(shares)}, all beyond: {int((shares > 0.999).sum())}")
     return 0
-
-
-def side_beyond(model: ShaeV9, x: torch.Tensor, level: int) -> torch.Tensor:
-    """Per side-latent channel, the share of its values beyond the outermost centers: C_z."""
-    centers = model.hyper_quantizer.centers.detach()
-    y = model.analysis(x - 0.5) * model.log_gain[level].exp()[None, :, None, None]
-    z = model.hyper_analysis(y)[0]  # C_z,h/4,w/4
-    return ((z > centers.max()) | (z < centers.min())).float().mean(dim=(1, 2))
 
 
 if __name__ == "__main__":

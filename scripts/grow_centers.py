@@ -8,11 +8,11 @@ Also takes weights written by --save-weights (then continue with --init).
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import torch
 
+from imgcodec.imageio import atomic_write
 from imgcodec.train.growth import grow_latent_centers
 
 
@@ -32,9 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         raise SystemExit(f"{args.source}: {exc}") from exc
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    torch.save(grown, tmp)
-    os.replace(tmp, args.out)
+    atomic_write(args.out, lambda fh: torch.save(grown, fh), force=args.force)
     record = grown["grown_centers"]
     print(f"{args.out}: {record['from']} -> {record['to']} latent centers, "
           f"outermost {float(grown['model']['quantizer.centers'].float().min()):.2f} .. "

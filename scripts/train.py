@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
         if average is not None:
-            average.update(model)
+            average.update()
         step += 1
         cpu_seconds += time.process_time() - started
         psnr = (10 * torch.log10(1.0 / mse.detach().clamp_min(1e-10))).mean().item()
@@ -275,20 +275,23 @@ def main(argv: list[str] | None = None) -> int:
                     "psnr": round(mean[2], 3), "sigma": round(sigma, 4), "lr": train_cfg.lr_at(step),
                     "steps_per_s": round((step - steps_started) / max(1e-9, time.time() - wall_started), 3),
                     "cpu_hours": round(cpu_seconds / 3600 * world, 4), "wall": round(time.time(), 1)})
-            averaged_record = {"averaged": f"ema {train_cfg.ema_decay}"} if average is not None else {}
-            if step % train_cfg.ckpt_every == 0 or step == stop_at:
+            checkpoint_now = step % train_cfg.ckpt_every == 0 or step == stop_at
+            validate_now = step % train_cfg.val_every == 0 or step == train_cfg.steps
+            measured = model_to_measure() if validate_now or (checkpoint_now and args.save_weights) else None
+            if checkpoint_now:
                 save_checkpoint(ckpt_path, model, optimizer, step, train_cfg, sampler, {
                     **checkpoint_extra(), **({"ema": average.state_dict()} if average is not None else {})})
                 if args.save_weights:
-                    save_weights(args.save_weights, model_to_measure(), {
+                    averaged = {"averaged": f"ema {train_cfg.ema_decay}"} if average is not None else {}
+                    save_weights(args.save_weights, measured, {
                         "architecture": arch.name, "step": step, "model_config": model_cfg.to_dict(),
-                        "train_config": train_cfg.to_dict(), **checkpoint_extra(), **averaged_record},
+                        "train_config": train_cfg.to_dict(), **checkpoint_extra(), **averaged},
                         torch.float32 if arch.name == "shae-v8" else torch.bfloat16)
-            if step % train_cfg.val_every == 0 or step == train_cfg.steps:
+            if validate_now:
                 levels = sorted({1, model_cfg.num_levels // 2 + 1, model_cfg.num_levels})
                 model.cpu()
                 with_ms_ssim = train_cfg.distortion == "ms-ssim"
-                for r in evaluate(checkpoint_codec(model_to_measure()), val_images, levels, ms_ssim=with_ms_ssim):
+                for r in evaluate(checkpoint_codec(measured), val_images, levels, ms_ssim=with_ms_ssim):
                     append_csv(args.run_dir / "val_log.csv", {
                         "step": step, "quality": r.quality, "bpp_real": round(r.bpp, 5),
                         "bpp_estimate": round(r.bpp_estimate, 5), "psnr": round(r.psnr, 3),

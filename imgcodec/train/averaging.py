@@ -21,14 +21,16 @@ class WeightAverage:
         if not 0.0 < decay < 1.0:
             raise ValueError(f"decay must be in (0, 1), not {decay}")
         self.decay = decay
-        self.names = [k for k, v in model.state_dict().items() if v.is_floating_point()]
-        self.shadow = {k: model.state_dict()[k].detach().float().clone() for k in self.names}
+        state = model.state_dict()
+        self.names = [k for k, v in state.items() if v.is_floating_point()]
+        self.shadow = {k: state[k].detach().float().clone() for k in self.names}
+        # The model's own tensors, which the optimizer updates in place: looked up once, not per step.
+        self._live = [state[k].detach() for k in self.names]
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        state = model.state_dict()
-        torch._foreach_lerp_([self.shadow[k] for k in self.names],
-                             [state[k].detach().float() for k in self.names], 1.0 - self.decay)
+    def update(self) -> None:
+        """One step of the average, after an optimizer step of the model given at construction."""
+        torch._foreach_lerp_([self.shadow[k] for k in self.names], [t.float() for t in self._live], 1.0 - self.decay)
 
     def averaged_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
         """The model's state dict with the averaged values in place of its floating-point ones."""

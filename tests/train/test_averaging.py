@@ -21,8 +21,8 @@ def test_average_follows_the_weights_geometrically_and_skips_integer_buffers() -
     with torch.no_grad():
         model.weight.fill_(2.0)  # from 1
         model.num_batches_tracked.fill_(7)
-    average.update(model)
-    average.update(model)
+    average.update()
+    average.update()
     state = average.averaged_state(model)
     # 1 -> 0.75 * 1 + 0.25 * 2 = 1.25 -> 0.75 * 1.25 + 0.25 * 2 = 1.4375
     assert torch.allclose(state["weight"], torch.full((3,), 1.4375))
