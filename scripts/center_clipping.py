@@ -7,7 +7,10 @@ the share of the gained latent's values beyond the centers, the largest magnitud
 of the synthesis from the nearest centers against the same with the values beyond the centers
 passed through unclipped (everything else as coded): the PSNR that more centers would buy. Last,
 the side latent's share beyond its centers, and its channels that sit mostly or wholly beyond
-them (such a channel gets no gradient from the soft assignment, so it cannot come back).
+them (such a channel gets no gradient from the soft assignment, so it cannot come back), and
+how many channels carry information at all: the entropy of each channel's symbols, pooled over
+the crops and levels. Rate pressure collapses most side channels to one symbol anyway (as in
+CompressAI's hyperprior models), so a dead channel costs capacity only if few others are spare.
 (docs/experiments/center-clipping measured the same for shae-v4 to shae-v7.)
 """
 from __future__ import annotations
@@ -31,9 +34,11 @@ def psnr(x_hat: torch.Tensor, photo: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def clipping(model: ShaeV9, photo: np.ndarray, level: int) -> tuple[float, float, float, float, torch.Tensor]:
+def clipping(model: ShaeV9, photo: np.ndarray, level: int
+             ) -> tuple[float, float, float, float, torch.Tensor, torch.Tensor]:
     """photo: H,W,3 uint8 -> (share of the latent beyond the centers, largest |value|, PSNR clipped,
-    PSNR unclipped, per side-latent channel the share beyond its centers: C_z)."""
+    PSNR unclipped, per side-latent channel the share beyond its centers: C_z, the side latent's
+    symbols: C_z,h/64*w/64)."""
     x = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255  # 1,3,H,W
     centers = model.quantizer.centers.detach().sort().values
     y = model.analysis(x - 0.5) * model.log_gain[level].exp()[None, :, None, None]  # 1,M,h,w
@@ -44,8 +49,16 @@ def clipping(model: ShaeV9, photo: np.ndarray, level: int) -> tuple[float, float
     z_centers = model.hyper_quantizer.centers.detach()
     z = model.hyper_analysis(y)[0]  # C_z,h/4,w/4
     side = ((z > z_centers.max()) | (z < z_centers.min())).float().mean(dim=(1, 2))
+    side_symbols = model.hyper_quantizer.symbols(z).flatten(1)
     return (float(beyond.float().mean()), float(y.abs().max()), psnr(model.synthesis(nearest * inverse) + 0.5, photo),
-            psnr(model.synthesis(unclipped * inverse) + 0.5, photo), side)
+            psnr(model.synthesis(unclipped * inverse) + 0.5, photo), side, side_symbols)
+
+
+def entropy_bits(symbols: torch.Tensor) -> float:
+    """Empirical entropy of a 1-D tensor of symbols, bits per symbol."""
+    counts = symbols.unique(return_counts=True)[1].double()
+    p = counts / counts.sum()
+    return float(-(p * p.log2()).sum())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,10 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.checkpoint} (total step {state.get('total_steps', state.get('step'))}): {len(centers)} centers, "
           f"{float(centers.min()):.2f} .. {float(centers.max()):.2f}; {len(crops)} crops of {args.split}")
     print("level  beyond %  max |y|  PSNR clipped  PSNR unclipped  cost dB")
-    sides = []
+    sides, side_symbols = [], []
     for level in args.levels:
         results = [clipping(model, crop, level - 1) for crop in crops]
         sides += [r[4] for r in results]
+        side_symbols += [r[5] for r in results]
         rows = np.array([r[:4] for r in results])
         share, largest, clipped, free = rows[:, 0].mean(), rows[:, 1].max(), rows[:, 2].mean(), rows[:, 3].mean()
         print(f"{level:5d}  {100 * share:8.4f}  {largest:7.1f}  {clipped:12.2f}  {free:14.2f}  {free - clipped:7.3f}")
@@ -80,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"side latent: {len(z_centers)} centers, {float(z_centers.min()):.2f} .. {float(z_centers.max()):.2f}; "
           f"{100 * float(shares.mean()):.1f} % of values beyond them; channels with more than half beyond: "
           f"{int((shares > 0.5).sum())} of {len(shares)}, all beyond: {int((shares > 0.999).sum())}")
+    pooled = torch.cat(side_symbols, dim=1)  # C_z, every position of every crop and level
+    entropies = np.array([entropy_bits(channel) for channel in pooled])
+    print(f"side channels carrying information (> 0.05 bit per symbol): {int((entropies > 0.05).sum())} "
+          f"of {len(entropies)}; more than 1 bit: {int((entropies > 1).sum())}")
     return 0
 
 

@@ -97,6 +97,10 @@ def test_center_clipping_script_reports_each_level(tmp_path: Path, photo_folder:
     assert done.returncode == 0, done.stderr
     rows = [line.split() for line in done.stdout.splitlines()[2:]]
     assert [int(r[0]) for r in rows[:2]] == [1, 2] and rows[2][0] == "side"
+    carrying = done.stdout.splitlines()[-1]
+    assert carrying.startswith("side channels carrying information")
+    in_use, of = int(carrying.split(": ")[1].split()[0]), int(carrying.split(" of ")[1].split(";")[0])
+    assert 0 <= in_use <= of == tiny_v9_config["hyper_channels"]
     for _, share, largest, clipped, unclipped, cost in rows[:2]:
         assert 0 <= float(share) <= 100 and float(largest) >= 0
         assert abs(float(unclipped) - float(clipped) - float(cost)) < 0.002
