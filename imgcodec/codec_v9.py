@@ -26,7 +26,7 @@ from .errors import FormatError, ModelNotFoundError
 from .imageio import Metadata
 from .hyperprior import HyperpriorTables
 from .runtime import OnnxGraph, TransformRuntime
-from .zoo import ModelInfo, verify_files
+from .zoo import ModelInfo, graph_path, verify_files
 
 MULTIPLE = 64  # image sides are padded to this (the side latent is at 1/64)
 DOWNSCALE = 16  # the latent's
@@ -55,8 +55,8 @@ class ShaeV9Codec(ContainerCodec):
             self.inverse_gains = levels["inverse_gains"].astype(np.float32)
         self.y_thresholds = (self.y_centers[1:] + self.y_centers[:-1]) / 2
         self.z_thresholds = (self.z_centers[1:] + self.z_centers[:-1]) / 2
-        encoder = None if info.decode_only else info.folder / "encoder.onnx"
-        self.runtime = TransformRuntime(encoder, info.folder / "decoder.onnx", threads, TILE_LATENTS,
+        encoder = None if info.decode_only else graph_path(info, "encoder")
+        self.runtime = TransformRuntime(encoder, graph_path(info, "decoder"), threads, TILE_LATENTS,
                                         MARGIN_LATENTS, DOWNSCALE, SINGLE_TILE_LATENTS)
         self.threads = threads
         self._hyper_analysis: OnnxGraph | None = None  # on the whole latent, which is small
@@ -83,7 +83,7 @@ class ShaeV9Codec(ContainerCodec):
         already computed."""
         y = (self.analysis(rgb) if latent is None else latent) * self._gains(self.gains, level, step)[:, None, None]
         if self._hyper_analysis is None:
-            self._hyper_analysis = OnnxGraph(self.info.folder / "hyper_encoder.onnx", self.threads)
+            self._hyper_analysis = OnnxGraph(graph_path(self.info, "hyper_encoder"), self.threads)
         z = self._hyper_analysis(np.ascontiguousarray(y, dtype=np.float32), 0)  # Cz,h/4,w/4
         return (np.searchsorted(self.y_thresholds, y).astype(np.int32),
                 np.searchsorted(self.z_thresholds, z).astype(np.int32))

@@ -40,7 +40,12 @@ class OnnxGraph:
         # (the edges): on a 24-megapixel image the kept plans grew shae-v9's peak memory by more
         # than half, and they bought no speed.
         options.enable_mem_pattern = False
-        self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        if path.suffix == ".shaw":  # the graph travels inside, its weights compressed (docs/weights.md)
+            from .weights.onnx_weights import session
+
+            self.session = session(None, path.read_bytes(), options)
+        else:
+            self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
         # shae-v8's graphs take the level; shae-v9's gains live outside the graph.
         self.takes_level = any(i.name == "level" for i in self.session.get_inputs())

@@ -22,7 +22,7 @@ from .context_prior import PriorTables
 from .errors import ModelNotFoundError
 
 MODELS_ENV = "SHAEC_MODELS_DIR"
-WEIGHT_FILES = ("encoder.onnx", "decoder.onnx", "prior.npz")
+PRIOR_FILE = "prior.npz"
 
 
 def models_dir() -> Path:
@@ -184,7 +184,15 @@ def rd_tau_of(info: ModelInfo, num_levels: int) -> np.ndarray:
 
 
 #: Files only an encoder needs; a decode_only model ships without them.
-ENCODER_FILES = ("encoder.onnx", "hyper_encoder.onnx")
+ENCODER_FILES = ("encoder.onnx", "hyper_encoder.onnx", "encoder.shaw", "hyper_encoder.shaw")
+
+
+def graph_path(info: ModelInfo, stem: str) -> Path:
+    """The file of the model's graph `stem` ("encoder", "decoder", ...): stem.shaw when the model
+    lists one (the graph with its weights compressed by `shaec weights`, docs/weights.md), else
+    stem.onnx."""
+    compressed = f"{stem}.shaw"
+    return info.folder / (compressed if compressed in info.meta.get("files", {}) else f"{stem}.onnx")
 
 
 def verify_files(info: ModelInfo, names: Iterable[str]) -> None:
@@ -206,8 +214,8 @@ class LoadedModel:
 
     def __init__(self, info: ModelInfo) -> None:
         self.info = info
-        verify_files(info, WEIGHT_FILES)
-        with np.load(info.folder / "prior.npz") as npz:
+        verify_files(info, [graph_path(info, "encoder").name, graph_path(info, "decoder").name, PRIOR_FILE])
+        with np.load(info.folder / PRIOR_FILE) as npz:
             clip = int(npz["context_clip"]) if "context_clip" in npz.files else -1  # -1: none
             self.prior = PriorTables(npz["counts"], None if clip < 0 else clip)
             self.centers = npz["centers"].astype(np.float32)  # L, sorted ascending
@@ -223,11 +231,11 @@ class LoadedModel:
         if self.info.decode_only:
             raise ModelNotFoundError(
                 f"model '{self.info.name}' is retired and ships only its decoder; encode with the default model")
-        return self.info.folder / "encoder.onnx"
+        return graph_path(self.info, "encoder")
 
     @property
     def decoder_path(self) -> Path:
-        return self.info.folder / "decoder.onnx"
+        return graph_path(self.info, "decoder")
 
     @property
     def model_id_bytes(self) -> bytes:

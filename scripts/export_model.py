@@ -26,7 +26,7 @@ from imgcodec.codec import Codec, codec_of
 from imgcodec.evaluation import evaluate
 from imgcodec.metrics import ms_ssim_rgb, psnr_rgb
 from imgcodec.train.data import load_images
-from imgcodec.train.export import export_model, export_shae_v9
+from imgcodec.train.export import export_model, export_shae_v9, shae_v9_calibration_crops
 from imgcodec.train.shae_v9 import ShaeV9
 from imgcodec.train.rounding_tuning import tune, write_tuning
 from imgcodec.train.training import load_model
@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tune-rounding", action="store_true",
                         help="before evaluating, tune the encoder's rate-distortion rounding on training crops "
                              "(imgcodec.train.rounding_tuning, as scripts/tune_rounding.py --write)")
+    parser.add_argument("--weights-bits", type=float, default=None,
+                        help="shae-v9: store the graphs as .shaw files at this many bits per weight on average, "
+                             "calibrated on crops of training photos (docs/weights.md)")
     parser.add_argument("--save-checkpoint", type=Path, default=None,
                         help="also write the exported PyTorch model here (weights only), to continue from with --init")
     args = parser.parse_args(argv)
@@ -93,7 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     for key in ("init", "total_steps", "total_cpu_hours"):  # a run continued from another (--init)
         if key in state:
             extra[key] = state[key]
-    model_id = (export_shae_v9 if isinstance(model, ShaeV9) else export_model)(model, folder, extra)
+    if isinstance(model, ShaeV9):
+        crops = None if args.weights_bits is None else shae_v9_calibration_crops(args.data / "train")
+        model_id = export_shae_v9(model, folder, extra, args.weights_bits, crops)
+    elif args.weights_bits is not None:
+        raise SystemExit("--weights-bits: only shae-v9 models ship compressed graphs")
+    else:
+        model_id = export_model(model, folder, extra)
     logs = Path("docs/training-logs") / args.name  # logs are records, not package data
     for log in ("train_log.csv", "val_log.csv"):
         if (args.checkpoint.parent / log).exists():

@@ -9,6 +9,12 @@ file still decodes; what changes is the encoder's latent (rate) and the decoder'
 The bar for shipping compressed models: at most -0.05 dB and +-0.5 % bits at every level, and
 models/ at least 8x smaller.
 
+A shae-v9 training checkpoint is measured as it would ship instead (`--checkpoint`): exported
+once with float32 graphs and once per --bits value with .shaw graphs (scripts/export_model.py
+--weights-bits: calibrated allocation), each coded through real files at --levels:
+
+    python scripts/weights_dogfood.py --checkpoint checkpoints/shae-v9-training.pt --images 4 --levels 1 6 10 --bits 8 6
+
 Two allocations of the bits between tensors: "rms" (the no-data mode: one step relative to
 each tensor's RMS) and "sensitivity" (steps from imgcodec.weights.sensitivity, calibrated on
 crops of --calibration photos, never the evaluation photos: the decoder's pixel error relative
@@ -17,6 +23,8 @@ to each crop's coding error, the encoder's latent error in units of the gained l
 from __future__ import annotations
 
 import argparse
+import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +38,11 @@ from imgcodec.weights import onnx_weights, sensitivity
 from imgcodec.weights.codec import WeightCodecConfig, choose_scale, compress_tensors, quantizable, step_of, unit_steps
 from imgcodec.weights.container import pack
 from imgcodec.weights.tensors import _dtype_name
-from imgcodec.zoo import find_model
+from imgcodec.zoo import ModelInfo, find_model
+from imgcodec.codec import codec_of
+from imgcodec.train.export import export_shae_v9, shae_v9_calibration_crops
+from imgcodec.train.shae_v9 import ShaeV9
+from imgcodec.train.training import load_model
 
 
 class _Session:
@@ -110,8 +122,8 @@ def model_sensitivities(model: str | None, crops: list[np.ndarray]) -> dict[str,
     return result
 
 
-def compressed_codec(model: str | None, bits: float,
-                     sensitivities: dict[str, dict[str, float]] | None) -> tuple[Codec, int, int]:
+def compressed_codec(model: str | None, bits: float, sensitivities: dict[str, dict[str, float]] | None,
+                     deadzone: float = WeightCodecConfig().deadzone) -> tuple[Codec, int, int]:
     """(a codec whose transforms run from .shaw weights, .shaw bytes, ONNX bytes they replace);
     bits allocated by the sensitivities (model_sensitivities), or by RMS for None."""
     codec = Codec(find_model(model))
@@ -120,13 +132,48 @@ def compressed_codec(model: str | None, bits: float,
         path = getattr(codec.model, f"{part}_path")
         graph, tensors = onnx_weights.split(path)
         records = compress_tensors({k: (v, _dtype_name(v.dtype)) for k, v in tensors.items()},
-                                   WeightCodecConfig(target_bits_per_weight=bits),
+                                   WeightCodecConfig(target_bits_per_weight=bits, deadzone=deadzone),
                                    None if sensitivities is None else sensitivities[part])
         shaw = pack(records)
         setattr(codec.runtime, f"_{part}", _Session(onnx_weights.session(graph, shaw)))
         shaw_bytes += len(shaw) + len(graph)
         onnx_bytes += path.stat().st_size
     return codec, shaw_bytes, onnx_bytes
+
+
+def exported_shae_v9(checkpoint: Path, folder: Path, bits: float | None, calibration: Path) -> ModelInfo:
+    """The checkpoint exported to `folder` (float32 graphs for bits None), as an installed model."""
+    model, _ = load_model(checkpoint)
+    if not isinstance(model, ShaeV9):
+        raise SystemExit(f"{checkpoint}: --checkpoint takes a shae-v9 checkpoint")
+    crops = None if bits is None else shae_v9_calibration_crops(calibration)
+    model_id = export_shae_v9(model, folder, None, bits, crops)
+    return ModelInfo(folder.name, folder, model_id, json.loads((folder / "model.json").read_text()), {})
+
+
+def shae_v9_table(args: argparse.Namespace, images: list[np.ndarray]) -> list[str]:
+    """Rate and PSNR changes of the checkpoint with .shaw graphs against float32 graphs."""
+    with tempfile.TemporaryDirectory() as scratch:
+        reference_info = exported_shae_v9(args.checkpoint, Path(scratch) / "float32", None, args.calibration)
+        reference = evaluate(codec_of(reference_info), images, args.levels)
+        reference_bytes = sum((reference_info.folder / name).stat().st_size for name in reference_info.meta["files"])
+        lines = [f"{args.checkpoint} on {len(images)} photos of {args.data}, levels "
+                 f"{', '.join(str(r.quality) for r in reference)}: float32 graphs {reference_bytes} bytes in all "
+                 f"({', '.join(f'{r.bpp:.4f} bpp / {r.psnr:.2f} dB' for r in reference)}); change with .shaw graphs:",
+                 "", "| bits/weight | graphs bytes | model bytes | smaller by | worst rate change % | "
+                 "worst PSNR change dB | mean PSNR change dB |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for bits in args.bits:
+            info = exported_shae_v9(args.checkpoint, Path(scratch) / f"bits{bits:g}", bits, args.calibration)
+            results = evaluate(codec_of(info), images, args.levels)
+            rate = [100 * (r.bpp / ref.bpp - 1) for r, ref in zip(results, reference)]
+            psnr = [r.psnr - ref.psnr for r, ref in zip(results, reference)]
+            sizes = {name: (info.folder / name).stat().st_size for name in info.meta["files"]}
+            model_bytes = sum(sizes.values())
+            lines.append(f"| {bits:g} | {sum(v for k, v in sizes.items() if k.endswith('.shaw'))} | {model_bytes} | "
+                         f"{reference_bytes / model_bytes:.2f}x | {max(rate, key=abs):+.2f} | {min(psnr):+.3f} | "
+                         f"{np.mean(psnr):+.3f} |")
+            print(lines[-1], flush=True)
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,7 +187,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibration", type=Path, default=Path("data/train"),
                         help="photos whose crops calibrate the sensitivities (not the evaluation photos)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--deadzone", type=float, default=WeightCodecConfig().deadzone,
+                        help="the weight codec's dead zone, in steps beyond half a step (default: the codec's); "
+                             "--checkpoint exports always use 0 (imgcodec.train.export.compress_graph)")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="a shae-v9 training checkpoint, measured as exported (module docstring)")
+    parser.add_argument("--images", type=int, default=None, help="the first N photos of --data")
+    parser.add_argument("--levels", type=int, nargs="*", default=None, help="1-based; default all")
     args = parser.parse_args(argv)
+    if args.checkpoint is not None:
+        paths = sorted(args.data.glob("*.png"))[:args.images]
+        lines = shae_v9_table(args, [np.asarray(Image.open(p).convert("RGB")) for p in paths])
+        publish("\n".join(lines), args.out,
+                f"python scripts/weights_dogfood.py --checkpoint {args.checkpoint} --data {args.data}"
+                + (f" --images {args.images}" if args.images else "")
+                + (f" --levels {' '.join(map(str, args.levels))}" if args.levels else "")
+                + f" --bits {' '.join(f'{b:g}' for b in args.bits)} --calibration {args.calibration}"
+                + (f" --out {args.out}" if args.out else ""))
+        return 0
 
     images = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(args.data.glob("*.png"))]
     reference_codec = Codec(find_model(args.model))
@@ -161,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     for allocation in args.allocations:
         for bits in args.bits if allocation == "sensitivity" or not args.rms_bits else args.rms_bits:
             codec, shaw_bytes, onnx_bytes = compressed_codec(args.model, bits,
-                                                             measured if allocation == "sensitivity" else None)
+                                                             measured if allocation == "sensitivity" else None,
+                                                             args.deadzone)
             results = evaluate(codec, images)
             rate = [100 * (r.bpp / ref.bpp - 1) for r, ref in zip(results, reference)]
             psnr = [r.psnr - ref.psnr for r, ref in zip(results, reference)]
@@ -190,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             f"python scripts/weights_dogfood.py --data {args.data} --bits {' '.join(f'{b:g}' for b in args.bits)} "
             + (f"--rms-bits {' '.join(f'{b:g}' for b in args.rms_bits)} " if args.rms_bits else "")
             + f"--allocations {' '.join(args.allocations)} --calibration {args.calibration}"
+            + (f" --deadzone {args.deadzone:g}" if args.deadzone != WeightCodecConfig().deadzone else "")
             + (f" --out {args.out}" if args.out else ""))
     return 0
 

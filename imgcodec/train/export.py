@@ -19,12 +19,16 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
-from ..zoo import WEIGHT_FILES
+from ..weights.codec import WeightCodecConfig
+from ..weights.model_files import compress_model
 from .shae_v8 import ShaeV8
 from .shae_v9 import ShaeV9
 
 ONNX_OPSET = 17
+#: shae-v8's files; its model id hashes all three.
+WEIGHT_FILES = ("encoder.onnx", "decoder.onnx", "prior.npz")
 
 
 class _Transform(torch.nn.Module):
@@ -91,13 +95,71 @@ def export_model(model: ShaeV8, folder: Path, extra: dict[str, Any] | None = Non
     return model_id
 
 
-#: shae-v9's files. The model id covers what decoding needs (the first three); the encoders'
-#: hashes are checked on load like every file's.
-SHAE_V9_DECODER_FILES = ("decoder.onnx", "hyperprior.npz", "levels.npz")
-SHAE_V9_FILES = SHAE_V9_DECODER_FILES + ("encoder.onnx", "hyper_encoder.onnx")
+#: shae-v9's graphs and tables. The model id covers what decoding needs (the decoder graph and
+#: the tables); the encoders' hashes are checked on load like every file's.
+SHAE_V9_GRAPHS = ("decoder", "encoder", "hyper_encoder")
+SHAE_V9_TABLES = ("hyperprior.npz", "levels.npz")
+#: Levels (0-based, as fractions of the top one) whose latents calibrate the weight compression.
+CALIBRATION_LEVELS = (0.0, 0.5, 1.0)
+CALIBRATION_CROPS = 4
+CALIBRATION_CROP = 128
 
 
-def export_shae_v9(model: ShaeV9, folder: Path, extra: dict[str, Any] | None = None) -> str:
+def compress_graph(onnx_path: Path, bits: float, calibration: dict[str, np.ndarray]) -> Path:
+    """Replace stem.onnx by stem.shaw: the same graph, its weights compressed by `shaec weights`'
+    data-free codec to `bits` per weight on average, allocated by the sensitivities measured on
+    `calibration` (graph input name -> a batch of one) (docs/weights.md); returns the new path.
+
+    Without the codec's dead zone: rounding toward zero shrinks every weight of a layer by up to
+    a fifth of a step, so a whole transform's output shrinks with it: a bias that the noise which
+    measures the sensitivities cannot show. Plain rounding costs about the same bytes here."""
+    data = compress_model(onnx_path, WeightCodecConfig(target_bits_per_weight=bits, deadzone=0.0), calibration)
+    compressed = onnx_path.with_suffix(".shaw")
+    compressed.write_bytes(data)
+    onnx_path.unlink()
+    return compressed
+
+
+def shae_v9_calibration_crops(folder: Path) -> list[np.ndarray]:
+    """Center crops (128x128x3 uint8) of 4 photos spread over the folder's sorted names (smaller
+    photos skipped): enough to rank the tensors' sensitivities, and a few seconds per graph."""
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    crops = []
+    for path in paths[::max(1, len(paths) // CALIBRATION_CROPS)][:CALIBRATION_CROPS]:
+        image = np.asarray(Image.open(path).convert("RGB"))
+        if min(image.shape[:2]) < CALIBRATION_CROP:
+            continue
+        top, left = (image.shape[0] - CALIBRATION_CROP) // 2, (image.shape[1] - CALIBRATION_CROP) // 2
+        crops.append(image[top:top + CALIBRATION_CROP, left:left + CALIBRATION_CROP])
+    if not crops:
+        raise ValueError(f"no photo of at least {CALIBRATION_CROP}x{CALIBRATION_CROP} pixels among those sampled in {folder}")
+    return crops
+
+
+@torch.no_grad()
+def shae_v9_calibration(model: ShaeV9, crops: list[np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """Inputs that calibrate each shae-v9 graph's weight compression, from photo crops (H,W,3
+    uint8, sides multiples of 64, all the same size): the crops side by side for the encoder;
+    their gained latents at CALIBRATION_LEVELS side by side for the hyper-encoder; the same at
+    the nearest centers times the inverse gains for the decoder."""
+    strip = torch.from_numpy(np.concatenate(crops, axis=1)).permute(2, 0, 1)[None].float() / 255  # 1,3,H,W
+    y = model.analysis(strip - 0.5)  # 1,M,h,w
+    centers = model.quantizer.centers.sort().values
+    top = model.cfg.num_levels - 1
+    gained, decoded = [], []
+    for fraction in CALIBRATION_LEVELS:
+        level = round(fraction * top)
+        gain = model.log_gain[level].exp()[None, :, None, None]
+        gained.append(y * gain)
+        nearest = centers[model.quantizer.symbols(y * gain)]
+        decoded.append(nearest * model.log_inv_gain[level].exp()[None, :, None, None])
+    return {"encoder": {"image": strip.numpy()},
+            "hyper_encoder": {"latent": torch.cat(gained, dim=3).numpy()},
+            "decoder": {"latent": torch.cat(decoded, dim=3).numpy()}}
+
+
+def export_shae_v9(model: ShaeV9, folder: Path, extra: dict[str, Any] | None = None,
+                   weights_bits: float | None = None, calibration_crops: list[np.ndarray] | None = None) -> str:
     """Write a shae-v9 model folder; returns the model id.
 
         encoder.onnx        analysis, image 1,3,H,W in [0,1] (H, W multiples of 64) -> y 1,M,H/16,W/16
@@ -106,7 +168,11 @@ def export_shae_v9(model: ShaeV9, folder: Path, extra: dict[str, Any] | None = N
         hyperprior.npz      the integer entropy model (imgcodec.hyperprior.HyperpriorTables)
         levels.npz          sorted centers of y and z (float32), gains and inverse gains per level
 
-    The gains stay outside the graphs, so a level between two can be interpolated at run time."""
+    The gains stay outside the graphs, so a level between two can be interpolated at run time.
+    With `weights_bits`, the three graphs are stored as .shaw files instead (compress_graph),
+    calibrated on `calibration_crops` (shae_v9_calibration)."""
+    if weights_bits is not None and not calibration_crops:
+        raise ValueError("compressing the weights needs calibration crops")
     model = model.eval()
     folder.mkdir(parents=True, exist_ok=True)
     cfg = model.cfg
@@ -139,17 +205,26 @@ def export_shae_v9(model: ShaeV9, folder: Path, extra: dict[str, Any] | None = N
                               output_names=[output_name], opset_version=ONNX_OPSET,
                               dynamic_axes={input_name: {2: "h", 3: "w"}, output_name: {2: "oh", 3: "ow"}},
                               dynamo=False)
+        if weights_bits is not None:
+            inputs = shae_v9_calibration(model, calibration_crops or [])
+            for stem in SHAE_V9_GRAPHS:
+                compress_graph(folder / f"{stem}.onnx", weights_bits, inputs[stem])
         model.frozen_tables().save(folder / "hyperprior.npz")
         np.savez(folder / "levels.npz",
                  y_centers=model.quantizer.centers.sort().values.numpy().astype(np.float32),
                  z_centers=model.hyper_quantizer.centers.sort().values.numpy().astype(np.float32),
                  gains=model.log_gain.exp().numpy().astype(np.float32),
                  inverse_gains=model.log_inv_gain.exp().numpy().astype(np.float32))
+    suffix = ".onnx" if weights_bits is None else ".shaw"
+    graphs = [f"{stem}{suffix}" for stem in SHAE_V9_GRAPHS]
     digest = hashlib.sha256()
-    for name in SHAE_V9_DECODER_FILES:
+    for name in (graphs[0], *SHAE_V9_TABLES):
         digest.update(bytes.fromhex(file_sha256(folder / name)))
     model_id = digest.hexdigest()[:16]
     meta = {"model_id": model_id, "format": "shaec-model-1", "architecture": "shae-v9", "config": cfg.to_dict(),
-            "files": {name: file_sha256(folder / name) for name in SHAE_V9_FILES}, **(extra or {})}
+            "files": {name: file_sha256(folder / name) for name in (graphs[0], *SHAE_V9_TABLES, *graphs[1:])},
+            **({} if weights_bits is None else {"weights": {"bits_per_weight": weights_bits,
+                                                            "allocation": "calibrated"}}),
+            **(extra or {})}
     (folder / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
     return model_id
