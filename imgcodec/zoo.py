@@ -102,6 +102,15 @@ def list_models(directory: Path | None = None) -> list[ModelInfo]:
     return infos
 
 
+def folder_model(folder: Path) -> ModelInfo:
+    """The model in `folder` (its model.json), outside any manifest: for measuring an export."""
+    try:
+        meta = json.loads((folder / "model.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelNotFoundError(f"cannot read {folder / 'model.json'}: {exc}") from exc
+    return ModelInfo(folder.name, folder, meta["model_id"], meta, {})
+
+
 def default_model(directory: Path | None = None) -> ModelInfo:
     directory = directory or models_dir()
     manifest = _read_manifest(directory)

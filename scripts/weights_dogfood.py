@@ -23,7 +23,6 @@ to each crop's coding error, the encoder's latent error in units of the gained l
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
@@ -38,7 +37,7 @@ from imgcodec.weights import onnx_weights, sensitivity
 from imgcodec.weights.codec import WeightCodecConfig, choose_scale, compress_tensors, quantizable, step_of, unit_steps
 from imgcodec.weights.container import pack
 from imgcodec.weights.tensors import _dtype_name
-from imgcodec.zoo import ModelInfo, find_model
+from imgcodec.zoo import ModelInfo, find_model, folder_model
 from imgcodec.codec import codec_of
 from imgcodec.train.export import export_shae_v9, shae_v9_calibration_crops
 from imgcodec.train.shae_v9 import ShaeV9
@@ -141,20 +140,19 @@ def compressed_codec(model: str | None, bits: float, sensitivities: dict[str, di
     return codec, shaw_bytes, onnx_bytes
 
 
-def exported_shae_v9(checkpoint: Path, folder: Path, bits: float | None, calibration: Path) -> ModelInfo:
-    """The checkpoint exported to `folder` (float32 graphs for bits None), as an installed model."""
-    model, _ = load_model(checkpoint)
-    if not isinstance(model, ShaeV9):
-        raise SystemExit(f"{checkpoint}: --checkpoint takes a shae-v9 checkpoint")
-    crops = None if bits is None else shae_v9_calibration_crops(calibration)
-    model_id = export_shae_v9(model, folder, None, bits, crops)
-    return ModelInfo(folder.name, folder, model_id, json.loads((folder / "model.json").read_text()), {})
-
-
 def shae_v9_table(args: argparse.Namespace, images: list[np.ndarray]) -> list[str]:
     """Rate and PSNR changes of the checkpoint with .shaw graphs against float32 graphs."""
+    model, _ = load_model(args.checkpoint)
+    if not isinstance(model, ShaeV9):
+        raise SystemExit(f"{args.checkpoint}: --checkpoint takes a shae-v9 checkpoint")
+    crops = shae_v9_calibration_crops(args.calibration)
+
+    def exported(folder: Path, bits: float | None) -> ModelInfo:
+        export_shae_v9(model, folder, None, bits, None if bits is None else crops)
+        return folder_model(folder)
+
     with tempfile.TemporaryDirectory() as scratch:
-        reference_info = exported_shae_v9(args.checkpoint, Path(scratch) / "float32", None, args.calibration)
+        reference_info = exported(Path(scratch) / "float32", None)
         reference = evaluate(codec_of(reference_info), images, args.levels)
         reference_bytes = sum((reference_info.folder / name).stat().st_size for name in reference_info.meta["files"])
         lines = [f"{args.checkpoint} on {len(images)} photos of {args.data}, levels "
@@ -163,7 +161,7 @@ def shae_v9_table(args: argparse.Namespace, images: list[np.ndarray]) -> list[st
                  "", "| bits/weight | graphs bytes | model bytes | smaller by | worst rate change % | "
                  "worst PSNR change dB | mean PSNR change dB |", "|---|---:|---:|---:|---:|---:|---:|"]
         for bits in args.bits:
-            info = exported_shae_v9(args.checkpoint, Path(scratch) / f"bits{bits:g}", bits, args.calibration)
+            info = exported(Path(scratch) / f"bits{bits:g}", bits)
             results = evaluate(codec_of(info), images, args.levels)
             rate = [100 * (r.bpp / ref.bpp - 1) for r, ref in zip(results, reference)]
             psnr = [r.psnr - ref.psnr for r, ref in zip(results, reference)]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,3 +75,14 @@ def test_missing_tune_is_a_clear_error() -> None:
     if not any(info.tune == "ssim" for info in list_models()):
         with pytest.raises(ModelNotFoundError, match="no model tuned for ssim"):
             tuned_model("ssim")
+
+
+def test_folder_model_reads_model_json_or_says_why_not(tmp_path: Path) -> None:
+    from imgcodec.zoo import folder_model, graph_path
+
+    with pytest.raises(ModelNotFoundError, match="model.json"):
+        folder_model(tmp_path)
+    (tmp_path / "model.json").write_text('{"model_id": "00112233aabbccdd", "files": {"decoder.shaw": "0"}}')
+    info = folder_model(tmp_path)
+    assert info.model_id == "00112233aabbccdd" and info.name == tmp_path.name
+    assert graph_path(info, "decoder").name == "decoder.shaw" and graph_path(info, "encoder").name == "encoder.onnx"

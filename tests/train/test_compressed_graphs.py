@@ -16,7 +16,7 @@ from PIL import Image
 from imgcodec.errors import ModelNotFoundError
 from imgcodec.train.export import export_shae_v9, shae_v9_calibration, shae_v9_calibration_crops
 from imgcodec.train.shae_v9 import ShaeV9
-from imgcodec.zoo import ModelInfo, graph_path
+from imgcodec.zoo import folder_model, graph_path
 
 GRAPHS = ("encoder", "hyper_encoder", "decoder")
 
@@ -43,13 +43,8 @@ def models(tmp_path_factory: pytest.TempPathFactory, trained_tiny_v9: ShaeV9) ->
     return folder
 
 
-def _info(folder: Path) -> ModelInfo:
-    meta = json.loads((folder / "model.json").read_text())
-    return ModelInfo(folder.name, folder, meta["model_id"], meta, {})
-
-
 def test_the_graphs_are_shaw_files_listed_and_smaller(models: Path) -> None:
-    small, plain = _info(models / "small"), _info(models / "plain")
+    small, plain = folder_model(models / "small"), folder_model(models / "plain")
     assert sorted(p.name for p in small.folder.glob("*.onnx")) == []
     for stem in GRAPHS:
         assert graph_path(small, stem).name == f"{stem}.shaw" and f"{stem}.shaw" in small.meta["files"]
@@ -108,7 +103,7 @@ def test_a_damaged_shaw_graph_is_refused(models: Path, tmp_path: Path) -> None:
     data[len(data) // 2] ^= 0xFF
     (copy / "decoder.shaw").write_bytes(bytes(data))
     with pytest.raises(ModelNotFoundError, match="decoder.shaw is damaged"):
-        ShaeV9Codec(_info(copy))
+        ShaeV9Codec(folder_model(copy))
 
 
 def test_calibration_inputs_fit_each_graph(trained_tiny_v9: ShaeV9) -> None:
