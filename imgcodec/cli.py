@@ -440,13 +440,17 @@ def weights() -> None:
               help="Tensors with fewer values are not quantized.")
 @click.option("--small-floats", type=click.Choice(["exact", "float16"]), default="exact", show_default=True,
               help="How float tensors that are not quantized (biases, norms) are stored.")
+@click.option("--deadzone", type=click.FloatRange(0, 0.5), default=0.2, show_default=True,
+              help="Magnitudes below 0.5 + this many steps become 0, and all are rounded toward 0 by that "
+                   "much: smaller files, but a deep network's layers shrink with it; 0 rounds plainly.")
 @click.option("--calibration", type=click.Path(exists=True, dir_okay=False), default=None,
               help="ONNX models: an .npz of sample inputs (one array per graph input, batch first); the "
                    "bits then go where the outputs need them (one model run per quantized tensor).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
 @user_errors
 def weights_compress(model_file: str, output: str | None, bits_per_weight: float | None, size: str | None,
-                     min_size: int, small_floats: str, calibration: str | None, force: bool) -> None:
+                     min_size: int, small_floats: str, deadzone: float, calibration: str | None,
+                     force: bool) -> None:
     """Compress MODEL_FILE (.pt/.pth state_dict or checkpoint, or .onnx) to a .shaw file."""
     import time
 
@@ -459,7 +463,8 @@ def weights_compress(model_file: str, output: str | None, bits_per_weight: float
         raise ShaecError("give --bits-per-weight or --size, not both")
     target_bytes = _parse_size(size) if size else None
     config = WeightCodecConfig(min_size=min_size, target_bytes=target_bytes, small_floats=small_floats,
-                               target_bits_per_weight=None if target_bytes else (bits_per_weight or 3.0))
+                               target_bits_per_weight=None if target_bytes else (bits_per_weight or 3.0),
+                               deadzone=deadzone)
     dest = output or str(Path(model_file).with_suffix(".shaw"))
     check_destination(model_file, dest, force)
     started = time.perf_counter()

@@ -14,6 +14,7 @@ from imgcodec.cli import main
 from imgcodec.errors import FormatError
 from imgcodec.weights.codec import WeightCodecConfig, compress_tensors, decompress_record
 from imgcodec.weights.container import pack, unpack
+from imgcodec.weights.model_files import decode_tensors, read_model
 
 
 def _model(seed: int = 0) -> torch.nn.Module:
@@ -129,6 +130,23 @@ def test_small_floats_as_float16_when_asked_and_in_range(tmp_path: Path) -> None
     assert result.exit_code == 0, result.output
     info = CliRunner().invoke(main, ["weights", "info", str(tmp_path / "m.shaw")])
     assert "float16" in info.output
+
+
+def test_deadzone_option_rounds_plainly_at_zero(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    weight = rng.normal(0, 1, (64, 64)).astype(np.float32)
+    torch.save({"w": torch.from_numpy(weight)}, tmp_path / "m.pt")
+    shrink = {}
+    for deadzone in ("0.2", "0"):
+        out = tmp_path / f"m{deadzone}.shaw"
+        result = CliRunner().invoke(main, ["weights", "compress", str(tmp_path / "m.pt"), "-o", str(out),
+                                           "--bits-per-weight", "4", "--deadzone", deadzone])
+        assert result.exit_code == 0, result.output
+        decoded = decode_tensors(read_model(out.read_bytes())[1])["w"]
+        shrink[deadzone] = float((decoded * weight).sum() / (weight * weight).sum())  # 1: no bias
+    assert shrink["0.2"] < 0.99 < shrink["0"] < 1.01  # the dead zone pulls every weight toward 0
+    result = CliRunner().invoke(main, ["weights", "compress", str(tmp_path / "m.pt"), "--deadzone", "0.7"])
+    assert result.exit_code == 2 and "--deadzone" in result.output
 
 
 def test_cli_refuses_non_models_in_one_line(tmp_path: Path) -> None:
