@@ -19,16 +19,29 @@ TINY = json.dumps({"latent_channels": 6, "num_centers": 5, "center_range": 2.0, 
                    "lambdas": [0.01, 0.05, 0.2]})
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
+def _write_photos(folder: Path) -> Path:
     rng = np.random.default_rng(0)
     for split, count in (("train", 3), ("val", 2)):
-        (tmp_path / split).mkdir()
+        (folder / split).mkdir()
         for k in range(count):
             yy, xx = np.mgrid[0:72, 0:96]
             img = np.stack([np.sin(xx / (5 + k)) * 100 + 120, yy * 2.0, rng.normal(128, 20, xx.shape)], -1)
-            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(tmp_path / split / f"{k}.png")
-    return tmp_path
+            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(folder / split / f"{k}.png")
+    return folder
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return _write_photos(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def one_step_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(data folder, run folder) of one training step, shared by tests that only read it."""
+    data = _write_photos(tmp_path_factory.mktemp("photos"))
+    run = tmp_path_factory.mktemp("runs") / "run"
+    train(run, data, 1)
+    return data, run
 
 
 def train(run: Path, data: Path, steps: int, *extra: str) -> None:
@@ -167,11 +180,10 @@ def test_a_resumed_run_keeps_its_recorded_schedule(script, data_dir, tmp_path):
     (["--lambdas", "[1, -2, 3]"], "lambdas must be positive"),
     (["--lambdas", "fast"], "JSON list"),
 ])
-def test_fine_tune_options_are_checked(script, data_dir, tmp_path, extra, message):
-    run = tmp_path / "run"
-    train(run, data_dir, 1)
+def test_fine_tune_options_are_checked(script, one_step_run, tmp_path, extra, message):
+    data, run = one_step_run
     with pytest.raises(SystemExit, match=message):
-        script.main(["--run-dir", str(tmp_path / "ft"), "--data", str(data_dir), "--steps", "1",
+        script.main(["--run-dir", str(tmp_path / "ft"), "--data", str(data), "--steps", "1",
                      "--init", str(run / "checkpoint.pt"), *extra])
 
 
