@@ -26,7 +26,7 @@ from imgcodec.codec import Codec, codec_of
 from imgcodec.evaluation import evaluate
 from imgcodec.metrics import ms_ssim_rgb, psnr_rgb
 from imgcodec.train.data import load_images
-from imgcodec.train.export import export_model, export_shae_v9, shae_v9_calibration_crops
+from imgcodec.train.export import export_model, export_shae_v9, calibration_crops
 from imgcodec.train.shae_v9 import ShaeV9
 from imgcodec.train.rounding_tuning import tune, write_tuning
 from imgcodec.train.training import load_model
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         if key in state:
             extra[key] = state[key]
     if isinstance(model, ShaeV9):
-        crops = None if args.weights_bits is None else shae_v9_calibration_crops(args.data / "train")
+        crops = None if args.weights_bits is None else calibration_crops(args.data / "train")
         model_id = export_shae_v9(model, folder, extra, args.weights_bits, crops)
     elif args.weights_bits is not None:
         raise SystemExit("--weights-bits: only shae-v9 models ship compressed graphs")

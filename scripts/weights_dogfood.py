@@ -39,7 +39,7 @@ from imgcodec.weights.container import pack
 from imgcodec.weights.tensors import _dtype_name
 from imgcodec.zoo import ModelInfo, find_model, folder_model
 from imgcodec.codec import codec_of
-from imgcodec.train.export import export_shae_v9, shae_v9_calibration_crops
+from imgcodec.train.export import export_shae_v9, calibration_crops
 from imgcodec.train.shae_v9 import ShaeV9
 from imgcodec.train.training import load_model
 
@@ -56,22 +56,8 @@ class _Session:
         return self.session.run(None, feed)[0][0]  # type: ignore[attr-defined]
 
 
-CALIBRATION_CROPS = 4
 CALIBRATION_CROP = 192
 CALIBRATION_LEVELS = (0, 3, 6, 9)
-
-
-def calibration_crops(folder: Path, seed: int = 0) -> list[np.ndarray]:
-    """CALIBRATION_CROPS random crops (H,W,3 uint8) of photos spread over the folder."""
-    rng = np.random.default_rng(seed)
-    paths = sorted(folder.glob("*.png"))
-    crops = []
-    for path in paths[::max(1, len(paths) // CALIBRATION_CROPS)][:CALIBRATION_CROPS]:
-        image = np.asarray(Image.open(path).convert("RGB"))
-        y = int(rng.integers(0, image.shape[0] - CALIBRATION_CROP + 1))
-        x = int(rng.integers(0, image.shape[1] - CALIBRATION_CROP + 1))
-        crops.append(image[y:y + CALIBRATION_CROP, x:x + CALIBRATION_CROP])
-    return crops
 
 
 def graph_sensitivities(codec: Codec, part: str, graph: bytes, tensors: dict[str, np.ndarray],
@@ -145,7 +131,7 @@ def shae_v9_table(args: argparse.Namespace, images: list[np.ndarray]) -> list[st
     model, _ = load_model(args.checkpoint)
     if not isinstance(model, ShaeV9):
         raise SystemExit(f"{args.checkpoint}: --checkpoint takes a shae-v9 checkpoint")
-    crops = shae_v9_calibration_crops(args.calibration)
+    crops = calibration_crops(args.calibration)
 
     def exported(folder: Path, bits: float | None) -> ModelInfo:
         export_shae_v9(model, folder, None, bits, None if bits is None else crops)
@@ -207,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     images = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(args.data.glob("*.png"))]
     reference_codec = Codec(find_model(args.model))
     reference = evaluate(reference_codec, images)
-    measured = model_sensitivities(args.model, calibration_crops(args.calibration)) \
+    measured = model_sensitivities(args.model, calibration_crops(args.calibration, CALIBRATION_CROP, seed=0)) \
         if "sensitivity" in args.allocations else None
     # Files the float32 model wrote, and its decodes: what a compressed decoder does to old files.
     old_files = [(data, reference_codec.decode_bytes(data)) for data in

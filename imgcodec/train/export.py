@@ -97,7 +97,7 @@ def export_model(model: ShaeV8, folder: Path, extra: dict[str, Any] | None = Non
 
 #: shae-v9's graphs and tables. The model id covers what decoding needs (the decoder graph and
 #: the tables); the encoders' hashes are checked on load like every file's.
-SHAE_V9_GRAPHS = ("decoder", "encoder", "hyper_encoder")
+SHAE_V9_GRAPHS = ("encoder", "hyper_encoder", "decoder")
 SHAE_V9_TABLES = ("hyperprior.npz", "levels.npz")
 #: Levels (0-based, as fractions of the top one) whose latents calibrate the weight compression.
 CALIBRATION_LEVELS = (0.0, 0.5, 1.0)
@@ -120,19 +120,24 @@ def compress_graph(onnx_path: Path, bits: float, calibration: dict[str, np.ndarr
     return compressed
 
 
-def shae_v9_calibration_crops(folder: Path) -> list[np.ndarray]:
-    """Center crops (128x128x3 uint8) of 4 photos spread over the folder's sorted names (smaller
-    photos skipped): enough to rank the tensors' sensitivities, and a few seconds per graph."""
+def calibration_crops(folder: Path, size: int = CALIBRATION_CROP, seed: int | None = None) -> list[np.ndarray]:
+    """Crops (size x size x 3 uint8) of CALIBRATION_CROPS photos spread over the folder's sorted
+    names, smaller photos skipped: centred, or at positions drawn from `seed`. Enough to rank
+    tensors' sensitivities (imgcodec.weights.sensitivity), in seconds per graph."""
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    rng = None if seed is None else np.random.default_rng(seed)
     crops = []
     for path in paths[::max(1, len(paths) // CALIBRATION_CROPS)][:CALIBRATION_CROPS]:
         image = np.asarray(Image.open(path).convert("RGB"))
-        if min(image.shape[:2]) < CALIBRATION_CROP:
+        if min(image.shape[:2]) < size:
             continue
-        top, left = (image.shape[0] - CALIBRATION_CROP) // 2, (image.shape[1] - CALIBRATION_CROP) // 2
-        crops.append(image[top:top + CALIBRATION_CROP, left:left + CALIBRATION_CROP])
+        if rng is None:
+            top, left = (image.shape[0] - size) // 2, (image.shape[1] - size) // 2
+        else:
+            top, left = int(rng.integers(0, image.shape[0] - size + 1)), int(rng.integers(0, image.shape[1] - size + 1))
+        crops.append(image[top:top + size, left:left + size])
     if not crops:
-        raise ValueError(f"no photo of at least {CALIBRATION_CROP}x{CALIBRATION_CROP} pixels among those sampled in {folder}")
+        raise ValueError(f"no photo of at least {size}x{size} pixels among those sampled in {folder}")
     return crops
 
 
@@ -206,7 +211,7 @@ def export_shae_v9(model: ShaeV9, folder: Path, extra: dict[str, Any] | None = N
                               dynamic_axes={input_name: {2: "h", 3: "w"}, output_name: {2: "oh", 3: "ow"}},
                               dynamo=False)
         if weights_bits is not None:
-            inputs = shae_v9_calibration(model, calibration_crops or [])
+            inputs = shae_v9_calibration(model, calibration_crops)
             for stem in SHAE_V9_GRAPHS:
                 compress_graph(folder / f"{stem}.onnx", weights_bits, inputs[stem])
         model.frozen_tables().save(folder / "hyperprior.npz")
@@ -216,13 +221,14 @@ def export_shae_v9(model: ShaeV9, folder: Path, extra: dict[str, Any] | None = N
                  gains=model.log_gain.exp().numpy().astype(np.float32),
                  inverse_gains=model.log_inv_gain.exp().numpy().astype(np.float32))
     suffix = ".onnx" if weights_bits is None else ".shaw"
-    graphs = [f"{stem}{suffix}" for stem in SHAE_V9_GRAPHS]
+    decoding = (f"decoder{suffix}", *SHAE_V9_TABLES)
+    encoding = (f"encoder{suffix}", f"hyper_encoder{suffix}")
     digest = hashlib.sha256()
-    for name in (graphs[0], *SHAE_V9_TABLES):
+    for name in decoding:
         digest.update(bytes.fromhex(file_sha256(folder / name)))
     model_id = digest.hexdigest()[:16]
     meta = {"model_id": model_id, "format": "shaec-model-1", "architecture": "shae-v9", "config": cfg.to_dict(),
-            "files": {name: file_sha256(folder / name) for name in (graphs[0], *SHAE_V9_TABLES, *graphs[1:])},
+            "files": {name: file_sha256(folder / name) for name in (*decoding, *encoding)},
             **({} if weights_bits is None else {"weights": {"bits_per_weight": weights_bits,
                                                             "allocation": "calibrated"}}),
             **(extra or {})}

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from imgcodec.errors import ModelNotFoundError
-from imgcodec.train.export import export_shae_v9, shae_v9_calibration, shae_v9_calibration_crops
+from imgcodec.train.export import export_shae_v9, shae_v9_calibration, calibration_crops
 from imgcodec.train.shae_v9 import ShaeV9
 from imgcodec.zoo import folder_model, graph_path
 
@@ -118,13 +118,16 @@ def test_calibration_inputs_fit_each_graph(trained_tiny_v9: ShaeV9) -> None:
 def test_calibration_crops_are_centred_and_spread(tmp_path: Path) -> None:
     for k in range(8):
         Image.fromarray(np.full((200, 300, 3), k, np.uint8)).save(tmp_path / f"{k}.png")
-    crops = shae_v9_calibration_crops(tmp_path)
+    crops = calibration_crops(tmp_path)
     assert [c.shape for c in crops] == [(128, 128, 3)] * 4
     assert [int(c[0, 0, 0]) for c in crops] == [0, 2, 4, 6]
+    drawn = calibration_crops(tmp_path, 64, seed=0)
+    assert [c.shape for c in drawn] == [(64, 64, 3)] * 4
+    assert all(np.array_equal(a, b) for a, b in zip(drawn, calibration_crops(tmp_path, 64, seed=0)))
     for k in range(8):
         Image.fromarray(np.zeros((100, 300, 3), np.uint8)).save(tmp_path / f"{k}.png")
     with pytest.raises(ValueError, match="at least 128x128"):
-        shae_v9_calibration_crops(tmp_path)
+        calibration_crops(tmp_path)
 
 
 def test_dogfood_script_measures_a_checkpoint(tmp_path: Path, trained_tiny_v9: ShaeV9) -> None:
