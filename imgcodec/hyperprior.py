@@ -18,6 +18,7 @@ with the same machinery (continuous rate, Cui et al., CVPR 2021).
 """
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,20 @@ def _cost(symbols: np.ndarray, tables: np.ndarray, ids: np.ndarray) -> float:
     """Bits of the symbols under their rows tables[ids] (count / 2^16 each)."""
     chosen = tables[ids.ravel(), symbols.ravel()].astype(np.float64)
     return float(-np.log2(chosen / 65536.0).sum())
+
+
+def _byte_planes(values: np.ndarray) -> np.ndarray:
+    """A 16-bit integer array ... -> uint8 2,...: the low bytes, then the high bytes."""
+    unsigned = values.astype(np.int64) & 0xFFFF  # two's complement for int16
+    return np.stack([unsigned & 0xFF, unsigned >> 8]).astype(np.uint8)
+
+
+def _from_byte_planes(planes: np.ndarray, dtype: type) -> np.ndarray:
+    """The inverse of _byte_planes, for dtype int16 or uint16."""
+    if planes.dtype != np.uint8 or planes.ndim < 1 or planes.shape[0] != 2:
+        raise ValueError(f"byte planes must be uint8 2,..., not {planes.dtype} {planes.shape}")
+    unsigned = planes[0].astype(np.uint16) | (planes[1].astype(np.uint16) << np.uint16(8))
+    return unsigned.view(np.int16) if np.dtype(dtype) == np.int16 else unsigned
 
 
 @dataclass(frozen=True)
@@ -145,36 +160,71 @@ class HyperpriorTables:
 
     # ------------------------------------------------------------------------------------------
     def save(self, path: Path) -> None:
-        """All arrays in one .npz (integers only)."""
+        """All arrays as one .npz (integers only; numpy.load reads it), made small for shipping
+        while it still loads in a few hundredths of a second (deflate, not LZMA, which would
+        save another 13 % and take four times as long on every decode). y's tables are stored
+        as their differences along the mean axis: neighbouring cells hold nearly the same
+        Gaussian, so the differences are mostly near 0 (kept modulo 2^16; a cumulative sum in
+        uint16 restores every count exactly). A layer's weights are int8 where they fit; else,
+        like the differences, they are split into byte planes (uint8 2,...: low bytes, then high
+        bytes), which deflate compresses far better than interleaved 16-bit values."""
+        steps = np.diff(self.y_counts.astype(np.uint16), axis=0, prepend=np.uint16(0))
         arrays: dict[str, np.ndarray] = {
             "groups": np.array(self.groups, np.int64), "y_centers": self.y_centers, "z_centers": self.z_centers,
             "z_counts": self.z_counts, "mean_edges": self.mean_edges, "scale_edges": self.scale_edges,
-            "y_counts": self.y_counts}
-        for prefix, layers in [("hyper", self.hyper)] + [
-                (f"context{g}", c) for g, c in enumerate(self.contexts)] + [
-                (f"head{g}", h) for g, h in enumerate(self.heads)]:
+            "y_count_steps": _byte_planes(steps)}
+        for prefix, layers in self._named_layers():
             for k, layer in enumerate(layers):
-                arrays[f"{prefix}.{k}.weight"] = layer.weight.astype(np.int16)  # |w| < 2^15
+                small = np.abs(layer.weight).max(initial=0) <= np.iinfo(np.int8).max
+                arrays[f"{prefix}.{k}.weight"] = layer.weight.astype(np.int8) if small \
+                    else _byte_planes(layer.weight.astype(np.int16))  # |w| < 2^15
                 arrays[f"{prefix}.{k}.bias"] = layer.bias
                 arrays[f"{prefix}.{k}.meta"] = np.array([layer.shift, layer.upsample, int(layer.leaky)], np.int64)
         np.savez_compressed(path, **arrays)
 
+    def _named_layers(self) -> list[tuple[str, tuple[IntLayer, ...]]]:
+        return [("hyper", self.hyper)] + [(f"context{g}", c) for g, c in enumerate(self.contexts)] + [
+            (f"head{g}", h) for g, h in enumerate(self.heads)]
+
     @classmethod
     def load(cls, path: Path) -> "HyperpriorTables":
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
+        """The tables that save wrote; anything else is a FormatError."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            raise FormatError(f"{path.name}: not a shae-v9 entropy model ({error})") from error
+        try:
+            return cls._from_arrays(arrays)
+        except (KeyError, ValueError, TypeError, IndexError) as error:
+            raise FormatError(f"{path.name}: not a shae-v9 entropy model ({error})") from error
+
+    @classmethod
+    def _from_arrays(cls, arrays: dict[str, np.ndarray]) -> "HyperpriorTables":
+        used: set[str] = set()
+
+        def take(name: str) -> np.ndarray:
+            used.add(name)
+            return arrays[name]
 
         def layers(prefix: str) -> tuple[IntLayer, ...]:
             out, k = [], 0
             while f"{prefix}.{k}.weight" in arrays:
-                shift, upsample, leaky = (int(v) for v in arrays[f"{prefix}.{k}.meta"])
-                out.append(IntLayer(arrays[f"{prefix}.{k}.weight"].astype(np.int64),
-                                    arrays[f"{prefix}.{k}.bias"].astype(np.int64), shift, upsample, bool(leaky)))
+                shift, upsample, leaky = (int(v) for v in take(f"{prefix}.{k}.meta"))
+                stored = take(f"{prefix}.{k}.weight")
+                weight = stored if stored.dtype == np.int8 else _from_byte_planes(stored, np.int16)
+                out.append(IntLayer(weight.astype(np.int64),
+                                    take(f"{prefix}.{k}.bias").astype(np.int64), shift, upsample, bool(leaky)))
                 k += 1
             return tuple(out)
 
-        groups = tuple(int(g) for g in arrays["groups"])
-        return cls(groups, arrays["y_centers"].astype(np.int64), arrays["z_centers"].astype(np.int64),
-                   arrays["z_counts"], layers("hyper"), tuple(layers(f"context{g}") for g in range(len(groups))),
-                   tuple(layers(f"head{g}") for g in range(len(groups))), arrays["mean_edges"].astype(np.int64),
-                   arrays["scale_edges"].astype(np.int64), arrays["y_counts"])
+        groups = tuple(int(g) for g in take("groups"))
+        y_counts = np.cumsum(_from_byte_planes(take("y_count_steps"), np.uint16), axis=0, dtype=np.uint16)
+        tables = cls(groups, take("y_centers").astype(np.int64), take("z_centers").astype(np.int64),
+                     take("z_counts"), layers("hyper"), tuple(layers(f"context{g}") for g in range(len(groups))),
+                     tuple(layers(f"head{g}") for g in range(len(groups))), take("mean_edges").astype(np.int64),
+                     take("scale_edges").astype(np.int64), y_counts)
+        unknown = sorted(set(arrays) - used)
+        if unknown:
+            raise ValueError(f"unknown arrays {', '.join(unknown)}")
+        return tables

@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights-bits", type=float, default=None,
                         help="shae-v9: store the graphs as .shaw files at this many bits per weight on average, "
                              "calibrated on crops of training photos (docs/weights.md)")
+    parser.add_argument("--integer-steps", type=int, default=None, metavar="N",
+                        help="shae-v9: coarser weights for the entropy model's integer networks, steps of at most "
+                             "1/N of each layer's RMS (a smaller hyperprior.npz for a little rate; docs/weights.md)")
     parser.add_argument("--save-checkpoint", type=Path, default=None,
                         help="also write the exported PyTorch model here (weights only), to continue from with --init")
     args = parser.parse_args(argv)
@@ -98,9 +101,9 @@ def main(argv: list[str] | None = None) -> int:
             extra[key] = state[key]
     if isinstance(model, ShaeV9):
         crops = None if args.weights_bits is None else calibration_crops(args.data / "train")
-        model_id = export_shae_v9(model, folder, extra, args.weights_bits, crops)
-    elif args.weights_bits is not None:
-        raise SystemExit("--weights-bits: only shae-v9 models ship compressed graphs")
+        model_id = export_shae_v9(model, folder, extra, args.weights_bits, crops, args.integer_steps)
+    elif args.weights_bits is not None or args.integer_steps is not None:
+        raise SystemExit("--weights-bits, --integer-steps: only shae-v9 models ship compressed weights")
     else:
         model_id = export_model(model, folder, extra)
     logs = Path("docs/training-logs") / args.name  # logs are records, not package data

@@ -13,7 +13,11 @@ A shae-v9 training checkpoint is measured as it would ship instead (`--checkpoin
 once with float32 graphs and once per --bits value with .shaw graphs (scripts/export_model.py
 --weights-bits: calibrated allocation), each coded through real files at --levels:
 
-    python scripts/weights_dogfood.py --checkpoint checkpoints/shae-v9-training.pt --images 4 --levels 1 6 10 --bits 8 6
+    python scripts/weights_dogfood.py --checkpoint checkpoints/shae-v9-training.pt --images 4 --levels 1 6 10 \
+        --bits 8 6 --integer-steps 0 16
+
+--bits 32 keeps float32 graphs; --integer-steps N gives the entropy model's integer networks
+steps of at most 1/N of each layer's RMS (0: their full 16-bit precision); a row per pair.
 
 Two allocations of the bits between tensors: "rms" (the no-data mode: one step relative to
 each tensor's RMS) and "sensitivity" (steps from imgcodec.weights.sensitivity, calibrated on
@@ -95,6 +99,7 @@ def graph_sensitivities(codec: Codec, part: str, graph: bytes, tensors: dict[str
 
 PARTS = ("encoder", "decoder")
 OLD_FILE_LEVELS = (1, 5, 10)
+FLOAT_BITS = 32.0  # --bits 32: float32 graphs (--checkpoint)
 
 
 def model_sensitivities(model: str | None, crops: list[np.ndarray]) -> dict[str, dict[str, float]]:
@@ -133,30 +138,40 @@ def shae_v9_table(args: argparse.Namespace, images: list[np.ndarray]) -> list[st
         raise SystemExit(f"{args.checkpoint}: --checkpoint takes a shae-v9 checkpoint")
     crops = calibration_crops(args.calibration)
 
-    def exported(folder: Path, bits: float | None) -> ModelInfo:
-        export_shae_v9(model, folder, None, bits, None if bits is None else crops)
+    def exported(folder: Path, bits: float | None, steps: int | None) -> ModelInfo:
+        export_shae_v9(model, folder, None, bits, None if bits is None else crops, steps)
         return folder_model(folder)
 
     with tempfile.TemporaryDirectory() as scratch:
-        reference_info = exported(Path(scratch) / "float32", None)
+        reference_info = exported(Path(scratch) / "float32", None, None)
         reference = evaluate(codec_of(reference_info), images, args.levels)
         reference_bytes = sum((reference_info.folder / name).stat().st_size for name in reference_info.meta["files"])
         lines = [f"{args.checkpoint} on {len(images)} photos of {args.data}, levels "
-                 f"{', '.join(str(r.quality) for r in reference)}: float32 graphs {reference_bytes} bytes in all "
-                 f"({', '.join(f'{r.bpp:.4f} bpp / {r.psnr:.2f} dB' for r in reference)}); change with .shaw graphs:",
-                 "", "| bits/weight | graphs bytes | model bytes | smaller by | worst rate change % | "
-                 "worst PSNR change dB | mean PSNR change dB |", "|---|---:|---:|---:|---:|---:|---:|"]
+                 f"{', '.join(str(r.quality) for r in reference)}: exported as it is (float32 graphs, 16-bit "
+                 f"integer networks) {reference_bytes} bytes in all "
+                 f"({', '.join(f'{r.bpp:.4f} bpp / {r.psnr:.2f} dB' for r in reference)}), "
+                 f"of which hyperprior.npz {(reference_info.folder / 'hyperprior.npz').stat().st_size} bytes; "
+                 "change with compressed weights:",
+                 "", "| graphs bits/weight | integer steps per RMS | graphs bytes | hyperprior.npz bytes | model bytes | "
+                 "smaller by | worst rate change % | worst PSNR change dB | mean PSNR change dB |",
+                 "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
         for bits in args.bits:
-            info = exported(Path(scratch) / f"bits{bits:g}", bits)
-            results = evaluate(codec_of(info), images, args.levels)
-            rate = [100 * (r.bpp / ref.bpp - 1) for r, ref in zip(results, reference)]
-            psnr = [r.psnr - ref.psnr for r, ref in zip(results, reference)]
-            sizes = {name: (info.folder / name).stat().st_size for name in info.meta["files"]}
-            model_bytes = sum(sizes.values())
-            lines.append(f"| {bits:g} | {sum(v for k, v in sizes.items() if k.endswith('.shaw'))} | {model_bytes} | "
-                         f"{reference_bytes / model_bytes:.2f}x | {max(rate, key=abs):+.2f} | {min(psnr):+.3f} | "
-                         f"{np.mean(psnr):+.3f} |")
-            print(lines[-1], flush=True)
+            for steps in args.integer_steps:
+                graph_bits = None if bits == FLOAT_BITS else bits
+                if graph_bits is None and not steps:
+                    continue  # the reference
+                info = exported(Path(scratch) / f"bits{bits:g}-steps{steps}", graph_bits, steps or None)
+                results = evaluate(codec_of(info), images, args.levels)
+                rate = [100 * (r.bpp / ref.bpp - 1) for r, ref in zip(results, reference)]
+                psnr = [r.psnr - ref.psnr for r, ref in zip(results, reference)]
+                sizes = {name: (info.folder / name).stat().st_size for name in info.meta["files"]}
+                model_bytes = sum(sizes.values())
+                graph_bytes = sum(v for k, v in sizes.items() if k.endswith((".shaw", ".onnx")))
+                lines.append(f"| {'float32' if graph_bits is None else f'{bits:g}'} | {steps or 'full (16 bits)'} | "
+                             f"{graph_bytes} | {sizes['hyperprior.npz']} | {model_bytes} | "
+                             f"{reference_bytes / model_bytes:.2f}x | {max(rate, key=abs):+.2f} | {min(psnr):+.3f} | "
+                             f"{np.mean(psnr):+.3f} |")
+                print(lines[-1], flush=True)
     return lines
 
 
@@ -176,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                              "--checkpoint exports always use 0 (imgcodec.train.export.compress_graph)")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="a shae-v9 training checkpoint, measured as exported (module docstring)")
+    parser.add_argument("--integer-steps", type=int, nargs="+", default=[0],
+                        help="--checkpoint: the integer networks' steps per RMS, 0 for full precision (module docstring)")
     parser.add_argument("--images", type=int, default=None, help="the first N photos of --data")
     parser.add_argument("--levels", type=int, nargs="*", default=None, help="1-based; default all")
     args = parser.parse_args(argv)
@@ -186,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"python scripts/weights_dogfood.py --checkpoint {args.checkpoint} --data {args.data}"
                 + (f" --images {args.images}" if args.images else "")
                 + (f" --levels {' '.join(map(str, args.levels))}" if args.levels else "")
-                + f" --bits {' '.join(f'{b:g}' for b in args.bits)} --calibration {args.calibration}"
+                + f" --bits {' '.join(f'{b:g}' for b in args.bits)}"
+                + f" --integer-steps {' '.join(map(str, args.integer_steps))} --calibration {args.calibration}"
                 + (f" --out {args.out}" if args.out else ""))
         return 0
 

@@ -71,3 +71,25 @@ def test_exported_layers_follow_the_float_network() -> None:
         int_sequential([nn.Conv2d(3, 3, 3, padding=1), nn.LeakyReLU(0.2)])
     with pytest.raises(ValueError):
         int_sequential([nn.Conv2d(3, 3, 3, stride=2, padding=1)])
+
+
+def test_coarser_weights_take_the_step_asked_for_and_stay_close() -> None:
+    """steps_per_rms: each layer's step is the largest power of two at most rms / N, and the
+    network still follows the float one, less closely as N falls."""
+    torch.manual_seed(1)
+    float_net = nn.Sequential(nn.Conv2d(6, 16, 3, padding=1), nn.LeakyReLU(0.1), nn.Conv2d(16, 4, 1))
+    x = torch.randn(1, 6, 5, 7)
+    with torch.no_grad():
+        expected = float_net(x)[0].numpy()
+    errors = []
+    for steps in (64, 8):
+        layers = int_sequential(list(float_net), steps_per_rms=steps)
+        for layer, module in zip(layers, (float_net[0], float_net[2])):
+            step = 2.0 ** -layer.shift
+            rms = float(module.weight.detach().pow(2).mean().sqrt())
+            assert rms / (2 * steps) < step <= rms / steps
+        got = inet.run(layers, inet.to_fixed(x[0].numpy())) / (1 << ACTIVATION_BITS)
+        errors.append(np.abs(got - expected).max() / np.abs(expected).max())
+    assert errors[0] < 0.02 and errors[0] < errors[1] < 0.3
+    with pytest.raises(ValueError, match="at least 1"):
+        int_sequential(list(float_net), steps_per_rms=0)

@@ -164,7 +164,8 @@ def shae_v9_calibration(model: ShaeV9, crops: list[np.ndarray]) -> dict[str, dic
 
 
 def export_shae_v9(model: ShaeV9, folder: Path, extra: dict[str, Any] | None = None,
-                   weights_bits: float | None = None, calibration_crops: list[np.ndarray] | None = None) -> str:
+                   weights_bits: float | None = None, calibration_crops: list[np.ndarray] | None = None,
+                   integer_steps_per_rms: int | None = None) -> str:
     """Write a shae-v9 model folder; returns the model id.
 
         encoder.onnx        analysis, image 1,3,H,W in [0,1] (H, W multiples of 64) -> y 1,M,H/16,W/16
@@ -175,7 +176,9 @@ def export_shae_v9(model: ShaeV9, folder: Path, extra: dict[str, Any] | None = N
 
     The gains stay outside the graphs, so a level between two can be interpolated at run time.
     With `weights_bits`, the three graphs are stored as .shaw files instead (compress_graph),
-    calibrated on `calibration_crops` (shae_v9_calibration)."""
+    calibrated on `calibration_crops` (shae_v9_calibration). With `integer_steps_per_rms`, the
+    entropy model's integer networks get coarser weights (imgcodec.train.integer_export), which
+    makes hyperprior.npz smaller for a little rate."""
     if weights_bits is not None and not calibration_crops:
         raise ValueError("compressing the weights needs calibration crops")
     model = model.eval()
@@ -214,7 +217,7 @@ def export_shae_v9(model: ShaeV9, folder: Path, extra: dict[str, Any] | None = N
             inputs = shae_v9_calibration(model, calibration_crops)
             for stem in SHAE_V9_GRAPHS:
                 compress_graph(folder / f"{stem}.onnx", weights_bits, inputs[stem])
-        model.frozen_tables().save(folder / "hyperprior.npz")
+        model.frozen_tables(integer_steps_per_rms).save(folder / "hyperprior.npz")
         np.savez(folder / "levels.npz",
                  y_centers=model.quantizer.centers.sort().values.numpy().astype(np.float32),
                  z_centers=model.hyper_quantizer.centers.sort().values.numpy().astype(np.float32),
@@ -231,6 +234,7 @@ def export_shae_v9(model: ShaeV9, folder: Path, extra: dict[str, Any] | None = N
             "files": {name: file_sha256(folder / name) for name in (*decoding, *encoding)},
             **({} if weights_bits is None else {"weights": {"bits_per_weight": weights_bits,
                                                             "allocation": "calibrated"}}),
+            **({} if integer_steps_per_rms is None else {"integer_weights": {"steps_per_rms": integer_steps_per_rms}}),
             **(extra or {})}
     (folder / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
     return model_id

@@ -5,6 +5,12 @@ keeps them below 2^15, the bias goes to accumulator units, and activations carry
 ACTIVATION_BITS fractional bits. The integer network is then a close copy of the float one:
 what it changes is only how well the probabilities fit (a little rate), never whether encoder
 and decoder agree (Balle, Johnston, Minnen, ICLR 2019, Sec. 2).
+
+A model that ships its entropy model small asks for fewer weight steps instead
+(`steps_per_rms`): the step 2^-s is the largest power of two at most rms / steps_per_rms, so the
+integers have about log2(steps_per_rms) + 2 bits of entropy each, which the model file's
+compressor then sees (imgcodec.hyperprior.HyperpriorTables.save). The rate this costs is
+measured, not assumed (scripts/weights_dogfood.py --checkpoint).
 """
 from __future__ import annotations
 
@@ -17,17 +23,24 @@ from torch import nn
 from ..integer_net import ACTIVATION_BITS, MAX_WEIGHT, IntLayer
 
 
-def _scale_bits(weight: np.ndarray) -> int:
-    """The largest s with max|w| * 2^s <= MAX_WEIGHT (at most 30)."""
+def _scale_bits(weight: np.ndarray, steps_per_rms: int | None = None) -> int:
+    """The largest s with max|w| * 2^s <= MAX_WEIGHT (at most 30); with steps_per_rms, the
+    smallest s with 2^-s <= rms(w) / steps_per_rms, if that is smaller."""
+    if steps_per_rms is not None and steps_per_rms < 1:
+        raise ValueError(f"steps_per_rms must be at least 1, not {steps_per_rms}")
     peak = float(np.abs(weight).max())
     if peak == 0:
         return 0
-    return int(max(0, min(30, math.floor(math.log2(MAX_WEIGHT / peak)))))
+    bits = int(max(0, min(30, math.floor(math.log2(MAX_WEIGHT / peak)))))
+    if steps_per_rms is not None:
+        rms = float(np.sqrt(np.mean(np.square(weight))))
+        bits = min(bits, max(0, math.ceil(math.log2(steps_per_rms / rms))))
+    return bits
 
 
-def int_layer(module: nn.Module, leaky: bool) -> IntLayer:
+def int_layer(module: nn.Module, leaky: bool, steps_per_rms: int | None = None) -> IntLayer:
     """A Conv2d (stride 1, padding k//2) or a ConvTranspose2d (stride 2, padding k//2,
-    output_padding 1) as an IntLayer."""
+    output_padding 1) as an IntLayer; steps_per_rms: coarser weights (module docstring)."""
     with torch.no_grad():
         if isinstance(module, nn.ConvTranspose2d):
             if module.stride != (2, 2) or module.output_padding != (1, 1) or module.padding[0] != module.kernel_size[0] // 2:
@@ -42,13 +55,13 @@ def int_layer(module: nn.Module, leaky: bool) -> IntLayer:
         else:
             raise TypeError(f"cannot export {type(module).__name__} as an integer layer")
         bias = module.bias.double().numpy() if module.bias is not None else np.zeros(weight.shape[0])
-    shift = _scale_bits(weight)
+    shift = _scale_bits(weight, steps_per_rms)
     int_weight = np.rint(weight * (1 << shift)).astype(np.int64)
     int_bias = np.rint(bias * float(1 << (shift + ACTIVATION_BITS))).astype(np.int64)
     return IntLayer(int_weight, int_bias, shift, upsample, leaky)
 
 
-def int_sequential(modules: list[nn.Module]) -> list[IntLayer]:
+def int_sequential(modules: list[nn.Module], steps_per_rms: int | None = None) -> list[IntLayer]:
     """Convolutions, each optionally followed by LeakyReLU(0.1), as integer layers."""
     layers: list[IntLayer] = []
     for module in modules:
@@ -58,5 +71,5 @@ def int_sequential(modules: list[nn.Module]) -> list[IntLayer]:
             last = layers[-1]
             layers[-1] = IntLayer(last.weight, last.bias, last.shift, last.upsample, True)
         else:
-            layers.append(int_layer(module, leaky=False))
+            layers.append(int_layer(module, leaky=False, steps_per_rms=steps_per_rms))
     return layers

@@ -202,16 +202,17 @@ class ShaeV9(nn.Module):
     # Real bytes (CompressAI's compress / decompress), through the frozen integer entropy model
 
     @torch.no_grad()
-    def frozen_tables(self) -> HyperpriorTables:
-        """The entropy model as integers: z's tables, the parameter networks as integer networks,
-        and y's tables over a grid of means and scales (imgcodec.hyperprior)."""
+    def frozen_tables(self, steps_per_rms: int | None = None) -> HyperpriorTables:
+        """The entropy model as integers: z's tables, the parameter networks as integer networks
+        (with steps_per_rms: coarser weights, imgcodec.train.integer_export), and y's tables over
+        a grid of means and scales (imgcodec.hyperprior)."""
         cfg = self.cfg
         y_centers = self.quantizer.centers.detach().double().sort().values  # L
         z_centers = self.hyper_quantizer.centers.detach().double().sort().values
         z_counts = quantize_probabilities(torch.softmax(self.hyper_logits.double(), dim=-1).numpy())
-        contexts = tuple(tuple(int_sequential([gp.context])) if gp.context is not None else ()
+        contexts = tuple(tuple(int_sequential([gp.context], steps_per_rms)) if gp.context is not None else ()
                          for gp in self.parameters_of_group)
-        heads = tuple(tuple(int_sequential(list(gp.net))) for gp in self.parameters_of_group)
+        heads = tuple(tuple(int_sequential(list(gp.net), steps_per_rms)) for gp in self.parameters_of_group)
         low, high = float(y_centers[0]), float(y_centers[-1])
         mean_grid = torch.arange(low, high + MEAN_STEP / 2, MEAN_STEP, dtype=torch.float64)  # Km
         log_scale_grid = torch.linspace(math.log(cfg.scale_min), math.log(SCALE_MAX), SCALE_CELLS, dtype=torch.float64)
@@ -221,7 +222,7 @@ class ShaeV9(nn.Module):
                                   log_scale_grid.exp()[None, :].expand(len(mean_grid), -1))  # Km,Ks,L
         y_counts = quantize_probabilities(torch.exp2(log2p).numpy())
         return HyperpriorTables(tuple(cfg.groups), to_fixed(y_centers.numpy()), to_fixed(z_centers.numpy()),
-                                z_counts.astype(np.uint16), tuple(int_sequential(list(self.hyper_synthesis))),
+                                z_counts.astype(np.uint16), tuple(int_sequential(list(self.hyper_synthesis), steps_per_rms)),
                                 contexts, heads, mean_edges, scale_edges, y_counts.astype(np.uint16))
 
     @torch.no_grad()

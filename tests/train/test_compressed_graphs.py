@@ -140,10 +140,15 @@ def test_dogfood_script_measures_a_checkpoint(tmp_path: Path, trained_tiny_v9: S
     script = Path(__file__).resolve().parents[2] / "scripts" / "weights_dogfood.py"
     done = subprocess.run([sys.executable, str(script), "--checkpoint", str(tmp_path / "c.pt"), "--data",
                            str(tmp_path / "val"), "--calibration", str(tmp_path / "train"), "--levels", "1", "2",
-                           "--bits", "8", "4"], capture_output=True, text=True, timeout=300)
+                           "--bits", "8", "32", "--integer-steps", "0", "4"], capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stderr
     rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| ") and "x |" in line]
-    rows = rows[-2:]  # each row is printed as it is measured, then the whole table
-    assert [float(r[0]) for r in rows] == [8, 4]
-    for bits, graphs, model, smaller, rate, worst, mean in rows:
-        assert int(graphs) < int(model) and float(smaller.strip()[:-1]) > 1 and float(worst) <= float(mean)
+    rows = rows[-3:]  # each row is printed as it is measured, then the whole table
+    # float32 graphs with full integer networks are the reference, not a row
+    assert [(r[0].strip(), r[1].strip()) for r in rows] == [("8", "full (16 bits)"), ("8", "4"), ("float32", "4")]
+    for bits, steps, graphs, hyperprior, model, smaller, rate, worst, mean in rows:
+        assert int(graphs) + int(hyperprior) < int(model) and float(smaller.strip()[:-1]) > 1
+        assert float(worst) <= float(mean)
+    (_, _, shaw, full_hyperprior, *_), (_, _, _, coarse_hyperprior, *_), (_, _, onnx, *_) = rows
+    assert int(coarse_hyperprior) < int(full_hyperprior) and int(shaw) < int(onnx)

@@ -116,6 +116,37 @@ def test_frozen_tables_survive_save_and_load(tmp_path: Path, trained_tiny_v9: Sh
     assert tables.encode(y, z) == loaded.encode(y, z)
 
 
+def test_saved_tables_are_exact_smaller_and_checked(tmp_path: Path, trained_tiny_v9: ShaeV9) -> None:
+    """The shipping form: every count and integer weight comes back exactly (also with coarser
+    integer weights, which make the file smaller); a file that is not one is a FormatError."""
+    import io
+    import zipfile
+
+    from imgcodec.errors import FormatError
+    from imgcodec.hyperprior import HyperpriorTables
+
+    sizes = []
+    for steps in (None, 4):
+        tables = trained_tiny_v9.frozen_tables(steps)
+        tables.save(tmp_path / f"tables{steps}.npz")
+        loaded = HyperpriorTables.load(tmp_path / f"tables{steps}.npz")
+        assert np.array_equal(loaded.y_counts, tables.y_counts) and np.array_equal(loaded.z_counts, tables.z_counts)
+        for ours, theirs in zip([tables.hyper, *tables.contexts, *tables.heads],
+                                [loaded.hyper, *loaded.contexts, *loaded.heads]):
+            assert [(a.weight.tolist(), a.bias.tolist(), a.shift, a.upsample, a.leaky) for a in ours] == \
+                [(b.weight.tolist(), b.bias.tolist(), b.shift, b.upsample, b.leaky) for b in theirs]
+        sizes.append((tmp_path / f"tables{steps}.npz").stat().st_size)
+    assert sizes[1] < sizes[0]
+    member = io.BytesIO()
+    np.save(member, np.zeros(3, np.int64))
+    with zipfile.ZipFile(tmp_path / "tables4.npz", "a") as archive:
+        archive.writestr("extra.npy", member.getvalue())
+    (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really")
+    for bad, message in ((tmp_path / "tables4.npz", "unknown arrays extra"), (tmp_path / "junk.npz", "not a shae-v9")):
+        with pytest.raises(FormatError, match=message):
+            HyperpriorTables.load(bad)
+
+
 def test_decoding_is_identical_across_processes_and_thread_counts(tmp_path: Path, trained_tiny_v9: ShaeV9) -> None:
     """The integer networks pick the same tables whatever BLAS's threads: decode a payload in
     fresh processes with 1 and 2 threads; both must give the symbols that were encoded."""
