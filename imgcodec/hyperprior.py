@@ -161,13 +161,13 @@ class HyperpriorTables:
     # ------------------------------------------------------------------------------------------
     def save(self, path: Path) -> None:
         """All arrays as one .npz (integers only; numpy.load reads it), made small for shipping
-        while it still loads in a few hundredths of a second (deflate, not LZMA, which would
-        save another 13 % and take four times as long on every decode). y's tables are stored
-        as their differences along the mean axis: neighbouring cells hold nearly the same
-        Gaussian, so the differences are mostly near 0 (kept modulo 2^16; a cumulative sum in
-        uint16 restores every count exactly). A layer's weights are int8 where they fit; else,
-        like the differences, they are split into byte planes (uint8 2,...: low bytes, then high
-        bytes), which deflate compresses far better than interleaved 16-bit values."""
+        while it stays quick to load on every decode (deflate: LZMA would save a little more and
+        load several times slower). y's tables are stored as their differences along the mean axis:
+        neighbouring cells hold nearly the same Gaussian, so the differences are mostly near 0 (kept
+        modulo 2^16; a cumulative sum in uint16 restores every count exactly). A layer's weights are
+        int8 where they fit; else, like the differences, they are split into byte planes (uint8
+        2,...: low bytes, then high bytes), which deflate compresses far better than interleaved
+        16-bit values."""
         steps = np.diff(self.y_counts.astype(np.uint16), axis=0, prepend=np.uint16(0))
         arrays: dict[str, np.ndarray] = {
             "groups": np.array(self.groups, np.int64), "y_centers": self.y_centers, "z_centers": self.z_centers,
