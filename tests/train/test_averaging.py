@@ -37,6 +37,7 @@ def test_average_follows_the_weights_geometrically_and_skips_integer_buffers() -
         WeightAverage(model, 1.0)
 
 
+@pytest.mark.slow  # about 10 s of training steps; CI runs it with the slow tests
 def test_train_script_validates_and_saves_the_average_and_resumes_it(photo_folder: Path, tiny_v9_config: dict) -> None:
     tmp_path = photo_folder
     run = [sys.executable, str(REPO / "scripts" / "train.py"), "--arch", "shae-v9", "--run-dir", str(tmp_path / "a"),

@@ -187,6 +187,7 @@ def test_fine_tune_options_are_checked(script, one_step_run, tmp_path, extra, me
                      "--init", str(run / "checkpoint.pt"), *extra])
 
 
+@pytest.mark.slow  # about 10 s of training steps; CI runs it with the slow tests
 def test_ms_ssim_fine_tune_records_its_loss_and_lambdas(script, data_dir, tmp_path):
     """CompressAI's recipe: start from an MSE model, train lambda * (1 - MS-SSIM) + bpp; a resume
     must keep the distortion the run started with."""
