@@ -101,22 +101,41 @@ def coded_log2(log_p: torch.Tensor, num_centers: int) -> torch.Tensor:
     return torch.logaddexp(scaled, torch.full_like(scaled, math.log(eps))) / math.log(2.0)
 
 
+def _bin_probabilities(sorted_centers: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor,
+                       index: torch.Tensor) -> torch.Tensor:
+    """Probability of the bin of sorted center `index` under N(mean, scale), floored at
+    LIKELIHOOD_FLOOR; index, mean and scale broadcast together. The bins of gaussian_bin_log2."""
+    edges = (sorted_centers[1:] + sorted_centers[:-1]) / 2  # L-1
+    outer = sorted_centers.new_full((1,), _OUTER_EDGE)
+    padded = torch.cat([-outer, edges, outer])  # L+1
+    t_lower = (padded[index] - mean) / scale
+    t_upper = (padded[index + 1] - mean) / scale
+    # Upper-tail form where the bin's upper edge is above the mean keeps precision in float32.
+    probs = torch.where(t_upper > 0, torch.special.ndtr(-t_lower) - torch.special.ndtr(-t_upper),
+                        torch.special.ndtr(t_upper) - torch.special.ndtr(t_lower))
+    return probs.clamp_min(LIKELIHOOD_FLOOR)
+
+
 def gaussian_bin_log2_at(sorted_centers: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor,
                          index: torch.Tensor) -> torch.Tensor:
     """What the coder charges, in log2 (coded_log2), for the bin of sorted center `index` under
     N(mean, scale): N,C,h,w. The same bins as gaussian_bin_log2, evaluated at one center per
     value, so that the rate's gradient (which reaches the probabilities only at the hard symbol)
     costs 1/L of the full table."""
-    edges = (sorted_centers[1:] + sorted_centers[:-1]) / 2  # L-1
-    outer = sorted_centers.new_full((1,), _OUTER_EDGE)
-    padded = torch.cat([-outer, edges, outer])  # L+1
-    t_lower = (padded[index] - mean) / scale  # N,C,h,w
-    t_upper = (padded[index + 1] - mean) / scale
-    # Upper-tail form where the bin's upper edge is above the mean keeps precision in float32.
-    probs = torch.where(t_upper > 0, torch.special.ndtr(-t_lower) - torch.special.ndtr(-t_upper),
-                        torch.special.ndtr(t_upper) - torch.special.ndtr(t_lower))
-    return coded_log2(torch.log(probs.clamp_min(LIKELIHOOD_FLOOR)), len(sorted_centers))
+    return coded_log2(torch.log(_bin_probabilities(sorted_centers, mean, scale, index)), len(sorted_centers))
 
+
+def gaussian_bin_log2_window(sorted_centers: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor,
+                             window: torch.Tensor) -> torch.Tensor:
+    """gaussian_bin_log2 at the sorted centers of a window per value: mean, scale N,C,h,w;
+    window N,C,h,w,K -> N,C,h,w,K (the table that a windowed soft assignment meets)."""
+    return torch.log2(_bin_probabilities(sorted_centers, mean.unsqueeze(-1), scale.unsqueeze(-1), window))
+
+
+#: Centers around each latent value's nearest one that its soft assignment spans in training
+#: (SoftToHardQuantizer.windowed: forward()'s results to float32 rounding, in less time;
+#: docs/training.md).
+SOFT_WINDOW = 7
 
 #: Grids that snap the parameter networks' outputs to frozen tables (HyperpriorTables): means
 #: every MEAN_STEP from the lowest center to the highest, scales log-uniform from scale_min to
@@ -175,24 +194,24 @@ class ShaeV9(nn.Module):
         # logits are per sorted center; the quantizer's soft/indices are per parameter order
         side_bits = -(z_target * z_logp[:, z_order.argsort()][None, :, None, None, :]).sum(dim=(1, 2, 3, 4))
         hyper = self.hyper_synthesis(qz.values).float()  # N,P,h,w
-        qy = self.quantizer(y)
+        qy = self.quantizer.windowed(y, SOFT_WINDOW)
         centers = self.quantizer.centers.sort().values
-        rank = self.quantizer.centers.argsort().argsort()  # parameter index -> sorted position
         bits = side_bits
         start = 0
         for group, size in enumerate(self.cfg.groups):
             decoded = qy.values[:, :start] if start else None
             mean, log_scale = self.parameters_of_group[group](hyper, decoded)
             mean, scale = mean.float(), log_scale.float().exp().clamp_min(self.cfg.scale_min)
-            symbols = rank[qy.indices[:, start:start + size]]  # N,G,h,w sorted positions
+            symbols = qy.symbols[:, start:start + size]  # N,G,h,w sorted positions
             # Straight-through rate (Agustsson et al.): the value and the gradient to the
             # probabilities are the hard symbol's; the encoder's gradient comes through the soft
-            # assignment, against the whole table (no gradient of its own).
+            # assignment, against the table at the window's centers (no gradient of its own).
             hard_log2 = gaussian_bin_log2_at(centers, mean, scale, symbols)  # N,G,h,w
             with torch.no_grad():
                 # the soft assignment's gradient needs only roughly what the coder charges
-                table = gaussian_bin_log2(centers, mean, scale).clamp_min(-math.log2(TABLE_TOTAL))  # N,G,h,w,L
-            soft = qy.soft[:, start:start + size][..., rank.argsort()]  # to sorted order
+                table = gaussian_bin_log2_window(centers, mean, scale, qy.window[:, start:start + size])
+                table = table.clamp_min(-math.log2(TABLE_TOTAL))  # N,G,h,w,K
+            soft = qy.soft[:, start:start + size]
             bits = bits - hard_log2.sum(dim=(1, 2, 3)) - ((soft - soft.detach()) * table).sum(dim=(1, 2, 3, 4))
             start += size
         x_hat = self.synthesis(qy.values * inv_gain) + 0.5

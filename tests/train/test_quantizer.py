@@ -34,3 +34,29 @@ def test_symbols_index_the_sorted_centers():
         quantizer.centers.copy_(torch.tensor([1.0, -2.0, 0.0, 2.0, -1.0]))  # learned out of order
     z = torch.tensor([-2.1, -0.9, 0.2, 1.1, 5.0]).view(1, 1, 1, 5)
     assert quantizer.symbols(z).flatten().tolist() == [0, 1, 2, 3, 4]
+
+
+def test_windowed_assignment_matches_the_full_one() -> None:
+    """A window of 7 of 40 unsorted centers 0.7+ apart, at sigma 3: the same symbols (sorted
+    positions), values and gradients to the latent and the centers as the full soft assignment;
+    windows at the ends stay inside the centers."""
+    torch.manual_seed(0)
+    quant = SoftToHardQuantizer(num_centers=40, center_range=20.0, sigma=3.0)
+    with torch.no_grad():
+        quant.centers.copy_(quant.centers[torch.randperm(40)] + 0.2 * torch.rand(40))
+    z = (torch.randn(2, 3, 5, 6) * 12).requires_grad_()
+    z_full = z.detach().clone().requires_grad_()
+    windowed = quant.windowed(z, 7)
+    full = quant(z_full)
+    rank = quant.centers.argsort().argsort()
+    assert torch.equal(windowed.symbols, rank[full.indices]) and torch.equal(windowed.symbols, quant.symbols(z))
+    torch.testing.assert_close(windowed.values, full.values)
+    assert windowed.window.min() >= 0 and windowed.window.max() < 40 and windowed.soft.shape == (2, 3, 5, 6, 7)
+    assert torch.all((windowed.window == windowed.symbols.unsqueeze(-1)).any(-1))  # the nearest is inside
+    weights = torch.randn(2, 3, 5, 6)
+    (windowed.values * weights).sum().backward()
+    center_grad = quant.centers.grad.clone()
+    quant.centers.grad = None
+    (full.values * weights).sum().backward()
+    torch.testing.assert_close(z.grad, z_full.grad)
+    torch.testing.assert_close(center_grad, quant.centers.grad)

@@ -12,7 +12,7 @@ import torch
 
 from imgcodec.config import ShaeV9Config
 from imgcodec.context_prior import quantize_probabilities
-from imgcodec.train.shae_v9 import ShaeV9, gaussian_bin_log2, gaussian_bin_log2_at
+from imgcodec.train.shae_v9 import ShaeV9, gaussian_bin_log2, gaussian_bin_log2_at, gaussian_bin_log2_window
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,6 +25,20 @@ def test_bins_of_the_centers_hold_all_probability() -> None:
     torch.testing.assert_close(probs.sum(-1), torch.ones(1, 1, 1, 3), atol=1e-5, rtol=0)
     assert probs[0, 0, 0, 0, 0] > 0.99 and probs[0, 0, 0, 2, -1] > 0.99
     assert probs[0, 0, 0, 1].argmax() == 2  # the bin around 0.3 is the center 0's
+
+
+def test_the_window_table_is_the_full_table_at_the_window() -> None:
+    """What the windowed soft assignment meets in training: the full table's entries at the
+    window's centers, where they are not below the floor."""
+    centers = torch.arange(-15.0, 16.0)
+    mean = torch.tensor([[[[0.3, -4.2, 7.9, 14.6]]]])
+    scale = torch.tensor([[[[0.11, 1.7, 6.0, 0.5]]]])
+    window = torch.tensor([0, 8, 5, 24])[None, None, None, :, None] + torch.arange(7)  # 1,1,1,4,7
+    full = gaussian_bin_log2(centers, mean, scale).gather(-1, window)
+    windowed = gaussian_bin_log2_window(centers, mean, scale, window)
+    shown = full > -16
+    torch.testing.assert_close(windowed[shown], full[shown], atol=1e-4, rtol=1e-4)
+    assert torch.all(windowed[~shown] <= -16 + 1e-3)
 
 
 def test_training_prices_each_symbol_as_the_frozen_table_does() -> None:
