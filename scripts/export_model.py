@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save-checkpoint", type=Path, default=None,
                         help="also write the exported PyTorch model here (weights only), to continue from with --init")
     args = parser.parse_args(argv)
+    if args.integer_steps is not None and args.integer_steps < 1:
+        parser.error("--integer-steps must be at least 1")
 
     model, state = load_model(args.checkpoint)
     if args.save_checkpoint:

@@ -196,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=None, help="the first N photos of --data")
     parser.add_argument("--levels", type=int, nargs="*", default=None, help="1-based; default all")
     args = parser.parse_args(argv)
+    if any(steps < 0 for steps in args.integer_steps):
+        parser.error("--integer-steps takes 0 (full precision) or a positive number of steps per RMS")
     if args.checkpoint is not None:
         paths = sorted(args.data.glob("*.png"))[:args.images]
         lines = shae_v9_table(args, [np.asarray(Image.open(p).convert("RGB")) for p in paths])
