@@ -50,11 +50,12 @@ class SoftToHardQuantizer(nn.Module):
 
     def windowed(self, z: torch.Tensor, width: int) -> WindowedQuantized:  # z: N,C,H,W
         """forward() with the soft assignment restricted to the `width` sorted centers around
-        each value's nearest one. softmax(-sigma d^2) gives a center 3 places away a weight
-        below e^-18 of the nearest one's once sigma >= 3 and the centers are 0.7 or more apart,
-        so with width 7 the values, soft assignment and gradients are forward()'s to float32
-        rounding, while every N,C,H,W,L tensor (a third of a shae-v9 training step with 83
-        centers) shrinks to N,C,H,W,width. Symbols come in sorted order, as the coder uses them."""
+        each value's nearest one. softmax(-sigma d^2) gives a center 4 or more places away a
+        weight below e^-17 of the nearest one's once sigma >= 3 and the centers are 0.7 or more
+        apart, so with width 7 the values, soft assignment and gradients are forward()'s to
+        float32 rounding, while every N,C,H,W,L tensor (with 83 centers, shae-v9's largest cost
+        after the convolutions) shrinks to N,C,H,W,width. Symbols come in sorted order, as the
+        coder uses them."""
         sorted_centers = self.centers.sort().values  # L, differentiable
         count = sorted_centers.numel()
         width = min(width, count)
