@@ -114,10 +114,17 @@ class ShaeV9Config:
     at 1/64; channel-conditional context over uneven channel groups (Minnen & Singh, ICIP 2020;
     He et al., "ELIC", CVPR 2022): the decoder runs one parallel pass per group. Both latents are
     quantized to learned centers (Agustsson et al., NIPS 2017).
+
+    With ``detail_channels`` D > 0 the last D latent channels are a second, residual stage (as in
+    Toderici et al.'s residual coders, CVPR 2017): a linear 16x16 stride-16 projection of what the
+    first stage's decoded image misses, coded as the last channel group and added back by the
+    transposed projection. The transforms' own M - D channels cap their reconstruction (on the
+    detail set a linear transform keeping 192 of 768 numbers per 16x16 block reaches 36.9 dB,
+    320 reach 47.2 dB: ``scripts/klt_bound.py``), and the residual stage lifts that cap.
     """
 
     channels: int = 128  # N
-    latent_channels: int = 192  # M
+    latent_channels: int = 192  # M, every coded channel (the residual stage's included)
     hyper_channels: int = 128  # channels of the side latent z
     num_centers: int = 63  # centers of the latent, starting uniformly in [-31, 31]
     hyper_num_centers: int = 31  # centers of the side latent, starting in [-15, 15]
@@ -126,6 +133,7 @@ class ShaeV9Config:
     context_features: int = 64  # features of each group's channel context
     scale_min: float = 0.11  # lower bound of the Gaussian scale (CompressAI's SCALES_MIN)
     lambdas: tuple[float, ...] = SHAE_V9_LAMBDAS
+    detail_channels: int = 0  # D: the residual stage's channels, the last group (0: none)
 
     def __post_init__(self) -> None:
         sizes = ("channels", "latent_channels", "hyper_channels", "num_centers", "hyper_num_centers",
@@ -137,6 +145,9 @@ class ShaeV9Config:
             raise ValueError(f"shae-v9 config: groups {self.groups} must be positive and sum to latent_channels")
         if self.num_centers % 2 == 0 or self.hyper_num_centers % 2 == 0:
             raise ValueError("shae-v9 config: center counts must be odd (one center starts at 0)")
+        if not isinstance(self.detail_channels, int) or self.detail_channels < 0 \
+                or (self.detail_channels and (len(self.groups) < 2 or self.groups[-1] != self.detail_channels)):
+            raise ValueError("shae-v9 config: detail_channels must be 0 or the size of the last of two or more groups")
         if not self.lambdas or any(lam <= 0 for lam in self.lambdas):
             raise ValueError("shae-v9 config: lambdas must be positive")
 
@@ -147,6 +158,11 @@ class ShaeV9Config:
     @property
     def downscale(self) -> int:
         return 16
+
+    @property
+    def transform_channels(self) -> int:
+        """The latent channels of the analysis and synthesis transforms (M - D)."""
+        return self.latent_channels - self.detail_channels
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -3,6 +3,7 @@
     python scripts/klt_bound.py                       # data/train -> data/val, 8x8 RGB blocks
     python scripts/klt_bound.py --block 16 --keep 192 256 320
     python scripts/klt_bound.py --checkpoint checkpoints/shae-v8.pt   # also the model, unquantized
+    python scripts/klt_bound.py --block 16 --keep 192 320 --split detail --train-blocks 200000
 
 A latent of C channels at 1/8 resolution holds C numbers per 8x8x3 = 192-value block. The
 best linear transform for keeping C of them is the KLT (principal components of the blocks);
@@ -75,17 +76,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("data"))
     parser.add_argument("--block", type=int, default=8)
     parser.add_argument("--keep", type=int, nargs="+", default=[24, 48, 64, 96, 128])
-    parser.add_argument("--checkpoint", type=Path, default=None, help="also measure this training checkpoint")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="also measure this shae-v1..v8 checkpoint")
+    parser.add_argument("--split", default="val", help="the photos measured (val, detail)")
+    parser.add_argument("--train-blocks", type=int, default=0,
+                        help="fit the KLT on this many training blocks drawn at random (seed 0); 0: all")
     args = parser.parse_args(argv)
     train = blocks(load_images(args.data / "train"), args.block)
-    test = blocks(load_images(args.data / "val"), args.block)
-    print(f"{args.block}x{args.block} RGB blocks: {len(train)} train, {len(test)} val")
-    print("| channels kept | of | KLT PSNR on val (dB) |\n|---|---|---|")
+    if 0 < args.train_blocks < len(train):
+        train = train[np.random.default_rng(0).choice(len(train), args.train_blocks, replace=False)]
+    test = blocks(load_images(args.data / args.split), args.block)
+    print(f"{args.block}x{args.block} RGB blocks: {len(train)} train, {len(test)} {args.split}")
+    print(f"| channels kept | of | KLT PSNR on {args.split} (dB) |\n|---|---|---|")
     for k, psnr in klt_psnr(train, test, args.keep).items():
         print(f"| {k} | {args.block * args.block * 3} | {psnr:.2f} |")
     if args.checkpoint:
-        print(f"\n{args.checkpoint}, val images:\n| quality | PSNR quantized | PSNR unquantized |\n|---|---|---|")
-        for quality, quantized, unquantized in model_psnr(args.checkpoint, load_images(args.data / "val")):
+        print(f"\n{args.checkpoint}, {args.split} images:\n| quality | PSNR quantized | PSNR unquantized |\n|---|---|---|")
+        for quality, quantized, unquantized in model_psnr(args.checkpoint, load_images(args.data / args.split)):
             print(f"| {quality} | {quantized:.2f} | {unquantized:.2f} |")
     return 0
 

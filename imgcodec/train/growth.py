@@ -1,4 +1,5 @@
-"""Growing a shae-v9 training checkpoint: more latent centers beyond the outermost ones.
+"""Growing a shae-v9 training checkpoint: more latent centers beyond the outermost ones, or a
+residual stage (ShaeV9Config.detail_channels) that starts from what the transforms miss.
 
 A latent value beyond the outermost center is clipped to it, and the soft assignment gives it no
 gradient there, so training cannot learn to use larger values: it lowers the top levels' gains
@@ -8,9 +9,11 @@ trained number kept. Here the optimizer's moments are kept too, so a run resumes
 """
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Sequence
 
+import numpy as np
 import torch
 
 from .architectures import architecture_of
@@ -74,3 +77,112 @@ def _grown_optimizer(old: ShaeV9, new: ShaeV9, saved: dict[str, Any], per_side: 
     for new_group, old_group in zip(new_optimizer.param_groups, old_optimizer.param_groups):
         new_group.update({k: v for k, v in old_group.items() if k != "params"})
     return new_optimizer.state_dict()
+
+
+@dataclass(frozen=True)
+class DetailGrowth:
+    """What grow_detail_stage measured on its crops, per level (1-based order): the first
+    stage's PSNR, and the PSNR with the new stage's nearest-center symbols added, and the share of
+    those symbols that are not the zero one."""
+
+    psnr_before: tuple[float, ...]
+    psnr_after: tuple[float, ...]
+    nonzero_share: tuple[float, ...]
+
+
+def _blocks(images: torch.Tensor, size: int) -> torch.Tensor:
+    """N,3,H,W -> every size x size block as a row in the layout of a Conv2d weight (3,size,size)."""
+    n, c, h, w = images.shape
+    rows = images.reshape(n, c, h // size, size, w // size, size).permute(0, 2, 4, 1, 3, 5)
+    return rows.reshape(-1, c * size * size)
+
+
+def detail_step(lam: float, block: int = 16) -> float:
+    """The rounding step of a residual coefficient (pixel units in [0, 1]) that minimizes the
+    training loss lam * 255^2 * MSE + bpp at high rate: an entropy-coded uniform quantizer's
+    error is step^2 / 12 per coefficient and its rate falls by one bit each time the step
+    doubles, so with 3 block^2 values and block^2 pixels per block, step^2 = 18 / (ln 2 lam 255^2)
+    for block 16 (0.032 at lam 0.4, 0.47 at 0.0018)."""
+    values, pixels = 3 * block * block, block * block
+    return math.sqrt(12 * values / (2 * pixels * math.log(2) * lam * 255 ** 2))
+
+
+@torch.no_grad()
+def grow_detail_stage(state: dict[str, Any], count: int, crops: Sequence[np.ndarray],
+                      scale_init: float = 0.25) -> tuple[dict[str, Any], DetailGrowth]:
+    """A shae-v9 weights file (from --save-weights) grown by a residual stage of `count` channels,
+    and what it measured. Every trained number is kept and the first stage is unchanged; the new
+    stage starts where it helps at once, so that the rate term does not silence it before the
+    decoder learns to use it (docs/experiments/hold-new-gains: randomly started channels went
+    silent):
+
+    - its projections are the principal components of the top level's residual (x minus the first
+      stage's decoded image) on `crops` (H,W,3 uint8, sides multiples of 64), one per 16x16 block
+      each way (the analysis and the transposed synthesis share the orthonormal basis);
+    - its gain at each level sets the step that the level's lambda asks for (detail_step);
+    - the side transform reads it through zero weights (the side latent is unchanged), and its
+      group's parameter net predicts mean 0 and scale `scale_init` until it learns better.
+    Start the next run with --init (a fresh optimizer and average)."""
+    if architecture_of(state).name != "shae-v9":
+        raise ValueError("only shae-v9 checkpoints grow a residual stage")
+    cfg = architecture_of(state).config(state["model_config"])
+    if cfg.detail_channels:
+        raise ValueError("this checkpoint already has a residual stage")
+    block = cfg.downscale
+    if not 0 < count <= 3 * block * block:
+        raise ValueError(f"the residual stage takes 1 to {3 * block * block} channels")
+    old = ShaeV9(cfg)
+    old.load_state_dict({k: v.float() for k, v in state["model"].items()})
+    grown_cfg = replace(cfg, latent_channels=cfg.latent_channels + count, groups=(*cfg.groups, count),
+                        detail_channels=count)
+    new = ShaeV9(grown_cfg)
+    weights = new.state_dict()
+    for name, value in old.state_dict().items():
+        if weights[name].shape == value.shape:
+            weights[name] = value
+    t = cfg.latent_channels
+    for name in ("hyper_analysis.0.weight", "log_gain", "log_inv_gain"):
+        weights[name][:, :t] = old.state_dict()[name]
+    weights["hyper_analysis.0.weight"][:, t:] = 0.0
+    x = torch.stack([torch.from_numpy(np.array(c)).permute(2, 0, 1) for c in crops]).float() / 255  # N,3,H,W
+    centers = old.quantizer.centers.detach().sort().values
+
+    def batched(model: ShaeV9, level: int) -> torch.Tensor:
+        """model's nearest-rounding image of every crop at a level, 8 crops at a time (memory)."""
+        parts = []
+        for part in x.split(8):
+            symbols = model.quantizer.symbols(model.latent(part, level))
+            parts.append(model.reconstruct(centers[symbols] * model.log_inv_gain[level].exp()[None, :, None, None]))
+        return torch.cat(parts).clamp(0, 1)
+
+    first = [batched(old, level) for level in range(cfg.num_levels)]  # per level N,3,H,W
+    residual = _blocks(x - first[-1], block).double()  # blocks,768 at the top level
+    _, vectors = torch.linalg.eigh(residual.T @ residual / len(residual))
+    basis = vectors[:, -count:].flip(1).T.float()  # count,768, largest first
+    weights["detail_analysis.weight"] = basis.reshape(count, 3, block, block)
+    weights["detail_synthesis.weight"] = basis.reshape(count, 3, block, block).clone()
+    zero_at = int(centers.abs().argmin())
+    spacing = float(centers[min(zero_at + 1, len(centers) - 1)] - centers[max(zero_at - 1, 0)]) / 2
+    for level, lam in enumerate(cfg.lambdas):
+        gain = spacing / detail_step(lam, block)
+        weights["log_gain"][level, t:] = math.log(gain)
+        weights["log_inv_gain"][level, t:] = -math.log(gain)
+    head = f"parameters_of_group.{len(cfg.groups)}.net.4"
+    weights[f"{head}.weight"].zero_()
+    weights[f"{head}.bias"][:count] = 0.0
+    weights[f"{head}.bias"][count:] = math.log(max(scale_init, cfg.scale_min))
+    new.load_state_dict(weights)
+    before, after, nonzero = [], [], []
+    for level in range(cfg.num_levels):
+        detail = torch.cat([new.quantizer.symbols(new.latent(part, level))[:, t:] for part in x.split(8)])
+        before.append(10 * math.log10(1 / float(((x - first[level]) ** 2).mean())))
+        after.append(10 * math.log10(1 / float(((x - batched(new, level)) ** 2).mean())))
+        nonzero.append(float((detail != zero_at).float().mean()))
+    dtypes = {k: v.dtype for k, v in state["model"].items()}
+    dtype = next(iter(dtypes.values()))
+    grown = {**state, "model_config": grown_cfg.to_dict(),
+             "model": {k: v.to(dtypes.get(k, dtype)) for k, v in new.state_dict().items()},
+             "grown_detail": {"channels": count, "crops": len(crops)}}
+    grown.pop("optimizer", None)
+    grown.pop("ema", None)
+    return grown, DetailGrowth(tuple(before), tuple(after), tuple(nonzero))

@@ -29,7 +29,7 @@ from ..context_prior import TABLE_TOTAL, quantize_probabilities
 from ..hyperprior import HyperpriorTables
 from ..integer_net import to_fixed
 from .integer_export import int_sequential
-from .quantizer import SoftToHardQuantizer
+from .quantizer import SoftToHardQuantizer, WindowedQuantized
 from .transforms import GDN
 
 LIKELIHOOD_FLOOR = 1e-9  # smallest probability of the float tables (export quantizes them to counts)
@@ -153,10 +153,14 @@ class ShaeV9(nn.Module):
         super().__init__()
         self.cfg = cfg
         n, m, hz = cfg.channels, cfg.latent_channels, cfg.hyper_channels
-        self.analysis = nn.Sequential(_conv(3, n), GDN(n), _conv(n, n), GDN(n), _conv(n, n), GDN(n), _conv(n, m))
+        t, d, block = cfg.transform_channels, cfg.detail_channels, cfg.downscale
+        self.analysis = nn.Sequential(_conv(3, n), GDN(n), _conv(n, n), GDN(n), _conv(n, n), GDN(n), _conv(n, t))
         self.synthesis = nn.Sequential(
-            _deconv(m, n), GDN(n, inverse=True), _deconv(n, n), GDN(n, inverse=True),
+            _deconv(t, n), GDN(n, inverse=True), _deconv(n, n), GDN(n, inverse=True),
             _deconv(n, n), GDN(n, inverse=True), _deconv(n, 3))
+        # the residual stage (ShaeV9Config): one linear projection per 16x16 block each way
+        self.detail_analysis = nn.Conv2d(3, d, block, stride=block, bias=False) if d else None
+        self.detail_synthesis = nn.ConvTranspose2d(d, 3, block, stride=block, bias=False) if d else None
         self.hyper_analysis = nn.Sequential(
             _conv(m, n, 3, 1), nn.LeakyReLU(0.1), _conv(n, n), nn.LeakyReLU(0.1), _conv(n, hz))
         self.hyper_synthesis = nn.Sequential(
@@ -185,7 +189,17 @@ class ShaeV9(nn.Module):
         quantization and rates are computed in float32."""
         gain = self.log_gain[level].exp()[:, :, None, None]  # N,M,1,1
         inv_gain = self.log_inv_gain[level].exp()[:, :, None, None]
-        y = self.analysis(x - 0.5).float() * gain  # N,M,h,w
+        t = self.cfg.transform_channels
+        y = self.analysis(x - 0.5).float() * gain[:, :t]  # N,T,h,w
+        qy = self.quantizer.windowed(y, SOFT_WINDOW)
+        x_hat = self.synthesis(qy.values * inv_gain[:, :t]).float() + 0.5  # N,3,H,W
+        if self.detail_analysis is not None:
+            # the residual stage codes what the first stage's image misses (closed loop)
+            y_detail = self.detail_analysis(x - x_hat).float() * gain[:, t:]  # N,D,h,w
+            q_detail = self.quantizer.windowed(y_detail, SOFT_WINDOW)
+            x_hat = x_hat + self.detail_synthesis(q_detail.values * inv_gain[:, t:]).float()
+            y = torch.cat([y, y_detail], dim=1)  # N,M,h,w
+            qy = WindowedQuantized(*(torch.cat(pair, dim=1) for pair in zip(qy, q_detail)))
         z = self.hyper_analysis(y).float()  # N,Z,h/4,w/4
         qz = self.hyper_quantizer(z)
         z_logp = torch.log_softmax(self.hyper_logits, dim=-1) / math.log(2.0)  # Z,L_z
@@ -194,7 +208,6 @@ class ShaeV9(nn.Module):
         # logits are per sorted center; the quantizer's soft/indices are per parameter order
         side_bits = -(z_target * z_logp[:, z_order.argsort()][None, :, None, None, :]).sum(dim=(1, 2, 3, 4))
         hyper = self.hyper_synthesis(qz.values).float()  # N,P,h,w
-        qy = self.quantizer.windowed(y, SOFT_WINDOW)
         centers = self.quantizer.centers.sort().values
         bits = side_bits
         start = 0
@@ -214,8 +227,7 @@ class ShaeV9(nn.Module):
             soft = qy.soft[:, start:start + size]
             bits = bits - hard_log2.sum(dim=(1, 2, 3)) - ((soft - soft.detach()) * table).sum(dim=(1, 2, 3, 4))
             start += size
-        x_hat = self.synthesis(qy.values * inv_gain) + 0.5
-        return {"x_hat": x_hat.float(), "bits": bits, "side_bits": side_bits}
+        return {"x_hat": x_hat, "bits": bits, "side_bits": side_bits}
 
     # ------------------------------------------------------------------------------------------
     # Real bytes (CompressAI's compress / decompress), through the frozen integer entropy model
@@ -248,7 +260,7 @@ class ShaeV9(nn.Module):
     def symbols(self, x: torch.Tensor, level: int) -> tuple[np.ndarray, np.ndarray]:
         """x: 1,3,H,W in [0,1] (H, W multiples of 64) -> (y symbols M,h,w, z symbols Cz,h/4,w/4)
         of the sorted centers, nearest-center rounding."""
-        y = self.analysis(x - 0.5).float() * self.log_gain[level].exp()[None, :, None, None]
+        y = self.latent(x, level)
         z = self.hyper_analysis(y).float()
         return (self.quantizer.symbols(y)[0].numpy().astype(np.int32),
                 self.hyper_quantizer.symbols(z)[0].numpy().astype(np.int32))
@@ -266,4 +278,27 @@ class ShaeV9(nn.Module):
         y_symbols, _ = tables.decode(payload, height // self.cfg.downscale, width // self.cfg.downscale)
         centers = self.quantizer.centers.detach().sort().values
         y_hat = centers[torch.from_numpy(y_symbols).long()][None] * self.log_inv_gain[level].exp()[None, :, None, None]
-        return self.synthesis(y_hat) + 0.5
+        return self.reconstruct(y_hat)
+
+    @torch.no_grad()
+    def latent(self, x: torch.Tensor, level: int) -> torch.Tensor:
+        """x: N,3,H,W in [0,1] (H, W multiples of 64) -> the gained latent N,M,h,w that nearest
+        rounding codes; the residual stage's part is taken against the first stage's decoded
+        image from nearest centers."""
+        gain = self.log_gain[level].exp()[None, :, None, None]  # 1,M,1,1
+        t = self.cfg.transform_channels
+        y = self.analysis(x - 0.5).float() * gain[:, :t]
+        if self.detail_analysis is None:
+            return y
+        centers = self.quantizer.centers.detach().sort().values
+        first = self.reconstruct(centers[self.quantizer.symbols(y)] * self.log_inv_gain[level, :t].exp()[None, :, None, None])
+        return torch.cat([y, self.detail_analysis(x - first).float() * gain[:, t:]], dim=1)
+
+    def reconstruct(self, y_hat: torch.Tensor) -> torch.Tensor:
+        """The decoded latent times the inverse gains, N,M,h,w (or only its first stage's T
+        channels) -> x_hat N,3,H,W."""
+        t = self.cfg.transform_channels
+        x_hat = self.synthesis(y_hat[:, :t]).float() + 0.5
+        if self.detail_synthesis is not None and y_hat.shape[1] > t:
+            x_hat = x_hat + self.detail_synthesis(y_hat[:, t:]).float()
+        return x_hat

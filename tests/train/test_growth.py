@@ -5,14 +5,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from imgcodec.config import ShaeV9Config
 from imgcodec.train.averaging import WeightAverage
-from imgcodec.train.growth import CENTERS_KEY, grow_latent_centers, outer_centers
+from imgcodec.train.growth import CENTERS_KEY, detail_step, grow_detail_stage, grow_latent_centers, outer_centers
 from imgcodec.train.shae_v9 import ShaeV9
-from imgcodec.train.training import make_optimizer
+from imgcodec.train.training import load_model, make_optimizer
 
 
 
@@ -101,6 +102,84 @@ def test_center_clipping_script_reports_each_level(tmp_path: Path, photo_folder:
     assert carrying.startswith("side channels carrying information")
     in_use, of = int(carrying.split(": ")[1].split()[0]), int(carrying.split(" of ")[1].split(";")[0])
     assert 0 <= in_use <= of == tiny_v9_config["hyper_channels"]
-    for _, share, largest, clipped, unclipped, cost in rows[:2]:
+    for _, share, largest, clipped, unclipped, cost, unquantized, live, busy in rows[:2]:
         assert 0 <= float(share) <= 100 and float(largest) >= 0
         assert abs(float(unclipped) - float(clipped) - float(cost)) < 0.002
+        assert float(unquantized) > 0 and 0 <= int(busy) <= int(live) <= tiny_v9_config["latent_channels"]
+
+
+def _crops(count: int = 4, size: int = 64) -> list:
+    rng = np.random.default_rng(1)
+    smooth = np.kron(rng.integers(0, 256, (count, size // 8, size // 8, 3)), np.ones((1, 8, 8, 1)))
+    return [np.clip(c + rng.normal(0, 12, c.shape), 0, 255).astype(np.uint8) for c in smooth]
+
+
+def test_detail_step_follows_the_lambda() -> None:
+    assert detail_step(0.4) == pytest.approx(0.0316, abs=1e-4)
+    assert detail_step(0.1) == pytest.approx(2 * detail_step(0.4))  # a quarter of the lambda, twice the step
+
+
+def test_residual_stage_keeps_the_first_stage_and_lowers_the_error(tiny_v9_config: dict) -> None:
+    state = _checkpoint(tiny_v9_config)
+    crops = _crops()
+    grown, measured = grow_detail_stage(state, 8, crops)
+    cfg = ShaeV9Config.from_dict(grown["model_config"])
+    assert (cfg.latent_channels, cfg.detail_channels, cfg.groups[-1]) == (20, 8, 8)
+    assert "optimizer" not in grown and "ema" not in grown  # a new run starts from it with --init
+    old, new = ShaeV9(ShaeV9Config.from_dict(tiny_v9_config)), ShaeV9(cfg)
+    old.load_state_dict(state["model"])
+    new.load_state_dict(grown["model"])
+    x = torch.stack([torch.from_numpy(c).permute(2, 0, 1) for c in crops]).float() / 255
+    for level in range(cfg.num_levels):
+        y_old, y_new = old.latent(x, level), new.latent(x, level)
+        assert torch.equal(y_new[:, :12], y_old)  # the first stage codes what it coded
+        with torch.no_grad():  # and the side latent reads the new channels through zeros
+            assert torch.allclose(new.hyper_analysis(y_new), old.hyper_analysis(y_old), atol=1e-6)
+    basis = new.detail_analysis.weight.detach().reshape(8, -1)
+    assert torch.allclose(basis @ basis.T, torch.eye(8), atol=1e-5)
+    assert torch.equal(new.detail_synthesis.weight, new.detail_analysis.weight)
+    assert all(after > before for before, after in zip(measured.psnr_before, measured.psnr_after))
+    assert 0 < measured.nonzero_share[-1] <= 1
+    with pytest.raises(ValueError, match="already"):
+        grow_detail_stage(grown, 8, crops)
+
+
+def test_residual_stage_trains_and_codes_real_bytes(tiny_v9_config: dict) -> None:
+    grown, _ = grow_detail_stage(_checkpoint(tiny_v9_config), 8, _crops())
+    model = ShaeV9(ShaeV9Config.from_dict(grown["model_config"]))
+    model.load_state_dict(grown["model"])
+    x = torch.from_numpy(_crops(1)[0]).permute(2, 0, 1)[None].float() / 255
+    out = model(x.repeat(2, 1, 1, 1), torch.tensor([0, 1]))
+    (out["bits"].sum() / 1000 + ((out["x_hat"] - x) ** 2).mean()).backward()
+    assert model.detail_analysis.weight.grad.abs().sum() > 0 and model.detail_synthesis.weight.grad.abs().sum() > 0
+    tables = model.frozen_tables()
+    model.eval()
+    payload = model.compress(x, 1, tables)
+    decoded = model.decompress(payload, 1, 64, 64, tables)
+    centers = model.quantizer.centers.detach().sort().values
+    expected = model.reconstruct(centers[model.quantizer.symbols(model.latent(x, 1))]
+                                 * model.log_inv_gain[1].exp()[None, :, None, None])
+    assert torch.allclose(decoded, expected, atol=1e-6)
+
+
+def test_detail_channels_must_be_the_last_group(tiny_v9_config: dict) -> None:
+    with pytest.raises(ValueError, match="detail_channels"):
+        ShaeV9Config.from_dict({**tiny_v9_config, "detail_channels": 4})  # the last group has 6
+    assert ShaeV9Config.from_dict({**tiny_v9_config, "detail_channels": 6}).transform_channels == 6
+
+
+def test_grow_detail_script_writes_a_model_that_train_can_start_from(tmp_path: Path, photo_folder: Path,
+                                                                      tiny_v9_config: dict) -> None:
+    script = Path(__file__).resolve().parents[2] / "scripts" / "grow_detail.py"
+    torch.save(_checkpoint(tiny_v9_config), tmp_path / "a.pt")
+    command = [sys.executable, str(script), str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), "--channels", "8",
+               "--data", str(photo_folder), "--crops", "2", "--crop", "64", "--threads", "1"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines()[2:]]
+    assert [int(r[0]) for r in rows] == [1, 2]
+    assert all(float(after) > float(before) for _, before, after, _ in rows)
+    model, _ = load_model(tmp_path / "b.pt")
+    assert model.cfg.detail_channels == 8
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0 and "exists" in again.stderr

@@ -1,0 +1,75 @@
+"""Give a shae-v9 weights file a residual stage (imgcodec.train.growth.grow_detail_stage).
+
+    python scripts/grow_detail.py checkpoints/shae-v9-training.pt runs/v9-detail-init.pt --channels 128
+    python scripts/train.py --run-dir runs/v9d --init runs/v9-detail-init.pt ...   # as in docs/training.md
+
+The residual stage starts from the principal components of the top level's residual on random
+crops of the training photos; the script prints, per level, the PSNR on those crops before and
+after (nearest rounding, the new stage's symbols included) and how many of its symbols are
+not zero.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from imgcodec.imageio import atomic_write
+from imgcodec.train.data import load_images
+from imgcodec.train.growth import grow_detail_stage
+
+
+def random_crops(photos: list[np.ndarray], count: int, size: int, seed: int = 0) -> list[np.ndarray]:
+    """`count` size x size crops, from photos taken in turn, at random positions (seeded)."""
+    rng = np.random.default_rng(seed)
+    usable = [p for p in photos if min(p.shape[:2]) >= size]
+    if not usable:
+        raise SystemExit(f"no training photo is {size} pixels on its shorter side")
+    crops = []
+    for i in range(count):
+        photo = usable[i % len(usable)]
+        top = int(rng.integers(0, photo.shape[0] - size + 1))
+        left = int(rng.integers(0, photo.shape[1] - size + 1))
+        crops.append(np.array(photo[top:top + size, left:left + size, :3]))
+    return crops
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source", type=Path, help="shae-v9 weights (--save-weights) or a run's checkpoint")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--channels", type=int, default=128, help="the residual stage's channels (default 128)")
+    parser.add_argument("--data", type=Path, default=Path("data"))
+    parser.add_argument("--crops", type=int, default=96, help="random training crops to fit it on (default 96)")
+    parser.add_argument("--crop", type=int, default=256, help="their side, a multiple of 64 (default 256)")
+    parser.add_argument("--scale-init", type=float, default=0.25,
+                        help="the scale its entropy model starts with, in latent units (default 0.25)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("-f", "--force", action="store_true", help="replace OUT if it exists")
+    args = parser.parse_args(argv)
+    if args.out.exists() and not args.force:
+        raise SystemExit(f"{args.out} exists; use -f to replace it")
+    if args.crop < 64 or args.crop % 64 or args.crops < 1:
+        raise SystemExit("--crop must be a positive multiple of 64 and --crops positive")
+    torch.set_num_threads(args.threads)
+    state = torch.load(args.source, map_location="cpu", weights_only=False)
+    crops = random_crops(load_images(args.data / "train"), args.crops, args.crop)
+    try:
+        grown, measured = grow_detail_stage(state, args.channels, crops, args.scale_init)
+    except ValueError as exc:
+        raise SystemExit(f"{args.source}: {exc}") from exc
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(args.out, lambda fh: torch.save(grown, fh), force=args.force)
+    print(f"{args.out}: a residual stage of {args.channels} channels, fitted on {len(crops)} crops "
+          f"of {args.crop}x{args.crop}")
+    print("level  PSNR before  PSNR after  non-zero symbols %")
+    for level, (before, after, share) in enumerate(zip(measured.psnr_before, measured.psnr_after,
+                                                       measured.nonzero_share), start=1):
+        print(f"{level:5d}  {before:11.2f}  {after:10.2f}  {100 * share:18.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
