@@ -4,9 +4,9 @@
     python scripts/train.py --run-dir runs/v9d --init runs/v9-detail-init.pt ...   # as in docs/training.md
 
 The residual stage starts from the principal components of the top level's residual on random
-crops of the training photos; the script prints, per level, the PSNR on those crops before and
-after (nearest rounding, the new stage's symbols included) and how many of its symbols are
-not zero.
+crops of the training photos; the script prints, per level, the bits per pixel (as the training
+loss counts them) and the PSNR on those crops before and after (nearest rounding, the new
+stage's symbols included), and how many of its symbols are not zero.
 """
 from __future__ import annotations
 
@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("data"))
     parser.add_argument("--crops", type=int, default=96, help="random training crops to fit it on (default 96)")
     parser.add_argument("--crop", type=int, default=256, help="their side, a multiple of 64 (default 256)")
-    parser.add_argument("--scale-init", type=float, default=0.25,
-                        help="the scale its entropy model starts with, in latent units (default 0.25)")
+    parser.add_argument("--scale-init", type=float, default=0.2,
+                        help="the scale its entropy model starts with, times the centers' spacing at zero (default 0.2)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("-f", "--force", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args(argv)
@@ -64,10 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write(args.out, lambda fh: torch.save(grown, fh), force=args.force)
     print(f"{args.out}: a residual stage of {args.channels} channels, fitted on {len(crops)} crops "
           f"of {args.crop}x{args.crop}")
-    print("level  PSNR before  PSNR after  non-zero symbols %")
-    for level, (before, after, share) in enumerate(zip(measured.psnr_before, measured.psnr_after,
-                                                       measured.nonzero_share), start=1):
-        print(f"{level:5d}  {before:11.2f}  {after:10.2f}  {100 * share:18.2f}")
+    print("level  bpp before  PSNR before  bpp after  PSNR after  non-zero symbols %")
+    rows = zip(measured.bpp_before, measured.psnr_before, measured.bpp_after, measured.psnr_after,
+               measured.nonzero_share)
+    for level, (rate_before, before, rate_after, after, share) in enumerate(rows, start=1):
+        print(f"{level:5d}  {rate_before:10.3f}  {before:11.2f}  {rate_after:9.3f}  {after:10.2f}  {100 * share:18.2f}")
     return 0
 
 

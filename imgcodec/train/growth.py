@@ -82,12 +82,15 @@ def _grown_optimizer(old: ShaeV9, new: ShaeV9, saved: dict[str, Any], per_side: 
 @dataclass(frozen=True)
 class DetailGrowth:
     """What grow_detail_stage measured on its crops, per level (1-based order): the first
-    stage's PSNR, and the PSNR with the new stage's nearest-center symbols added, and the share of
-    those symbols that are not the zero one."""
+    stage's PSNR, and the PSNR with the new stage's nearest-center symbols added, the share of
+    those symbols that are not the zero one, and the bits per pixel that the training loss counts
+    before and after (the float tables, nearest rounding)."""
 
     psnr_before: tuple[float, ...]
     psnr_after: tuple[float, ...]
     nonzero_share: tuple[float, ...]
+    bpp_before: tuple[float, ...]
+    bpp_after: tuple[float, ...]
 
 
 def _blocks(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -109,7 +112,7 @@ def detail_step(lam: float, block: int = 16) -> float:
 
 @torch.no_grad()
 def grow_detail_stage(state: dict[str, Any], count: int, crops: Sequence[np.ndarray],
-                      scale_init: float = 0.25) -> tuple[dict[str, Any], DetailGrowth]:
+                      scale_init: float = 0.2) -> tuple[dict[str, Any], DetailGrowth]:
     """A shae-v9 weights file (from --save-weights) grown by a residual stage of `count` channels,
     and what it measured. Every trained number is kept and the first stage is unchanged; the new
     stage starts where it helps at once, so that the rate term does not silence it before the
@@ -121,7 +124,8 @@ def grow_detail_stage(state: dict[str, Any], count: int, crops: Sequence[np.ndar
       each way (the analysis and the transposed synthesis share the orthonormal basis);
     - its gain at each level sets the step that the level's lambda asks for (detail_step);
     - the side transform reads it through zero weights (the side latent is unchanged), and its
-      group's parameter net predicts mean 0 and scale `scale_init` until it learns better.
+      group's parameter net predicts mean 0 and a scale of `scale_init` times the centers' spacing
+      at zero until it learns better (0.2: a zero symbol costs about 0.01 bit, another about 8).
     Start the next run with --init (a fresh optimizer and average)."""
     if architecture_of(state).name != "shae-v9":
         raise ValueError("only shae-v9 checkpoints grow a residual stage")
@@ -170,10 +174,16 @@ def grow_detail_stage(state: dict[str, Any], count: int, crops: Sequence[np.ndar
     head = f"parameters_of_group.{len(cfg.groups)}.net.4"
     weights[f"{head}.weight"].zero_()
     weights[f"{head}.bias"][:count] = 0.0
-    weights[f"{head}.bias"][count:] = math.log(max(scale_init, cfg.scale_min))
+    weights[f"{head}.bias"][count:] = math.log(max(scale_init * spacing, cfg.scale_min))
     new.load_state_dict(weights)
-    before, after, nonzero = [], [], []
+    def bpp(model: ShaeV9, level: int) -> float:
+        bits = sum(float(model(part, torch.full((len(part),), level))["bits"].sum()) for part in x.split(8))
+        return bits / (x.shape[0] * x.shape[2] * x.shape[3])
+
+    before, after, nonzero, rate_before, rate_after = [], [], [], [], []
     for level in range(cfg.num_levels):
+        rate_before.append(bpp(old, level))
+        rate_after.append(bpp(new, level))
         detail = torch.cat([new.quantizer.symbols(new.latent(part, level))[:, t:] for part in x.split(8)])
         before.append(10 * math.log10(1 / float(((x - first[level]) ** 2).mean())))
         after.append(10 * math.log10(1 / float(((x - batched(new, level)) ** 2).mean())))
@@ -185,4 +195,4 @@ def grow_detail_stage(state: dict[str, Any], count: int, crops: Sequence[np.ndar
              "grown_detail": {"channels": count, "crops": len(crops)}}
     grown.pop("optimizer", None)
     grown.pop("ema", None)
-    return grown, DetailGrowth(tuple(before), tuple(after), tuple(nonzero))
+    return grown, DetailGrowth(tuple(before), tuple(after), tuple(nonzero), tuple(rate_before), tuple(rate_after))

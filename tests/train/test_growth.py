@@ -140,6 +140,7 @@ def test_residual_stage_keeps_the_first_stage_and_lowers_the_error(tiny_v9_confi
     assert torch.equal(new.detail_synthesis.weight, new.detail_analysis.weight)
     assert all(after > before for before, after in zip(measured.psnr_before, measured.psnr_after))
     assert 0 < measured.nonzero_share[-1] <= 1
+    assert measured.bpp_after[-1] > measured.bpp_before[-1] > 0  # the new symbols cost bits
     with pytest.raises(ValueError, match="already"):
         grow_detail_stage(grown, 8, crops)
 
@@ -178,7 +179,7 @@ def test_grow_detail_script_writes_a_model_that_train_can_start_from(tmp_path: P
     assert done.returncode == 0, done.stderr
     rows = [line.split() for line in done.stdout.splitlines()[2:]]
     assert [int(r[0]) for r in rows] == [1, 2]
-    assert all(float(after) > float(before) for _, before, after, _ in rows)
+    assert all(float(after) > float(before) and float(rate_after) > 0 for _, _, before, rate_after, after, _ in rows)
     model, _ = load_model(tmp_path / "b.pt")
     assert model.cfg.detail_channels == 8
     again = subprocess.run(command, capture_output=True, text=True, timeout=120)
