@@ -2,7 +2,8 @@
 imgcodec.train.export.export_shae_v9): ONNX transforms and the integer entropy model.
 
 Encode: pad to a multiple of 64 -> analysis (ONNX) -> gains of the level -> nearest y centers ->
-hyper-analysis (ONNX) -> nearest z centers -> the passes of imgcodec.hyperprior. Decode: the
+(with a residual stage: synthesis of those, the projection of the image minus it, its gains and
+nearest centers) -> hyper-analysis (ONNX) -> nearest z centers -> the passes of imgcodec.hyperprior. Decode: the
 passes -> y's centers times the inverse gains -> synthesis (ONNX) -> crop. The transforms run in
 overlapping tiles of TILE_LATENTS (imgcodec.runtime), so memory stays bounded for large images
 and a decode streams band by band. Rate-distortion rounding is shae-v8's (its context prior);
@@ -53,6 +54,12 @@ class ShaeV9Codec(ContainerCodec):
             self.z_centers = levels["z_centers"].astype(np.float32)
             self.gains = levels["gains"].astype(np.float32)  # levels,M
             self.inverse_gains = levels["inverse_gains"].astype(np.float32)
+        # a residual stage (ShaeV9Config.detail_channels) is the latent's last channels
+        self.detail_channels = int(info.meta.get("config", {}).get("detail_channels", 0))
+        self.transform_channels = self.gains.shape[1] - self.detail_channels
+        if not 0 <= self.detail_channels < self.gains.shape[1]:
+            raise FormatError(f"model '{info.name}': detail_channels does not fit its {self.gains.shape[1]} gains")
+        self._detail_analysis: OnnxGraph | None = None
         self.y_thresholds = (self.y_centers[1:] + self.y_centers[:-1]) / 2
         self.z_thresholds = (self.z_centers[1:] + self.z_centers[:-1]) / 2
         encoder = None if info.decode_only else graph_path(info, "encoder")
@@ -81,12 +88,41 @@ class ShaeV9Codec(ContainerCodec):
         """H,W,3 uint8 -> (y symbols M,h,w, z symbols Cz,h/4,w/4), nearest centers, at a level
         (0-based) or `step` / 65536 of the way to the next; `latent`: the image's analysis, if
         already computed."""
-        y = (self.analysis(rgb) if latent is None else latent) * self._gains(self.gains, level, step)[:, None, None]
+        gains = self._gains(self.gains, level, step)
+        t = self.transform_channels
+        y = (self.analysis(rgb) if latent is None else latent) * gains[:t, None, None]  # T,h,w
+        y_symbols = np.searchsorted(self.y_thresholds, y).astype(np.int32)
+        if self.detail_channels:
+            detail = self._detail(rgb, y_symbols, level, step) * gains[t:, None, None]  # D,h,w
+            y = np.concatenate([y, detail])
+            y_symbols = np.concatenate([y_symbols, np.searchsorted(self.y_thresholds, detail).astype(np.int32)])
         if self._hyper_analysis is None:
             self._hyper_analysis = OnnxGraph(graph_path(self.info, "hyper_encoder"), self.threads)
         z = self._hyper_analysis(np.ascontiguousarray(y, dtype=np.float32), 0)  # Cz,h/4,w/4
-        return (np.searchsorted(self.y_thresholds, y).astype(np.int32),
-                np.searchsorted(self.z_thresholds, z).astype(np.int32))
+        return y_symbols, np.searchsorted(self.z_thresholds, z).astype(np.int32)
+
+    def _detail(self, rgb: np.ndarray, first_symbols: np.ndarray, level: int, step: int) -> np.ndarray:
+        """The residual stage's latent before its gains, D,h,w: the projection of the image minus
+        the first stage's decoded image (the synthesis of its symbols, the residual channels at
+        zero), band by band as the decoder makes them."""
+        if self._detail_analysis is None:
+            self._detail_analysis = OnnxGraph(graph_path(self.info, "detail_encoder"), self.threads)
+        t, h, w = first_symbols.shape
+        inverse = self._gains(self.inverse_gains, level, step)[:t, None, None]
+        height, width = rgb.shape[:2]
+        padded = np.pad(rgb, ((0, -height % MULTIPLE), (0, -width % MULTIPLE), (0, 0)), mode="edge")
+
+        def latent_rows(a0: int, a1: int) -> np.ndarray:
+            rows = np.zeros((t + self.detail_channels, a1 - a0, w), dtype=np.float32)  # M,rows,w
+            rows[:t] = self.y_centers[first_symbols[:, a0:a1]] * inverse
+            return rows
+
+        detail = np.empty((self.detail_channels, h, w), dtype=np.float32)
+        for r0, band in self.runtime.synthesis_bands(latent_rows, h, w):  # band: 3,rows,W
+            top, rows = r0 * DOWNSCALE, band.shape[1]
+            image = padded[top:top + rows].transpose(2, 0, 1).astype(np.float32) / 255.0
+            detail[:, r0:r0 + rows // DOWNSCALE] = self._detail_analysis(np.ascontiguousarray(image - band), 0)
+        return detail
 
     def _payload(self, rgb: np.ndarray, level: int, rounding: str,
                  progress: Progress | None) -> tuple[bytes, float]:

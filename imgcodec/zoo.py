@@ -193,7 +193,8 @@ def rd_tau_of(info: ModelInfo, num_levels: int) -> np.ndarray:
 
 
 #: Files only an encoder needs; a decode_only model ships without them.
-ENCODER_FILES = ("encoder.onnx", "hyper_encoder.onnx", "encoder.shaw", "hyper_encoder.shaw")
+ENCODER_FILES = ("encoder.onnx", "hyper_encoder.onnx", "detail_encoder.onnx",
+                 "encoder.shaw", "hyper_encoder.shaw", "detail_encoder.shaw")
 
 
 def graph_path(info: ModelInfo, stem: str) -> Path:

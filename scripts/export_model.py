@@ -85,8 +85,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--integer-steps must be at least 1")
 
     model, state = load_model(args.checkpoint)
-    if isinstance(model, ShaeV9) and model.cfg.detail_channels:
-        raise SystemExit(f"{args.checkpoint}: a shae-v9 with a residual stage cannot be exported yet")
     if args.save_checkpoint:
         args.save_checkpoint.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"model": model.state_dict(), "model_config": model.cfg.to_dict(), "step": state["step"],

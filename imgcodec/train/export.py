@@ -148,19 +148,23 @@ def shae_v9_calibration(model: ShaeV9, crops: list[np.ndarray]) -> dict[str, dic
     their gained latents at CALIBRATION_LEVELS side by side for the hyper-encoder; the same at
     the nearest centers times the inverse gains for the decoder."""
     strip = torch.from_numpy(np.concatenate(crops, axis=1)).permute(2, 0, 1)[None].float() / 255  # 1,3,H,W
-    y = model.analysis(strip - 0.5)  # 1,M,h,w
     centers = model.quantizer.centers.sort().values
     top = model.cfg.num_levels - 1
-    gained, decoded = [], []
+    t = model.cfg.transform_channels
+    gained, decoded, residuals = [], [], []
     for fraction in CALIBRATION_LEVELS:
         level = round(fraction * top)
-        gain = model.log_gain[level].exp()[None, :, None, None]
-        gained.append(y * gain)
-        nearest = centers[model.quantizer.symbols(y * gain)]
-        decoded.append(nearest * model.log_inv_gain[level].exp()[None, :, None, None])
-    return {"encoder": {"image": strip.numpy()},
-            "hyper_encoder": {"latent": torch.cat(gained, dim=3).numpy()},
-            "decoder": {"latent": torch.cat(decoded, dim=3).numpy()}}
+        y = model.latent(strip, level)  # 1,M,h,w
+        gained.append(y)
+        nearest = centers[model.quantizer.symbols(y)] * model.log_inv_gain[level].exp()[None, :, None, None]
+        decoded.append(nearest)
+        residuals.append(strip - model.first_stage(nearest[:, :t]))
+    inputs = {"encoder": {"image": strip.numpy()},
+              "hyper_encoder": {"latent": torch.cat(gained, dim=3).numpy()},
+              "decoder": {"latent": torch.cat(decoded, dim=3).numpy()}}
+    if model.cfg.detail_channels:
+        inputs["detail_encoder"] = {"residual": torch.cat(residuals, dim=3).numpy()}
+    return inputs
 
 
 def export_shae_v9(model: ShaeV9, folder: Path, extra: dict[str, Any] | None = None,
@@ -170,7 +174,9 @@ def export_shae_v9(model: ShaeV9, folder: Path, extra: dict[str, Any] | None = N
 
         encoder.onnx        analysis, image 1,3,H,W in [0,1] (H, W multiples of 64) -> y 1,M,H/16,W/16
         hyper_encoder.onnx  hyper-analysis, gained y -> side latent z 1,Cz,H/64,W/64
-        decoder.onnx        synthesis, y at the centers times the inverse gains -> image
+        decoder.onnx        synthesis, y at the centers times the inverse gains -> image (with a
+                            residual stage: both stages, ShaeV9.reconstruct)
+        detail_encoder.onnx with a residual stage only: its projection, residual image -> 1,D,H/16,W/16
         hyperprior.npz      the integer entropy model (imgcodec.hyperprior.HyperpriorTables)
         levels.npz          sorted centers of y and z (float32), gains and inverse gains per level
 
@@ -181,17 +187,13 @@ def export_shae_v9(model: ShaeV9, folder: Path, extra: dict[str, Any] | None = N
     makes hyperprior.npz smaller for a little rate."""
     if weights_bits is not None and not calibration_crops:
         raise ValueError("compressing the weights needs calibration crops")
-    if model.cfg.detail_channels:
-        # its encoder decodes the first stage before the second (ShaeV9.latent): the runtime
-        # codec and these graphs do not do that yet
-        raise ValueError("a shae-v9 with a residual stage cannot be exported yet")
     model = model.eval()
     folder.mkdir(parents=True, exist_ok=True)
     cfg = model.cfg
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         image = torch.rand(1, 3, 128, 192)
-        y = model.analysis(image - 0.5)
+        y = model.latent(image, 0)  # 1,M,h,w
 
         class _Analysis(torch.nn.Module):
             def __init__(self, analysis: torch.nn.Module) -> None:
@@ -202,16 +204,18 @@ def export_shae_v9(model: ShaeV9, folder: Path, extra: dict[str, Any] | None = N
                 return self.analysis(x - 0.5)
 
         class _Synthesis(torch.nn.Module):
-            def __init__(self, synthesis: torch.nn.Module) -> None:
+            def __init__(self, model: ShaeV9) -> None:
                 super().__init__()
-                self.synthesis = synthesis
+                self.model = model
 
             def forward(self, latent: torch.Tensor) -> torch.Tensor:
-                return self.synthesis(latent) + 0.5
+                return self.model.reconstruct(latent)  # both stages
 
-        graphs = ((_Analysis(model.analysis), image, "encoder.onnx", "image", "latent"),
+        graphs = [(_Analysis(model.analysis), image, "encoder.onnx", "image", "latent"),
                   (model.hyper_analysis, y, "hyper_encoder.onnx", "latent", "side"),
-                  (_Synthesis(model.synthesis), y, "decoder.onnx", "latent", "image"))
+                  (_Synthesis(model), y, "decoder.onnx", "latent", "image")]
+        if model.detail_analysis is not None:  # the residual stage's projection, image -> D,h,w
+            graphs.append((model.detail_analysis, image, "detail_encoder.onnx", "residual", "detail"))
         for module, example, name, input_name, output_name in graphs:
             torch.onnx.export(module, (example,), str(folder / name), input_names=[input_name],
                               output_names=[output_name], opset_version=ONNX_OPSET,
@@ -219,7 +223,7 @@ def export_shae_v9(model: ShaeV9, folder: Path, extra: dict[str, Any] | None = N
                               dynamo=False)
         if weights_bits is not None:
             inputs = shae_v9_calibration(model, calibration_crops)
-            for stem in SHAE_V9_GRAPHS:
+            for stem in inputs:
                 compress_graph(folder / f"{stem}.onnx", weights_bits, inputs[stem])
         model.frozen_tables(integer_steps_per_rms).save(folder / "hyperprior.npz")
         np.savez(folder / "levels.npz",
@@ -229,7 +233,8 @@ def export_shae_v9(model: ShaeV9, folder: Path, extra: dict[str, Any] | None = N
                  inverse_gains=model.log_inv_gain.exp().numpy().astype(np.float32))
     suffix = ".onnx" if weights_bits is None else ".shaw"
     decoding = (f"decoder{suffix}", *SHAE_V9_TABLES)
-    encoding = (f"encoder{suffix}", f"hyper_encoder{suffix}")
+    encoding = (f"encoder{suffix}", f"hyper_encoder{suffix}",
+                *((f"detail_encoder{suffix}",) if cfg.detail_channels else ()))
     digest = hashlib.sha256()
     for name in decoding:
         digest.update(bytes.fromhex(file_sha256(folder / name)))

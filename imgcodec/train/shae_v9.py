@@ -291,14 +291,17 @@ class ShaeV9(nn.Module):
         if self.detail_analysis is None:
             return y
         centers = self.quantizer.centers.detach().sort().values
-        first = self.reconstruct(centers[self.quantizer.symbols(y)] * self.log_inv_gain[level, :t].exp()[None, :, None, None])
+        first = self.first_stage(centers[self.quantizer.symbols(y)] * self.log_inv_gain[level, :t].exp()[None, :, None, None])
         return torch.cat([y, self.detail_analysis(x - first).float() * gain[:, t:]], dim=1)
 
+    def first_stage(self, y_hat: torch.Tensor) -> torch.Tensor:
+        """The first stage's T channels of the decoded latent times the inverse gains -> its image N,3,H,W."""
+        return self.synthesis(y_hat).float() + 0.5
+
     def reconstruct(self, y_hat: torch.Tensor) -> torch.Tensor:
-        """The decoded latent times the inverse gains, N,M,h,w (or only its first stage's T
-        channels) -> x_hat N,3,H,W."""
+        """The decoded latent times the inverse gains, N,M,h,w -> x_hat N,3,H,W (both stages)."""
         t = self.cfg.transform_channels
-        x_hat = self.synthesis(y_hat[:, :t]).float() + 0.5
-        if self.detail_synthesis is not None and y_hat.shape[1] > t:
+        x_hat = self.first_stage(y_hat[:, :t])
+        if self.detail_synthesis is not None:
             x_hat = x_hat + self.detail_synthesis(y_hat[:, t:]).float()
         return x_hat

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from imgcodec import bitstream
+from imgcodec.bitstream import SEGMENT_LATENT
 from imgcodec.errors import FormatError
 from imgcodec.train.export import export_shae_v9
 from imgcodec.train.shae_v9 import ShaeV9
@@ -146,3 +147,59 @@ def test_tiles_match_the_whole_image(codec) -> None:  # type: ignore[no-untyped-
         codec.runtime.tile, codec.runtime.margin, codec.runtime.single_tile = tile, margin, single
     assert np.abs(tiled.astype(int) - whole).max() <= 2
     assert np.mean(y_tiled == y_whole) > 0.99
+
+
+@pytest.fixture(scope="module")
+def detail_model(tmp_path_factory: pytest.TempPathFactory, trained_tiny_v9: ShaeV9) -> tuple[Path, ShaeV9]:
+    """The tiny model grown by a residual stage of 8 channels, exported into a models folder."""
+    from imgcodec.train.growth import grow_detail_stage
+    from imgcodec.config import ShaeV9Config
+
+    state = {"architecture": "shae-v9", "model_config": trained_tiny_v9.cfg.to_dict(),
+             "model": trained_tiny_v9.state_dict()}
+    grown, _ = grow_detail_stage(state, 8, [_image(64, 64), _image(64, 128)[:, :64]])
+    model = ShaeV9(ShaeV9Config.from_dict(grown["model_config"]))
+    model.load_state_dict(grown["model"])
+    model.eval()
+    folder = tmp_path_factory.mktemp("models-detail")
+    export_shae_v9(model, folder / "tiny-v9-detail")
+    (folder / "manifest.json").write_text(json.dumps(
+        {"default": "tiny-v9-detail", "models": {"tiny-v9-detail": {"folder": "tiny-v9-detail", "default_quality": 1}}}))
+    assert (folder / "tiny-v9-detail" / "detail_encoder.onnx").exists()
+    return folder, model
+
+
+def test_a_residual_stage_codes_like_the_torch_model(detail_model, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from imgcodec import codec as codec_module
+
+    monkeypatch.setenv("SHAEC_MODELS_DIR", str(detail_model[0]))
+    codec_module._codec_for.cache_clear()
+    try:
+        codec = codec_module.get_codec()
+        assert (codec.transform_channels, codec.detail_channels) == (12, 8)
+        model = detail_model[1]
+        image = _image(100, 150)
+        x = torch.from_numpy(np.pad(image, ((0, 28), (0, 42), (0, 0)), mode="edge")).permute(2, 0, 1)[None].float() / 255
+        for quality in codec.qualities:
+            y_torch, z_torch = model.symbols(x, quality - 1)
+            y_onnx, z_onnx = codec.symbols_of(image, quality - 1)
+            assert y_onnx.shape == (20, 8, 12)
+            assert np.mean(y_torch == y_onnx) > 0.99 and np.mean(z_torch == z_onnx) > 0.99
+            data = codec.encode(image, quality).data
+            decoded = codec.decode(bitstream.unpack(data))
+            with torch.no_grad():
+                expected = model.decompress(bitstream.unpack(data).segment(SEGMENT_LATENT).payload, quality - 1, 128, 192,
+                                            model.frozen_tables())
+            expected = np.clip(np.rint(expected[0].permute(1, 2, 0).numpy() * 255), 0, 255)[:100, :150]
+            assert np.abs(decoded.astype(int) - expected).max() <= 2
+        # tiles: the residual is taken band by band as the decoder makes them
+        y_whole, _ = codec.symbols_of(image, 1)
+        tile, margin, single = codec.runtime.tile, codec.runtime.margin, codec.runtime.single_tile
+        try:
+            codec.runtime.tile, codec.runtime.margin, codec.runtime.single_tile = 2, 4, None
+            y_tiled, _ = codec.symbols_of(image, 1)
+        finally:
+            codec.runtime.tile, codec.runtime.margin, codec.runtime.single_tile = tile, margin, single
+        assert np.mean(y_tiled == y_whole) > 0.99
+    finally:
+        codec_module._codec_for.cache_clear()
