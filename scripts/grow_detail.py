@@ -38,7 +38,8 @@ def random_crops(photos: list[np.ndarray], count: int, size: int, seed: int = 0)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("source", type=Path, help="shae-v9 weights (--save-weights) or a run's checkpoint")
+    parser.add_argument("source", type=Path,
+                        help="shae-v9 weights from --save-weights (a run's checkpoint.pt gives its raw weights, not the average)")
     parser.add_argument("out", type=Path)
     parser.add_argument("--channels", type=int, default=128, help="the residual stage's channels (default 128)")
     parser.add_argument("--data", type=Path, default=Path("data"))

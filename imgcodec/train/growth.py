@@ -125,7 +125,8 @@ def grow_detail_stage(state: dict[str, Any], count: int, crops: Sequence[np.ndar
     - its gain at each level sets the step that the level's lambda asks for (detail_step);
     - the side transform reads it through zero weights (the side latent is unchanged), and its
       group's parameter net predicts mean 0 and a scale of `scale_init` times the centers' spacing
-      at zero until it learns better (0.2: a zero symbol costs about 0.01 bit, another about 8).
+      at zero until it learns better (0.2, on evenly spaced centers: a zero symbol costs about
+      0.02 bit, a neighbouring one about 7).
     Start the next run with --init (a fresh optimizer and average)."""
     if architecture_of(state).name != "shae-v9":
         raise ValueError("only shae-v9 checkpoints grow a residual stage")
@@ -176,6 +177,7 @@ def grow_detail_stage(state: dict[str, Any], count: int, crops: Sequence[np.ndar
     weights[f"{head}.bias"][:count] = 0.0
     weights[f"{head}.bias"][count:] = math.log(max(scale_init * spacing, cfg.scale_min))
     new.load_state_dict(weights)
+
     def bpp(model: ShaeV9, level: int) -> float:
         bits = sum(float(model(part, torch.full((len(part),), level))["bits"].sum()) for part in x.split(8))
         return bits / (x.shape[0] * x.shape[2] * x.shape[3])
