@@ -95,9 +95,8 @@ def export_model(model: ShaeV8, folder: Path, extra: dict[str, Any] | None = Non
     return model_id
 
 
-#: shae-v9's graphs and tables. The model id covers what decoding needs (the decoder graph and
+#: shae-v9's tables. The model id covers what decoding needs (the decoder graph and
 #: the tables); the encoders' hashes are checked on load like every file's.
-SHAE_V9_GRAPHS = ("encoder", "hyper_encoder", "decoder")
 SHAE_V9_TABLES = ("hyperprior.npz", "levels.npz")
 #: Levels (0-based, as fractions of the top one) whose latents calibrate the weight compression.
 CALIBRATION_LEVELS = (0.0, 0.5, 1.0)
