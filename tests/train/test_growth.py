@@ -76,6 +76,7 @@ def test_only_shae_v9_grows() -> None:
         grow_latent_centers({"architecture": "shae-v8", "model_config": {}, "model": {}}, 1, 1.0)
 
 
+@pytest.mark.slow  # a subprocess that imports torch: seconds
 def test_grow_centers_script_writes_a_grown_checkpoint_and_keeps_an_existing_one(tmp_path: Path, tiny_v9_config: dict) -> None:
     script = Path(__file__).resolve().parents[2] / "scripts" / "grow_centers.py"
     torch.save(_checkpoint(tiny_v9_config), tmp_path / "a.pt")
@@ -169,6 +170,7 @@ def test_detail_channels_must_be_the_last_group(tiny_v9_config: dict) -> None:
     assert ShaeV9Config.from_dict({**tiny_v9_config, "detail_channels": 6}).transform_channels == 6
 
 
+@pytest.mark.slow  # a subprocess that imports torch: seconds
 def test_grow_detail_script_writes_a_model_that_train_can_start_from(tmp_path: Path, photo_folder: Path,
                                                                       tiny_v9_config: dict) -> None:
     script = Path(__file__).resolve().parents[2] / "scripts" / "grow_detail.py"
