@@ -3,8 +3,8 @@ imgcodec.train.export.export_shae_v9): ONNX transforms and the integer entropy m
 
 Encode: pad to a multiple of 64 -> analysis (ONNX) -> gains of the level -> nearest y centers ->
 (with a residual stage: synthesis of those, the projection of the image minus it, its gains and
-nearest centers) -> hyper-analysis (ONNX) -> nearest z centers -> the passes of imgcodec.hyperprior. Decode: the
-passes -> y's centers times the inverse gains -> synthesis (ONNX) -> crop. The transforms run in
+nearest centers) -> hyper-analysis (ONNX) -> nearest z centers -> the passes of
+imgcodec.hyperprior. Decode: the passes -> y's centers times the inverse gains -> synthesis (ONNX) -> crop. The transforms run in
 overlapping tiles of TILE_LATENTS (imgcodec.runtime), so memory stays bounded for large images
 and a decode streams band by band. Rate-distortion rounding is shae-v8's (its context prior);
 here both roundings are nearest.

@@ -12,8 +12,9 @@ residual stage's part stays the one taken against the first stage's nearest-cent
 the side latent's share beyond its centers, and its channels that sit mostly or wholly beyond
 them (such a channel gets no gradient from the soft assignment, so it cannot come back), and
 how many channels carry information at all: the entropy of each channel's symbols, pooled over
-the crops and levels (for the latent, per level). Rate pressure collapses most side channels to one symbol anyway (as in
-CompressAI's hyperprior models), so a dead channel costs capacity only if few others are spare.
+the crops and levels (for the latent, per level). Rate pressure collapses most side channels
+to one symbol anyway (as in CompressAI's hyperprior models), so a dead channel costs capacity
+only if few others are spare.
 (docs/experiments/center-clipping measured the same for shae-v4 to shae-v7.)
 """
 from __future__ import annotations
@@ -40,8 +41,8 @@ def psnr(x_hat: torch.Tensor, photo: np.ndarray) -> float:
 def clipping(model: ShaeV9, photo: np.ndarray, level: int
              ) -> tuple[float, float, float, float, float, torch.Tensor, torch.Tensor, torch.Tensor]:
     """photo: H,W,3 uint8 -> (share of the latent beyond the centers, largest |value|, PSNR clipped,
-    PSNR unclipped, PSNR unquantized, per side-latent channel the share beyond its centers: C_z, the side latent's
-    symbols: C_z,h/64*w/64, the latent's symbols: M,h/16*w/16)."""
+    PSNR unclipped, PSNR unquantized, per side-latent channel the share beyond its centers: C_z,
+    the side latent's symbols: C_z,h/64*w/64, the latent's symbols: M,h/16*w/16)."""
     x = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255  # 1,3,H,W
     centers = model.quantizer.centers.detach().sort().values
     y = model.latent(x, level)  # 1,M,h,w

@@ -152,15 +152,16 @@ def grow_detail_stage(state: dict[str, Any], count: int, crops: Sequence[np.ndar
     x = torch.stack([torch.from_numpy(np.array(c)).permute(2, 0, 1) for c in crops]).float() / 255  # N,3,H,W
     centers = old.quantizer.centers.detach().sort().values
 
-    def batched(model: ShaeV9, level: int) -> torch.Tensor:
-        """model's nearest-rounding image of every crop at a level, 8 crops at a time (memory)."""
-        parts = []
+    def batched(model: ShaeV9, level: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """model's nearest-rounding image of every crop at a level and its symbols (N,3,H,W and
+        N,M,h,w), 8 crops at a time (memory)."""
+        images, symbols = [], []
         for part in x.split(8):
-            symbols = model.quantizer.symbols(model.latent(part, level))
-            parts.append(model.reconstruct(centers[symbols] * model.log_inv_gain[level].exp()[None, :, None, None]))
-        return torch.cat(parts).clamp(0, 1)
+            symbols.append(model.quantizer.symbols(model.latent(part, level)))
+            images.append(model.reconstruct(centers[symbols[-1]] * model.log_inv_gain[level].exp()[None, :, None, None]))
+        return torch.cat(images).clamp(0, 1), torch.cat(symbols)
 
-    first = [batched(old, level) for level in range(cfg.num_levels)]  # per level N,3,H,W
+    first = [batched(old, level)[0] for level in range(cfg.num_levels)]  # per level N,3,H,W
     residual = _blocks(x - first[-1], block).double()  # blocks,768 at the top level
     _, vectors = torch.linalg.eigh(residual.T @ residual / len(residual))
     basis = vectors[:, -count:].flip(1).T.float()  # count,768, largest first
@@ -186,10 +187,10 @@ def grow_detail_stage(state: dict[str, Any], count: int, crops: Sequence[np.ndar
     for level in range(cfg.num_levels):
         rate_before.append(bpp(old, level))
         rate_after.append(bpp(new, level))
-        detail = torch.cat([new.quantizer.symbols(new.latent(part, level))[:, t:] for part in x.split(8)])
+        image, symbols = batched(new, level)
         before.append(10 * math.log10(1 / float(((x - first[level]) ** 2).mean())))
-        after.append(10 * math.log10(1 / float(((x - batched(new, level)) ** 2).mean())))
-        nonzero.append(float((detail != zero_at).float().mean()))
+        after.append(10 * math.log10(1 / float(((x - image) ** 2).mean())))
+        nonzero.append(float((symbols[:, t:] != zero_at).float().mean()))
     dtypes = {k: v.dtype for k, v in state["model"].items()}
     dtype = next(iter(dtypes.values()))
     grown = {**state, "model_config": grown_cfg.to_dict(),
