@@ -17,23 +17,8 @@ import numpy as np
 import torch
 
 from imgcodec.imageio import atomic_write
-from imgcodec.train.data import load_images
+from imgcodec.train.data import load_images, random_crops
 from imgcodec.train.growth import grow_detail_stage
-
-
-def random_crops(photos: list[np.ndarray], count: int, size: int, seed: int = 0) -> list[np.ndarray]:
-    """`count` size x size crops, from photos taken in turn, at random positions (seeded)."""
-    rng = np.random.default_rng(seed)
-    usable = [p for p in photos if min(p.shape[:2]) >= size]
-    if not usable:
-        raise SystemExit(f"no training photo is {size} pixels on its shorter side")
-    crops = []
-    for i in range(count):
-        photo = usable[i % len(usable)]
-        top = int(rng.integers(0, photo.shape[0] - size + 1))
-        left = int(rng.integers(0, photo.shape[1] - size + 1))
-        crops.append(np.array(photo[top:top + size, left:left + size, :3]))
-    return crops
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--crop must be a positive multiple of 64 and --crops positive")
     torch.set_num_threads(args.threads)
     state = torch.load(args.source, map_location="cpu", weights_only=False)
-    crops = random_crops(load_images(args.data / "train"), args.crops, args.crop)
     try:
+        crops = random_crops(load_images(args.data / "train"), args.crops, args.crop)
         grown, measured = grow_detail_stage(state, args.channels, crops, args.scale_init)
     except ValueError as exc:
         raise SystemExit(f"{args.source}: {exc}") from exc

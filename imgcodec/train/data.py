@@ -55,3 +55,18 @@ def pack_crops(images: list[np.ndarray], size: int, count: int, seed: int = 0) -
     training set in one file that a GPU machine can take along."""
     sampler = CropSampler(images, size, seed)
     return np.concatenate([sampler.batch(min(64, count - k)) for k in range(0, count, 64)])
+
+
+def random_crops(photos: list[np.ndarray], count: int, size: int, seed: int = 0) -> list[np.ndarray]:
+    """`count` size x size crops, from photos taken in turn, at random positions (seeded)."""
+    rng = np.random.default_rng(seed)
+    usable = [p for p in photos if min(p.shape[:2]) >= size]
+    if not usable:
+        raise ValueError(f"no training photo is {size} pixels on its shorter side")
+    crops = []
+    for i in range(count):
+        photo = usable[i % len(usable)]
+        top = int(rng.integers(0, photo.shape[0] - size + 1))
+        left = int(rng.integers(0, photo.shape[1] - size + 1))
+        crops.append(np.array(photo[top:top + size, left:left + size, :3]))
+    return crops
