@@ -371,11 +371,15 @@ def roundtrip(image: str, qualities: tuple[int, ...], all_levels: bool, model: s
               help="Folder for results.json, results.csv and the RD plots.")
 @click.option("-j", "--jobs", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite the results of an earlier run in --out.")
+@click.option("--update", is_flag=True,
+              help="Run only --codecs again and keep the other codecs' results of the earlier run in --out "
+                   "(the same images).")
 @click.option("--crops", "crops_only", is_flag=True,
               help="Only write OUT/crops.png: the first photo's most detailed square by every codec at shaec's "
                    "file size, side by side.")
 @user_errors
-def bench(directory: str, codecs: str | None, out_dir: str, jobs: int, force: bool, crops_only: bool) -> None:
+def bench(directory: str, codecs: str | None, out_dir: str, jobs: int, force: bool, update: bool,
+          crops_only: bool) -> None:
     """Rate-distortion of shaec against JPEG, WebP, AVIF, BPG and others on every image in DIRECTORY."""
     from .metrics import BENCH_EXTRA_HINT, ms_ssim_available
 
@@ -387,10 +391,13 @@ def bench(directory: str, codecs: str | None, out_dir: str, jobs: int, force: bo
     if crops_only:
         _bench_crops(Path(directory), names, Path(out_dir), force)
         return
-    if (Path(out_dir) / "results.json").exists() and not force:
-        raise ShaecError(f"'{out_dir}' holds the results of an earlier run; use -f/--force to overwrite them")
+    if update and not names:
+        raise ShaecError("--update runs the codecs named by --codecs again; name them")
+    if (Path(out_dir) / "results.json").exists() and not (force or update):
+        raise ShaecError(f"'{out_dir}' holds the results of an earlier run; use -f/--force to overwrite them "
+                         "or --update to run some codecs again")
     try:
-        result = run_bench(Path(directory), names, Path(out_dir), jobs=jobs, progress=True)
+        result = run_bench(Path(directory), names, Path(out_dir), jobs=jobs, progress=True, update=update)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(format_table(result))

@@ -135,6 +135,28 @@ def test_run_bench_jpeg_and_fake(image_dir: Path, tmp_path: Path, capsys) -> Non
             assert getattr(read_back[name], key) == pytest.approx(getattr(curve, key), rel=1e-5)
 
 
+def test_update_runs_one_codec_again_and_keeps_the_others(image_dir: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "out"
+    first = run_bench(image_dir, ["jpeg"], out_dir, progress=False, qualities={"jpeg": [20, 50]},
+                      extra_codecs=[FakeCodec()])
+    again = run_bench(image_dir, ["webp"], out_dir, progress=False, qualities={"webp": [30, 60]}, update=True)
+    assert again.codecs == ["jpeg", "fake", "webp"]
+    rows = read_csv(out_dir / "results.csv")
+    assert [r["codec"] for r in rows].count("jpeg") == 4 and [r["codec"] for r in rows].count("webp") == 4
+    for name in ("jpeg", "fake"):
+        assert again.curves[name].bpp == pytest.approx(first.curves[name].bpp, rel=1e-5)
+    assert {(e.codec, e.anchor) for e in again.bd_rates} >= {("webp", "jpeg"), ("fake", "jpeg")}
+    # the same codec again replaces its rows
+    third = run_bench(image_dir, ["webp"], out_dir, progress=False, qualities={"webp": [40]}, update=True)
+    fake_rows = 2 * len(first.curves["fake"].quality)
+    assert third.curves["webp"].quality == [40] and len(read_csv(out_dir / "results.csv")) == 4 + fake_rows + 2
+    with pytest.raises(ValueError, match="no earlier run"):
+        run_bench(image_dir, ["webp"], tmp_path / "empty", progress=False, qualities={"webp": [40]}, update=True)
+    (image_dir / "c.png").write_bytes((image_dir / "a.png").read_bytes())
+    with pytest.raises(ValueError, match="other images"):
+        run_bench(image_dir, ["webp"], out_dir, progress=False, qualities={"webp": [40]}, update=True)
+
+
 def test_progress_counts_levels(image_dir: Path, tmp_path: Path, capsys) -> None:
     """The bar moves once per image, codec and level (2 images x 3 JPEG levels here)."""
     run_bench(image_dir, ["jpeg"], tmp_path / "out", progress=True, qualities={"jpeg": [20, 50, 90]})

@@ -538,6 +538,9 @@ def test_bench_refuses_to_overwrite_and_to_run_nothing(tmp_path: Path) -> None:
     out.mkdir()
     (out / "results.json").write_text("{}")
     assert_one_line_error(run("bench", str(photos), "--codecs", "jpeg", "--out", str(out)), "earlier run", "-f")
+    assert_one_line_error(run("bench", str(photos), "--update", "--out", str(out)), "--update", "--codecs")
+    assert_one_line_error(run("bench", str(photos), "--codecs", "jpeg", "--update", "--out", str(out)),
+                          "no earlier run")
     from imgcodec.bench.codecs import CODECS
 
     if CODECS["bpg"].available():

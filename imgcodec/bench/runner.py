@@ -436,9 +436,22 @@ def _select_codecs(codec_names: Sequence[str] | None, extra_codecs: Sequence[Ben
     return selected, chosen_qualities, skipped
 
 
+def _kept_records(out_dir: Path, rerun: Sequence[str], images: Sequence[str]) -> list[Record]:
+    """The rows of an earlier run in out_dir/results.csv for the codecs not run again, for
+    ``update``; ValueError when there is no such run or it coded other images."""
+    path = out_dir / "results.csv"
+    if not path.exists():
+        raise ValueError(f"--update: '{out_dir}' holds no earlier run (no results.csv)")
+    kept = [r for r in read_records_csv(path) if r.codec not in rerun]
+    coded = {r.image for r in kept}
+    if kept and coded != set(images):
+        raise ValueError(f"--update: the earlier run in '{out_dir}' coded {len(coded)} other images; run every codec again")
+    return kept
+
+
 def run_bench(directory: Path, codec_names: list[str] | None, out_dir: Path, jobs: int = 1,
               progress: bool = True, *, qualities: Mapping[str, Sequence[Quality]] | None = None,
-              extra_codecs: Sequence[BenchCodec] = ()) -> BenchResult:
+              extra_codecs: Sequence[BenchCodec] = (), update: bool = False) -> BenchResult:
     """Benchmark every image in ``directory`` with every codec and quality; write ``out_dir``.
 
     ``codec_names`` None selects the default set (see :func:`get_codecs`); unavailable codecs
@@ -448,7 +461,9 @@ def run_bench(directory: Path, codec_names: list[str] | None, out_dir: Path, job
     with any spawn-based multiprocessing the calling program must be an importable file whose
     entry point is guarded by ``if __name__ == "__main__"`` (true for the ``shaec`` console
     script; not for code piped into ``python -``). A failing image/codec pair is reported on stderr and in
-    ``errors``; its codec's means then cover fewer images (see ``num_images``).
+    ``errors``; its codec's means then cover fewer images (see ``num_images``). ``update`` keeps
+    the other codecs' rows of the earlier run in ``out_dir`` (the same images), so that one
+    codec can be run again, e.g. after a new model, without the slow ones.
     """
     from tqdm import tqdm
 
@@ -460,6 +475,7 @@ def run_bench(directory: Path, codec_names: list[str] | None, out_dir: Path, job
     if not codecs:
         raise ValueError("none of the requested codecs can run here: "
                          + "; ".join(f"{name}: {reason}" for name, reason in skipped.items()))
+    kept = _kept_records(out_dir, [c.name for c in codecs], [p.name for p in image_paths]) if update else []
 
     # One task per image, codec and level, so that the bar moves with every level coded.
     tasks = [_Task(path, codec, (quality,))
@@ -482,9 +498,15 @@ def run_bench(directory: Path, codec_names: list[str] | None, out_dir: Path, job
                                     chosen_qualities[r.codec].index(r.quality),
                                     image_order[r.image]))
     curves = summarize(records, codecs, chosen_qualities)
+    names = [c.name for c in codecs]
+    if kept:  # the earlier run's codecs first, in its order; their curves from its rows
+        earlier = summarize_records(kept)
+        names = list(earlier) + names
+        curves = {**earlier, **curves}
+        records = kept + records
     result = BenchResult(
         dataset=directory.resolve().name, directory=directory,
-        images=[p.name for p in image_paths], codecs=[c.name for c in codecs],
+        images=[p.name for p in image_paths], codecs=names,
         records=records, curves=curves, bd_rates=compute_bd_rates(curves), skipped=skipped,
         errors=sorted(o.error for o in outcomes if o.error))
     result.files = write_outputs(result, out_dir)
