@@ -18,6 +18,7 @@ from pathlib import Path
 from imgcodec.codec import Codec, codec_of
 from imgcodec.codec_v8r import DETAIL_FILE
 from imgcodec.errors import ModelNotFoundError
+from imgcodec.evaluation import evaluate
 from imgcodec.train.data import load_images, random_crops
 from imgcodec.train.detail_fit import fit_detail_stage
 from imgcodec.zoo import find_model, models_dir
@@ -65,8 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     manifest_path = directory / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     base_entry = manifest["models"][base.name]
-    manifest["models"][args.name] = {"folder": args.name, "model_id": model_id, "base": base.name,
-                                     "default_quality": base_entry.get("default_quality", 5)}
+    entry = {"folder": args.name, "model_id": model_id, "base": base.name,
+             "default_quality": base_entry.get("default_quality", 5)}
+    manifest["models"][args.name] = entry
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    images = load_images(args.data / "val") if (args.data / "val").is_dir() else []
+    if images:  # as scripts/export_model.py records it: real files through the installed model
+        levels = evaluate(codec_of(find_model(args.name, directory)), images, ms_ssim=True, progress=True)
+        entry["validation"] = {"images": len(images), "rounding": "rd", "levels": [r.to_dict() for r in levels]}
     if args.default:
         manifest["default"] = args.name
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")

@@ -42,7 +42,7 @@ RELEASED = {
 
 #: file -> sha256 of the int32 symbols of its residual stage (imgcodec.codec_v8r)
 DETAIL = {
-    "shae-v8r-q8.shae": "83941a24e4db2a268b68d20c23df08cebabf6033bc8358a1772e160dc05dfd72",
+    "shae-v8r-q8.shae": "5796ea4d2805e4b7d6189dd3cc1d12e69d013929c991fe7ea08fe1ae4ccedc37",
 }
 
 
