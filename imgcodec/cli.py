@@ -368,7 +368,9 @@ def roundtrip(image: str, qualities: tuple[int, ...], all_levels: bool, model: s
 
 @main.command()
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
-@click.option("--codecs", default=None, help="Comma-separated codecs (default: all available).")
+@click.option("--codecs", default=None,
+              help="Comma-separated codecs (default: all available); shaec is the default model, shaec:NAME "
+                   "any installed model.")
 @click.option("--out", "out_dir", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Folder for results.json, results.csv and the RD plots.")
 @click.option("-j", "--jobs", default=1, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")

@@ -135,9 +135,28 @@ def test_run_bench_jpeg_and_fake(image_dir: Path, tmp_path: Path, capsys) -> Non
             assert getattr(read_back[name], key) == pytest.approx(getattr(curve, key), rel=1e-5)
 
 
+def test_any_installed_model_is_a_codec_by_name() -> None:
+    from imgcodec.zoo import list_models
+
+    name = next(info.name for info in list_models() if not info.decode_only)
+    (codec,) = get_codecs([f"shaec:{name}"])
+    assert codec.name == f"shaec:{name}" and codec.unavailable_reason() is None and f"-m {name}" in codec.description
+    rgb = gradient_image(32, 48, seed=3)
+    data = codec.encode(rgb, codec.qualities()[0])
+    assert codec.decode(data, rgb.shape[1], rgb.shape[0]).shape == rgb.shape
+    from imgcodec.codec import parse
+    from imgcodec.zoo import find_model
+
+    assert parse(data).model_id.hex() == find_model(name).model_id
+    (missing,) = get_codecs(["shaec:no-such-model"])
+    assert "no-such-model" in missing.unavailable_reason()
+    with pytest.raises(ValueError, match="shaec:MODEL"):
+        get_codecs(["shaec-typo"])
+
+
 def test_update_runs_one_codec_again_and_keeps_the_others(image_dir: Path, tmp_path: Path) -> None:
     out_dir = tmp_path / "out"
-    first = run_bench(image_dir, ["jpeg"], out_dir, progress=False, qualities={"jpeg": [20, 50]},
+    first = run_bench(image_dir, ["jpeg"], out_dir, progress=False, qualities={"jpeg": [20, 50], "fake": [3, 6]},
                       extra_codecs=[FakeCodec()])
     again = run_bench(image_dir, ["webp"], out_dir, progress=False, qualities={"webp": [30, 60]}, update=True)
     assert again.codecs == ["jpeg", "fake", "webp"]

@@ -555,12 +555,16 @@ class ShaecCodec(BenchCodec):
 
     name: str = "shaec"
     tune: str = "psnr"  # imgcodec.zoo.TUNES: the default model or its MS-SSIM fine-tune
+    model: str | None = None  # an installed model by name (codec name "shaec:NAME"); None: by tune
 
     @property
     def description(self) -> str:  # type: ignore[override]
-        return f"shaec learned codec (imgcodec.codec, --tune {self.tune}), quality = level"
+        chosen = f"-m {self.model}" if self.model else f"--tune {self.tune}"
+        return f"shaec learned codec (imgcodec.codec, {chosen}), quality = level"
 
     def _model(self) -> str:
+        if self.model is not None:
+            return self.model
         from imgcodec.zoo import tuned_model
 
         return tuned_model(self.tune).name
@@ -631,8 +635,18 @@ def get_codecs(names: Sequence[str] | None = None) -> list[BenchCodec]:
         real_bpg = CODECS["bpg"].available()
         return [codec for name, codec in CODECS.items()
                 if not (real_bpg and name in BPG_EMULATIONS)]
-    unknown = [name for name in names if name not in CODECS]
+    unknown = [name for name in names if name not in CODECS and not _model_name(name)]
     if unknown:
         raise ValueError(f"unknown codec(s): {', '.join(unknown)}; "
-                         f"valid names: {', '.join(CODECS)}")
-    return [CODECS[name] for name in dict.fromkeys(names)]
+                         f"valid names: {', '.join(CODECS)}, or {SHAEC_MODEL_PREFIX}MODEL for any installed model")
+    return [CODECS[name] if name in CODECS else ShaecCodec(name=name, model=_model_name(name))
+            for name in dict.fromkeys(names)]
+
+
+#: ``shaec:NAME`` benchmarks the installed model NAME (``shaec`` is the default model).
+SHAEC_MODEL_PREFIX = "shaec:"
+
+
+def _model_name(codec_name: str) -> str:
+    """The model of a ``shaec:NAME`` codec name ("" for any other name)."""
+    return codec_name[len(SHAEC_MODEL_PREFIX):] if codec_name.startswith(SHAEC_MODEL_PREFIX) else ""
