@@ -40,7 +40,6 @@ __all__ = [
     "MAGIC",
     "MAX_SIDE",
     "SEGMENT_ALPHA",
-    "SEGMENT_DETAIL",
     "SEGMENT_HEADER_SIZE",
     "SEGMENT_LATENT",
     "SEGMENT_LEVEL_STEP",
@@ -67,17 +66,14 @@ SEGMENT_XMP = 5  # format version 2: its XMP packet (UTF-8 XML)
 #: format version 3: a position between the header's level and the next (u16 t, the gains
 #: interpolated at t / 65536 of the way; models with level interpolation only, e.g. shae-v9)
 SEGMENT_LEVEL_STEP = 6
-#: format version 3: the residual stage's payload (models with one, imgcodec.detail_stage)
-SEGMENT_DETAIL = 7
 
 SEGMENT_NAMES: Mapping[int, str] = MappingProxyType({SEGMENT_LATENT: "latent", SEGMENT_ALPHA: "alpha",
                                                      SEGMENT_ICC: "icc", SEGMENT_EXIF: "exif",
-                                                     SEGMENT_XMP: "xmp", SEGMENT_LEVEL_STEP: "level-step",
-                                                     SEGMENT_DETAIL: "detail"})
+                                                     SEGMENT_XMP: "xmp", SEGMENT_LEVEL_STEP: "level-step"})
 #: Segment kinds and flags each format version may use; a writer uses the lowest version that
 #: holds the file, so files without metadata stay readable by version-1 readers.
 VERSION_KINDS: Mapping[int, frozenset[int]] = MappingProxyType({1: frozenset({1, 2}), 2: frozenset({1, 2, 3, 4, 5}),
-                                                                3: frozenset({1, 2, 3, 4, 5, 6, 7})})
+                                                                3: frozenset({1, 2, 3, 4, 5, 6})})
 VERSION_FLAGS: Mapping[int, int] = MappingProxyType({1: 0x00, 2: 0x01, 3: 0x01})
 FLAG_GRAY = 0x01  # format version 2: the image is greyscale (decoders write one channel)
 """Human names of the segment kinds this version knows (read-only)."""

@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .bitstream import SEGMENT_DETAIL, SEGMENT_LEVEL_STEP, ShaeFile
+from .bitstream import SEGMENT_LEVEL_STEP, ShaeFile
 from .codec_base import (DEFAULT_MAX_DECODE_PIXELS, ROUNDINGS, ContainerCodec, DecodedRows, EncodeResult,
                          Progress)
 from .config import DOWNSCALE, ModelConfig
@@ -35,9 +35,6 @@ __all__ = ["Codec", "DEFAULT_MAX_DECODE_PIXELS", "DecodedRows", "EncodeResult", 
 class Codec(ContainerCodec):
     """A model of shae-v8's layout (shae-v7, shae-v8), ready to encode and decode (ONNX
     sessions created lazily)."""
-
-    #: whether files carry a residual stage (imgcodec.codec_v8r)
-    HAS_DETAIL_STAGE = False
 
     def __init__(self, info: ModelInfo, threads: int | None = None) -> None:
         super().__init__(info)
@@ -86,11 +83,6 @@ class Codec(ContainerCodec):
     def _symbols_payload(self, symbols: np.ndarray, level: int) -> tuple[bytes, float]:
         return encode_symbols(symbols, self.model.prior, level), self.model.prior.cross_entropy_bits(symbols, level)
 
-    def _file_of_symbols(self, image: np.ndarray, rgb: np.ndarray, symbols: np.ndarray, level: int,
-                         metadata: Metadata | None) -> EncodeResult:
-        """The file of these latent symbols of `image` (its RGB part `rgb`)."""
-        return self._file_of(image, *self._symbols_payload(symbols, level), level, metadata)
-
     def encode_to_size(self, image: np.ndarray, max_bytes: int, rounding: str = "rd",
                        metadata: Metadata | None = None) -> EncodeResult:
         """The best file that fits in max_bytes; the smallest level when none fits, which the
@@ -119,7 +111,7 @@ class Codec(ContainerCodec):
 
         def file_with_tau(level: int, tau: float) -> tuple[EncodeResult, np.ndarray]:
             symbols = self.symbols_with_tau(latent(level), level, tau)
-            return self._file_of_symbols(image, rgb, symbols, level, metadata), symbols
+            return self._file_of(image, *self._symbols_payload(symbols, level), level, metadata), symbols
 
         def at_level(level: int) -> EncodeResult:
             result, symbols_of[level] = file_with_tau(level, float(self.model.rd_tau[level]) if rounding == "rd" else 0.0)
@@ -213,15 +205,9 @@ class Codec(ContainerCodec):
     def _bands(self, shae: ShaeFile) -> tuple[int, Iterator[tuple[int, np.ndarray]]]:
         if shae.segment(SEGMENT_LEVEL_STEP) is not None:
             raise FormatError(f"the file asks for a level between two, which model {self.info.name} cannot decode")
-        if shae.segment(SEGMENT_DETAIL) is not None and not self.HAS_DETAIL_STAGE:
-            raise FormatError(f"the file has a detail segment, which model {self.info.name} has no stage for")
-        return self._symbol_bands(shae, self.decode_symbols(shae, np.uint8))
-
-    def _symbol_bands(self, shae: ShaeFile, symbols: np.ndarray) -> tuple[int, Iterator[tuple[int, np.ndarray]]]:
-        """The file's decoded symbols C,h,w -> (band count, bands of pixels)."""
+        symbols = self.decode_symbols(shae, np.uint8)
         _, h, w = symbols.shape
         return self.runtime.band_count(h, w), self._pixel_bands(symbols, shae.level - 1, shae.width, shae.height)
-
 
 def codec_of(info: ModelInfo) -> ContainerCodec:
     """The codec of an installed model, by its architecture."""
@@ -229,10 +215,6 @@ def codec_of(info: ModelInfo) -> ContainerCodec:
         from .codec_v9 import ShaeV9Codec
 
         return ShaeV9Codec(info)
-    if info.architecture == "shae-v8r":
-        from .codec_v8r import DetailCodec
-
-        return DetailCodec(info, find_model(str(info.meta.get("base")), info.folder.parent))
     return Codec(info)
 
 

@@ -75,12 +75,6 @@ class ContainerCodec:
         """H,W,3 uint8 -> (latent payload, the model's estimate of its bits)."""
         raise NotImplementedError
 
-    def _segments(self, rgb: np.ndarray, level: int, rounding: str,
-                  progress: Progress | None) -> tuple[bytes, float, tuple[Segment, ...]]:
-        """The latent payload, the estimate of the file's coded bits, and the architecture's
-        other segments (none but for a residual stage)."""
-        return (*self._payload(rgb, level, rounding, progress), ())
-
     def _bands(self, shae: ShaeFile) -> tuple[int, Iterator[tuple[int, np.ndarray]]]:
         """The latent segment decoded (now, so that errors come before any output) and the
         pixels to come: (band count, bands of (first row, rows x W x 3 uint8))."""
@@ -122,8 +116,8 @@ class ContainerCodec:
         if rounding not in ROUNDINGS:
             raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
         self._check_image(image)
-        payload, estimate, extra = self._segments(np.ascontiguousarray(image[..., :3]), level, rounding, progress)
-        return self._file_of(image, payload, estimate, level, metadata, extra)
+        payload, estimate = self._payload(np.ascontiguousarray(image[..., :3]), level, rounding, progress)
+        return self._file_of(image, payload, estimate, level, metadata)
 
     def _check_image(self, image: np.ndarray) -> None:
         if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype != np.uint8:

@@ -21,7 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .bitstream import SEGMENT_DETAIL, SEGMENT_LEVEL_STEP, Segment, ShaeFile
+from .bitstream import SEGMENT_LEVEL_STEP, Segment, ShaeFile
 from .codec_base import ContainerCodec, EncodeResult, Progress
 from .errors import FormatError, ModelNotFoundError
 from .imageio import Metadata
@@ -180,8 +180,6 @@ class ShaeV9Codec(ContainerCodec):
         return step
 
     def _bands(self, shae: ShaeFile) -> tuple[int, Iterator[tuple[int, np.ndarray]]]:
-        if shae.segment(SEGMENT_DETAIL) is not None:
-            raise FormatError(f"the file has a detail segment, which model {self.info.name} has no stage for")
         payload = self._latent_segment(shae)
         step = self._step_of(shae)
         h, w = (-(-side // MULTIPLE) * MULTIPLE // DOWNSCALE for side in (shae.height, shae.width))

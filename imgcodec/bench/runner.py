@@ -522,32 +522,33 @@ def _fmt(value: float, spec: str) -> str:
 
 def format_table(result: BenchResult) -> str:
     """Plain-text tables: mean metrics per codec and quality, then BD-rates with reasons."""
+    width = max([14, *(len(name) + 2 for name in [*result.curves, *result.skipped])])  # shaec:NAME can be long
     lines = [f"{result.dataset}: {_count(len(result.images), 'image')}, "
              f"{_count(len(result.curves), 'codec')} (means over images)", ""]
-    header = (f"{'codec':<14}{'quality':>8}{'bpp':>9}{'PSNR':>8}{'MS-SSIM':>9}"
+    header = (f"{'codec':<{width}}{'quality':>8}{'bpp':>9}{'PSNR':>8}{'MS-SSIM':>9}"
               f"{'MS-SSIM dB':>11}{'enc ms':>9}{'dec ms':>9}")
     lines += [header, "-" * len(header)]
     for name, curve in result.curves.items():
         for i, quality in enumerate(curve.quality):
             lines.append(
-                f"{name:<14}{quality!s:>8}{curve.bpp[i]:>9.4f}{_fmt(curve.psnr[i], '.2f'):>8}"
+                f"{name:<{width}}{quality!s:>8}{curve.bpp[i]:>9.4f}{_fmt(curve.psnr[i], '.2f'):>8}"
                 f"{curve.ms_ssim[i]:>9.4f}{_fmt(curve.ms_ssim_db[i], '.2f'):>11}"
                 f"{curve.encode_s[i] * 1e3:>9.1f}{curve.decode_s[i] * 1e3:>9.1f}")
     for name, reason in result.skipped.items():
-        lines.append(f"{name:<14}skipped: {reason}")
+        lines.append(f"{name:<{width}}skipped: {reason}")
     lines += ["", "BD-rate on mean bpp (negative = fewer bits than the anchor at equal quality)"]
     if not result.bd_rates:
         lines.append("no BD-rates: need jpeg or bpg/bpg-x265 and at least one other codec")
     else:
-        header = f"{'codec':<14}{'anchor':<10}{'metric':<12}{'BD-rate':>9}  quality interval"
+        header = f"{'codec':<{width}}{'anchor':<10}{'metric':<12}{'BD-rate':>9}  quality interval"
         lines += [header, "-" * len(header)]
         for e in result.bd_rates:
             label = BD_METRICS[e.metric]
             if e.result.percent is None:
-                lines.append(f"{e.codec:<14}{e.anchor:<10}{label:<12}{'n/a':>9}  {e.result.reason}")
+                lines.append(f"{e.codec:<{width}}{e.anchor:<10}{label:<12}{'n/a':>9}  {e.result.reason}")
             else:
                 low, high = e.result.quality_range or (math.nan, math.nan)
-                lines.append(f"{e.codec:<14}{e.anchor:<10}{label:<12}{e.result.percent:>+8.2f}%"
+                lines.append(f"{e.codec:<{width}}{e.anchor:<10}{label:<12}{e.result.percent:>+8.2f}%"
                              f"  {low:.2f}..{high:.2f} dB")
     if result.errors:
         lines += ["", f"{len(result.errors)} failed image/codec pairs:"]
