@@ -390,6 +390,8 @@ def bench(directory: str, codecs: str | None, out_dir: str, jobs: int, force: bo
     from .bench import format_table, run_bench
 
     names = [c.strip() for c in codecs.split(",")] if codecs else None
+    if crops_only and update:
+        raise ShaecError("--crops writes one picture and keeps no results; it takes no --update")
     if crops_only:
         _bench_crops(Path(directory), names, Path(out_dir), force)
         return

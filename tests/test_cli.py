@@ -541,6 +541,8 @@ def test_bench_refuses_to_overwrite_and_to_run_nothing(tmp_path: Path) -> None:
     assert_one_line_error(run("bench", str(photos), "--update", "--out", str(out)), "--update", "--codecs")
     assert_one_line_error(run("bench", str(photos), "--codecs", "jpeg", "--update", "--out", str(out)),
                           "no earlier run")
+    assert_one_line_error(run("bench", str(photos), "--crops", "--codecs", "shaec,jpeg", "--update", "--out", str(out)),
+                          "--crops", "--update")
     from imgcodec.bench.codecs import CODECS
 
     if CODECS["bpg"].available():
