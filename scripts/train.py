@@ -95,6 +95,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ema-decay", type=float, default=None,
                         help="validate and --save-weights an exponential average of the weights with this decay, "
                              f"e.g. 0.999 (default {defaults.ema_decay}: off); a resumed run may change it")
+    parser.add_argument("--flat-crop-activity", type=float, default=None,
+                        help="keep a training crop whose activity (mean absolute difference of neighbouring "
+                             "pixels, 8-bit levels) is below this only with probability activity / this "
+                             f"(default {defaults.flat_crop_activity}: off)")
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
 
@@ -188,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     model.to(device).train()
     optimizer = make_optimizer(model, train_cfg.lr)
     photos = load_crops(args.crops) if args.crops else load_images(args.data / "train")
-    sampler = CropSampler(photos, train_cfg.crop, train_cfg.seed + 1000 * rank)
+    sampler = CropSampler(photos, train_cfg.crop, train_cfg.seed + 1000 * rank,
+                          train_cfg.flat_crop_activity)
     step, cpu_seconds = 0, 0.0
     # Steps and CPU time behind the starting weights, so the record covers the whole chain.
     prior_steps = int(init_state.get("total_steps", init_state.get("step", 0))) if init_state else 0

@@ -31,8 +31,14 @@ class TrainConfig:
     #: Exponential average of the weights (imgcodec.train.averaging) that validation measures and
     #: --save-weights writes; 0 = off (the raw weights). 0.999 averages over about 1,000 steps.
     ema_decay: float = 0.0
+    #: Training crops whose activity (imgcodec.train.data.activity) is below this are kept with
+    #: probability activity / this, so that flat sky and walls do not take a third of the steps;
+    #: 0 = every crop as drawn.
+    flat_crop_activity: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.flat_crop_activity < 0:
+            raise ValueError(f"flat_crop_activity must be >= 0, not {self.flat_crop_activity}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), not {self.ema_decay}")
         if self.distortion not in DISTORTIONS:

@@ -15,27 +15,55 @@ def load_images(folder: Path) -> list[np.ndarray]:
     return [np.asarray(Image.open(p).convert("RGB")) for p in paths]
 
 
-class CropSampler:
-    """Random crops with random horizontal flips; the RNG state is saved in checkpoints."""
+def activity(patch: np.ndarray) -> float:
+    """Mean absolute difference of neighbouring pixels (down plus right) of the channel mean, in
+    8-bit levels: about 2 on sky or a plain wall, 15-30 on foliage, fabric or a city."""
+    gray = patch.astype(np.float32).mean(axis=-1)  # H,W
+    return float(np.abs(np.diff(gray, axis=0)).mean() + np.abs(np.diff(gray, axis=1)).mean())
 
-    def __init__(self, images: list[np.ndarray], crop: int, seed: int) -> None:
+
+class CropSampler:
+    """Random crops with random horizontal flips; the RNG state is saved in checkpoints.
+
+    With flat_activity > 0, a crop whose activity() is below it is kept only with probability
+    activity / flat_activity (rejection sampling), so that training sees texture as often as users'
+    photos have it: 29 % of data/train's 256x256 crops lie below 4, against 7 % of data/detail's.
+    """
+
+    def __init__(self, images: list[np.ndarray], crop: int, seed: int, flat_activity: float = 0.0) -> None:
         self.images = [im for im in images if min(im.shape[:2]) >= crop]
         if not self.images:
             raise ValueError(f"no training image is at least {crop} pixels on its short side")
+        if flat_activity < 0:
+            raise ValueError(f"flat_activity must be >= 0, not {flat_activity}")
         self.crop = crop
+        self.flat_activity = flat_activity
         self.rng = np.random.default_rng(seed)
         # Sample images proportionally to area, so every pixel is equally likely.
         areas = np.array([im.shape[0] * im.shape[1] for im in self.images], dtype=np.float64)
         self.weights = areas / areas.sum()
 
+    def _crop(self) -> np.ndarray:
+        im = self.images[self.rng.choice(len(self.images), p=self.weights)]
+        top = self.rng.integers(0, im.shape[0] - self.crop + 1)
+        left = self.rng.integers(0, im.shape[1] - self.crop + 1)
+        return im[top:top + self.crop, left:left + self.crop]
+
+    def _accepted(self, patch: np.ndarray) -> bool:
+        if self.flat_activity == 0:
+            return True
+        level = activity(patch)
+        return level >= self.flat_activity or self.rng.random() < level / self.flat_activity
+
     def batch(self, size: int) -> np.ndarray:
         """size random crops, N,crop,crop,3 uint8."""
         out = np.empty((size, self.crop, self.crop, 3), dtype=np.uint8)  # N,H,W,3
         for k in range(size):
-            im = self.images[self.rng.choice(len(self.images), p=self.weights)]
-            top = self.rng.integers(0, im.shape[0] - self.crop + 1)
-            left = self.rng.integers(0, im.shape[1] - self.crop + 1)
-            patch = im[top:top + self.crop, left:left + self.crop]
+            # A perfectly flat photo would never be accepted: give up on rejecting after 1,000 tries.
+            for _ in range(1000):
+                patch = self._crop()
+                if self._accepted(patch):
+                    break
             if self.rng.random() < 0.5:
                 patch = patch[:, ::-1]
             out[k] = patch
