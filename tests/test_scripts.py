@@ -380,3 +380,15 @@ def test_ssim_lambdas_are_the_curves_slopes(tmp_path: Path) -> None:
     failed = subprocess.run([sys.executable, str(SCRIPTS / "ssim_lambdas.py"), str(results)],
                             capture_output=True, text=True)
     assert failed.returncode != 0 and "must gain rate" in failed.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# crop_activity.py
+
+def test_crop_activity_threshold_rows_have_more_texture(data_dir: Path) -> None:
+    out = run_script("crop_activity.py", "--data", str(data_dir), "--splits", "train", "val", "--crop", "64",
+                     "--count", "40", "--thresholds", "0", "6")
+    rows = {line[:28].strip(): [float(v.rstrip("%")) for v in line[28:].split()] for line in out.splitlines()[1:]}
+    assert set(rows) == {"train", "val", "train, flat-crop-activity 6"}
+    assert all(len(cells) == 6 and cells == sorted(cells[:5]) + cells[5:] for cells in rows.values())
+    assert rows["train, flat-crop-activity 6"][2] >= rows["train"][2]  # a higher median activity
