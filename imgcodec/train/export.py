@@ -151,9 +151,10 @@ def shae_v9_calibration(model: ShaeV9, crops: list[np.ndarray]) -> dict[str, dic
     top = model.cfg.num_levels - 1
     t = model.cfg.transform_channels
     gained, decoded, residuals = [], [], []
+    analysed = model.analysis(strip - 0.5).float()  # 1,T,h,w: the same for every level
     for fraction in CALIBRATION_LEVELS:
         level = round(fraction * top)
-        y = model.latent(strip, level)  # 1,M,h,w
+        y = model.latent(strip, level, analysed)  # 1,M,h,w
         gained.append(y)
         nearest = centers[model.quantizer.symbols(y)] * model.log_inv_gain[level].exp()[None, :, None, None]
         decoded.append(nearest)

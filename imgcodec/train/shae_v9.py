@@ -281,13 +281,16 @@ class ShaeV9(nn.Module):
         return self.reconstruct(y_hat)
 
     @torch.no_grad()
-    def latent(self, x: torch.Tensor, level: int) -> torch.Tensor:
+    def latent(self, x: torch.Tensor, level: int, analysed: torch.Tensor | None = None) -> torch.Tensor:
         """x: N,3,H,W in [0,1] (H, W multiples of 64) -> the gained latent N,M,h,w that nearest
         rounding codes; the residual stage's part is taken against the first stage's decoded
-        image from nearest centers."""
+        image from nearest centers. `analysed`, the analysis of x (N,T,h,w, before the gains),
+        saves running it again for each level of one image."""
         gain = self.log_gain[level].exp()[None, :, None, None]  # 1,M,1,1
         t = self.cfg.transform_channels
-        y = self.analysis(x - 0.5).float() * gain[:, :t]
+        if analysed is None:
+            analysed = self.analysis(x - 0.5).float()
+        y = analysed * gain[:, :t]
         if self.detail_analysis is None:
             return y
         centers = self.quantizer.centers.detach().sort().values

@@ -134,6 +134,8 @@ def test_residual_stage_keeps_the_first_stage_and_lowers_the_error(tiny_v9_confi
     for level in range(cfg.num_levels):
         y_old, y_new = old.latent(x, level), new.latent(x, level)
         assert torch.equal(y_new[:, :12], y_old)  # the first stage codes what it coded
+        with torch.no_grad():  # a precomputed analysis (export's calibration) gives the same latent
+            assert torch.equal(new.latent(x, level, new.analysis(x - 0.5).float()), y_new)
         with torch.no_grad():  # and the side latent reads the new channels through zeros
             assert torch.allclose(new.hyper_analysis(y_new), old.hyper_analysis(y_old), atol=1e-6)
     basis = new.detail_analysis.weight.detach().reshape(8, -1)
