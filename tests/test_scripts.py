@@ -392,3 +392,19 @@ def test_crop_activity_threshold_rows_have_more_texture(data_dir: Path) -> None:
     assert set(rows) == {"train", "val", "train, flat-crop-activity 6"}
     assert all(len(cells) == 6 and cells == sorted(cells[:5]) + cells[5:] for cells in rows.values())
     assert rows["train, flat-crop-activity 6"][2] >= rows["train"][2]  # a higher median activity
+
+
+# --------------------------------------------------------------------------------------------
+# profile_codec.py
+
+def test_profile_codec_splits_encode_and_decode_into_stages(tmp_path: Path) -> None:
+    photo = tmp_path / "crop.png"
+    Image.open(REPO / "samples" / "coffee.png").crop((0, 0, 128, 96)).save(photo)
+    out = run_script("profile_codec.py", "--image", str(photo), "--quality", "2")
+    for operation in ("encode", "decode"):
+        section = out.split(f"\n{operation}: ")[1].split("\n\n")[0].splitlines()
+        assert float(section[0].split()[0]) > 0
+        stages = {line[:38].strip(): float(line[38:].split()[0]) for line in section[1:]}
+        assert set(stages) == {"transforms (ONNX Runtime)", "entropy model's integer networks", "range coder",
+                               "other", "total (under cProfile)"}
+        assert stages["transforms (ONNX Runtime)"] > 0 and stages["total (under cProfile)"] > 0
