@@ -19,6 +19,7 @@ import pstats
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -32,7 +33,7 @@ STAGES = (("transforms (ONNX Runtime)", ("onnxruntime",)),
           ("range coder", ("RangeEncoder", "RangeDecoder", "coder.py")))
 
 
-def stage_times(run: callable) -> dict[str, float]:
+def stage_times(run: Callable[[], object]) -> dict[str, float]:
     """Seconds of run() spent in each of STAGES (own time of the matching functions) and the rest."""
     profile = cProfile.Profile()
     started = time.perf_counter()
