@@ -209,6 +209,7 @@ class Codec(ContainerCodec):
         _, h, w = symbols.shape
         return self.runtime.band_count(h, w), self._pixel_bands(symbols, shae.level - 1, shae.width, shae.height)
 
+
 def codec_of(info: ModelInfo) -> ContainerCodec:
     """The codec of an installed model, by its architecture."""
     if info.architecture == "shae-v9":
