@@ -134,6 +134,10 @@ class ShaeV9Config:
     scale_min: float = 0.11  # lower bound of the Gaussian scale (CompressAI's SCALES_MIN)
     lambdas: tuple[float, ...] = SHAE_V9_LAMBDAS
     detail_channels: int = 0  # D: the residual stage's channels, the last group (0: none)
+    #: channels of the feature maps at 1/2 resolution (the first analysis layer's output, the last
+    #: synthesis layer's input); 0: N. At 768x512 two thirds of a transform's multiply-adds are in
+    #: the layer between 1/2 and 1/4, and they scale with this width (docs/bench/speed-detail.md).
+    half_channels: int = 0
 
     def __post_init__(self) -> None:
         sizes = ("channels", "latent_channels", "hyper_channels", "num_centers", "hyper_num_centers",
@@ -150,6 +154,8 @@ class ShaeV9Config:
             raise ValueError("shae-v9 config: detail_channels must be 0 or the size of the last of two or more groups")
         if not self.lambdas or any(lam <= 0 for lam in self.lambdas):
             raise ValueError("shae-v9 config: lambdas must be positive")
+        if not isinstance(self.half_channels, int) or self.half_channels < 0:
+            raise ValueError("shae-v9 config: half_channels must be 0 (= channels) or a positive integer")
 
     @property
     def num_levels(self) -> int:
@@ -158,6 +164,11 @@ class ShaeV9Config:
     @property
     def downscale(self) -> int:
         return 16
+
+    @property
+    def half_resolution_channels(self) -> int:
+        """Channels of the transforms' 1/2-resolution feature maps."""
+        return self.half_channels or self.channels
 
     @property
     def transform_channels(self) -> int:

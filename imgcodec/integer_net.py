@@ -25,7 +25,6 @@ ACTIVATION_BITS = 12
 ACTIVATION_LIMIT = 1 << 24
 MAX_WEIGHT = (1 << 15) - 1
 MAX_TERMS = 1 << 13
-PATCH_BYTES = 64 << 20  # im2col is done in row bands of at most this many bytes
 
 
 @dataclass(frozen=True)
@@ -57,32 +56,37 @@ class IntLayer:
 
 def _accumulate(x: np.ndarray, kernel: np.ndarray, rows: list[int], cols: list[int]) -> np.ndarray:
     """sum over c, a, b of kernel[o, c, a, b] * x[c, i + rows[a], j + cols[b]] (zero outside x),
-    for every output o and position i, j of x: out,H,W float64, exact on integers (see the module
-    docstring). Done as one matrix product per band of rows (im2col from shifted slices)."""
+    for every output o and position i, j of x: out,H,W float64 from x C,H,W float64 holding
+    integers, exact (see the module docstring).
+
+    One matrix product per tap, without copying patches: in the zero-padded input laid out flat,
+    the input of tap (a, b) for every position is one contiguous run of the rows, read in place
+    (a strided view that BLAS takes as it is); positions in the padding columns are computed
+    and dropped."""
     channels, height, width = x.shape
     out_channels = kernel.shape[0]
     top, bottom = max(0, -min(rows)), max(0, max(rows))
     left, right = max(0, -min(cols)), max(0, max(cols))
-    padded = np.pad(x.astype(np.float64), ((0, 0), (top, bottom), (left, right)))
-    weights = kernel.reshape(out_channels, -1).astype(np.float64)  # out, C*len(rows)*len(cols)
-    acc = np.empty((out_channels, height, width), dtype=np.float64)
-    taps = len(rows) * len(cols)
-    band = max(1, PATCH_BYTES // max(1, 8 * channels * taps * width))
-    for r0 in range(0, height, band):
-        r1 = min(height, r0 + band)
-        if taps == 1:
-            patches = padded[:, r0 + top + rows[0]:r1 + top + rows[0], left + cols[0]:left + cols[0] + width]
-            patches = patches.reshape(channels, -1)
-        else:
-            patches = np.stack([padded[:, r0 + top + dy:r1 + top + dy, left + dx:left + dx + width]
-                                for dy in rows for dx in cols], axis=1).reshape(channels * taps, -1)
-        acc[:, r0:r1] = (weights @ patches).reshape(out_channels, r1 - r0, width)
-    return acc
+    if len(rows) == len(cols) == 1 and rows[0] == cols[0] == 0:
+        return (kernel[:, :, 0, 0] @ x.reshape(channels, -1)).reshape(out_channels, height, width)
+    taps = np.ascontiguousarray(kernel.transpose(2, 3, 0, 1))  # rows,cols,out,C: each tap's matrix contiguous
+    padded_width = width + left + right
+    # one more zero row below, so that the last tap's run of rows stays inside the array
+    padded = np.pad(x, ((0, 0), (top, bottom + 1), (left, right))).reshape(channels, -1)
+    span = height * padded_width
+    acc = np.zeros((out_channels, span), dtype=np.float64)
+    for a, dy in enumerate(rows):
+        for b, dx in enumerate(cols):
+            start = (top + dy) * padded_width + left + dx
+            acc += taps[a, b] @ padded[:, start:start + span]
+    return acc.reshape(out_channels, height, padded_width)[:, :, :width]
 
 
-def conv(layer: IntLayer, x: np.ndarray) -> np.ndarray:
-    """One layer on x: C,H,W int64 -> out,H',W' int64 (H' = H, or 2H when upsampling)."""
-    weight = layer.weight
+def _conv(layer: IntLayer, weight: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """One layer on x: C,H,W float64 integers -> out,H',W' float64 integers (H' = H, or 2H when
+    upsampling); weight: the layer's weight as float64. Every step is exact in float64: sums
+    below 2^53, division by a power of two, floor, and floor(a / 10) for |a| <= 2^24 (a / 10 is
+    never within 2^-29 of an integer it is not)."""
     out_channels, in_channels, k, _ = weight.shape
     if x.shape[0] != in_channels:
         raise ValueError(f"layer takes {in_channels} channels, got {x.shape[0]}")
@@ -102,22 +106,31 @@ def conv(layer: IntLayer, x: np.ndarray) -> np.ndarray:
             taps_y = [a for a in range(k) if (a + ry - half) % 2 == 0]
             for rx in (0, 1):
                 taps_x = [b for b in range(k) if (b + rx - half) % 2 == 0]
-                sub = weight[:, :, taps_y][:, :, :, taps_x]
+                sub = np.ascontiguousarray(weight[:, :, taps_y][:, :, :, taps_x])
                 acc[:, ry::2, rx::2] = _accumulate(x, sub, [(a + ry - half) // 2 for a in taps_y],
                                                    [(b + rx - half) // 2 for b in taps_x])
     acc += layer.bias.astype(np.float64)[:, None, None]  # exact: integers below 2^53
-    out = np.floor(acc / float(1 << layer.shift)).astype(np.int64)
+    acc *= 1.0 / float(1 << layer.shift)  # exact: a power of two
+    out = np.floor(acc, out=acc)
     np.clip(out, -ACTIVATION_LIMIT, ACTIVATION_LIMIT, out=out)
     if layer.leaky:
-        out = np.where(out < 0, np.floor_divide(out, 10), out)
+        negative = out < 0
+        out[negative] = np.floor(out[negative] / 10.0)
     return out
 
 
+def conv(layer: IntLayer, x: np.ndarray) -> np.ndarray:
+    """One layer on x: C,H,W int64 -> out,H',W' int64 (H' = H, or 2H when upsampling)."""
+    return _conv(layer, layer.weight.astype(np.float64), np.asarray(x, np.float64)).astype(np.int64)
+
+
 def run(layers: list[IntLayer], x: np.ndarray) -> np.ndarray:
-    """The layers one after another on x: C,H,W int64 activations."""
+    """The layers one after another on x: C,H,W int64 activations (carried between layers as
+    float64 integers, which every step keeps exact)."""
+    values = np.asarray(x, np.float64)
     for layer in layers:
-        x = conv(layer, x)
-    return x
+        values = _conv(layer, layer.weight.astype(np.float64), values)
+    return values.astype(np.int64)
 
 
 def to_fixed(values: np.ndarray) -> np.ndarray:

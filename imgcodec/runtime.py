@@ -40,6 +40,9 @@ class OnnxGraph:
         # (the edges): on a 24-megapixel image the kept plans grew shae-v9's peak memory by more
         # than half, and they bought no speed.
         options.enable_mem_pattern = False
+        # Idle pool threads sleep instead of spinning after a run: the entropy model's integer
+        # networks (numpy's BLAS) run next on the same cores, and spinning threads slowed them.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if path.suffix == ".shaw":  # the graph travels inside, its weights compressed (docs/weights.md)
             from .weights.onnx_weights import session
 
