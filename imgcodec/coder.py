@@ -130,9 +130,25 @@ def decode_iid(payload: bytes, count: int, counts: np.ndarray) -> np.ndarray:
     return out
 
 
-#: Symbols per constriction call when every symbol brings its own probability row (64 Ki rows
-#: of up to 64 float64 probabilities = 32 MiB).
-ROW_CHUNK = 1 << 16
+#: Symbols per constriction call when every symbol brings its own probability row: 8 Ki rows of
+#: shae-v9's 83 float64 probabilities are 5.3 MiB, which the allocator reuses from chunk to
+#: chunk. Chunks of 64 Ki rows (42 MiB) were mapped afresh each time, and the page faults made a
+#: process's first 768x512 encode 0.2 s slower (docs/bench/speed-detail.md).
+ROW_CHUNK = 1 << 13
+
+
+def probability_rows(counts: np.ndarray) -> np.ndarray:
+    """Integer tables K,L (each row summing to TABLE_TOTAL) -> the rows RowEncoder and RowDecoder
+    code with, float64 count / TABLE_TOTAL (exact: a power of two), read-only. Made once per
+    model: converting the gathered rows symbol by symbol cost more than the range coding."""
+    rows = np.asarray(counts).astype(np.float64) / TABLE_TOTAL
+    rows.setflags(write=False)
+    return rows
+
+
+def _check_rows(rows: np.ndarray) -> None:
+    if rows.dtype != np.float64 or rows.ndim != 2:
+        raise TypeError("probability rows must be float64 K,L from probability_rows")
 
 
 class RowEncoder:
@@ -145,15 +161,16 @@ class RowEncoder:
     def __init__(self) -> None:
         self.encoder = constriction.stream.queue.RangeEncoder()
 
-    def encode(self, symbols: np.ndarray, tables: np.ndarray, ids: np.ndarray) -> None:
-        """symbols: n ints; tables: K,L uint16 rows (TABLE_TOTAL each); ids: n row numbers into tables."""
+    def encode(self, symbols: np.ndarray, rows: np.ndarray, ids: np.ndarray) -> None:
+        """symbols: n ints; rows: K,L from probability_rows; ids: n row numbers into rows."""
+        _check_rows(rows)
         flat = np.ascontiguousarray(symbols, dtype=np.int32).ravel()
         ids = np.asarray(ids).ravel()
-        if ids.size != flat.size or (flat.size and (flat.min() < 0 or flat.max() >= tables.shape[1])):
+        if ids.size != flat.size or (flat.size and (flat.min() < 0 or flat.max() >= rows.shape[1])):
             raise ValueError("symbols do not match their probability rows")
         for start in range(0, flat.size, ROW_CHUNK):
             part = slice(start, start + ROW_CHUNK)
-            self.encoder.encode(flat[part], _family(), tables[ids[part]].astype(np.float64) / TABLE_TOTAL)
+            self.encoder.encode(flat[part], _family(), rows[ids[part]])
 
     def finish(self) -> bytes:
         return self.encoder.get_compressed().astype("<u4").tobytes()
@@ -171,14 +188,15 @@ class RowDecoder:
             raise FormatError(f"{what} is not a whole number of 32-bit words; the file is corrupted")
         self.decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
 
-    def decode(self, tables: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        """One symbol per row number (ids: n into tables K,L) -> n int32."""
+    def decode(self, rows: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """One symbol per row number (ids: n into rows K,L from probability_rows) -> n int32."""
+        _check_rows(rows)
         ids = np.asarray(ids).ravel()
         out = np.empty(ids.size, dtype=np.int32)
         try:
             for start in range(0, ids.size, ROW_CHUNK):
                 part = slice(start, start + ROW_CHUNK)
-                out[part] = self.decoder.decode(_family(), tables[ids[part]].astype(np.float64) / TABLE_TOTAL)
+                out[part] = self.decoder.decode(_family(), rows[ids[part]])
         except (ValueError, RuntimeError, AssertionError) as exc:
             raise FormatError(f"{self.what} cannot be decoded ({exc}); the file is corrupted") from exc
         return out

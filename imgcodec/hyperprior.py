@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import zipfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from .coder import RowDecoder, RowEncoder, min_bits_of_rows, BOUND_SHARE, STATE_BITS
+from .coder import RowDecoder, RowEncoder, min_bits_of_rows, probability_rows, BOUND_SHARE, STATE_BITS
 from .errors import FormatError
 from .integer_net import IntLayer, run
 
@@ -84,6 +85,16 @@ class HyperpriorTables:
         """y's tables as rows, Km*Ks,L: row mean index * Ks + scale index (group_table_ids)."""
         return self.y_counts.reshape(-1, self.y_counts.shape[-1])
 
+    @cached_property
+    def y_probabilities(self) -> np.ndarray:
+        """y_rows as the coder's probability rows (imgcodec.coder.probability_rows)."""
+        return probability_rows(self.y_rows)
+
+    @cached_property
+    def z_probabilities(self) -> np.ndarray:
+        """z_counts as the coder's probability rows."""
+        return probability_rows(self.z_counts)
+
     def group_table_ids(self, group: int, features: np.ndarray, decoded: np.ndarray | None) -> np.ndarray:
         """The row of y_rows of every symbol of a group, G,h,w int64, from the hyper features and
         the symbols of the groups before it (before,h,w; None for the first)."""
@@ -106,14 +117,14 @@ class HyperpriorTables:
         self._check_shapes(y_symbols.shape, z_symbols.shape)
         coder = RowEncoder()
         z_order, z_ids = self._z_order(z_symbols), self._z_ids(z_symbols.shape)
-        coder.encode(z_order, self.z_counts, z_ids)
+        coder.encode(z_order, self.z_probabilities, z_ids)
         bits = _cost(z_order, self.z_counts, z_ids)
         features = self.features(z_symbols)
         start = 0
         for group, size in enumerate(self.groups):
             ids = self.group_table_ids(group, features, y_symbols[:start] if start else None)
             symbols = y_symbols[start:start + size]
-            coder.encode(symbols, self.y_rows, ids)
+            coder.encode(symbols, self.y_probabilities, ids)
             bits += _cost(symbols, self.y_rows, ids)
             start += size
         return coder.finish(), bits
@@ -129,14 +140,14 @@ class HyperpriorTables:
             raise FormatError(f"latent payload of {len(payload)} bytes is too short for a {width}x{height} latent; "
                               "the file is corrupted or forged")
         coder = RowDecoder(payload)
-        z_symbols = coder.decode(self.z_counts, self._z_ids(z_shape)).reshape(z_shape[1], z_shape[2], z_shape[0])
+        z_symbols = coder.decode(self.z_probabilities, self._z_ids(z_shape)).reshape(z_shape[1], z_shape[2], z_shape[0])
         z_symbols = np.ascontiguousarray(z_symbols.transpose(2, 0, 1))
         features = self.features(z_symbols)
         y_symbols = np.empty((self.latent_channels, height, width), dtype=np.int32)
         start = 0
         for group, size in enumerate(self.groups):
             ids = self.group_table_ids(group, features, y_symbols[:start] if start else None)
-            y_symbols[start:start + size] = coder.decode(self.y_rows, ids).reshape(size, height, width)
+            y_symbols[start:start + size] = coder.decode(self.y_probabilities, ids).reshape(size, height, width)
             start += size
         coder.finish()
         return y_symbols, z_symbols

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from imgcodec.coder import ROW_CHUNK, RowDecoder, RowEncoder, decode_symbols, encode_symbols
+from imgcodec.coder import ROW_CHUNK, RowDecoder, RowEncoder, decode_symbols, encode_symbols, probability_rows
 from imgcodec.context_prior import PriorTables, num_contexts, quantize_probabilities
 from imgcodec.errors import FormatError
 
@@ -80,11 +80,12 @@ def test_row_coder_round_trips_symbols_with_rows_chosen_from_tables() -> None:
     """Each symbol names its table row; rows are gathered chunk by chunk (more symbols than one
     chunk here), two passes share one stream, and the stream must end with the last symbol."""
     rng = np.random.default_rng(3)
-    tables = quantize_probabilities(rng.dirichlet(np.full(6, 0.4), size=5)).astype(np.uint16)  # 5,6
+    counts = quantize_probabilities(rng.dirichlet(np.full(6, 0.4), size=5)).astype(np.uint16)  # 5,6
+    tables = probability_rows(counts)
     passes = []
     for n in (ROW_CHUNK + 123, 500):
         ids = rng.integers(0, len(tables), n)
-        cdf = np.cumsum(tables[ids] / 65536.0, axis=1)
+        cdf = np.cumsum(counts[ids] / 65536.0, axis=1)
         passes.append(((rng.random(n)[:, None] > cdf).sum(axis=1), ids))  # symbols drawn from their rows
     encoder = RowEncoder()
     for symbols, ids in passes:
@@ -96,6 +97,8 @@ def test_row_coder_round_trips_symbols_with_rows_chosen_from_tables() -> None:
     decoder.finish()
     with pytest.raises(ValueError, match="do not match"):
         RowEncoder().encode(np.array([6]), tables, np.array([0]))
+    with pytest.raises(TypeError, match="probability_rows"):  # integer counts are not probabilities
+        RowEncoder().encode(np.array([1]), counts, np.array([0]))
     with pytest.raises(FormatError, match="does not end"):
         shorter = RowDecoder(payload)
         shorter.decode(tables, passes[0][1])

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..coder import (BOUND_SHARE, STATE_BITS, RowDecoder, RowEncoder, decode_iid, encode_iid, min_bits_of_rows,
-                     require_length)
+                     probability_rows, require_length)
 from ..context_prior import TABLE_TOTAL, quantize_probabilities
 from ..errors import FormatError
 
@@ -124,7 +124,7 @@ def encode_symbols(symbols: np.ndarray, size: int) -> SymbolCoding:
         return SymbolCoding(model.tables, encode_iid(flat, model.tables[0]))
     matrix, context = chosen
     encoder = RowEncoder()
-    encoder.encode(matrix.ravel(), model.tables, context.ravel())
+    encoder.encode(matrix.ravel(), probability_rows(model.tables), context.ravel())
     return replace(model, payload=encoder.finish())
 
 
@@ -140,13 +140,14 @@ def decode_symbols(coding: SymbolCoding, shape: tuple[int, ...]) -> np.ndarray:
     if rows > MAX_CONTEXT_ROWS:
         raise FormatError(f"a tensor of {rows} rows cannot be context-coded; the file is corrupted or forged")
     decoder = RowDecoder(coding.payload, "payload", "the tensor's values")
+    probabilities = probability_rows(coding.tables)
     matrix = np.empty((rows, cols), dtype=np.int32)
     seen = np.zeros(cols, dtype=np.int64)
     above = np.zeros(cols, dtype=np.int64)  # the previous row's symbol is not the background
     for row in range(rows):
         context = row_buckets(seen, row, coding.buckets)
         context = 2 * context + above if coding.previous else context
-        matrix[row] = decoder.decode(coding.tables, context)
+        matrix[row] = decoder.decode(probabilities, context)
         above = (matrix[row] != coding.background).astype(np.int64)
         seen += above
         if decoder.exhausted() and min_bits * cols * (rows - row - 1) > STATE_BITS:
