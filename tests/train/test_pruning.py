@@ -69,7 +69,7 @@ def test_a_channel_the_next_layer_ignores_scores_zero(trained_tiny_v9: ShaeV9) -
 def test_pruned_checkpoint_keeps_everything_else_and_the_refit_recovers_quality(tiny_v9_config: dict) -> None:
     state = _state(tiny_v9_config)
     state["optimizer"] = {"state": {}}
-    pruned, measured = prune_half_channels(state, 4, _crops(), _crops(2, seed=1), fit_steps=60)
+    pruned, measured = prune_half_channels(state, 4, _crops(), _crops(2, seed=1), fit_steps=40)
     cfg = ShaeV9Config.from_dict(pruned["model_config"])
     assert cfg.half_channels == 4 and "optimizer" not in pruned  # a new run starts from it with --init
     assert len(measured.kept_analysis) == len(measured.kept_synthesis) == 4
@@ -103,7 +103,7 @@ def test_refit_lowers_the_error_to_the_original(tiny_v9_config: dict) -> None:
     new = ShaeV9(ShaeV9Config.from_dict(pruned["model_config"])).eval()
     new.load_state_dict(pruned["model"])
     errors_cut = fit_cut_layers(old, new, x, steps=1, lr=0.0)
-    errors_fit = fit_cut_layers(old, new, x, steps=80)
+    errors_fit = fit_cut_layers(old, new, x, steps=40)
     assert errors_fit[0] < errors_cut[0] and errors_fit[1] < errors_cut[1]
 
 
