@@ -133,7 +133,7 @@ def decode_iid(payload: bytes, count: int, counts: np.ndarray) -> np.ndarray:
 #: Symbols per constriction call when every symbol brings its own probability row: 8 Ki rows of
 #: shae-v9's 83 float64 probabilities are 5.3 MiB, which the allocator reuses from chunk to
 #: chunk. Chunks of 64 Ki rows (42 MiB) were mapped afresh each time, and the page faults made a
-#: process's first 768x512 encode 0.2 s slower (docs/bench/speed-detail.md).
+#: process's first 768x512 encode about 0.3 s slower (docs/bench/speed-detail.md).
 ROW_CHUNK = 1 << 13
 
 

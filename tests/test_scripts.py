@@ -401,6 +401,8 @@ def test_profile_codec_splits_encode_and_decode_into_stages(tmp_path: Path) -> N
     photo = tmp_path / "crop.png"
     Image.open(REPO / "samples" / "coffee.png").crop((0, 0, 128, 96)).save(photo)
     out = run_script("profile_codec.py", "--image", str(photo), "--quality", "2")
+    first = out.split("first encode and decode in this process")[1].splitlines()[0]
+    assert all(float(part.strip(" s")) > 0 for part in first.split(": ")[1].split(", "))
     for operation in ("encode", "decode"):
         section = out.split(f"\n{operation}: ")[1].split("\n\n")[0].splitlines()
         assert float(section[0].split()[0]) > 0
