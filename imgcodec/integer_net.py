@@ -18,6 +18,7 @@ a function of the file alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -53,9 +54,14 @@ class IntLayer:
         if not 0 <= self.shift < 40 or self.upsample not in (1, 2):
             raise ValueError("shift must be in 0..39 and upsample 1 or 2")
 
+    @cached_property
+    def taps(self) -> np.ndarray:
+        """The weights as float64 k,k,out,in: each tap's matrix contiguous for BLAS, made once."""
+        return np.ascontiguousarray(self.weight.transpose(2, 3, 0, 1).astype(np.float64))
 
-def _accumulate(x: np.ndarray, kernel: np.ndarray, rows: list[int], cols: list[int]) -> np.ndarray:
-    """sum over c, a, b of kernel[o, c, a, b] * x[c, i + rows[a], j + cols[b]] (zero outside x),
+
+def _accumulate(x: np.ndarray, taps: np.ndarray, rows: list[int], cols: list[int]) -> np.ndarray:
+    """sum over c, a, b of taps[a, b, o, c] * x[c, i + rows[a], j + cols[b]] (zero outside x),
     for every output o and position i, j of x: out,H,W float64 from x C,H,W float64 holding
     integers, exact (see the module docstring).
 
@@ -64,12 +70,11 @@ def _accumulate(x: np.ndarray, kernel: np.ndarray, rows: list[int], cols: list[i
     (a strided view that BLAS takes as it is); positions in the padding columns are computed
     and dropped."""
     channels, height, width = x.shape
-    out_channels = kernel.shape[0]
+    out_channels = taps.shape[2]
     top, bottom = max(0, -min(rows)), max(0, max(rows))
     left, right = max(0, -min(cols)), max(0, max(cols))
     if len(rows) == len(cols) == 1 and rows[0] == cols[0] == 0:
-        return (kernel[:, :, 0, 0] @ x.reshape(channels, -1)).reshape(out_channels, height, width)
-    taps = np.ascontiguousarray(kernel.transpose(2, 3, 0, 1))  # rows,cols,out,C: each tap's matrix contiguous
+        return (taps[0, 0] @ x.reshape(channels, -1)).reshape(out_channels, height, width)
     padded_width = width + left + right
     # one more zero row below, so that the last tap's run of rows stays inside the array
     padded = np.pad(x, ((0, 0), (top, bottom + 1), (left, right))).reshape(channels, -1)
@@ -82,18 +87,18 @@ def _accumulate(x: np.ndarray, kernel: np.ndarray, rows: list[int], cols: list[i
     return acc.reshape(out_channels, height, padded_width)[:, :, :width]
 
 
-def _conv(layer: IntLayer, weight: np.ndarray, x: np.ndarray) -> np.ndarray:
+def _conv(layer: IntLayer, x: np.ndarray) -> np.ndarray:
     """One layer on x: C,H,W float64 integers -> out,H',W' float64 integers (H' = H, or 2H when
-    upsampling); weight: the layer's weight as float64. Every step is exact in float64: sums
+    upsampling). Every step is exact in float64: sums
     below 2^53, division by a power of two, floor, and floor(a / 10) for |a| <= 2^24 (a / 10 is
     never within 2^-29 of an integer it is not)."""
-    out_channels, in_channels, k, _ = weight.shape
+    out_channels, in_channels, k, _ = layer.weight.shape
     if x.shape[0] != in_channels:
         raise ValueError(f"layer takes {in_channels} channels, got {x.shape[0]}")
     half = k // 2
     if layer.upsample == 1:
         offsets = list(range(-half, half + 1))
-        acc = _accumulate(x, weight, offsets, offsets)
+        acc = _accumulate(x, layer.taps, offsets, offsets)
     else:
         # A stride-2 transposed convolution (torch.nn.ConvTranspose2d(stride=2, padding=k//2,
         # output_padding=1), whose kernel the exporter flipped and transposed) is a plain
@@ -106,8 +111,7 @@ def _conv(layer: IntLayer, weight: np.ndarray, x: np.ndarray) -> np.ndarray:
             taps_y = [a for a in range(k) if (a + ry - half) % 2 == 0]
             for rx in (0, 1):
                 taps_x = [b for b in range(k) if (b + rx - half) % 2 == 0]
-                sub = np.ascontiguousarray(weight[:, :, taps_y][:, :, :, taps_x])
-                acc[:, ry::2, rx::2] = _accumulate(x, sub, [(a + ry - half) // 2 for a in taps_y],
+                acc[:, ry::2, rx::2] = _accumulate(x, layer.taps[np.ix_(taps_y, taps_x)], [(a + ry - half) // 2 for a in taps_y],
                                                    [(b + rx - half) // 2 for b in taps_x])
     acc += layer.bias.astype(np.float64)[:, None, None]  # exact: integers below 2^53
     acc *= 1.0 / float(1 << layer.shift)  # exact: a power of two
@@ -121,7 +125,7 @@ def _conv(layer: IntLayer, weight: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def conv(layer: IntLayer, x: np.ndarray) -> np.ndarray:
     """One layer on x: C,H,W int64 -> out,H',W' int64 (H' = H, or 2H when upsampling)."""
-    return _conv(layer, layer.weight.astype(np.float64), np.asarray(x, np.float64)).astype(np.int64)
+    return _conv(layer, np.asarray(x, np.float64)).astype(np.int64)
 
 
 def run(layers: list[IntLayer], x: np.ndarray) -> np.ndarray:
@@ -129,7 +133,7 @@ def run(layers: list[IntLayer], x: np.ndarray) -> np.ndarray:
     float64 integers, which every step keeps exact)."""
     values = np.asarray(x, np.float64)
     for layer in layers:
-        values = _conv(layer, layer.weight.astype(np.float64), values)
+        values = _conv(layer, values)
     return values.astype(np.int64)
 
 

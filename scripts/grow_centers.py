@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from imgcodec.imageio import atomic_write
 from imgcodec.train.growth import grow_latent_centers
+from imgcodec.train.training import save_state
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,8 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         grown = grow_latent_centers(state, args.per_side, args.spacing)
     except ValueError as exc:
         raise SystemExit(f"{args.source}: {exc}") from exc
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(args.out, lambda fh: torch.save(grown, fh), force=args.force)
+    save_state(args.out, grown, args.force)
     record = grown["grown_centers"]
     print(f"{args.out}: {record['from']} -> {record['to']} latent centers, "
           f"outermost {float(grown['model']['quantizer.centers'].float().min()):.2f} .. "

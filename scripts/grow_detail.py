@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imgcodec.imageio import atomic_write
 from imgcodec.train.data import load_images, random_crops
 from imgcodec.train.growth import grow_detail_stage
+from imgcodec.train.training import save_state
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,8 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         grown, measured = grow_detail_stage(state, args.channels, crops, args.scale_init)
     except ValueError as exc:
         raise SystemExit(f"{args.source}: {exc}") from exc
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(args.out, lambda fh: torch.save(grown, fh), force=args.force)
+    save_state(args.out, grown, args.force)
     print(f"{args.out}: a residual stage of {args.channels} channels, fitted on {len(crops)} crops "
           f"of {args.crop}x{args.crop}")
     print("level  bpp before  PSNR before  bpp after  PSNR after  non-zero symbols %")

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from imgcodec.imageio import atomic_write
 from imgcodec.train.data import load_images, random_crops
 from imgcodec.train.pruning import prune_half_channels
+from imgcodec.train.training import save_state
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,8 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                                                [lv - 1 for lv in args.levels])
     except ValueError as exc:
         raise SystemExit(f"{args.source}: {exc}") from exc
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(args.out, lambda fh: torch.save(pruned, fh), force=args.force)
+    save_state(args.out, pruned, args.force)
     print(f"{args.out}: {args.keep} channels at 1/2 resolution, scored and refitted on {len(crops)} crops of "
           f"{args.crop}x{args.crop}, measured on {len(test_crops)} others")
     print("level  bpp before  PSNR before  bpp cut  PSNR cut  bpp refitted  PSNR refitted")

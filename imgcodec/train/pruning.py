@@ -71,10 +71,11 @@ def _cut(value: torch.Tensor, target: torch.Size, kept: torch.Tensor) -> torch.T
 
 
 def _decoded_latent(model: ShaeV9, x: torch.Tensor, level: int) -> torch.Tensor:
-    """The first stage's decoded latent times the inverse gains, N,T,h,w (nearest rounding)."""
+    """The first stage's decoded latent times the inverse gains, N,T,h,w (nearest rounding),
+    from the analysis alone (ShaeV9.latent would also run the residual stage)."""
     t = model.cfg.transform_channels
     centers = model.quantizer.centers.detach().sort().values
-    y = model.latent(x, level)[:, :t]
+    y = model.analysis(x - 0.5).float() * model.log_gain[level, :t].exp()[None, :, None, None]
     return centers[model.quantizer.symbols(y)] * model.log_inv_gain[level, :t].exp()[None, :, None, None]
 
 

@@ -12,6 +12,7 @@ import torch
 from .. import bitstream
 from ..bitstream import SEGMENT_LATENT, Segment, ShaeFile
 from ..config import ModelConfig
+from ..imageio import atomic_write
 from .config import TrainConfig
 from .data import CropSampler
 from .shae_v8 import FrozenParts, ShaeV8
@@ -91,6 +92,13 @@ def save_weights(path: Path, model: torch.nn.Module, state: dict[str, Any], dtyp
     tmp = path.with_suffix(".tmp")
     torch.save({**keep, "model": weights, "weights_dtype": str(dtype)}, tmp)
     os.replace(tmp, path)
+
+
+def save_state(path: Path, state: dict[str, Any], force: bool = False) -> None:
+    """A checkpoint dict (a grown or pruned model for --init) written atomically, its folder made;
+    an existing file is replaced only with force (imgcodec.imageio.atomic_write)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda fh: torch.save(state, fh), force=force)
 
 
 @dataclass(frozen=True)
