@@ -135,9 +135,14 @@ class ShaeV9Config:
     lambdas: tuple[float, ...] = SHAE_V9_LAMBDAS
     detail_channels: int = 0  # D: the residual stage's channels, the last group (0: none)
     #: channels of the feature maps at 1/2 resolution (the first analysis layer's output, the last
-    #: synthesis layer's input); 0: N. At 768x512 two thirds of a transform's multiply-adds are in
-    #: the layer between 1/2 and 1/4, and they scale with this width (docs/bench/speed-detail.md).
+    #: synthesis layer's input); 0: N. At 768x512 and N channels here, 61 % of a transform's
+    #: multiply-adds are in the layer between 1/2 and 1/4, and they scale with this width
+    #: (scripts/transform_macs.py).
     half_channels: int = 0
+    #: channels of the feature maps at 1/4 resolution (the second analysis layer's output, the
+    #: second synthesis layer's output); 0: N. With 64 at 1/2, the layers on either side of these
+    #: maps hold most of what remains of a transform's multiply-adds.
+    quarter_channels: int = 0
 
     def __post_init__(self) -> None:
         sizes = ("channels", "latent_channels", "hyper_channels", "num_centers", "hyper_num_centers",
@@ -156,6 +161,8 @@ class ShaeV9Config:
             raise ValueError("shae-v9 config: lambdas must be positive")
         if not isinstance(self.half_channels, int) or self.half_channels < 0:
             raise ValueError("shae-v9 config: half_channels must be 0 (= channels) or a positive integer")
+        if not isinstance(self.quarter_channels, int) or self.quarter_channels < 0:
+            raise ValueError("shae-v9 config: quarter_channels must be 0 (= channels) or a positive integer")
 
     @property
     def num_levels(self) -> int:
@@ -169,6 +176,11 @@ class ShaeV9Config:
     def half_resolution_channels(self) -> int:
         """Channels of the transforms' 1/2-resolution feature maps."""
         return self.half_channels or self.channels
+
+    @property
+    def quarter_resolution_channels(self) -> int:
+        """Channels of the transforms' 1/4-resolution feature maps."""
+        return self.quarter_channels or self.channels
 
     @property
     def transform_channels(self) -> int:

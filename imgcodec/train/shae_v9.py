@@ -154,12 +154,12 @@ class ShaeV9(nn.Module):
         self.cfg = cfg
         n, m, hz = cfg.channels, cfg.latent_channels, cfg.hyper_channels
         t, d, block = cfg.transform_channels, cfg.detail_channels, cfg.downscale
-        n2 = cfg.half_resolution_channels  # at 1/2 resolution
-        self.analysis = nn.Sequential(_conv(3, n2), GDN(n2), _conv(n2, n), GDN(n), _conv(n, n), GDN(n),
+        n2, n4 = cfg.half_resolution_channels, cfg.quarter_resolution_channels  # at 1/2 and 1/4 resolution
+        self.analysis = nn.Sequential(_conv(3, n2), GDN(n2), _conv(n2, n4), GDN(n4), _conv(n4, n), GDN(n),
                                       _conv(n, t))
         self.synthesis = nn.Sequential(
-            _deconv(t, n), GDN(n, inverse=True), _deconv(n, n), GDN(n, inverse=True),
-            _deconv(n, n2), GDN(n2, inverse=True), _deconv(n2, 3))
+            _deconv(t, n), GDN(n, inverse=True), _deconv(n, n4), GDN(n4, inverse=True),
+            _deconv(n4, n2), GDN(n2, inverse=True), _deconv(n2, 3))
         # the residual stage (ShaeV9Config): one linear projection per 16x16 block each way
         self.detail_analysis = nn.Conv2d(3, d, block, stride=block, bias=False) if d else None
         self.detail_synthesis = nn.ConvTranspose2d(d, 3, block, stride=block, bias=False) if d else None

@@ -1,6 +1,7 @@
-"""Narrow a shae-v9 weights file's 1/2-resolution feature maps (imgcodec.train.pruning).
+"""Narrow a shae-v9 weights file's 1/2- or 1/4-resolution feature maps (imgcodec.train.pruning).
 
-    python scripts/prune_half.py checkpoints/shae-v9-training.pt runs/v9-half64-init.pt --keep 64
+    python scripts/prune_maps.py checkpoints/shae-v9-training.pt runs/v9-half64-init.pt --keep 64
+    python scripts/prune_maps.py checkpoints/shae-v9-training.pt runs/v9-quarter64-init.pt --at quarter --keep 64
     python scripts/train.py --run-dir runs/v9h --init runs/v9-half64-init.pt ...   # as in docs/training.md
 
 Each side keeps the `--keep` channels that carry the most energy into the next layer on random
@@ -17,7 +18,7 @@ from pathlib import Path
 import torch
 
 from imgcodec.train.data import load_images, random_crops
-from imgcodec.train.pruning import prune_half_channels
+from imgcodec.train.pruning import prune_channels
 from imgcodec.train.training import save_state
 
 
@@ -26,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("source", type=Path,
                         help="shae-v9 weights from --save-weights (a run's checkpoint.pt gives its raw weights, not the average)")
     parser.add_argument("out", type=Path)
-    parser.add_argument("--keep", type=int, required=True, help="channels to keep at 1/2 resolution on each side")
+    parser.add_argument("--keep", type=int, required=True, help="channels to keep in the cut maps on each side")
+    parser.add_argument("--at", choices=("half", "quarter"), default="half",
+                        help="cut the maps at 1/2 (default) or 1/4 resolution")
     parser.add_argument("--data", type=Path, default=Path("data"))
     parser.add_argument("--crops", type=int, default=32, help="random training crops to score and refit on (default 32)")
     parser.add_argument("--test-crops", type=int, default=8, help="other random crops to measure on (default 8)")
@@ -46,12 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         photos = load_images(args.data / "train")
         crops = random_crops(photos, args.crops, args.crop)
         test_crops = random_crops(photos, args.test_crops, args.crop, seed=1)
-        pruned, measured = prune_half_channels(state, args.keep, crops, test_crops, args.fit_steps,
-                                               [lv - 1 for lv in args.levels])
+        pruned, measured = prune_channels(state, args.keep, crops, test_crops, args.fit_steps,
+                                          [lv - 1 for lv in args.levels], args.at)
     except ValueError as exc:
         raise SystemExit(f"{args.source}: {exc}") from exc
     save_state(args.out, pruned, args.force)
-    print(f"{args.out}: {args.keep} channels at 1/2 resolution, scored and refitted on {len(crops)} crops of "
+    print(f"{args.out}: {args.keep} channels at 1/{2 if args.at == 'half' else 4} resolution, scored and refitted on {len(crops)} crops of "
           f"{args.crop}x{args.crop}, measured on {len(test_crops)} others")
     print("level  bpp before  PSNR before  bpp cut  PSNR cut  bpp refitted  PSNR refitted")
     rows = zip(measured.levels, measured.bpp_before, measured.psnr_before, measured.bpp_cut, measured.psnr_cut,
