@@ -143,6 +143,9 @@ class ShaeV9Config:
     #: second synthesis layer's output); 0: N. With 64 at 1/2, the layers on either side of these
     #: maps hold most of what remains of a transform's multiply-adds.
     quarter_channels: int = 0
+    #: features of each group's spatial context over its own anchors (a checkerboard, He et al.,
+    #: CVPR 2021): every group is coded in two passes, anchors first; 0: no spatial context.
+    spatial_features: int = 0
 
     def __post_init__(self) -> None:
         sizes = ("channels", "latent_channels", "hyper_channels", "num_centers", "hyper_num_centers",
@@ -163,6 +166,8 @@ class ShaeV9Config:
             raise ValueError("shae-v9 config: half_channels must be 0 (= channels) or a positive integer")
         if not isinstance(self.quarter_channels, int) or self.quarter_channels < 0:
             raise ValueError("shae-v9 config: quarter_channels must be 0 (= channels) or a positive integer")
+        if not isinstance(self.spatial_features, int) or self.spatial_features < 0:
+            raise ValueError("shae-v9 config: spatial_features must be 0 (none) or a positive integer")
 
     @property
     def num_levels(self) -> int:

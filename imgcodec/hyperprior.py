@@ -9,7 +9,10 @@ The payload is one range-coded stream (imgcodec.coder.RowEncoder) in passes:
    network reads the features and the groups already decoded (Minnen & Singh, ICIP 2020) and
    gives a mean and a log-scale per symbol; both are snapped to a grid, and the grid cell
    selects a frozen table of counts over y's centers (a Gaussian integrated over the centers'
-   bins, quantized once at export). Each group is one pass.
+   bins, quantized once at export). Each group is one pass; or, in a model with a spatial
+   context, two (He et al., "Checkerboard Context Model", CVPR 2021): the anchors (row + column
+   even) first, then the other half, whose network also reads an integer convolution of the
+   group's decoded anchors.
 
 Everything that picks a table is integer arithmetic on decoded symbols, so the decoder selects
 the encoder's tables on any machine (Balle, Johnston, Minnen, ICLR 2019). The level (gain) does
@@ -31,6 +34,13 @@ from .integer_net import IntLayer, run
 
 #: shae-v9's side latent is at 1/4 of the latent's resolution (two stride-2 layers).
 SIDE_DOWNSCALE = 4
+
+
+def anchor_mask(height: int, width: int) -> np.ndarray:
+    """The checkerboard's anchors, h,w bool: positions whose row + column is even. They are coded
+    first; the spatial context of the others reads them (training uses the same mask)."""
+    rows, columns = np.indices((height, width))
+    return (rows + columns) % 2 == 0
 
 
 def _cost(symbols: np.ndarray, tables: np.ndarray, ids: np.ndarray) -> float:
@@ -67,6 +77,8 @@ class HyperpriorTables:
     mean_edges: np.ndarray  # Km-1 int64: boundaries of the mean grid (activation units)
     scale_edges: np.ndarray  # Ks-1 int64: boundaries of the log-scale grid (activation units)
     y_counts: np.ndarray  # Km,Ks,L uint16: y's tables per grid cell
+    #: per group: its decoded anchors -> spatial context features (checkerboard); () for none
+    spatials: tuple[tuple[IntLayer, ...], ...] = ()
 
     @property
     def latent_channels(self) -> int:
@@ -95,17 +107,42 @@ class HyperpriorTables:
         """z_counts as the coder's probability rows."""
         return probability_rows(self.z_counts)
 
-    def group_table_ids(self, group: int, features: np.ndarray, decoded: np.ndarray | None) -> np.ndarray:
-        """The row of y_rows of every symbol of a group, G,h,w int64, from the hyper features and
-        the symbols of the groups before it (before,h,w; None for the first)."""
-        inputs = features
-        if self.contexts[group]:
-            context = run(list(self.contexts[group]), self.y_centers[decoded])
-            inputs = np.concatenate([features, context], axis=0)
+    def _group_inputs(self, group: int, features: np.ndarray, decoded: np.ndarray | None) -> np.ndarray:
+        """The hyper features and the channel context of the groups before (before,h,w; None for
+        the first): the head's input, F,h,w int64 (without the spatial context)."""
+        if not self.contexts[group]:
+            return features
+        return np.concatenate([features, run(list(self.contexts[group]), self.y_centers[decoded])], axis=0)
+
+    def _head_ids(self, group: int, inputs: np.ndarray) -> np.ndarray:
+        """The head's rows of y_rows from its input C,h,w (1x1 layers: any positions) -> G,h,w."""
         out = run(list(self.heads[group]), inputs)  # 2G,h,w
         size = self.groups[group]
         mean_ids, scale_ids = self.table_ids(out[:size], out[size:])
-        return mean_ids * self.y_counts.shape[1] + scale_ids  # G,h,w
+        return mean_ids * self.y_counts.shape[1] + scale_ids
+
+    def group_table_ids(self, group: int, features: np.ndarray, decoded: np.ndarray | None) -> np.ndarray:
+        """The row of y_rows of every symbol of a group, G,h,w int64, from the hyper features and
+        the symbols of the groups before it (before,h,w; None for the first); a model without a
+        spatial context only."""
+        if self.spatials:
+            raise ValueError("a model with a spatial context picks its rows in two passes (group_passes)")
+        return self._head_ids(group, self._group_inputs(group, features, decoded))
+
+    def group_passes(self, group: int, features: np.ndarray, decoded: np.ndarray | None):
+        """The passes of one group with a spatial context, as a generator: it yields the anchors'
+        rows (G,n_anchors, in raster order) and is sent their symbols (G,n_anchors), then yields
+        the other positions' rows (G,n_others) from the anchors' spatial context."""
+        inputs = self._group_inputs(group, features, decoded)
+        height, width = inputs.shape[1:]
+        anchors = anchor_mask(height, width)
+        spatial = self.spatials[group]
+        blank = np.zeros((spatial[-1].weight.shape[0], int(anchors.sum())), np.int64)
+        anchor_symbols = yield self._head_ids(group, np.concatenate([inputs[:, anchors], blank])[:, None])[:, 0]
+        values = np.zeros((self.groups[group], height, width), np.int64)
+        values[:, anchors] = self.y_centers[anchor_symbols]
+        context = run(list(spatial), values)  # S,h,w
+        yield self._head_ids(group, np.concatenate([inputs[:, ~anchors], context[:, ~anchors]])[:, None])[:, 0]
 
     # ------------------------------------------------------------------------------------------
     def encode(self, y_symbols: np.ndarray, z_symbols: np.ndarray) -> bytes:
@@ -122,10 +159,18 @@ class HyperpriorTables:
         features = self.features(z_symbols)
         start = 0
         for group, size in enumerate(self.groups):
-            ids = self.group_table_ids(group, features, y_symbols[:start] if start else None)
+            decoded = y_symbols[:start] if start else None
             symbols = y_symbols[start:start + size]
-            coder.encode(symbols, self.y_probabilities, ids)
-            bits += _cost(symbols, self.y_rows, ids)
+            if self.spatials:
+                anchors = anchor_mask(*symbols.shape[1:])
+                passes = self.group_passes(group, features, decoded)
+                parts = [(symbols[:, anchors], next(passes))]
+                parts.append((symbols[:, ~anchors], passes.send(parts[0][0])))
+            else:
+                parts = [(symbols, self.group_table_ids(group, features, decoded))]
+            for part, ids in parts:
+                coder.encode(part, self.y_probabilities, ids)
+                bits += _cost(part, self.y_rows, ids)
             start += size
         return coder.finish(), bits
 
@@ -144,10 +189,19 @@ class HyperpriorTables:
         z_symbols = np.ascontiguousarray(z_symbols.transpose(2, 0, 1))
         features = self.features(z_symbols)
         y_symbols = np.empty((self.latent_channels, height, width), dtype=np.int32)
+        anchors = anchor_mask(height, width)
         start = 0
         for group, size in enumerate(self.groups):
-            ids = self.group_table_ids(group, features, y_symbols[:start] if start else None)
-            y_symbols[start:start + size] = coder.decode(self.y_probabilities, ids).reshape(size, height, width)
+            decoded = y_symbols[:start] if start else None
+            if self.spatials:
+                passes = self.group_passes(group, features, decoded)
+                first = coder.decode(self.y_probabilities, next(passes)).reshape(size, -1)
+                y_symbols[start:start + size, anchors] = first
+                y_symbols[start:start + size, ~anchors] = coder.decode(
+                    self.y_probabilities, passes.send(first)).reshape(size, -1)
+            else:
+                ids = self.group_table_ids(group, features, decoded)
+                y_symbols[start:start + size] = coder.decode(self.y_probabilities, ids).reshape(size, height, width)
             start += size
         coder.finish()
         return y_symbols, z_symbols
@@ -195,7 +249,7 @@ class HyperpriorTables:
 
     def _named_layers(self) -> list[tuple[str, tuple[IntLayer, ...]]]:
         return [("hyper", self.hyper)] + [(f"context{g}", c) for g, c in enumerate(self.contexts)] + [
-            (f"head{g}", h) for g, h in enumerate(self.heads)]
+            (f"head{g}", h) for g, h in enumerate(self.heads)] + [(f"spatial{g}", c) for g, c in enumerate(self.spatials)]
 
     @classmethod
     def load(cls, path: Path) -> "HyperpriorTables":
@@ -231,10 +285,13 @@ class HyperpriorTables:
 
         groups = tuple(int(g) for g in take("groups"))
         y_counts = np.cumsum(_from_byte_planes(take("y_count_steps"), np.uint16), axis=0, dtype=np.uint16)
+        spatials = tuple(layers(f"spatial{g}") for g in range(len(groups)))
+        if any(spatials) and not all(spatials):
+            raise ValueError("a spatial context for some groups only")
         tables = cls(groups, take("y_centers").astype(np.int64), take("z_centers").astype(np.int64),
                      take("z_counts"), layers("hyper"), tuple(layers(f"context{g}") for g in range(len(groups))),
                      tuple(layers(f"head{g}") for g in range(len(groups))), take("mean_edges").astype(np.int64),
-                     take("scale_edges").astype(np.int64), y_counts)
+                     take("scale_edges").astype(np.int64), y_counts, spatials if all(spatials) else ())
         unknown = sorted(set(arrays) - used)
         if unknown:
             raise ValueError(f"unknown arrays {', '.join(unknown)}")

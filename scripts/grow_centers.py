@@ -10,10 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from imgcodec.train.growth import grow_latent_centers
-from imgcodec.train.training import save_state
+from imgcodec.train.training import rewrite_checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,14 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spacing", type=float, default=2.0, help="distance between new centers (default 2)")
     parser.add_argument("-f", "--force", action="store_true", help="replace OUT if it exists")
     args = parser.parse_args(argv)
-    if args.out.exists() and not args.force:
-        raise SystemExit(f"{args.out} exists; use -f to replace it")
-    state = torch.load(args.source, map_location="cpu", weights_only=False)
     try:
-        grown = grow_latent_centers(state, args.per_side, args.spacing)
+        grown = rewrite_checkpoint(args.source, args.out, lambda state: grow_latent_centers(
+            state, args.per_side, args.spacing), args.force)
     except ValueError as exc:
-        raise SystemExit(f"{args.source}: {exc}") from exc
-    save_state(args.out, grown, args.force)
+        raise SystemExit(str(exc)) from exc
     record = grown["grown_centers"]
     print(f"{args.out}: {record['from']} -> {record['to']} latent centers, "
           f"outermost {float(grown['model']['quantizer.centers'].float().min()):.2f} .. "

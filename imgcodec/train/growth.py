@@ -199,3 +199,34 @@ def grow_detail_stage(state: dict[str, Any], count: int, crops: Sequence[np.ndar
     grown.pop("optimizer", None)
     grown.pop("ema", None)
     return grown, DetailGrowth(tuple(before), tuple(after), tuple(nonzero), tuple(rate_before), tuple(rate_after))
+
+
+def grow_spatial_context(state: dict[str, Any], features: int, seed: int = 0) -> dict[str, Any]:
+    """A shae-v9 weights file with a spatial context of `features` channels in every group
+    (ShaeV9Config.spatial_features: a checkerboard over the group's own anchors, He et al., CVPR
+    2021) that starts silent: the new convolutions get PyTorch's default initialisation (from
+    `seed`) and the heads read them through zero weights, so every rate and image is what it was
+    until training moves them. The optimizer and the average are dropped: continue with --init."""
+    if architecture_of(state).name != "shae-v9":
+        raise ValueError("only shae-v9 checkpoints grow a spatial context")
+    cfg = architecture_of(state).config(state["model_config"])
+    if cfg.spatial_features:
+        raise ValueError(f"the model already has a spatial context ({cfg.spatial_features} features)")
+    if features < 1:
+        raise ValueError("features must be at least 1")
+    grown_cfg = replace(cfg, spatial_features=features)
+    torch.manual_seed(seed)
+    new = ShaeV9(grown_cfg)
+    weights = new.state_dict()
+    for name, value in state["model"].items():
+        value = value.float()
+        if name.startswith("parameters_of_group.") and name.endswith(".net.0.weight"):
+            value = torch.cat([value, value.new_zeros(value.shape[0], features, 1, 1)], dim=1)  # silent columns
+        weights[name] = value
+    new.load_state_dict(weights)
+    dtype = state["model"]["analysis.0.weight"].dtype
+    grown = {k: v for k, v in state.items() if k not in ("optimizer", "ema")}
+    grown.update({"model_config": grown_cfg.to_dict(),
+                  "model": {k: v.to(dtype) if v.is_floating_point() else v for k, v in new.state_dict().items()},
+                  "grown_spatial_context": {"features": features, "seed": seed}})
+    return grown

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..config import ShaeV9Config
 from ..context_prior import TABLE_TOTAL, quantize_probabilities
-from ..hyperprior import HyperpriorTables
+from ..hyperprior import HyperpriorTables, anchor_mask
 from ..integer_net import to_fixed
 from .integer_export import int_sequential
 from .quantizer import SoftToHardQuantizer, WindowedQuantized
@@ -44,23 +44,35 @@ def _deconv(cin: int, cout: int, kernel: int = 5) -> nn.ConvTranspose2d:
 
 
 class GroupParameters(nn.Module):
-    """Mean and scale of one channel group from the hyper features and the groups before it."""
+    """Mean and scale of one channel group from the hyper features, the groups before it and,
+    with cfg.spatial_features, the group's own anchors (a checkerboard: He et al., CVPR 2021)."""
 
     def __init__(self, cfg: ShaeV9Config, group: int) -> None:
         super().__init__()
         before = sum(cfg.groups[:group])
         self.context = nn.Conv2d(before, cfg.context_features, 5, padding=2) if before else None
-        width = cfg.param_features + (cfg.context_features if before else 0)
+        features = cfg.spatial_features
+        self.spatial = nn.Conv2d(cfg.groups[group], features, 5, padding=2) if features else None
+        width = cfg.param_features + (cfg.context_features if before else 0) + features
         self.net = nn.Sequential(
             nn.Conv2d(width, 224, 1), nn.LeakyReLU(0.1),
             nn.Conv2d(224, 128, 1), nn.LeakyReLU(0.1),
             nn.Conv2d(128, 2 * cfg.groups[group], 1),
         )
 
-    def forward(self, hyper: torch.Tensor, decoded: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """hyper: N,P,h,w; decoded: N,before,h,w (None for the first group) -> mean, log-scale."""
-        features = hyper if self.context is None else torch.cat([hyper, self.context(decoded)], dim=1)
-        mean, log_scale = self.net(features).chunk(2, dim=1)
+    def forward(self, hyper: torch.Tensor, decoded: torch.Tensor | None,
+                current: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """hyper: N,P,h,w; decoded: N,before,h,w (None for the first group); current: the group's
+        own decoded values N,G,h,w (read only at the anchors, for the other positions; needed with
+        a spatial context) -> mean, log-scale. Both passes of the checkerboard in one: the
+        anchors' spatial features are 0, as the decoder has none when it codes them."""
+        parts = [hyper] if self.context is None else [hyper, self.context(decoded)]
+        if self.spatial is not None:
+            if current is None:
+                raise ValueError("a group with a spatial context needs its own decoded values")
+            anchors = torch.from_numpy(anchor_mask(*current.shape[2:])).to(current.dtype)  # h,w
+            parts.append(self.spatial(current * anchors) * (1 - anchors))
+        mean, log_scale = self.net(torch.cat(parts, dim=1) if len(parts) > 1 else hyper).chunk(2, dim=1)
         return mean, log_scale
 
 
@@ -215,7 +227,7 @@ class ShaeV9(nn.Module):
         start = 0
         for group, size in enumerate(self.cfg.groups):
             decoded = qy.values[:, :start] if start else None
-            mean, log_scale = self.parameters_of_group[group](hyper, decoded)
+            mean, log_scale = self.parameters_of_group[group](hyper, decoded, qy.values[:, start:start + size])
             mean, scale = mean.float(), log_scale.float().exp().clamp_min(self.cfg.scale_min)
             symbols = qy.symbols[:, start:start + size]  # N,G,h,w sorted positions
             # Straight-through rate (Agustsson et al.): the value and the gradient to the
@@ -246,6 +258,8 @@ class ShaeV9(nn.Module):
         contexts = tuple(tuple(int_sequential([gp.context], steps_per_rms)) if gp.context is not None else ()
                          for gp in self.parameters_of_group)
         heads = tuple(tuple(int_sequential(list(gp.net), steps_per_rms)) for gp in self.parameters_of_group)
+        spatials = tuple(tuple(int_sequential([gp.spatial], steps_per_rms)) for gp in self.parameters_of_group
+                         if gp.spatial is not None)
         low, high = float(y_centers[0]), float(y_centers[-1])
         mean_grid = torch.arange(low, high + MEAN_STEP / 2, MEAN_STEP, dtype=torch.float64)  # Km
         log_scale_grid = torch.linspace(math.log(cfg.scale_min), math.log(SCALE_MAX), SCALE_CELLS, dtype=torch.float64)
@@ -256,7 +270,7 @@ class ShaeV9(nn.Module):
         y_counts = quantize_probabilities(torch.exp2(log2p).numpy())
         return HyperpriorTables(tuple(cfg.groups), to_fixed(y_centers.numpy()), to_fixed(z_centers.numpy()),
                                 z_counts.astype(np.uint16), tuple(int_sequential(list(self.hyper_synthesis), steps_per_rms)),
-                                contexts, heads, mean_edges, scale_edges, y_counts.astype(np.uint16))
+                                contexts, heads, mean_edges, scale_edges, y_counts.astype(np.uint16), spatials)
 
     @torch.no_grad()
     def symbols(self, x: torch.Tensor, level: int) -> tuple[np.ndarray, np.ndarray]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -99,6 +99,22 @@ def save_state(path: Path, state: dict[str, Any], force: bool = False) -> None:
     an existing file is replaced only with force (imgcodec.imageio.atomic_write)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda fh: torch.save(state, fh), force=force)
+
+
+def rewrite_checkpoint(source: Path, out: Path, change: Callable[[dict[str, Any]], dict[str, Any]],
+                       force: bool = False) -> dict[str, Any]:
+    """Load the checkpoint at source, save change(it) at out (save_state) and return that. An
+    existing out without force, or a checkpoint that change refuses (ValueError), is a
+    ValueError naming the file, for a script's one-line error."""
+    if out.exists() and not force:
+        raise ValueError(f"{out} exists; use -f to replace it")
+    state = torch.load(source, map_location="cpu", weights_only=False)
+    try:
+        changed = change(state)
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from exc
+    save_state(out, changed, force)
+    return changed
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,11 @@
 """Shared fixtures of the training tests: a tiny shae-v9 with some spread in its weights."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -15,11 +19,10 @@ TINY_V9 = {"channels": 8, "latent_channels": 12, "hyper_channels": 4, "num_cente
            "groups": [2, 4, 6], "param_features": 8, "context_features": 4, "lambdas": [0.01, 0.1]}
 
 
-@pytest.fixture(scope="session")
-def trained_tiny_v9() -> ShaeV9:
-    """TINY_V9 after a few optimiser steps (so its tables differ from the initial ones), in eval mode."""
+def _trained(config: dict) -> ShaeV9:
+    """A tiny shae-v9 after a few optimiser steps (so its tables differ from the initial ones), in eval mode."""
     torch.manual_seed(3)
-    model = ShaeV9(ShaeV9Config.from_dict(TINY_V9))
+    model = ShaeV9(ShaeV9Config.from_dict(config))
     optimizer = torch.optim.Adam(model.parameters(), 1e-2)
     x = torch.rand(2, 3, 128, 128)
     for _ in range(3):
@@ -29,6 +32,18 @@ def trained_tiny_v9() -> ShaeV9:
         loss.backward()
         optimizer.step()
     return model.eval()
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_v9() -> ShaeV9:
+    """TINY_V9 after a few optimiser steps, in eval mode."""
+    return _trained(TINY_V9)
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_v9_spatial() -> ShaeV9:
+    """TINY_V9 with a spatial (checkerboard) context of 3 features, after a few optimiser steps."""
+    return _trained({**TINY_V9, "spatial_features": 3})
 
 
 @pytest.fixture()
@@ -46,3 +61,31 @@ def photo_folder(tmp_path: Path) -> Path:
             rng = np.random.default_rng(k)
             Image.fromarray(rng.integers(0, 255, (64, 128, 3), dtype=np.uint8)).save(tmp_path / split / f"{k}.png")
     return tmp_path
+
+
+#: Decodes tmp folder's payload.bin with its tables.npz in a fresh process and compares with y.npy
+#: (argv: folder, latent height, latent width).
+FRESH_DECODE = (
+    "import sys, numpy as np\n"
+    "from pathlib import Path\n"
+    "from imgcodec.hyperprior import HyperpriorTables\n"
+    "folder = Path(sys.argv[1])\n"
+    "tables = HyperpriorTables.load(folder / 'tables.npz')\n"
+    "y, _ = tables.decode((folder / 'payload.bin').read_bytes(), int(sys.argv[2]), int(sys.argv[3]))\n"
+    "assert np.array_equal(y, np.load(folder / 'y.npy'))\n"
+)
+
+
+def _decode_in_fresh_processes(folder: Path, height: int, width: int) -> None:
+    for threads in ("1", "2"):
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        done = subprocess.run([sys.executable, "-c", FRESH_DECODE, str(folder), str(height), str(width)], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture()
+def decode_in_fresh_processes() -> Callable[[Path, int, int], None]:
+    """(folder, latent height, latent width) -> runs FRESH_DECODE with 1 and then 2 BLAS threads:
+    the integer networks must pick the same tables in every process."""
+    return _decode_in_fresh_processes

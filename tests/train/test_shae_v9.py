@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -161,7 +162,8 @@ def test_saved_tables_are_exact_smaller_and_checked(tmp_path: Path, trained_tiny
             HyperpriorTables.load(bad)
 
 
-def test_decoding_is_identical_across_processes_and_thread_counts(tmp_path: Path, trained_tiny_v9: ShaeV9) -> None:
+def test_decoding_is_identical_across_processes_and_thread_counts(
+        tmp_path: Path, trained_tiny_v9: ShaeV9, decode_in_fresh_processes: Callable[[Path, int, int], None]) -> None:
     """The integer networks pick the same tables whatever BLAS's threads: decode a payload in
     fresh processes with 1 and 2 threads; both must give the symbols that were encoded."""
     tables = trained_tiny_v9.frozen_tables()
@@ -171,22 +173,7 @@ def test_decoding_is_identical_across_processes_and_thread_counts(tmp_path: Path
     z = rng.integers(0, 5, (4, 4, 5)).astype(np.int32)
     (tmp_path / "payload.bin").write_bytes(tables.encode(y, z))
     np.save(tmp_path / "y.npy", y)
-    script = (
-        "import sys, numpy as np\n"
-        "from pathlib import Path\n"
-        "from imgcodec.hyperprior import HyperpriorTables\n"
-        "folder = Path(sys.argv[1])\n"
-        "tables = HyperpriorTables.load(folder / 'tables.npz')\n"
-        "y, _ = tables.decode((folder / 'payload.bin').read_bytes(), 16, 20)\n"
-        "assert np.array_equal(y, np.load(folder / 'y.npy'))\n"
-    )
-    import os
-
-    for threads in ("1", "2"):
-        env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-        done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, capture_output=True, text=True,
-                              timeout=120)
-        assert done.returncode == 0, done.stderr
+    decode_in_fresh_processes(tmp_path, 16, 20)
 
 
 def test_hostile_payloads_are_format_errors(trained_tiny_v9: ShaeV9) -> None:
