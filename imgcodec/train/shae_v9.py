@@ -214,6 +214,12 @@ class ShaeV9(nn.Module):
             x_hat = x_hat + self.detail_synthesis(q_detail.values * inv_gain[:, t:]).float()
             y = torch.cat([y, y_detail], dim=1)  # N,M,h,w
             qy = WindowedQuantized(*(torch.cat(pair, dim=1) for pair in zip(qy, q_detail)))
+        bits, side_bits = self.rate(y, qy)
+        return {"x_hat": x_hat, "bits": bits, "side_bits": side_bits}
+
+    def rate(self, y: torch.Tensor, qy: WindowedQuantized) -> tuple[torch.Tensor, torch.Tensor]:
+        """The gained latent y (N,M,h,w) and its soft-to-hard quantization -> (bits of y and the
+        side latent, bits of the side latent), each N, as the coder charges them."""
         z = self.hyper_analysis(y).float()  # N,Z,h/4,w/4
         qz = self.hyper_quantizer(z)
         z_logp = torch.log_softmax(self.hyper_logits, dim=-1) / math.log(2.0)  # Z,L_z
@@ -241,7 +247,7 @@ class ShaeV9(nn.Module):
             soft = qy.soft[:, start:start + size]
             bits = bits - hard_log2.sum(dim=(1, 2, 3)) - ((soft - soft.detach()) * table).sum(dim=(1, 2, 3, 4))
             start += size
-        return {"x_hat": x_hat, "bits": bits, "side_bits": side_bits}
+        return bits, side_bits
 
     # ------------------------------------------------------------------------------------------
     # Real bytes (CompressAI's compress / decompress), through the frozen integer entropy model
