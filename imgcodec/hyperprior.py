@@ -25,6 +25,7 @@ import zipfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Generator
 
 import numpy as np
 
@@ -129,7 +130,8 @@ class HyperpriorTables:
             raise ValueError("a model with a spatial context picks its rows in two passes (group_passes)")
         return self._head_ids(group, self._group_inputs(group, features, decoded))
 
-    def group_passes(self, group: int, features: np.ndarray, decoded: np.ndarray | None):
+    def group_passes(self, group: int, features: np.ndarray,
+                     decoded: np.ndarray | None) -> Generator[np.ndarray, np.ndarray, None]:
         """The passes of one group with a spatial context, as a generator: it yields the anchors'
         rows (G,n_anchors, in raster order) and is sent their symbols (G,n_anchors), then yields
         the other positions' rows (G,n_others) from the anchors' spatial context."""

@@ -1,8 +1,8 @@
 """Narrow a shae-v9 weights file's 1/2- or 1/4-resolution feature maps (imgcodec.train.pruning).
 
-    python scripts/prune_maps.py checkpoints/shae-v9-training.pt runs/v9-half64-init.pt --keep 64
-    python scripts/prune_maps.py checkpoints/shae-v9-training.pt runs/v9-quarter64-init.pt --at quarter --keep 64
-    python scripts/train.py --run-dir runs/v9h --init runs/v9-half64-init.pt ...   # as in docs/training.md
+    python scripts/prune_maps.py checkpoints/shae-v9-training.pt runs/v9-half32-init.pt --keep 32
+    python scripts/prune_maps.py checkpoints/shae-v9-training.pt runs/v9-quarter48-init.pt --at quarter --keep 48
+    python scripts/train.py --run-dir runs/v9x --init runs/v9-half32-init.pt ...   # as in docs/training.md
 
 Each side keeps the `--keep` channels that carry the most energy into the next layer on random
 crops of the training photos, and the cut layers are refitted to the whole model's outputs there;

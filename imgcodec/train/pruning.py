@@ -34,10 +34,11 @@ from .architectures import architecture_of
 from .shae_v9 import ShaeV9
 
 
+Resolution = Literal["half", "quarter"]
 #: Where the maps are cut -> (index of the analysis GDN whose output they are, index of the
 #: synthesis IGDN whose output they are); the next layer on each side reads them.
-Resolution = Literal["half", "quarter"]
 MAPS: dict[str, tuple[int, int]] = {"half": (1, 5), "quarter": (3, 3)}
+#: The ShaeV9Config field that holds each cut's width.
 CONFIG_FIELD = {"half": "half_channels", "quarter": "quarter_channels"}
 
 
