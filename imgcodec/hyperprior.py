@@ -159,12 +159,12 @@ class HyperpriorTables:
         coder.encode(z_order, self.z_probabilities, z_ids)
         bits = _cost(z_order, self.z_counts, z_ids)
         features = self.features(z_symbols)
+        anchors = anchor_mask(*y_symbols.shape[1:])
         start = 0
         for group, size in enumerate(self.groups):
             decoded = y_symbols[:start] if start else None
             symbols = y_symbols[start:start + size]
             if self.spatials:
-                anchors = anchor_mask(*symbols.shape[1:])
                 passes = self.group_passes(group, features, decoded)
                 parts = [(symbols[:, anchors], next(passes))]
                 parts.append((symbols[:, ~anchors], passes.send(parts[0][0])))
