@@ -44,6 +44,7 @@ from imgcodec.evaluation import evaluate
 from imgcodec.metrics import MS_SSIM_MIN_SIDE
 from imgcodec.train.architectures import ARCHITECTURES, architecture_of
 from imgcodec.train.averaging import WeightAverage
+from imgcodec.train.balance import LevelBalance
 from imgcodec.train.config import DISTORTIONS, TrainConfig
 from imgcodec.train.data import CropSampler, load_crops, load_images
 from imgcodec.train.training import (checkpoint_codec, load_model, make_optimizer, model_config_of,
@@ -99,6 +100,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="keep a training crop whose activity (mean absolute difference of neighbouring "
                              "pixels, 8-bit levels) is below this only with probability activity / this "
                              f"(default {defaults.flat_crop_activity}: off)")
+    parser.add_argument("--level-balance", action="store_const", const=True, default=None,
+                        help="weigh each crop's loss by the levels' mean running loss over its own level's, so "
+                             "that every level pulls the shared weights alike (imgcodec.train.balance)")
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
 
@@ -213,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     average = WeightAverage(model, train_cfg.ema_decay) if train_cfg.ema_decay else None
     if average is not None and state and "ema" in state:
         average.load_state_dict(state["ema"])
+    balance = LevelBalance(model_cfg.num_levels) if train_cfg.level_balance else None
+    if balance is not None and state and "level_balance" in state:
+        balance.load_state_dict(state["level_balance"])
     net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
     val_images = load_images(args.data / "val")[:VAL_IMAGES] if is_main else []
     lambdas = torch.tensor(model_cfg.lambdas, device=device)
@@ -255,9 +262,13 @@ def main(argv: list[str] | None = None) -> int:
             distortion = 1 - ms_ssim(result["x_hat"], x, data_range=1.0, size_average=False)  # N
         else:
             distortion = 255 ** 2 * mse
-        loss = (lambdas[level] * distortion + bpp).mean()
+        per_crop = lambdas[level] * distortion + bpp  # N
+        loss = per_crop.mean()  # logged unweighted, comparable across runs
+        weighted = loss if balance is None else (balance.weights(level) * per_crop).mean()
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        weighted.backward()
+        if balance is not None:
+            balance.update(level, per_crop)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimizer.step()
         if average is not None:
@@ -285,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
             measured = model_to_measure() if validate_now or (checkpoint_now and args.save_weights) else None
             if checkpoint_now:
                 save_checkpoint(ckpt_path, model, optimizer, step, train_cfg, sampler, {
-                    **checkpoint_extra(), **({"ema": average.state_dict()} if average is not None else {})})
+                    **checkpoint_extra(), **({"ema": average.state_dict()} if average is not None else {}),
+                    **({"level_balance": balance.state_dict()} if balance is not None else {})})
                 if args.save_weights:
                     averaged = {"averaged": f"ema {train_cfg.ema_decay}"} if average is not None else {}
                     save_weights(args.save_weights, measured, {

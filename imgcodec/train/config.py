@@ -35,6 +35,9 @@ class TrainConfig:
     #: probability activity / this, so that flat sky and walls do not take a third of the steps;
     #: 0 = every crop as drawn.
     flat_crop_activity: float = 0.0
+    #: Weigh each crop's loss by the mean of the levels' running losses over its level's
+    #: (imgcodec.train.balance), so that the low levels pull the shared weights as hard as the top ones.
+    level_balance: bool = False
 
     def __post_init__(self) -> None:
         if self.flat_crop_activity < 0:
