@@ -118,8 +118,10 @@ def _conv(layer: IntLayer, x: np.ndarray) -> np.ndarray:
     out = np.floor(acc, out=acc)
     np.clip(out, -ACTIVATION_LIMIT, ACTIVATION_LIMIT, out=out)
     if layer.leaky:
-        negative = out < 0
-        out[negative] = np.floor(out[negative] / 10.0)
+        # floor(a / 10) on negative a, as max(a, floor(a / 10)): for an integer a >= 0 that is a,
+        # for a < 0 it is floor(a / 10) (>= a). No masks: a boolean gather and scatter took 12x longer.
+        tenth = np.floor(out / 10.0)
+        np.maximum(out, tenth, out=out)
     return out
 
 
