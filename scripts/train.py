@@ -194,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     if init_state is not None:
         model.load_state_dict({k: v.float() for k, v in init_state["model"].items()})
     model.to(device).train()
+    if rank:  # each crop's level: a stream of its own on every rank (DDP starts all from rank 0's weights)
+        torch.manual_seed(train_cfg.seed + 1000 * rank)
     optimizer = make_optimizer(model, train_cfg.lr)
     photos = load_crops(args.crops) if args.crops else load_images(args.data / "train")
     sampler = CropSampler(photos, train_cfg.crop, train_cfg.seed + 1000 * rank,
@@ -214,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         else:  # other ranks: a fresh stream that depends on the step, so it never repeats rank 0's
             sampler.rng = np.random.default_rng(train_cfg.seed + 1000 * rank + step)
         torch.set_rng_state(state["torch_rng"])
+        if rank:
+            torch.manual_seed(train_cfg.seed + 1000 * rank + step)
     average = WeightAverage(model, train_cfg.ema_decay) if train_cfg.ema_decay else None
     if average is not None and state and "ema" in state:
         average.load_state_dict(state["ema"])
