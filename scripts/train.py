@@ -103,6 +103,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--level-balance", action="store_const", const=True, default=None,
                         help="weigh each crop's loss by the levels' mean running loss over its own level's, so "
                              "that every level pulls the shared weights alike (imgcodec.train.balance)")
+    parser.add_argument("--colour-augment", action="store_const", const=True, default=None,
+                        help="train on crops with random channel orders and, half the time, saturation "
+                             "stretched by 1-1.5x (imgcodec.train.data.CropSampler)")
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
 
@@ -199,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     optimizer = make_optimizer(model, train_cfg.lr)
     photos = load_crops(args.crops) if args.crops else load_images(args.data / "train")
     sampler = CropSampler(photos, train_cfg.crop, train_cfg.seed + 1000 * rank,
-                          train_cfg.flat_crop_activity)
+                          train_cfg.flat_crop_activity, train_cfg.colour_augment)
     step, cpu_seconds = 0, 0.0
     # Steps and CPU time behind the starting weights, so the record covers the whole chain.
     prior_steps = int(init_state.get("total_steps", init_state.get("step", 0))) if init_state else 0

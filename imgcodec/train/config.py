@@ -38,6 +38,9 @@ class TrainConfig:
     #: Weigh each crop's loss by the mean of the levels' running losses over its level's
     #: (imgcodec.train.balance), so that the low levels pull the shared weights as hard as the top ones.
     level_balance: bool = False
+    #: Random channel orders and saturation stretches of the training crops
+    #: (imgcodec.train.data.CropSampler), for colours that data/train holds little of.
+    colour_augment: bool = False
 
     def __post_init__(self) -> None:
         if self.flat_crop_activity < 0:

@@ -51,3 +51,31 @@ def test_negative_threshold_is_refused() -> None:
         CropSampler(_photos(), 32, seed=1, flat_activity=-1.0)
     with pytest.raises(ValueError, match="flat_crop_activity"):
         TrainConfig(flat_crop_activity=-1.0)
+
+
+def _orange_photo() -> np.ndarray:
+    """An earth-toned photo: R > G > B everywhere, with some texture."""
+    rng = np.random.default_rng(2)
+    base = np.array([200, 120, 60], dtype=np.int64)
+    return np.clip(base + rng.integers(-10, 11, (64, 64, 1)), 0, 255).astype(np.uint8)
+
+
+def test_colour_augment_orders_channels_every_way_and_stretches_saturation() -> None:
+    photo = _orange_photo()
+    batch = CropSampler([photo], 32, seed=3, colour_augment=True).batch(300)
+    orders = {tuple(np.argsort(-crop.reshape(-1, 3).mean(axis=0))) for crop in batch}
+    assert len(orders) == 6  # the red-first photo comes in all six channel orders
+    spread = (batch.max(axis=3).astype(int) - batch.min(axis=3)).mean(axis=(1, 2))  # per crop
+    original = float((photo.max(axis=2).astype(int) - photo.min(axis=2)).mean())
+    stretched = spread > original * 1.02
+    assert 0.3 < stretched.mean() < 0.7 and spread.max() <= original * 1.5 + 2  # half the crops, by at most 1.5x
+    grey = batch.astype(float).mean(axis=3).mean()  # the channels' mean is kept (up to rounding)
+    assert abs(grey - photo.astype(float).mean()) < 1.0
+
+
+def test_colour_augment_is_off_by_default_and_reproducible() -> None:
+    photo = _orange_photo()
+    plain = CropSampler([photo], 32, seed=3).batch(20)
+    assert all(tuple(np.argsort(-c.reshape(-1, 3).mean(axis=0))) == (0, 1, 2) for c in plain)
+    first = CropSampler([photo], 32, seed=4, colour_augment=True).batch(8)
+    assert np.array_equal(first, CropSampler([photo], 32, seed=4, colour_augment=True).batch(8))

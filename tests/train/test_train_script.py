@@ -69,18 +69,19 @@ def test_trains_validates_and_resumes(data_dir, tmp_path):
     assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 6
 
 
-def test_level_balance_is_recorded_and_resumed(data_dir, tmp_path):
+def test_level_balance_and_colour_augment_are_recorded_and_resumed(data_dir, tmp_path):
     """--level-balance keeps each level's running loss in the checkpoint; a resumed run goes on
-    from it (and keeps the option, which sets what the run optimizes)."""
+    from it (and keeps both options, which set what the run optimizes)."""
     run = tmp_path / "run"
-    train(run, data_dir, 2, "--level-balance")
+    train(run, data_dir, 2, "--level-balance", "--colour-augment")
     state = torch.load(run / "checkpoint.pt", weights_only=False)
-    assert state["train_config"]["level_balance"] is True
+    assert state["train_config"]["level_balance"] is True and state["train_config"]["colour_augment"] is True
     running = state["level_balance"]["running"]
     assert running.shape == (3,) and int((~torch.isnan(running)).sum()) >= 1
     train(run, data_dir, 4)
     resumed = torch.load(run / "checkpoint.pt", weights_only=False)
     assert resumed["step"] == 4 and resumed["train_config"]["level_balance"] is True
+    assert resumed["train_config"]["colour_augment"] is True
     seen = ~torch.isnan(running)
     assert not torch.equal(resumed["level_balance"]["running"][seen], running[seen]) or \
         int((~torch.isnan(resumed["level_balance"]["running"])).sum()) > int(seen.sum())
