@@ -1,34 +1,34 @@
-"""PSNR BD-rates between the curves in results/ (eval_checkpoint.py --out tables): each arm of the
-level-balance trial against the starting weights and against each other, over all levels and
-over the low and the high ones.
+"""PSNR BD-rate of one eval_checkpoint.py --out table against another: over all levels, over
+the first three (the low rates) and over the last three (the high rates).
 
-    python docs/experiments/level-balance/compare.py
+    python docs/experiments/level-balance/compare.py docs/experiments/level-balance/results/plain.csv \
+        docs/experiments/level-balance/results/balance.csv
 """
 from __future__ import annotations
 
+import argparse
 import csv
 from pathlib import Path
 
 from imgcodec.bench.bdrate import bd_rate
 
-HERE = Path(__file__).resolve().parent / "results"
 
-
-def curve(name: str) -> tuple[list[float], list[float]]:
-    with open(HERE / f"{name}.csv") as fh:
+def curve(path: Path) -> tuple[list[float], list[float]]:
+    with open(path) as fh:
         rows = list(csv.DictReader(fh))
     return [float(r["bpp"]) for r in rows], [float(r["psnr"]) for r in rows]
 
 
 def main() -> None:
-    base, plain, balance = curve("base"), curve("plain"), curve("balance")
-    print(f"plain vs start:    {bd_rate(*base, *plain):+.2f} %")
-    print(f"balance vs start:  {bd_rate(*base, *balance):+.2f} %")
-    print(f"balance vs plain:  {bd_rate(*plain, *balance):+.2f} %")
-    low = slice(0, 3)  # levels 1, 2, 4
-    high = slice(2, None)  # levels 4, 7, 10
-    for name, part in (("levels 1-4", low), ("levels 4-10", high)):
-        print(f"balance vs plain, {name}: {bd_rate(plain[0][part], plain[1][part], balance[0][part], balance[1][part]):+.2f} %")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("anchor", type=Path)
+    parser.add_argument("test", type=Path)
+    args = parser.parse_args()
+    (rate_a, psnr_a), (rate_t, psnr_t) = curve(args.anchor), curve(args.test)
+    print(f"{args.test.stem} vs {args.anchor.stem}: {bd_rate(rate_a, psnr_a, rate_t, psnr_t):+.2f} % over all levels")
+    for name, part in (("the first three levels", slice(0, 3)), ("the last three levels", slice(-3, None))):
+        change = bd_rate(rate_a[part], psnr_a[part], rate_t[part], psnr_t[part])
+        print(f"{args.test.stem} vs {args.anchor.stem}: {change:+.2f} % over {name}")
 
 
 if __name__ == "__main__":
