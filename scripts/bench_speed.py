@@ -479,7 +479,8 @@ def main(argv: list[str] | None = None) -> int:
         f"model {info.name} ({info.model_id}), shaec level {quality}; base image {image_path} ({width}x{height}); "
         f"median of {args.repeat} run(s)",
         "CLI rows: whole `shaec encode`/`shaec decode` processes (start-up, imports, model load, file I/O; "
-        "decode writes PNG; bytecode cached, after one untimed run); library rows: in-process calls after a warm-up, each in a fresh worker process",
+        "decode writes PNG; bytecode cached, after one untimed run); library rows: in-process calls after a "
+        "warm-up, each in a fresh worker process",
         f"peak RSS of CLI processes and BPG tools: {rss_method}; library rows: VmHWM of the fresh worker "
         "(BPG: worker + tool peaks, summed)",
         f"threads: library defaults on {os.cpu_count()} logical CPUs; onnxruntime {onnxruntime.__version__} "

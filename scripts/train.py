@@ -7,6 +7,9 @@
         --crops data/crops-256.npy --crop 256 --device cuda --bf16 --batch-size 16 --steps 200000   # on a GPU
     torchrun --nproc_per_node 2 scripts/train.py --run-dir runs/ddp --steps 10   # DDP (gloo on CPU)
 
+On a CPU, two one-thread processes under torchrun (each with --batch-size 1) run 1.5x the steps
+of one two-thread process (docs/training.md, "Training speed on the CPU").
+
 Resumes automatically from RUN/checkpoint.pt (model, optimizer, schedule, step, RNG states).
 Writes RUN/train_log.csv (every 50 steps, with steps/s and CPU-hours) and RUN/val_log.csv (real
 bitrates through the range coder, or the prior's estimate for an architecture without its coder

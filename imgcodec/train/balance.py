@@ -2,8 +2,9 @@
 
 One model serves every level (gain vectors, Cui et al., CVPR 2021), and training draws a level per
 crop and minimises lambda_l * D + R for it. The levels' losses differ by an order of magnitude
-(shae-v9 at step 64,750 on the validation photos: about 0.23 at level 1, 2.4 at level 10), so in
-the sum the transforms they share are pulled mostly by the top levels. Dividing each level's loss
+(shae-v9's running means on its training crops: 0.40 at level 1, 4.6 at level 10;
+docs/experiments/level-balance), so in the sum the transforms they share are pulled mostly by
+the top levels. Dividing each level's loss
 by a running mean of that level's own loss (a plain form of multi-task loss normalisation) gives
 every level about the same pull. Scaling one level's loss does not move that level's own
 rate-distortion optimum (its lambda still sets the trade-off); it changes only how the shared
