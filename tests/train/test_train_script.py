@@ -69,6 +69,7 @@ def test_trains_validates_and_resumes(data_dir, tmp_path):
     assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 6
 
 
+@pytest.mark.slow  # two short training runs, about 14 s; CI runs it with the slow tests
 def test_level_balance_and_colour_augment_are_recorded_and_resumed(data_dir, tmp_path):
     """--level-balance keeps each level's running loss in the checkpoint; a resumed run goes on
     from it (and keeps both options, which set what the run optimizes)."""
