@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         step = state["step"]
         cpu_seconds = state.get("cpu_seconds", 0.0)
         prior_steps = state.get("total_steps", step) - step
-        prior_seconds = state.get("total_cpu_hours", cpu_seconds / 3600) * 3600 - cpu_seconds
+        prior_seconds = state.get("total_cpu_hours", cpu_seconds * world / 3600) * 3600 - cpu_seconds * world
         if rank == 0:
             sampler.rng.bit_generator.state = state["sampler_rng"]
         else:  # other ranks: a fresh stream that depends on the step, so it never repeats rank 0's
@@ -238,8 +238,9 @@ def main(argv: list[str] | None = None) -> int:
         {"init": state["init"]} if state and "init" in state else {})
 
     def checkpoint_extra() -> dict[str, object]:
+        # cpu_seconds: this process's; every process of a distributed run does the same work
         return {"cpu_seconds": cpu_seconds, "total_steps": prior_steps + step,
-                "total_cpu_hours": round((prior_seconds + cpu_seconds) / 3600, 3), **init_record}
+                "total_cpu_hours": round((prior_seconds + cpu_seconds * world) / 3600, 3), **init_record}
 
     def model_to_measure() -> torch.nn.Module:
         """The weights that validation measures and --save-weights writes: the average, if kept."""

@@ -110,7 +110,10 @@ def test_distributed_two_processes(data_dir, tmp_path):
            "--run-dir", str(run), "--data", str(data_dir), "--steps", "3", "--batch-size", "2", "--crop", "32",
            "--threads", "2", "--val-every", "100", "--ckpt-every", "3", "--no-progress", "--model-config", TINY]
     subprocess.run(cmd, check=True, capture_output=True, timeout=300, env=env)
-    assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 3
+    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 3
+    # the record counts both processes' CPU time (cpu_seconds is one process's)
+    assert state["total_cpu_hours"] == round(state["cpu_seconds"] * 2 / 3600, 3)
 
 
 def test_unknown_model_config_key_is_an_error(data_dir, tmp_path):
