@@ -50,14 +50,19 @@ def _cost(symbols: np.ndarray, tables: np.ndarray, ids: np.ndarray) -> float:
     return float(-np.log2(chosen / 65536.0).sum())
 
 
-def _cells(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """np.searchsorted(edges, values) for sorted int64 edges and int64 values; for evenly spaced
-    edges (the mean grid) by integer arithmetic, exact and several times faster: the count of
-    edges e0 + step * k below v is ceil((v - e0) / step), clipped to 0..len(edges)."""
+def _even_step(edges: np.ndarray) -> int:
+    """The spacing of evenly spaced sorted edges (the mean grid), or 0 when they are not."""
     steps = np.diff(edges)
-    if len(edges) < 2 or steps[0] <= 0 or np.any(steps != steps[0]):
+    return int(steps[0]) if len(edges) >= 2 and steps[0] > 0 and np.all(steps == steps[0]) else 0
+
+
+def _cells(edges: np.ndarray, values: np.ndarray, step: int) -> np.ndarray:
+    """np.searchsorted(edges, values) for sorted int64 edges and int64 values; for evenly spaced
+    edges (step = _even_step(edges) > 0) by integer arithmetic, exact and faster: the count of
+    edges e0 + step * k below v is ceil((v - e0) / step), clipped to 0..len(edges)."""
+    if not step:
         return np.searchsorted(edges, values)
-    above = -((edges[0] - np.asarray(values, np.int64)) // int(steps[0]))  # ceil((v - e0) / step)
+    above = -((edges[0] - np.asarray(values, np.int64)) // step)  # ceil((v - e0) / step)
     return np.clip(above, 0, len(edges))
 
 
@@ -99,7 +104,13 @@ class HyperpriorTables:
     def table_ids(self, means: np.ndarray, log_scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Grid cells of integer means and log-scales (any shape) -> (mean index, scale index):
         the number of edges below each value, as np.searchsorted gives it."""
-        return _cells(self.mean_edges, means), _cells(self.scale_edges, log_scales)
+        return (_cells(self.mean_edges, means, self._grid_steps[0]),
+                _cells(self.scale_edges, log_scales, self._grid_steps[1]))
+
+    @cached_property
+    def _grid_steps(self) -> tuple[int, int]:
+        """The mean and log-scale grids' even spacings (0: uneven), found once per model."""
+        return _even_step(self.mean_edges), _even_step(self.scale_edges)
 
     def features(self, z_symbols: np.ndarray) -> np.ndarray:
         """z symbols Cz,h/4,w/4 -> hyper features P,h,w int64."""

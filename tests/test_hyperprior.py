@@ -3,7 +3,7 @@ coding round trips with a trained one are in tests/train/test_shae_v9.py."""
 import numpy as np
 import pytest
 
-from imgcodec.hyperprior import _cells, anchor_mask
+from imgcodec.hyperprior import _cells, _even_step, anchor_mask
 
 
 @pytest.mark.parametrize("edges", [
@@ -15,7 +15,8 @@ from imgcodec.hyperprior import _cells, anchor_mask
 def test_grid_cells_equal_searchsorted_at_and_around_every_edge(edges: np.ndarray) -> None:
     rng = np.random.default_rng(0)
     values = np.concatenate([rng.integers(-300_000, 300_000, 5000), edges, edges + 1, edges - 1]).astype(np.int64)
-    np.testing.assert_array_equal(_cells(edges.astype(np.int64), values), np.searchsorted(edges, values))
+    edges = edges.astype(np.int64)
+    np.testing.assert_array_equal(_cells(edges, values, _even_step(edges)), np.searchsorted(edges, values))
 
 
 def test_anchors_are_the_even_checkerboard() -> None:
