@@ -27,8 +27,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import multiprocessing
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -90,6 +92,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"... and at the last step (default {defaults.sigma_end})")
     parser.add_argument("--stop-after", type=int, default=None,
                         help="leave after this many steps in this invocation (the schedule still spans --steps)")
+    parser.add_argument("--loader-workers", type=int, default=4,
+                        help="on a GPU: processes that draw the crops (default 4)")
+    parser.add_argument("--stop-after-minutes", type=float, default=None,
+                        help="leave (with a checkpoint) after this many minutes of training in this invocation, "
+                             "e.g. to end inside a rented GPU's time")
     parser.add_argument("--distortion", choices=DISTORTIONS, default=None,
                         help=f"the loss's distortion (default {defaults.distortion}); ms-ssim needs --crop of "
                              "at least 161 (five scales)")
@@ -126,6 +133,26 @@ def with_lambdas(model_cfg: Any, text: str, fixed_count: bool) -> Any:
         return replace(model_cfg, lambdas=tuple(values))
     except ValueError as exc:
         raise SystemExit(f"--lambdas: {exc}") from exc
+
+
+def prefetched(sampler: CropSampler, batch_size: int, workers: int, seed: int,
+               depth: int = 8) -> Iterator[np.ndarray]:
+    """Batches of sampler's crops drawn by `workers` forked processes, each with its own random
+    stream (seed + k), while the GPU trains: there a step takes less time than one process needs
+    to draw a batch. The checkpointed sampler state then stays unused; the caller puts the step
+    into seed, so that a resumed run draws other crops."""
+    context = multiprocessing.get_context("fork")  # the children share the photos in memory
+    batches = context.Queue(maxsize=depth)
+
+    def fill(k: int) -> None:
+        sampler.rng = np.random.default_rng(seed + k)
+        while True:
+            batches.put(sampler.batch(batch_size))
+
+    for k in range(workers):
+        context.Process(target=fill, args=(k,), daemon=True).start()
+    while True:
+        yield batches.get()
 
 
 def append_csv(path: Path, row: dict[str, object]) -> None:
@@ -192,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     if train_cfg.distortion == "ms-ssim" and train_cfg.crop < MS_SSIM_MIN_SIDE:
         raise SystemExit(f"--distortion ms-ssim needs --crop {MS_SSIM_MIN_SIDE} or more (five scales)")
     device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # one crop size throughout: let cuDNN pick its kernels
     if args.bf16 and device.type == "cpu" and not torch.cpu._is_avx512_bf16_supported():
         raise SystemExit("--bf16: this CPU has no native BF16 (AVX512-BF16), where autocast runs 16-26x "
                          "slower than float32 (docs/training.md); train without --bf16")
@@ -206,10 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     photos = load_crops(args.crops) if args.crops else load_images(args.data / "train")
     sampler = CropSampler(photos, train_cfg.crop, train_cfg.seed + 1000 * rank,
                           train_cfg.flat_crop_activity, train_cfg.colour_augment)
-    step, cpu_seconds = 0, 0.0
+    step, cpu_seconds, gpu_seconds = 0, 0.0, 0.0
     # Steps and CPU time behind the starting weights, so the record covers the whole chain.
     prior_steps = int(init_state.get("total_steps", init_state.get("step", 0))) if init_state else 0
     prior_seconds = float(init_state.get("total_cpu_hours", 0.0)) * 3600 if init_state else 0.0
+    prior_gpu_seconds = float(init_state.get("total_gpu_hours", 0.0)) * 3600 if init_state else 0.0
     if state:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])  # moves its state to the parameters' device
@@ -217,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         cpu_seconds = state.get("cpu_seconds", 0.0)
         prior_steps = state.get("total_steps", step) - step
         prior_seconds = state.get("total_cpu_hours", cpu_seconds * world / 3600) * 3600 - cpu_seconds * world
+        gpu_seconds = state.get("gpu_seconds", 0.0)
+        prior_gpu_seconds = state.get("total_gpu_hours", 0.0) * 3600 - gpu_seconds * world
         if rank == 0:
             sampler.rng.bit_generator.state = state["sampler_rng"]
         else:  # other ranks: a fresh stream that depends on the step, so it never repeats rank 0's
@@ -231,16 +263,20 @@ def main(argv: list[str] | None = None) -> int:
     if balance is not None and state and "level_balance" in state:
         balance.load_state_dict(state["level_balance"])
     net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
-    val_images = load_images(args.data / "val")[:VAL_IMAGES] if is_main else []
+    val_images: list[np.ndarray] = []  # loaded at the first validation: a GPU run may carry no val photos
     lambdas = torch.tensor(model_cfg.lambdas, device=device)
     args.run_dir.mkdir(parents=True, exist_ok=True)
     init_record = {"init": str(args.init)} if args.init and not state else (
         {"init": state["init"]} if state and "init" in state else {})
 
     def checkpoint_extra() -> dict[str, object]:
-        # cpu_seconds: this process's; every process of a distributed run does the same work
-        return {"cpu_seconds": cpu_seconds, "total_steps": prior_steps + step,
-                "total_cpu_hours": round((prior_seconds + cpu_seconds * world) / 3600, 3), **init_record}
+        # cpu_seconds: this process's; every process of a distributed run does the same work. On a
+        # GPU the steps' wall time counts as GPU time instead (the host's CPU only feeds it).
+        gpu_record = {"gpu_seconds": gpu_seconds} if gpu_seconds else {}
+        total_gpu_hours = (prior_gpu_seconds + gpu_seconds * world) / 3600
+        return {"cpu_seconds": cpu_seconds, **gpu_record, "total_steps": prior_steps + step,
+                "total_cpu_hours": round((prior_seconds + cpu_seconds * world) / 3600, 3),
+                **({"total_gpu_hours": round(total_gpu_hours, 4)} if total_gpu_hours else {}), **init_record}
 
     def model_to_measure() -> torch.nn.Module:
         """The weights that validation measures and --save-weights writes: the average, if kept."""
@@ -255,15 +291,20 @@ def main(argv: list[str] | None = None) -> int:
     window: list[tuple[float, float, float]] = []
     stop_at = min(train_cfg.steps, step + args.stop_after) if args.stop_after else train_cfg.steps
     wall_started, steps_started = time.time(), step
+    deadline = wall_started + 60 * args.stop_after_minutes if args.stop_after_minutes else None
+    on_gpu = device.type == "cuda"
+    batches = (prefetched(sampler, train_cfg.batch_size, args.loader_workers, train_cfg.seed + 7919 * (step + 1))
+               if on_gpu else None)
     while step < stop_at:
-        started = time.process_time()
+        started = time.perf_counter() if on_gpu else time.process_time()
         for group in optimizer.param_groups:
             group["lr"] = train_cfg.lr_at(step) * group["lr_scale"]
         sigma = train_cfg.sigma_at(step)
         for quantizer in (model.quantizer, getattr(model, "hyper_quantizer", None)):
             if quantizer is not None:
                 quantizer.sigma = sigma
-        x = torch.from_numpy(sampler.batch(train_cfg.batch_size)).to(device).permute(0, 3, 1, 2).float().div_(255.0)
+        crops = next(batches) if batches is not None else sampler.batch(train_cfg.batch_size)  # N,H,W,3
+        x = torch.from_numpy(crops).to(device).permute(0, 3, 1, 2).float().div_(255.0)  # N,3,H,W
         level = torch.randint(0, model_cfg.num_levels, (x.shape[0],)).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
             result = net(x, level)  # the models compute quantization and rates in float32
@@ -285,9 +326,14 @@ def main(argv: list[str] | None = None) -> int:
         if average is not None:
             average.update()
         step += 1
-        cpu_seconds += time.process_time() - started
-        psnr = (10 * torch.log10(1.0 / mse.detach().clamp_min(1e-10))).mean().item()
+        psnr = (10 * torch.log10(1.0 / mse.detach().clamp_min(1e-10))).mean().item()  # waits for the GPU
         window.append((loss.item(), bpp.mean().item(), psnr))
+        if on_gpu:
+            gpu_seconds += time.perf_counter() - started
+        else:
+            cpu_seconds += time.process_time() - started
+        if deadline is not None and time.time() > deadline:
+            stop_at = step  # checkpoint and leave below
         if is_main:
             bar.update(1)
             if step % 10 == 0:
@@ -301,7 +347,9 @@ def main(argv: list[str] | None = None) -> int:
                     "step": step, "loss": round(mean[0], 5), "bpp": round(mean[1], 5),
                     "psnr": round(mean[2], 3), "sigma": round(sigma, 4), "lr": train_cfg.lr_at(step),
                     "steps_per_s": round((step - steps_started) / max(1e-9, time.time() - wall_started), 3),
-                    "cpu_hours": round(cpu_seconds / 3600 * world, 4), "wall": round(time.time(), 1)})
+                    "cpu_hours": round(cpu_seconds / 3600 * world, 4),
+                    **({"gpu_hours": round(gpu_seconds / 3600 * world, 4)} if on_gpu else {}),
+                    "wall": round(time.time(), 1)})
             checkpoint_now = step % train_cfg.ckpt_every == 0 or step == stop_at
             validate_now = step % train_cfg.val_every == 0 or step == train_cfg.steps
             measured = model_to_measure() if validate_now or (checkpoint_now and args.save_weights) else None
@@ -318,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
             if validate_now:
                 levels = sorted({1, model_cfg.num_levels // 2 + 1, model_cfg.num_levels})
                 model.cpu()
+                val_images = val_images or load_images(args.data / "val")[:VAL_IMAGES]
                 with_ms_ssim = train_cfg.distortion == "ms-ssim"
                 for r in evaluate(checkpoint_codec(measured), val_images, levels, ms_ssim=with_ms_ssim):
                     append_csv(args.run_dir / "val_log.csv", {

@@ -70,7 +70,7 @@ class GroupParameters(nn.Module):
         if self.spatial is not None:
             if current is None:
                 raise ValueError("a group with a spatial context needs its own decoded values")
-            anchors = torch.from_numpy(anchor_mask(*current.shape[2:])).to(current.dtype)  # h,w
+            anchors = torch.from_numpy(anchor_mask(*current.shape[2:])).to(current.device, current.dtype)  # h,w
             parts.append(self.spatial(current * anchors) * (1 - anchors))
         mean, log_scale = self.net(torch.cat(parts, dim=1) if len(parts) > 1 else hyper).chunk(2, dim=1)
         return mean, log_scale

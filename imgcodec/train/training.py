@@ -86,7 +86,8 @@ def save_weights(path: Path, model: torch.nn.Module, state: dict[str, Any], dtyp
     """The weights alone (no optimizer), in `dtype`, to commit and continue from with --init: a
     shae-v9 checkpoint in bfloat16 stays under 16 MB."""
     keep = {k: state[k] for k in ("architecture", "model_config", "train_config", "step", "cpu_seconds",
-                                  "total_steps", "total_cpu_hours", "init", "averaged") if k in state}
+                                  "gpu_seconds", "total_steps", "total_cpu_hours", "total_gpu_hours", "init",
+                                  "averaged") if k in state}
     weights = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

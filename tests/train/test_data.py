@@ -79,3 +79,17 @@ def test_colour_augment_is_off_by_default_and_reproducible() -> None:
     assert all(tuple(np.argsort(-c.reshape(-1, 3).mean(axis=0))) == (0, 1, 2) for c in plain)
     first = CropSampler([photo], 32, seed=4, colour_augment=True).batch(8)
     assert np.array_equal(first, CropSampler([photo], 32, seed=4, colour_augment=True).batch(8))
+
+
+def test_tiles_are_lossless_webp_that_load_back_exactly(tmp_path) -> None:
+    """pack_tiles writes what a GPU machine takes along; load_images must read back the very
+    pixels (lossless WebP), as training on them assumes."""
+    from imgcodec.train.data import load_images, pack_tiles
+
+    photos = [np.random.default_rng(1).integers(0, 256, (80, 96, 3), dtype=np.uint8)]
+    written = pack_tiles(photos, 32, 5, tmp_path / "train", seed=3)
+    paths = sorted((tmp_path / "train").iterdir())
+    assert [p.suffix for p in paths] == [".webp"] * 5
+    assert written == sum(p.stat().st_size for p in paths)
+    expected = CropSampler(photos, 32, 3).batch(5)
+    assert np.array_equal(np.stack(load_images(tmp_path / "train")), expected)

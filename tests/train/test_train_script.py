@@ -239,3 +239,32 @@ def test_train_speed_times_the_chosen_architecture_and_modes():
     rows = [line for line in out.splitlines() if line.startswith("| shae")]
     assert "| architecture | float32 |" in out and len(rows) == 1
     assert rows[0].startswith("| shae-v9 | ") and float(rows[0].split("|")[2].strip().rstrip(" s")) > 0
+
+
+def test_time_limit_leaves_with_a_checkpoint_and_weights(data_dir, tmp_path):
+    """--stop-after-minutes ends a run early (a rented GPU's time), saving where it stopped."""
+    run = tmp_path / "run"
+    train(run, data_dir, 1000, "--stop-after-minutes", "0.0001", "--save-weights", str(tmp_path / "w.pt"))
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 1
+    assert torch.load(tmp_path / "w.pt", weights_only=False)["step"] == 1
+
+
+def test_prefetched_batches_come_from_workers_with_their_own_streams(script):
+    """On a GPU, crops come from forked processes: the right shape, fresh crops in each batch."""
+    from imgcodec.train.data import CropSampler
+
+    photos = [np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)]
+    batches = script.prefetched(CropSampler(photos, 16, 0), 3, workers=2, seed=5)
+    first, second = next(batches), next(batches)
+    assert first.shape == second.shape == (3, 16, 16, 3) and first.dtype == np.uint8
+    assert not np.array_equal(first, second)
+
+
+def test_weights_keep_the_gpu_time(tmp_path):
+    """A GPU run's time travels with its weights to the next run's --init."""
+    from imgcodec.train.training import save_weights
+
+    save_weights(tmp_path / "w.pt", torch.nn.Linear(2, 2), {"step": 3, "gpu_seconds": 7.5,
+                                                           "total_gpu_hours": 0.25}, torch.bfloat16)
+    state = torch.load(tmp_path / "w.pt", weights_only=False)
+    assert (state["gpu_seconds"], state["total_gpu_hours"]) == (7.5, 0.25)
