@@ -410,3 +410,34 @@ def test_profile_codec_splits_encode_and_decode_into_stages(tmp_path: Path) -> N
         assert set(stages) == {"transforms (ONNX Runtime)", "entropy model's integer networks", "range coder",
                                "other", "total (under cProfile)"}
         assert stages["transforms (ONNX Runtime)"] > 0 and stages["total (under cProfile)"] > 0
+
+
+def test_average_weights_means_the_runs_and_counts_their_work_once(tmp_path):
+    """A model soup: the mean of each weight, and the shared start's steps and hours counted once."""
+    import torch
+
+    from imgcodec.train.training import save_weights
+
+    def weights(path, value, steps, cpu_hours, gpu_hours=None, config=None):
+        layer = torch.nn.Linear(2, 2)
+        torch.nn.init.constant_(layer.weight, value)
+        torch.nn.init.constant_(layer.bias, value)
+        record = {"architecture": "shae-v9", "model_config": config or {"channels": 2}, "train_config": {},
+                  "total_steps": steps, "total_cpu_hours": cpu_hours,
+                  **({"total_gpu_hours": gpu_hours} if gpu_hours is not None else {})}
+        save_weights(path, layer, record, torch.float32)
+        return str(path)
+
+    start = weights(tmp_path / "start.pt", 0.0, 100, 10.0)
+    cpu = weights(tmp_path / "cpu.pt", 1.0, 130, 11.0)
+    gpu = weights(tmp_path / "gpu.pt", 2.0, 110, 10.0, 0.5)
+    out = tmp_path / "soup.pt"
+    subprocess.run([sys.executable, str(REPO / "scripts" / "average_weights.py"), cpu, gpu, "--shared", start,
+                    "--out", str(out)], check=True, capture_output=True, timeout=120)
+    soup = torch.load(out, weights_only=False)
+    assert torch.equal(soup["model"]["weight"], torch.full((2, 2), 1.5))
+    assert (soup["total_steps"], soup["total_cpu_hours"], soup["total_gpu_hours"]) == (140, 11.0, 0.5)
+    other = weights(tmp_path / "other.pt", 1.0, 120, 10.0, config={"channels": 3})
+    refused = subprocess.run([sys.executable, str(REPO / "scripts" / "average_weights.py"), cpu, other, "--shared",
+                              start, "--out", str(tmp_path / "bad.pt")], capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "another architecture or configuration" in refused.stderr

@@ -85,10 +85,16 @@ def load_model(path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
 def save_weights(path: Path, model: torch.nn.Module, state: dict[str, Any], dtype: torch.dtype) -> None:
     """The weights alone (no optimizer), in `dtype`, to commit and continue from with --init: a
     shae-v9 checkpoint in bfloat16 stays under 16 MB."""
+    save_weight_tensors(path, model.state_dict(), state, dtype)
+
+
+def save_weight_tensors(path: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any],
+                        dtype: torch.dtype) -> None:
+    """save_weights for a state dict (weights averaged outside a module, scripts/average_weights.py)."""
     keep = {k: state[k] for k in ("architecture", "model_config", "train_config", "step", "cpu_seconds",
                                   "gpu_seconds", "total_steps", "total_cpu_hours", "total_gpu_hours", "init",
                                   "averaged") if k in state}
-    weights = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    weights = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in tensors.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save({**keep, "model": weights, "weights_dtype": str(dtype)}, tmp)
