@@ -92,8 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     print("| architecture | " + " | ".join(MODES[m] for m in args.modes) + " |\n|---|"
           + "---:|" * len(args.modes))
     for arch in args.arch or ARCHITECTURES:
-        cells = [f"{seconds_per_step(arch, mode, args.steps, args.batch, args.crop, args.max_seconds, config,
-                                     args.device, args.profile):.3f} s" for mode in args.modes]
+        seconds = [seconds_per_step(arch, mode, args.steps, args.batch, args.crop, args.max_seconds, config,
+                                    args.device, args.profile) for mode in args.modes]
+        cells = [f"{value:.3f} s" for value in seconds]
         print(f"| {arch} | " + " | ".join(cells) + " |", flush=True)
     return 0
 
