@@ -27,10 +27,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import multiprocessing
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -51,7 +49,7 @@ from imgcodec.train.architectures import ARCHITECTURES, architecture_of
 from imgcodec.train.averaging import WeightAverage
 from imgcodec.train.balance import LevelBalance
 from imgcodec.train.config import DISTORTIONS, TrainConfig
-from imgcodec.train.data import CropSampler, load_crops, load_images
+from imgcodec.train.data import CropSampler, DeviceCropSampler, load_crops, load_images
 from imgcodec.train.training import (checkpoint_codec, load_model, make_optimizer, model_config_of,
                                      save_checkpoint, save_weights)
 
@@ -68,6 +66,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--crops", type=Path, default=None,
                         help="train on this packed uint8 crops file (scripts/pack_crops.py) instead of --data/train")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--device-crops", action="store_true",
+                        help="cut the crops on the training device (always on a GPU; on the CPU to test that path)")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast for the transforms (see above)")
     parser.add_argument("--save-weights", type=Path, default=None,
                         help="at every checkpoint also write the weights alone here (to commit; --init continues)")
@@ -92,8 +92,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"... and at the last step (default {defaults.sigma_end})")
     parser.add_argument("--stop-after", type=int, default=None,
                         help="leave after this many steps in this invocation (the schedule still spans --steps)")
-    parser.add_argument("--loader-workers", type=int, default=4,
-                        help="on a GPU: processes that draw the crops (default 4)")
     parser.add_argument("--stop-after-minutes", type=float, default=None,
                         help="leave (with a checkpoint) after this many minutes of training in this invocation, "
                              "e.g. to end inside a rented GPU's time")
@@ -133,26 +131,6 @@ def with_lambdas(model_cfg: Any, text: str, fixed_count: bool) -> Any:
         return replace(model_cfg, lambdas=tuple(values))
     except ValueError as exc:
         raise SystemExit(f"--lambdas: {exc}") from exc
-
-
-def prefetched(sampler: CropSampler, batch_size: int, workers: int, seed: int,
-               depth: int = 8) -> Iterator[np.ndarray]:
-    """Batches of sampler's crops drawn by `workers` forked processes, each with its own random
-    stream (seed + k), while the GPU trains: there a step takes less time than one process needs
-    to draw a batch. The checkpointed sampler state then stays unused; the caller puts the step
-    into seed, so that a resumed run draws other crops."""
-    context = multiprocessing.get_context("fork")  # the children share the photos in memory
-    batches = context.Queue(maxsize=depth)
-
-    def fill(k: int) -> None:
-        sampler.rng = np.random.default_rng(seed + k)
-        while True:
-            batches.put(sampler.batch(batch_size))
-
-    for k in range(workers):
-        context.Process(target=fill, args=(k,), daemon=True).start()
-    while True:
-        yield batches.get()
 
 
 def append_csv(path: Path, row: dict[str, object]) -> None:
@@ -292,9 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     stop_at = min(train_cfg.steps, step + args.stop_after) if args.stop_after else train_cfg.steps
     wall_started, steps_started = time.time(), step
     deadline = wall_started + 60 * args.stop_after_minutes if args.stop_after_minutes else None
-    on_gpu = device.type == "cuda"
-    batches = (prefetched(sampler, train_cfg.batch_size, args.loader_workers, train_cfg.seed + 7919 * (step + 1))
-               if on_gpu else None)
+    on_gpu = device.type != "cpu"
+    # On a GPU the crops are cut there, with a stream of their own that depends on the step (so a
+    # resumed run draws other crops); the checkpointed host sampler then stays unused.
+    device_sampler = (DeviceCropSampler(photos, train_cfg.crop, train_cfg.seed + 1000 * rank + 7919 * (step + 1),
+                                        device, train_cfg.flat_crop_activity, train_cfg.colour_augment)
+                      if on_gpu or args.device_crops else None)
     while step < stop_at:
         started = time.perf_counter() if on_gpu else time.process_time()
         for group in optimizer.param_groups:
@@ -303,8 +284,10 @@ def main(argv: list[str] | None = None) -> int:
         for quantizer in (model.quantizer, getattr(model, "hyper_quantizer", None)):
             if quantizer is not None:
                 quantizer.sigma = sigma
-        crops = next(batches) if batches is not None else sampler.batch(train_cfg.batch_size)  # N,H,W,3
-        x = torch.from_numpy(crops).to(device).permute(0, 3, 1, 2).float().div_(255.0)  # N,3,H,W
+        if device_sampler is not None:
+            x = device_sampler.batch(train_cfg.batch_size)  # N,3,H,W
+        else:
+            x = torch.from_numpy(sampler.batch(train_cfg.batch_size)).permute(0, 3, 1, 2).float().div_(255.0)
         level = torch.randint(0, model_cfg.num_levels, (x.shape[0],)).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
             result = net(x, level)  # the models compute quantization and rates in float32

@@ -93,3 +93,43 @@ def test_tiles_are_lossless_webp_that_load_back_exactly(tmp_path) -> None:
     assert written == sum(p.stat().st_size for p in paths)
     expected = CropSampler(photos, 32, 3).batch(5)
     assert np.array_equal(np.stack(load_images(tmp_path / "train")), expected)
+
+
+def test_device_sampler_draws_like_the_host_sampler() -> None:
+    """The crops a GPU run cuts on the device: N,3,H,W floats in [0, 1], flips, flat crops
+    thinned as CropSampler thins them, reproducible from the seed (run here on the CPU device)."""
+    import torch
+
+    from imgcodec.train.data import DeviceCropSampler
+
+    photos = _photos()  # one flat, one noise photo
+    plain = DeviceCropSampler(photos, 16, 0, "cpu").batch(200)
+    assert plain.shape == (200, 3, 16, 16) and plain.dtype == torch.float32
+    assert 0.0 <= float(plain.min()) and float(plain.max()) <= 1.0
+    flat = (plain.std(dim=(1, 2, 3)) == 0).float().mean()
+    assert 0.35 < flat < 0.65  # equal areas: half the crops from the flat photo
+    thinned = DeviceCropSampler(photos, 16, 0, "cpu", flat_activity=4.0).batch(200)
+    assert float((thinned.std(dim=(1, 2, 3)) == 0).float().mean()) == 0.0  # activity 0: never kept
+    again = DeviceCropSampler(photos, 16, 7, "cpu", colour_augment=True).batch(8)
+    assert torch.equal(again, DeviceCropSampler(photos, 16, 7, "cpu", colour_augment=True).batch(8))
+    asymmetric = np.tile(np.arange(16, dtype=np.uint8)[None, :, None] * 10, (16, 1, 3))  # brighter to the right
+    crops = DeviceCropSampler([asymmetric], 16, 1, "cpu").batch(100)
+    rightward = crops[:, 0, 0, -1] > crops[:, 0, 0, 0]
+    assert 0.3 < rightward.float().mean() < 0.7  # flipped half the time
+
+
+def test_device_sampler_colour_augment_matches_the_host_one() -> None:
+    """Channel orders all six ways and half the crops' saturation stretched by 1-1.5x, the
+    channels' mean kept, as CropSampler(colour_augment=True) does."""
+    from imgcodec.train.data import DeviceCropSampler
+
+    photo = _orange_photo()
+    batch = (DeviceCropSampler([photo], 32, 3, "cpu", colour_augment=True).batch(300) * 255).round().numpy()
+    batch = batch.transpose(0, 2, 3, 1)  # N,H,W,3
+    orders = {tuple(np.argsort(-crop.reshape(-1, 3).mean(axis=0))) for crop in batch}
+    assert len(orders) == 6
+    spread = (batch.max(axis=3) - batch.min(axis=3)).mean(axis=(1, 2))
+    original = float((photo.max(axis=2).astype(int) - photo.min(axis=2)).mean())
+    stretched = spread > original * 1.02
+    assert 0.3 < stretched.mean() < 0.7 and spread.max() <= original * 1.5 + 2
+    assert abs(batch.mean() - photo.astype(float).mean()) < 1.0

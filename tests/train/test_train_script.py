@@ -249,17 +249,6 @@ def test_time_limit_leaves_with_a_checkpoint_and_weights(data_dir, tmp_path):
     assert torch.load(tmp_path / "w.pt", weights_only=False)["step"] == 1
 
 
-def test_prefetched_batches_come_from_workers_with_their_own_streams(script):
-    """On a GPU, crops come from forked processes: the right shape, fresh crops in each batch."""
-    from imgcodec.train.data import CropSampler
-
-    photos = [np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)]
-    batches = script.prefetched(CropSampler(photos, 16, 0), 3, workers=2, seed=5)
-    first, second = next(batches), next(batches)
-    assert first.shape == second.shape == (3, 16, 16, 3) and first.dtype == np.uint8
-    assert not np.array_equal(first, second)
-
-
 def test_weights_keep_the_gpu_time(tmp_path):
     """A GPU run's time travels with its weights to the next run's --init."""
     from imgcodec.train.training import save_weights
@@ -268,3 +257,11 @@ def test_weights_keep_the_gpu_time(tmp_path):
                                                            "total_gpu_hours": 0.25}, torch.bfloat16)
     state = torch.load(tmp_path / "w.pt", weights_only=False)
     assert (state["gpu_seconds"], state["total_gpu_hours"]) == (7.5, 0.25)
+
+
+def test_crops_cut_on_the_device_train(data_dir, tmp_path):
+    """The GPU's crop path (DeviceCropSampler), run on the CPU device: a run trains through it."""
+    run = tmp_path / "run"
+    train(run, data_dir, 2, "--device-crops", "--colour-augment", "--flat-crop-activity", "2")
+    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 2 and state["train_config"]["colour_augment"]
