@@ -133,6 +133,18 @@ def with_lambdas(model_cfg: Any, text: str, fixed_count: bool) -> Any:
         raise SystemExit(f"--lambdas: {exc}") from exc
 
 
+def past(deadline: float, step: int) -> bool:
+    """Whether the run's time is up. In a distributed run the processes decide together, every
+    10 steps (one leaving alone would leave the others waiting for its gradients)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return time.time() > deadline
+    if step % 10:
+        return False
+    flag = torch.tensor([float(time.time() > deadline)])
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
+
 def append_csv(path: Path, row: dict[str, object]) -> None:
     new = not path.exists()
     with open(path, "a", newline="") as fh:
@@ -315,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
             gpu_seconds += time.perf_counter() - started
         else:
             cpu_seconds += time.process_time() - started
-        if deadline is not None and time.time() > deadline:
+        if deadline is not None and past(deadline, step):
             stop_at = step  # checkpoint and leave below
         if is_main:
             bar.update(1)

@@ -116,6 +116,20 @@ def test_distributed_two_processes(data_dir, tmp_path):
     assert state["total_cpu_hours"] == round(state["cpu_seconds"] * 2 / 3600, 3)
 
 
+@pytest.mark.slow  # a two-process run, about 10 s
+def test_distributed_processes_leave_together_at_the_time_limit(data_dir, tmp_path):
+    """--stop-after-minutes in a distributed run: the processes agree on the step to stop at
+    (one leaving alone would hang the other), here the first check, step 10."""
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = ["torchrun", "--standalone", "--nproc_per_node", "2", str(REPO / "scripts" / "train.py"),
+           "--run-dir", str(run), "--data", str(data_dir), "--steps", "1000", "--batch-size", "1", "--crop", "32",
+           "--threads", "2", "--val-every", "1000", "--ckpt-every", "1000", "--no-progress", "--model-config", TINY,
+           "--stop-after-minutes", "0.0001"]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300, env=env)
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 10
+
+
 def test_unknown_model_config_key_is_an_error(data_dir, tmp_path):
     cmd = [sys.executable, str(REPO / "scripts" / "train.py"), "--run-dir", str(tmp_path / "run"), "--data",
            str(data_dir), "--steps", "1", "--no-progress", "--model-config", '{"latent_chanels": 8}']
