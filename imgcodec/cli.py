@@ -300,8 +300,9 @@ def models() -> None:
             "retired: decodes only" if info.decode_only else
             f"{info.tune} tune of {info.tuned_from} (--tune {info.tune})"
             if info.tuned_from else "encodes and decodes (-m)")
+        steps = entry.get("total_steps", entry.get("trained_steps"))  # the whole chain of warm starts
         click.echo(f"{info.name} ({info.model_id}) [{role}]: qualities 1..{info.num_levels}, default quality "
-                   f"{info.default_quality}, {entry.get('trained_steps', '?')} training steps")
+                   f"{info.default_quality}, {f'{steps:,}' if isinstance(steps, int) else '?'} training steps")
         levels = entry.get("validation", {}).get("levels", [])
         if levels:
             click.echo(f"  {'q':>3} {'bpp':>7} {'PSNR dB':>8} {'MS-SSIM':>8}   (mean over "

@@ -179,11 +179,16 @@ class ShaeV9Codec(ContainerCodec):
             raise FormatError("the level-step segment is malformed (a 16-bit step above 0, below a top level)")
         return step
 
-    def _bands(self, shae: ShaeFile) -> tuple[int, Iterator[tuple[int, np.ndarray]]]:
-        payload = self._latent_segment(shae)
-        step = self._step_of(shae)
+    def decode_symbols(self, shae: ShaeFile) -> tuple[np.ndarray, np.ndarray]:
+        """The file's symbols as the range decoder reads them, y M,h,w and z Cz,h/4,w/4: chosen by
+        integer networks, so the same on every machine and thread count."""
         h, w = (-(-side // MULTIPLE) * MULTIPLE // DOWNSCALE for side in (shae.height, shae.width))
-        y_symbols, _ = self.tables.decode(payload, h, w)
+        return self.tables.decode(self._latent_segment(shae), h, w)
+
+    def _bands(self, shae: ShaeFile) -> tuple[int, Iterator[tuple[int, np.ndarray]]]:
+        step = self._step_of(shae)
+        y_symbols, _ = self.decode_symbols(shae)
+        h, w = y_symbols.shape[1:]
         level = shae.level - 1
 
         scale = self._gains(self.inverse_gains, level, step)[:, None, None]

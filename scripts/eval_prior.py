@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     from imgcodec.zoo import find_model
 
     info = find_model(args.model)
+    if info.architecture != "shae-v8":
+        raise SystemExit(f"{info.name} is a {info.architecture} model; this script measures shae-v8's layout "
+                         "(a context prior over its latent): pass --model shae-v8")
     codec = Codec(info)  # our own instance: its analysis gets memoized below
     prior = codec.model.prior
     levels = codec.qualities

@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--taus must be positive (tau = 0, nearest rounding, is always measured)")
 
     info = find_model(args.model)
+    if info.architecture != "shae-v8":
+        raise SystemExit(f"{info.name} is a {info.architecture} model; this script measures shae-v8's layout "
+                         "(a context prior over its latent): pass --model shae-v8")
     tuning = tune(Codec(info, threads=args.threads), args.data / "train", args.crops, args.size, tuple(args.taus))
     print(f"{info.name} ({info.model_id}): {tuning.crops} training crops of up to {args.size}x{args.size}")
     print(tuning.table())

@@ -105,7 +105,7 @@ def test_encode_decode_default_names(photo: Path) -> None:
     data = shae_path.read_bytes()
     shae = bitstream.unpack(data)
     assert (shae.width, shae.height) == (56, 40)
-    assert shae.level == get_codec().model.info.default_quality
+    assert shae.level == get_codec().info.default_quality
 
     # photo.shae -> photo.decoded.png: never photo.png, the original.
     assert_ok(run("decode", str(shae_path)))
@@ -250,7 +250,7 @@ def test_info(photo: Path, tmp_path: Path) -> None:
     result = run("info", str(photo.with_suffix(".shae")))
     assert_ok(result)
     text = result.output
-    model = get_codec().model.info
+    model = get_codec().info
     assert model.model_id in text and model.name in text
     assert "56x40" in text
     assert f"{len(data)}" in text and "bytes" in text
@@ -586,7 +586,7 @@ def test_a_large_single_image_shows_tile_progress(tmp_path: Path, monkeypatch: p
     from imgcodec.codec import Codec
     from imgcodec.zoo import find_model
 
-    tiled = Codec(find_model())
+    tiled = Codec(find_model("shae-v8"))
     tiled.runtime.tile, tiled.runtime.margin = 8, 8  # 200 x 264 pixels -> 4 x 5 tiles
     monkeypatch.setattr(codec_module, "_codec_for", lambda model_id: tiled)
     photo = write_png(tmp_path / "p.png", np.asarray(Image.open(SAMPLE_PHOTO).convert("RGB"))[:200, :264])

@@ -112,7 +112,8 @@ def expect_format_error(data: bytes, what: str) -> None:
 
 @pytest.fixture(scope="module")
 def codec() -> Codec:
-    return get_codec()
+    """shae-v8's codec, which this module tests (shae-v9's: tests/train/test_codec_v9.py)."""
+    return get_codec("shae-v8")
 
 
 @pytest.fixture(scope="module")
@@ -442,7 +443,7 @@ _WORKER = textwrap.dedent(
     from imgcodec.zoo import find_model
 
     mode, threads, folder = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
-    codec = Codec(find_model(), threads=threads)
+    codec = Codec(find_model("shae-v8"), threads=threads)
     if mode == "encode":
         image = np.load(folder / "image.npy")
         quality = codec.qualities[-1]
@@ -489,7 +490,7 @@ def test_determinism_across_processes_and_threads(tmp_path: Path) -> None:
 
     # This process (default thread count) decodes the same file to the same symbols, too.
     data = (tmp_path / "image.shae").read_bytes()
-    assert np.array_equal(get_codec().decode_symbols(bitstream.unpack(data)), encoder_symbols)
+    assert np.array_equal(get_codec("shae-v8").decode_symbols(bitstream.unpack(data)), encoder_symbols)
 
 
 # --------------------------------------------------------------------------------------------
@@ -497,7 +498,7 @@ def test_determinism_across_processes_and_threads(tmp_path: Path) -> None:
 
 
 def _tiled_codec() -> Codec:
-    tiled = Codec(find_model())
+    tiled = Codec(find_model("shae-v8"))
     tiled.runtime.tile = 4  # latents: 25 x 33 for 200 x 264 pixels -> 7 x 9 tiles
     tiled.runtime.margin = 8
     return tiled

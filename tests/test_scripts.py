@@ -77,11 +77,12 @@ def positive_finite(cell: str) -> float:
 
 def test_eval_prior_table(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "prior.json"
-    text = run_script("eval_prior.py", "--data", str(data_dir), "--max-images", "2", "--json", str(out))
+    text = run_script("eval_prior.py", "--data", str(data_dir), "--max-images", "2", "--json", str(out),
+                      "--model", "shae-v8")
     header, body = parse_table(text)
     assert header == ["level", "real bpp", "context bpp", "histogram bpp", "empirical-entropy bpp",
                       "context saving vs histogram %", "real/context", "within 3%"]
-    assert [int(row[0]) for row in body] == find_model().qualities
+    assert [int(row[0]) for row in body] == find_model("shae-v8").qualities
     for row in body:
         for cell in row[1:5] + [row[6]]:
             positive_finite(cell)
@@ -99,7 +100,7 @@ def test_eval_prior_table(data_dir: Path, tmp_path: Path) -> None:
 def test_eval_prior_limits_images(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "prior.json"
     run_script("eval_prior.py", "--data", str(data_dir), "--max-images", "1", "--max-train-images", "1",
-               "--train-crop", "64", "--json", str(out))
+               "--train-crop", "64", "--json", str(out), "--model", "shae-v8")
     meta = json.loads(out.read_text())["meta"]
     assert meta["val_images"] == 1 and meta["train_images"] == 1
     assert meta["train_pixels"] == 64 * 64
@@ -266,14 +267,14 @@ def test_eval_checkpoint_bd_rate_against_a_curve_at_twice_the_rate(data_dir: Pat
 
 
 def test_tune_rounding_writes_per_level_taus(data_dir: Path, tmp_path: Path) -> None:
-    """On a copy of the installed default model: one tau per level from the grid (or 0), stored in
+    """On a copy of installed shae-v8: one tau per level from the grid (or 0), stored in
     model.json with what was measured, the model id unchanged, and the codec then uses them."""
     import os
     import shutil
 
     from imgcodec.zoo import list_models
 
-    info = find_model()
+    info = find_model("shae-v8")
     zoo = tmp_path / "zoo"
     shutil.copytree(info.folder, zoo / info.name)
     manifest = {"models": {info.name: info.manifest_entry}, "default": info.name}

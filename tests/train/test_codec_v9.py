@@ -203,3 +203,49 @@ def test_a_residual_stage_codes_like_the_torch_model(detail_model, monkeypatch: 
         assert np.mean(y_tiled == y_whole) > 0.99
     finally:
         codec_module._codec_for.cache_clear()
+
+
+_WORKER = """
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from imgcodec.bitstream import unpack
+from imgcodec.codec_v9 import ShaeV9Codec
+from imgcodec.zoo import find_model
+
+mode, threads, folder = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
+codec = ShaeV9Codec(find_model(), threads=threads)
+if mode == "encode":
+    image = np.load(folder / "image.npy")
+    (folder / "image.shae").write_bytes(codec.encode(image, codec.qualities[-1]).data)
+    y, z = codec.symbols_of(image, len(codec.qualities) - 1)
+else:
+    shae = unpack((folder / "image.shae").read_bytes())
+    y, z = codec.decode_symbols(shae)
+    np.save(folder / f"pixels_{threads}.npy", codec.decode(shae))
+np.save(folder / f"{mode}_{threads}_y.npy", y)
+np.save(folder / f"{mode}_{threads}_z.npy", z)
+"""
+
+
+def test_symbols_are_the_same_in_every_process_and_thread_count(installed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The quality bar: a file decodes to the encoder's very symbols in another process, with 1
+    or 2 threads (the integer networks choose every probability), and to the same pixels up to
+    the float synthesis's rounding."""
+    import os
+    import subprocess
+    import sys
+
+    np.save(tmp_path / "image.npy", _image(64, 96))
+    env = {**os.environ, "SHAEC_MODELS_DIR": str(installed[0])}
+    for mode, threads in (("encode", 2), ("decode", 1), ("decode", 2)):
+        subprocess.run([sys.executable, "-c", _WORKER, mode, str(threads), str(tmp_path)], check=True,
+                       capture_output=True, timeout=300, env=env)
+    for latent in ("y", "z"):
+        encoded = np.load(tmp_path / f"encode_2_{latent}.npy")
+        assert np.array_equal(np.load(tmp_path / f"decode_1_{latent}.npy"), encoded)
+        assert np.array_equal(np.load(tmp_path / f"decode_2_{latent}.npy"), encoded)
+    difference = np.abs(np.load(tmp_path / "pixels_1.npy").astype(int) - np.load(tmp_path / "pixels_2.npy"))
+    assert difference.max() <= 1
