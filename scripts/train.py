@@ -49,7 +49,8 @@ from imgcodec.train.architectures import ARCHITECTURES, architecture_of
 from imgcodec.train.averaging import WeightAverage
 from imgcodec.train.balance import LevelBalance
 from imgcodec.train.config import DISTORTIONS, TrainConfig
-from imgcodec.train.data import CropSampler, DeviceCropSampler, load_crops, load_images
+from imgcodec.train.data import CropSampler, load_crops, load_images
+from imgcodec.train.device_crops import DeviceCropSampler
 from imgcodec.train.training import (checkpoint_codec, load_model, make_optimizer, model_config_of,
                                      save_checkpoint, save_weights)
 
