@@ -374,6 +374,10 @@ def main(argv: list[str] | None = None) -> int:
                 model.to(device).train()
     bar.close()
     if distributed:
+        # Leave together: the first process would otherwise tear its connections down while the
+        # main one still writes the checkpoint, and gloo's threads may then abort the exit (SIGABRT).
+        dist.barrier()
+        del net  # the DDP wrapper holds the process group; free it before the group goes
         dist.destroy_process_group()
     return 0
 
