@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -45,23 +45,52 @@ class LevelResult:
                 "psnr": round(self.psnr, 3), "ms_ssim": None if self.ms_ssim is None else round(self.ms_ssim, 5)}
 
 
-def evaluate(codec: EvaluableCodec, images: Sequence[np.ndarray], qualities: Sequence[int] | None = None,
-             ms_ssim: bool = False, progress: bool = False) -> list[LevelResult]:
-    """Code every image (H,W,3 uint8) at every quality (all of the codec's for None)."""
+@dataclass(frozen=True)
+class ImageResult:
+    """One image at one quality: which photos a model wins or loses on, that means hide."""
+
+    quality: int
+    image: int  # index into the images evaluated
+    bpp: float
+    bpp_estimate: float
+    psnr: float
+    ms_ssim: float | None
+
+
+def evaluate_images(codec: EvaluableCodec, images: Sequence[np.ndarray], qualities: Sequence[int] | None = None,
+                    ms_ssim: bool = False) -> Iterator[ImageResult]:
+    """Code every image (H,W,3 uint8) at every quality (all of the codec's for None), quality by
+    quality, and yield each image's result."""
     if ms_ssim:
         from .metrics import ms_ssim_rgb
-    qualities = list(codec.qualities if qualities is None else qualities)
-    results = []
-    for quality in qualities:
-        rows = []
-        for rgb in images:
+    for quality in list(codec.qualities if qualities is None else qualities):
+        for index, rgb in enumerate(images):
             encoded = codec.encode(rgb, quality)
             decoded = codec.decode_bytes(encoded.data)[..., :3]
             pixels = rgb.shape[0] * rgb.shape[1]
-            rows.append((8 * len(encoded.data) / pixels, encoded.estimated_bits / pixels, psnr_rgb(rgb, decoded),
-                         ms_ssim_rgb(rgb, decoded) if ms_ssim else 0.0))
-        bpp, est, psnr, msssim = np.mean(rows, axis=0)
-        results.append(LevelResult(quality, float(bpp), float(est), float(psnr), float(msssim) if ms_ssim else None))
-        if progress:
-            print(f"q{quality}: {bpp:.4f} bpp, {psnr:.2f} dB", file=sys.stderr)
+            yield ImageResult(quality, index, 8 * len(encoded.data) / pixels, encoded.estimated_bits / pixels,
+                              psnr_rgb(rgb, decoded), ms_ssim_rgb(rgb, decoded) if ms_ssim else None)
+
+
+def mean_by_level(rows: Sequence[ImageResult]) -> list[LevelResult]:
+    """Per-image results -> the means over the images at each quality, in the order met."""
+    results = []
+    for quality in dict.fromkeys(r.quality for r in rows):
+        at = [r for r in rows if r.quality == quality]
+        measured = at[0].ms_ssim is not None
+        results.append(LevelResult(quality, float(np.mean([r.bpp for r in at])),
+                                   float(np.mean([r.bpp_estimate for r in at])), float(np.mean([r.psnr for r in at])),
+                                   float(np.mean([r.ms_ssim for r in at])) if measured else None))
     return results
+
+
+def evaluate(codec: EvaluableCodec, images: Sequence[np.ndarray], qualities: Sequence[int] | None = None,
+             ms_ssim: bool = False, progress: bool = False) -> list[LevelResult]:
+    """Means over the images at every quality (evaluate_images)."""
+    rows: list[ImageResult] = []
+    for row in evaluate_images(codec, images, qualities, ms_ssim):
+        rows.append(row)
+        if progress and row.image == len(images) - 1:
+            level = mean_by_level([r for r in rows if r.quality == row.quality])[0]
+            print(f"q{level.quality}: {level.bpp:.4f} bpp, {level.psnr:.2f} dB", file=sys.stderr)
+    return mean_by_level(rows)

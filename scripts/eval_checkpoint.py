@@ -21,8 +21,8 @@ import torch
 
 from imgcodec.bench.bdrate import bd_rate_detailed
 from imgcodec.bench.runner import read_records_csv, summarize_records
-from imgcodec.evaluation import evaluate
-from imgcodec.train.data import load_images
+from imgcodec.evaluation import evaluate_images, mean_by_level
+from imgcodec.train.data import image_names, load_images
 from imgcodec.train.training import checkpoint_codec, load_model
 
 
@@ -43,12 +43,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="only these quality levels (1-based; training's validation: 1 6 10)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 leaves a core to training)")
     parser.add_argument("--out", type=Path, default=None, help="also write the per-level table as CSV")
+    parser.add_argument("--per-image", type=Path, default=None,
+                        help="also write every photo's result at every level as CSV (which photos lose)")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     model, state = load_model(args.checkpoint)
+    names = image_names(args.data / args.split)[:args.images]
     images = load_images(args.data / args.split)[:args.images]
-    results = evaluate(checkpoint_codec(model), images, args.levels)
+    rows = list(evaluate_images(checkpoint_codec(model), images, args.levels))
+    results = mean_by_level(rows)
     print(f"{args.checkpoint} (step {state.get('step', '?')}), {len(images)} photos of {args.data / args.split}")
     print("quality  bpp (file)  est.bpp (payload)  PSNR")
     for r in results:
@@ -58,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
             writer = csv.writer(handle)
             writer.writerow(["quality", "bpp", "bpp_estimate", "psnr"])
             writer.writerows([r.quality, f"{r.bpp:.6f}", f"{r.bpp_estimate:.6f}", f"{r.psnr:.4f}"] for r in results)
+    if args.per_image:
+        with args.per_image.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["quality", "image", "bpp", "bpp_estimate", "psnr"])
+            writer.writerows([r.quality, names[r.image], f"{r.bpp:.6f}", f"{r.bpp_estimate:.6f}", f"{r.psnr:.4f}"]
+                             for r in rows)
 
     curves = summarize_records(read_records_csv(args.anchors))
     bpp, psnr = [r.bpp for r in results], [r.psnr for r in results]

@@ -222,10 +222,18 @@ def test_eval_checkpoint_takes_the_first_photos_and_chosen_levels(data_dir: Path
     torch.save({"model": ShaeV8(tiny_config).state_dict(), "model_config": tiny_config.to_dict(), "step": 3},
                checkpoint)
     text = run_script("eval_checkpoint.py", str(checkpoint), "--data", str(data_dir), "--images", "1",
-                      "--levels", "2", "--out", str(tmp_path / "levels.csv"))
+                      "--levels", "2", "--out", str(tmp_path / "levels.csv"), "--per-image", str(tmp_path / "images.csv"))
     assert "(step 3), 1 photos" in text
     with (tmp_path / "levels.csv").open() as handle:
-        assert [int(r["quality"]) for r in csv.DictReader(handle)] == [2]
+        levels = list(csv.DictReader(handle))
+    assert [int(r["quality"]) for r in levels] == [2]
+    # one photo: its own row is the level's mean, named by its file (the first by name)
+    with (tmp_path / "images.csv").open() as handle:
+        images = list(csv.DictReader(handle))
+    first = sorted(p.name for p in (data_dir / "val").iterdir())[0]
+    assert [(int(r["quality"]), r["image"]) for r in images] == [(2, first)]
+    assert float(images[0]["bpp"]) == pytest.approx(float(levels[0]["bpp"]), abs=1e-6)
+    assert float(images[0]["psnr"]) == pytest.approx(float(levels[0]["psnr"]), abs=1e-4)
 
 
 def test_eval_checkpoint_bd_rate_against_a_curve_at_twice_the_rate(data_dir: Path, tiny_config,

@@ -7,13 +7,21 @@ import numpy as np
 from PIL import Image
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def image_names(folder: Path) -> list[str]:
+    """The file names load_images reads, in its order (sorted by name)."""
+    return sorted(p.name for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def load_images(folder: Path) -> list[np.ndarray]:
     """Every PNG/JPEG/WebP in folder as H,W,3 uint8 arrays (sorted by name for reproducibility).
     WebP is there for lossless training tiles (pack_tiles): 2.9x smaller than raw crops."""
-    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
-    if not paths:
+    names = image_names(folder)
+    if not names:
         raise FileNotFoundError(f"no images in {folder}; run scripts/fetch_data.py first")
-    return [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+    return [np.asarray(Image.open(Path(folder) / name).convert("RGB")) for name in names]
 
 
 def activity(patch: np.ndarray) -> float:
