@@ -453,3 +453,32 @@ def test_average_weights_means_the_runs_and_counts_their_work_once(tmp_path):
     other = weights(tmp_path / "other.pt", 1.0, 120, 10.0, config={"channels": 3})
     with pytest.raises(SystemExit, match="another architecture or configuration"):
         script.main([cpu, other, "--shared", start, "--out", str(tmp_path / "bad.pt")])
+
+
+# ---------------------------------------------------------------------------------------------
+# bd_per_image.py
+
+
+def test_bd_per_image_compares_photo_by_photo(tmp_path: Path) -> None:
+    """A bench results.csv (its codec named) against an eval_checkpoint.py --per-image table: one
+    photo at the same PSNRs for half the bits (-50 %), one for twice the bits (+100 %), and a
+    photo only one table holds is left out."""
+    bench = tmp_path / "results.csv"
+    lines = ["codec,quality,image,width,height,bytes,bpp,psnr_rgb,ms_ssim_rgb,ms_ssim_rgb_db,encode_s,decode_s"]
+    points = [(0.2, 28.0), (0.4, 31.0), (0.8, 34.0), (1.6, 37.0)]
+    for image in ("a.png", "b.png", "only-here.png"):
+        lines += [f"shaec,{q},{image},8,8,1,{bpp},{psnr},0.9,10,0,0" for q, (bpp, psnr) in enumerate(points, 1)]
+    lines += [f"webp,{q},a.png,8,8,1,{bpp / 3},{psnr},0.9,10,0,0" for q, (bpp, psnr) in enumerate(points, 1)]
+    bench.write_text("\n".join(lines) + "\n")
+    table = tmp_path / "images.csv"
+    rows = ["quality,image,bpp,bpp_estimate,psnr"]
+    rows += [f"{q},a.png,{bpp / 2},0,{psnr}" for q, (bpp, psnr) in enumerate(points, 1)]
+    rows += [f"{q},b.png,{bpp * 2},0,{psnr}" for q, (bpp, psnr) in enumerate(points, 1)]
+    table.write_text("\n".join(rows) + "\n")
+    text = run_script("bd_per_image.py", "--anchor", f"{bench}:shaec", "--test", str(table))
+    changes = dict((line.split()[-1], float(line.split()[0])) for line in text.splitlines() if line.endswith(".png"))
+    assert changes == pytest.approx({"a.png": -50.0, "b.png": 100.0}, abs=0.01)
+    assert "1 lose, 1 win or tie" in text
+    done = subprocess.run([sys.executable, str(SCRIPTS / "bd_per_image.py"), "--anchor", str(bench), "--test",
+                           str(table)], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode != 0 and "name the codec" in done.stderr
