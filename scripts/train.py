@@ -51,6 +51,7 @@ from imgcodec.train.balance import LevelBalance
 from imgcodec.train.config import DISTORTIONS, TrainConfig
 from imgcodec.train.data import CropSampler, load_crops, load_images
 from imgcodec.train.device_crops import DeviceCropSampler
+from imgcodec.train.local_sgd import average_across_processes, synchronized_tensors
 from imgcodec.train.training import (checkpoint_codec, load_model, make_optimizer, model_config_of,
                                      save_checkpoint, save_weights)
 
@@ -115,6 +116,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--colour-augment", action="store_const", const=True, default=None,
                         help="train on crops with random channel orders and, half the time, saturation "
                              "stretched by 1-1.5x (imgcodec.train.data.CropSampler)")
+    parser.add_argument("--sync-every", type=int, default=None,
+                        help="in a run of several processes (torchrun): average the processes' weights every "
+                             "this many steps instead of their gradients every step (local SGD, "
+                             f"imgcodec.train.local_sgd; default {defaults.sync_every}: data-parallel)")
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
 
@@ -156,7 +161,7 @@ def append_csv(path: Path, row: dict[str, object]) -> None:
 
 
 #: Options a resumed run may change: how long it runs and how it reports, not what it optimizes.
-RESUMABLE_CHANGES = ("steps", "threads", "val_every", "ckpt_every", "ema_decay")
+RESUMABLE_CHANGES = ("steps", "threads", "val_every", "ckpt_every", "ema_decay", "sync_every")
 
 
 def train_config_for(args: argparse.Namespace, recorded: dict[str, Any] | None, ckpt_path: Path) -> TrainConfig:
@@ -253,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     balance = LevelBalance(model_cfg.num_levels) if train_cfg.level_balance else None
     if balance is not None and state and "level_balance" in state:
         balance.load_state_dict(state["level_balance"])
-    net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+    local_sgd = distributed and train_cfg.sync_every > 0
+    net = torch.nn.parallel.DistributedDataParallel(model) if distributed and not local_sgd else model
     val_images: list[np.ndarray] = []  # loaded at the first validation: a GPU run may carry no val photos
     lambdas = torch.tensor(model_cfg.lambdas, device=device)
     args.run_dir.mkdir(parents=True, exist_ok=True)
@@ -330,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
             cpu_seconds += time.process_time() - started
         if deadline is not None and past(deadline, step):
             stop_at = step  # checkpoint and leave below
+        if local_sgd and (step % train_cfg.sync_every == 0 or step == stop_at):
+            average_across_processes(synchronized_tensors(model, optimizer, average))
         if is_main:
             bar.update(1)
             if step % 10 == 0:

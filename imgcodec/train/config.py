@@ -41,8 +41,17 @@ class TrainConfig:
     #: Random channel orders and saturation stretches of the training crops
     #: (imgcodec.train.data.CropSampler), for colours that data/train holds little of.
     colour_augment: bool = False
+    #: In a run of several processes: 0 = data-parallel (gradients all-reduced every step);
+    #: K = local SGD, each process on its own and weights averaged every K steps
+    #: (imgcodec.train.local_sgd), which leaves the cores to the arithmetic.
+    sync_every: int = 0
 
     def __post_init__(self) -> None:
+        if self.sync_every < 0:
+            raise ValueError(f"sync_every must be >= 0, not {self.sync_every}")
+        if self.sync_every and (self.ckpt_every % self.sync_every or self.val_every % self.sync_every):
+            raise ValueError(f"sync_every ({self.sync_every}) must divide ckpt_every ({self.ckpt_every}) and "
+                             f"val_every ({self.val_every}): checkpoints and validations see synchronized weights")
         if self.flat_crop_activity < 0:
             raise ValueError(f"flat_crop_activity must be >= 0, not {self.flat_crop_activity}")
         if not 0.0 <= self.ema_decay < 1.0:

@@ -116,6 +116,24 @@ def test_distributed_two_processes(data_dir, tmp_path):
     assert state["total_cpu_hours"] == round(state["cpu_seconds"] * 2 / 3600, 3)
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
+def test_local_sgd_run_of_two_processes(data_dir, tmp_path):
+    """--sync-every: no DDP wrapper, the weights averaged every 2 steps; the run checkpoints,
+    records the option and resumes with it."""
+    run = tmp_path / "local"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = ["torchrun", "--standalone", "--nproc_per_node", "2", str(REPO / "scripts" / "train.py"),
+           "--run-dir", str(run), "--data", str(data_dir), "--steps", "4", "--batch-size", "1", "--crop", "32",
+           "--threads", "2", "--val-every", "100", "--ckpt-every", "2", "--sync-every", "2", "--no-progress",
+           "--model-config", TINY]
+    subprocess.run(cmd + ["--stop-after", "2"], check=True, capture_output=True, timeout=300, env=env)
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300, env=env)
+    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 4 and state["train_config"]["sync_every"] == 2
+    assert state["total_cpu_hours"] == round(state["cpu_seconds"] * 2 / 3600, 3)
+
+
 @pytest.mark.slow  # a two-process run, about 10 s
 def test_distributed_processes_leave_together_at_the_time_limit(data_dir, tmp_path):
     """--stop-after-minutes in a distributed run: the processes agree on the step to stop at
