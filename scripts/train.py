@@ -6,9 +6,11 @@
     python scripts/train.py --arch shae-v9 --run-dir runs/v9 --init checkpoints/shae-v9-training.pt \
         --crops data/crops-256.npy --crop 256 --device cuda --bf16 --batch-size 16 --steps 200000   # on a GPU
     torchrun --nproc_per_node 2 scripts/train.py --run-dir runs/ddp --steps 10   # DDP (gloo on CPU)
+    torchrun --nproc_per_node 2 scripts/train.py --run-dir runs/local --steps 10 --sync-every 50 --ckpt-every 50
 
 On a CPU, two one-thread processes under torchrun (each with --batch-size 1) run 1.5x the steps
-of one two-thread process (docs/training.md, "Training speed on the CPU").
+of one two-thread process, and 1.23x that again with --sync-every 50, local SGD: weights averaged
+every 50 steps instead of gradients every step (docs/training.md, "Training speed on the CPU").
 
 Resumes automatically from RUN/checkpoint.pt (model, optimizer, schedule, step, RNG states).
 Writes RUN/train_log.csv (every 50 steps, with steps/s and CPU-hours) and RUN/val_log.csv (real
