@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from imgcodec.bench.bdrate import bd_rate_detailed
+from imgcodec.bench.bdrate import bd_rate_detailed, quality_at_rate
 from imgcodec.bench.runner import read_records_csv, summarize_records
 from imgcodec.evaluation import evaluate_images, mean_by_level
 from imgcodec.train.data import image_names, load_images
@@ -81,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             low, high = bd.quality_range
             print(f"BD-rate vs {name} ({args.anchors}), PSNR: {bd.percent:+.2f} % over {low:.2f}..{high:.2f} dB")
+        ahead = [(r.quality, quality_at_rate(curves[name].bpp, curves[name].psnr, r.bpp)) for r in results]
+        print(f"  PSNR ahead of {name} at each level's rate: " + ", ".join(
+            f"q{quality} {'outside its rates' if theirs is None else f'{r.psnr - theirs:+.2f} dB'}"
+            for (quality, theirs), r in zip(ahead, results)))
     return 0
 
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from imgcodec.bench.bdrate import bd_rate, bd_rate_detailed
+from imgcodec.bench.bdrate import bd_rate, bd_rate_detailed, quality_at_rate
 
 QUALITY = [28.0, 31.0, 33.5, 36.0, 39.0]  # dB, unevenly spaced
 ANCHOR_RATE = [0.10, 0.22, 0.35, 0.61, 1.20]  # bpp, deliberately not log-linear
@@ -85,3 +85,12 @@ def test_within_narrows_the_interval() -> None:
 def test_within_outside_the_curves_gives_none() -> None:
     result = bd_rate_detailed(ANCHOR_RATE, QUALITY, ANCHOR_RATE, QUALITY, within=(40.0, 42.0))
     assert result.percent is None and "overlap" in result.reason
+
+
+def test_quality_at_rate_is_linear_in_log_rate_between_measured_points() -> None:
+    rates, psnr = [0.8, 0.2, 0.4], [34.0, 28.0, 31.0]  # in any order
+    assert quality_at_rate(rates, psnr, 0.4) == pytest.approx(31.0)
+    assert quality_at_rate(rates, psnr, math.sqrt(0.2 * 0.4)) == pytest.approx(29.5)
+    assert quality_at_rate(rates, psnr, 0.8) == pytest.approx(34.0)
+    assert quality_at_rate(rates, psnr, 0.19) is None and quality_at_rate(rates, psnr, 0.81) is None
+    assert quality_at_rate([], [], 0.5) is None and quality_at_rate(rates, psnr, 0.0) is None

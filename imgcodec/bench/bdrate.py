@@ -82,3 +82,17 @@ def bd_rate(anchor_rates: Sequence[float], anchor_quality: Sequence[float],
             test_rates: Sequence[float], test_quality: Sequence[float]) -> float | None:
     """BD-rate in percent (see :func:`bd_rate_detailed`), or None when undefined."""
     return bd_rate_detailed(anchor_rates, anchor_quality, test_rates, test_quality).percent
+
+
+def quality_at_rate(rates: Sequence[float], qualities: Sequence[float], rate: float) -> float | None:
+    """A curve's quality at `rate`, linear in log rate between the two measured points around
+    it (the points sorted by rate); None outside the measured rates. It answers "is the test
+    codec ahead at this level's rate", which a BD-rate averages away."""
+    rate_arr = np.asarray(rates, dtype=np.float64)
+    quality_arr = np.asarray(qualities, dtype=np.float64)
+    keep = np.isfinite(rate_arr) & np.isfinite(quality_arr) & (rate_arr > 0)
+    order = np.argsort(rate_arr[keep], kind="stable")
+    log_rates, curve = np.log(rate_arr[keep][order]), quality_arr[keep][order]
+    if not log_rates.size or not rate > 0 or not log_rates[0] <= math.log(rate) <= log_rates[-1]:
+        return None
+    return float(np.interp(math.log(rate), log_rates, curve))
