@@ -16,6 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from imgcodec.bench.bdrate import bd_rate
+from imgcodec.bench.runner import read_records_csv
 
 Curves = dict[str, list[tuple[float, float]]]  # image -> (bpp, PSNR) points
 
@@ -24,16 +25,20 @@ def read_curves(spec: str) -> Curves:
     """'table.csv' or 'results.csv:codec' -> each photo's (bpp, PSNR) points, by rate."""
     path, _, codec = spec.partition(":")
     with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if rows and "codec" in rows[0]:
+        header = next(csv.reader(handle), [])
+    curves: Curves = defaultdict(list)
+    if "codec" in header:  # a bench run's results.csv
         if not codec:
             raise SystemExit(f"{path} is a bench results.csv: name the codec, {path}:CODEC")
-        rows = [r for r in rows if r["codec"] == codec]
-        if not rows:
+        for record in read_records_csv(Path(path)):
+            if record.codec == codec:
+                curves[record.image].append((record.bpp, record.psnr))
+        if not curves:
             raise SystemExit(f"{path}: no rows for codec {codec!r}")
-    curves: Curves = defaultdict(list)
-    for row in rows:
-        curves[row["image"]].append((float(row["bpp"]), float(row.get("psnr", row.get("psnr_rgb")))))
+    else:  # eval_checkpoint.py --per-image
+        with open(path, newline="") as handle:
+            for row in csv.DictReader(handle):
+                curves[row["image"]].append((float(row["bpp"]), float(row["psnr"])))
     return {image: sorted(points) for image, points in curves.items()}
 
 
