@@ -595,7 +595,10 @@ exit_on_sigterm()
 real_fsync = os.fsync
 def slow_fsync(fd):
     print("writing", flush=True)
-    time.sleep(30)
+    # Short sleeps: a SIGTERM that lands after the print but before the sleep starts does not
+    # interrupt the sleep; Python runs the handler only when the sleep returns.
+    for _ in range(600):
+        time.sleep(0.05)
 os.fsync = slow_fsync
 atomic_write({str(tmp_path / "out.png")!r}, b"x" * 1000)
 """

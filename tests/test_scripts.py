@@ -122,6 +122,7 @@ def check_bench_rows(body: list[list[str]]) -> None:
         assert float(row[9]) > 10 and float(row[10]) > 10
 
 
+@pytest.mark.slow  # a script run of several seconds; CI runs it with the slow tests
 def test_bench_speed_small(data_dir: Path, tmp_path: Path) -> None:
     image = data_dir / "val" / "img0.png"
     out = tmp_path / "speed.json"
@@ -173,6 +174,7 @@ def test_klt_bound_rises_with_channels_and_is_exact_with_all(data_dir: Path) -> 
     assert psnr[-1] > 100  # every component kept: only float rounding is lost
 
 
+@pytest.mark.slow  # a script run of several seconds; CI runs it with the slow tests
 def test_klt_bound_measures_a_checkpoint(data_dir: Path) -> None:
     """On the committed checkpoint: the unquantized latent is never worse than the quantized one
     by more than noise, and quality rises with the level."""
@@ -236,6 +238,7 @@ def test_eval_checkpoint_takes_the_first_photos_and_chosen_levels(data_dir: Path
     assert float(images[0]["psnr"]) == pytest.approx(float(levels[0]["psnr"]), abs=1e-4)
 
 
+@pytest.mark.slow  # a script run of several seconds; CI runs it with the slow tests
 def test_eval_checkpoint_bd_rate_against_a_curve_at_twice_the_rate(data_dir: Path, tiny_config,
                                                                      tmp_path: Path) -> None:
     """A checkpoint's per-level table, then BD-rates against an anchor results.csv holding the

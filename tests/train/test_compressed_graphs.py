@@ -130,6 +130,7 @@ def test_calibration_crops_are_centred_and_spread(tmp_path: Path) -> None:
         calibration_crops(tmp_path)
 
 
+@pytest.mark.slow  # a script run of several seconds; CI runs it with the slow tests
 def test_dogfood_script_measures_a_checkpoint(tmp_path: Path, trained_tiny_v9: ShaeV9) -> None:
     for split in ("train", "val"):
         (tmp_path / split).mkdir()

@@ -77,6 +77,7 @@ def test_config_refuses_unknown_keys_and_bad_groups(tiny_v9_config: dict) -> Non
         ShaeV9Config.from_dict({**tiny_v9_config, "groups": [2, 2]})
 
 
+@pytest.mark.slow  # a script run of several seconds; CI runs it with the slow tests
 def test_train_script_trains_saves_small_weights_and_continues(photo_folder: Path, tiny_v9_config: dict) -> None:
     tmp_path = photo_folder
     common = ["--data", str(tmp_path), "--batch-size", "2", "--crop", "64", "--threads", "1", "--val-every", "2",

@@ -213,6 +213,7 @@ def test_bf16_refused_on_a_cpu_without_native_bf16(script, data_dir, tmp_path, m
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow  # a script run of several seconds; CI runs it with the slow tests
 def test_a_resumed_run_keeps_its_recorded_schedule(script, data_dir, tmp_path):
     """Resuming without the schedule's options must not fall back to the defaults (lr, sigma);
     giving one with another value is refused; --steps may lengthen the run."""
@@ -263,6 +264,7 @@ def test_ms_ssim_fine_tune_records_its_loss_and_lambdas(script, data_dir, tmp_pa
         script.main(["--run-dir", str(ft), "--data", str(big), "--steps", "2", "--distortion", "mse"])
 
 
+@pytest.mark.slow  # a script run of several seconds; CI runs it with the slow tests
 def test_train_speed_times_the_chosen_architecture_and_modes():
     out = subprocess.run([sys.executable, str(REPO / "scripts" / "train_speed.py"), "--arch", "shae-v9",
                           "--modes", "float32", "--steps", "2", "--batch", "1", "--crop", "64", "--threads", "1",
@@ -273,6 +275,7 @@ def test_train_speed_times_the_chosen_architecture_and_modes():
     assert rows[0].startswith("| shae-v9 | ") and float(rows[0].split("|")[2].strip().rstrip(" s")) > 0
 
 
+@pytest.mark.slow  # a script run of several seconds; CI runs it with the slow tests
 def test_time_limit_leaves_with_a_checkpoint_and_weights(data_dir, tmp_path):
     """--stop-after-minutes ends a run early (a rented GPU's time), saving where it stopped."""
     run = tmp_path / "run"
