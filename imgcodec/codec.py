@@ -210,13 +210,13 @@ class Codec(ContainerCodec):
         return self.runtime.band_count(h, w), self._pixel_bands(symbols, shae.level - 1, shae.width, shae.height)
 
 
-def codec_of(info: ModelInfo) -> ContainerCodec:
-    """The codec of an installed model, by its architecture."""
+def codec_of(info: ModelInfo, threads: int | None = None) -> ContainerCodec:
+    """The codec of an installed model, by its architecture (threads: ONNX Runtime's; None: its default)."""
     if info.architecture == "shae-v9":
         from .codec_v9 import ShaeV9Codec
 
-        return ShaeV9Codec(info)
-    return Codec(info)
+        return ShaeV9Codec(info, threads)
+    return Codec(info, threads)
 
 
 @lru_cache(maxsize=8)

@@ -6,8 +6,10 @@ Encode: pad to a multiple of 64 -> analysis (ONNX) -> gains of the level -> near
 nearest centers) -> hyper-analysis (ONNX) -> nearest z centers -> the passes of
 imgcodec.hyperprior. Decode: the passes -> y's centers times the inverse gains -> synthesis (ONNX) -> crop. The transforms run in
 overlapping tiles of TILE_LATENTS (imgcodec.runtime), so memory stays bounded for large images
-and a decode streams band by band. Rate-distortion rounding is shae-v8's (its context prior);
-here both roundings are nearest.
+and a decode streams band by band. With rate-distortion rounding (a tau per level in model.json,
+scripts/tune_rounding.py) the passes may code, instead of a nearest y center, the one across the
+value when its table prices it cheaper (encode_symbols; imgcodec.rounding.rd_choice); z stays
+nearest.
 
 Levels interpolate: the entropy model does not depend on the level (the side latent carries
 what the tables need), so any gain vector between two levels' gains codes with the same tables (Cui
@@ -22,12 +24,13 @@ from typing import Iterator
 import numpy as np
 
 from .bitstream import SEGMENT_LEVEL_STEP, Segment, ShaeFile
-from .codec_base import ContainerCodec, EncodeResult, Progress
+from .codec_base import ROUNDINGS, ContainerCodec, EncodeResult, Progress
 from .errors import FormatError, ModelNotFoundError
 from .imageio import Metadata
 from .hyperprior import HyperpriorTables
+from .rounding import rd_choice
 from .runtime import OnnxGraph, TransformRuntime
-from .zoo import ModelInfo, graph_path, verify_files
+from .zoo import ModelInfo, graph_path, rd_tau_of, verify_files
 
 MULTIPLE = 64  # image sides are padded to this (the side latent is at 1/64)
 DOWNSCALE = 16  # the latent's
@@ -67,6 +70,8 @@ class ShaeV9Codec(ContainerCodec):
                                         MARGIN_LATENTS, DOWNSCALE, SINGLE_TILE_LATENTS)
         self.threads = threads
         self._hyper_analysis: OnnxGraph | None = None  # on the whole latent, which is small
+        self.rd_tau = rd_tau_of(info, len(self.gains))  # per level; zeros: nearest rounding
+        self._y_centers64 = self.y_centers.astype(np.float64)
 
     def _gains(self, gains: np.ndarray, level: int, step: int) -> np.ndarray:
         """A level's gain vector, or the geometric interpolation step / 65536 of the way to the next."""
@@ -88,6 +93,12 @@ class ShaeV9Codec(ContainerCodec):
         """H,W,3 uint8 -> (y symbols M,h,w, z symbols Cz,h/4,w/4), nearest centers, at a level
         (0-based) or `step` / 65536 of the way to the next; `latent`: the image's analysis, if
         already computed."""
+        _, y_symbols, z_symbols = self.latents_of(rgb, level, step, latent)
+        return y_symbols, z_symbols
+
+    def latents_of(self, rgb: np.ndarray, level: int, step: int = 0,
+                   latent: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """symbols_of, with the gained latent they round first: (y M,h,w float32, y symbols, z symbols)."""
         gains = self._gains(self.gains, level, step)
         t = self.transform_channels
         y = (self.analysis(rgb) if latent is None else latent) * gains[:t, None, None]  # T,h,w
@@ -99,7 +110,45 @@ class ShaeV9Codec(ContainerCodec):
         if self._hyper_analysis is None:
             self._hyper_analysis = OnnxGraph(graph_path(self.info, "hyper_encoder"), self.threads)
         z = self._hyper_analysis(np.ascontiguousarray(y, dtype=np.float32), 0)  # Cz,h/4,w/4
-        return y_symbols, np.searchsorted(self.z_thresholds, z).astype(np.int32)
+        return y, y_symbols, np.searchsorted(self.z_thresholds, z).astype(np.int32)
+
+    def _tau(self, level: int, step: int) -> float:
+        """The rate-distortion rounding weight of a level, or linearly between two levels'."""
+        if step == 0:
+            return float(self.rd_tau[level])
+        t = step / STEPS
+        return float((1 - t) * self.rd_tau[level] + t * self.rd_tau[level + 1])
+
+    def encode_symbols(self, rgb: np.ndarray, level: int, step: int = 0, tau: float = 0.0,
+                       latent: np.ndarray | None = None) -> tuple[bytes, float, np.ndarray]:
+        """The latent payload of an image, its ideal bits and the y symbols it holds (M,h,w), with
+        rate-distortion rounding at weight `tau` (0: nearest centers; imgcodec.rounding.rd_choice).
+
+        A change of a symbol is weighed by the squared inverse gain of its channel (what the
+        decoder multiplies the center by). The side latent z is the hyper-analysis of the
+        nearest-rounded latent. With a residual stage, the first stage's symbols are chosen first;
+        the residual latent is then taken against the synthesis of those chosen symbols, so it
+        makes up for what their rounding lost, and its own symbols are chosen last."""
+        y, y_symbols, z_symbols = self.latents_of(rgb, level, step, latent)
+        if tau <= 0:
+            return self.tables.encode_choosing(y_symbols, z_symbols)
+        weights = self._gains(self.inverse_gains, level, step).astype(np.float64) ** 2  # M
+        t = self.transform_channels
+        refresh = self.detail_channels and t in np.cumsum((0,) + self.tables.groups)
+        gains = self._gains(self.gains, level, step)
+
+        def choose(start: int, rows: np.ndarray, mask: np.ndarray | None, chosen: np.ndarray) -> np.ndarray:
+            if refresh and start == t:  # the residual against the chosen first stage
+                detail = self._detail(rgb, chosen[:t], level, step) * gains[t:, None, None]  # D,h,w
+                y[t:] = detail
+                y_symbols[t:] = np.searchsorted(self.y_thresholds, detail)
+            end = start + rows.shape[0]
+            values, nearest = y[start:end], y_symbols[start:end]
+            if mask is not None:
+                values, nearest = values[:, mask], nearest[:, mask]
+            return rd_choice(values, nearest, self._y_centers64, weights[start:end], tau, self.tables.y_bits, rows)
+
+        return self.tables.encode_choosing(y_symbols, z_symbols, choose)
 
     def _detail(self, rgb: np.ndarray, first_symbols: np.ndarray, level: int, step: int) -> np.ndarray:
         """The residual stage's latent before its gains, D,h,w: the projection of the image minus
@@ -126,12 +175,15 @@ class ShaeV9Codec(ContainerCodec):
 
     def _payload(self, rgb: np.ndarray, level: int, rounding: str,
                  progress: Progress | None) -> tuple[bytes, float]:
-        return self.tables.encode_with_cost(*self.symbols_of(rgb, level))
+        payload, bits, _ = self.encode_symbols(rgb, level, 0, self._tau(level, 0) if rounding == "rd" else 0.0)
+        return payload, bits
 
     def encode_at(self, image: np.ndarray, position: float, metadata: Metadata | None = None,
-                  latent: np.ndarray | None = None) -> EncodeResult:
+                  latent: np.ndarray | None = None, rounding: str = "rd") -> EncodeResult:
         """Encode at a continuous quality position, 1 (lowest level) .. N (highest); `latent`:
-        the image's analysis, if already computed."""
+        the image's analysis, if already computed; rounding as in encode()."""
+        if rounding not in ROUNDINGS:
+            raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
         top = len(self.qualities)
         if isinstance(position, bool) or not isinstance(position, (int, float, np.integer, np.floating)) \
                 or not 1 <= position <= top:
@@ -142,7 +194,8 @@ class ShaeV9Codec(ContainerCodec):
         if step == STEPS:
             level, step = level + 1, 0
         rgb = np.ascontiguousarray(image[..., :3])
-        payload, estimate = self.tables.encode_with_cost(*self.symbols_of(rgb, level, step, latent))
+        tau = self._tau(level, step) if rounding == "rd" else 0.0
+        payload, estimate, _ = self.encode_symbols(rgb, level, step, tau, latent)
         extra = (Segment(SEGMENT_LEVEL_STEP, step.to_bytes(2, "little")),) if step else ()
         return self._file_of(image, payload, estimate, level, metadata, extra)
 
@@ -154,16 +207,17 @@ class ShaeV9Codec(ContainerCodec):
         the level, so it runs once."""
         self._check_image(image)
         latent = self.analysis(np.ascontiguousarray(image[..., :3]))
-        best = self._highest_fitting(lambda level: self.encode_at(image, level + 1, metadata, latent), max_bytes)
+        best = self._highest_fitting(lambda level: self.encode_at(image, level + 1, metadata, latent, rounding),
+                                     max_bytes)
         if best is None:
-            return self.encode_at(image, 1, metadata, latent)
+            return self.encode_at(image, 1, metadata, latent, rounding)
         level = best.quality - 1
         if level + 1 >= len(self.qualities):
             return best
         low, high = float(level + 1), float(level + 2)  # positions: low fits, high does not
         for _ in range(10):
             mid = (low + high) / 2
-            trial = self.encode_at(image, mid, metadata, latent)
+            trial = self.encode_at(image, mid, metadata, latent, rounding)
             if len(trial.data) <= max_bytes:
                 best, low = trial, mid
             else:
@@ -186,11 +240,13 @@ class ShaeV9Codec(ContainerCodec):
         return self.tables.decode(self._latent_segment(shae), h, w)
 
     def _bands(self, shae: ShaeFile) -> tuple[int, Iterator[tuple[int, np.ndarray]]]:
-        step = self._step_of(shae)
         y_symbols, _ = self.decode_symbols(shae)
-        h, w = y_symbols.shape[1:]
-        level = shae.level - 1
+        return self._bands_of(y_symbols, shae.level - 1, self._step_of(shae), shae.height, shae.width)
 
+    def _bands_of(self, y_symbols: np.ndarray, level: int, step: int, height: int,
+                  width: int) -> tuple[int, Iterator[tuple[int, np.ndarray]]]:
+        """The decoded image of y symbols M,h,w: the band count and the bands (top row, rows,W,3 uint8)."""
+        h, w = y_symbols.shape[1:]
         scale = self._gains(self.inverse_gains, level, step)[:, None, None]
 
         def latent_rows(a0: int, a1: int) -> np.ndarray:
@@ -199,7 +255,12 @@ class ShaeV9Codec(ContainerCodec):
         def bands() -> Iterator[tuple[int, np.ndarray]]:
             for r0, band in self.runtime.synthesis_bands(latent_rows, h, w):
                 top = r0 * DOWNSCALE
-                band = band[:, :max(0, shae.height - top), :shae.width]  # 3,rows,W cropped to the image
+                band = band[:, :max(0, height - top), :width]  # 3,rows,W cropped to the image
                 yield top, np.clip(np.rint(band * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0)
 
         return self.runtime.band_count(h, w), bands()
+
+    def pixels_of(self, y_symbols: np.ndarray, level: int, width: int, height: int, step: int = 0) -> np.ndarray:
+        """The image a decoder makes of y symbols M,h,w at a level (as Codec.pixels_of): H,W,3 uint8."""
+        _, bands = self._bands_of(y_symbols, level, step, height, width)
+        return np.concatenate([band for _, band in bands], axis=0)

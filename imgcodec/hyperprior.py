@@ -25,7 +25,7 @@ import zipfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Generator
+from typing import Callable, Generator
 
 import numpy as np
 
@@ -35,6 +35,10 @@ from .integer_net import IntLayer, run
 
 #: shae-v9's side latent is at 1/4 of the latent's resolution (two stride-2 layers).
 SIDE_DOWNSCALE = 4
+
+#: choose(first channel, table rows, checkerboard mask or None, symbols so far) -> symbols of one
+#: coding pass (HyperpriorTables.encode_choosing).
+Chooser = Callable[[int, np.ndarray, "np.ndarray | None", np.ndarray], np.ndarray]
 
 
 def anchor_mask(height: int, width: int) -> np.ndarray:
@@ -176,6 +180,18 @@ class HyperpriorTables:
 
     def encode_with_cost(self, y_symbols: np.ndarray, z_symbols: np.ndarray) -> tuple[bytes, float]:
         """encode, and the tables' ideal code length of the symbols in bits."""
+        payload, bits, _ = self.encode_choosing(y_symbols, z_symbols)
+        return payload, bits
+
+    def encode_choosing(self, y_symbols: np.ndarray, z_symbols: np.ndarray,
+                        choose: Chooser | None = None) -> tuple[bytes, float, np.ndarray]:
+        """encode_with_cost, where `choose` may replace each pass's symbols just before they are
+        coded, knowing the table row of every one (the encoder's rate-distortion rounding,
+        imgcodec.rounding.rd_choice): choose(start, ids, mask, chosen) gets the pass's first
+        channel, its rows (G,h,w; or G,n for the positions of a checkerboard `mask`, else None)
+        and the symbols chosen so far (M,h,w: earlier groups final, the rest as given) and returns
+        the pass's symbols, shaped like ids. Returns the payload, its ideal bits and the symbols
+        coded (M,h,w int32)."""
         self._check_shapes(y_symbols.shape, z_symbols.shape)
         coder = RowEncoder()
         z_order, z_ids = self._z_order(z_symbols), self._z_ids(z_symbols.shape)
@@ -183,21 +199,35 @@ class HyperpriorTables:
         bits = _cost(z_order, self.z_counts, z_ids)
         features = self.features(z_symbols)
         anchors = anchor_mask(*y_symbols.shape[1:])
+        chosen = np.array(y_symbols, dtype=np.int32)  # M,h,w, a copy the chooser fills in
         start = 0
         for group, size in enumerate(self.groups):
-            decoded = y_symbols[:start] if start else None
-            symbols = y_symbols[start:start + size]
+            decoded = chosen[:start] if start else None
+            symbols = chosen[start:start + size]  # a view: choices land in `chosen`
             if self.spatials:
                 passes = self.group_passes(group, features, decoded)
-                parts = [(symbols[:, anchors], next(passes))]
-                parts.append((symbols[:, ~anchors], passes.send(parts[0][0])))
+                ids = next(passes)
+                for mask in (anchors, ~anchors):
+                    if choose is not None:
+                        symbols[:, mask] = choose(start, ids, mask, chosen)
+                    part = symbols[:, mask]
+                    coder.encode(part, self.y_probabilities, ids)
+                    bits += _cost(part, self.y_rows, ids)
+                    if mask is anchors:
+                        ids = passes.send(part)
             else:
-                parts = [(symbols, self.group_table_ids(group, features, decoded))]
-            for part, ids in parts:
-                coder.encode(part, self.y_probabilities, ids)
-                bits += _cost(part, self.y_rows, ids)
+                ids = self.group_table_ids(group, features, decoded)
+                if choose is not None:
+                    symbols[...] = choose(start, ids, None, chosen)
+                coder.encode(symbols, self.y_probabilities, ids)
+                bits += _cost(symbols, self.y_rows, ids)
             start += size
-        return coder.finish(), bits
+        return coder.finish(), bits, chosen
+
+    @cached_property
+    def y_bits(self) -> np.ndarray:
+        """The ideal code length in bits of every symbol under every row of y_rows, R,L float64."""
+        return -np.log2(np.maximum(self.y_rows, 1).astype(np.float64) / 65536.0)
 
     def decode(self, payload: bytes, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """payload -> (y symbols M,h,w, z symbols Cz,h/4,w/4) for a latent of h x w (multiples of 4).

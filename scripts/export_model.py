@@ -128,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     manifest["models"][args.name] = entry
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
 
-    if args.tune_rounding and not isinstance(model, ShaeV9):  # shae-v8's rounding uses its context prior
-        tuning = tune(Codec(find_model(args.name)), args.data / "train")
+    if args.tune_rounding:
+        tuning = tune(codec_of(find_model(args.name)), args.data / "train")
         write_tuning(find_model(args.name), tuning, "python scripts/export_model.py ... --tune-rounding "
                      "(imgcodec.train.rounding_tuning.tune defaults)")
         print(tuning.table(), file=sys.stderr)
@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         for row in levels:
             row["jpeg_psnr_at_bpp"] = round(float(np.interp(row["bpp"], bpps, [c[1] for c in jpeg])), 3)
             row["jpeg_ms_ssim_at_bpp"] = round(float(np.interp(row["bpp"], bpps, [c[2] for c in jpeg])), 5)
-        rounding = "rd" if isinstance(codec, Codec) and np.any(codec.model.rd_tau > 0) else "nearest"
+        taus = codec.model.rd_tau if isinstance(codec, Codec) else codec.rd_tau
+        rounding = "rd" if np.any(taus > 0) else "nearest"
         entry["validation"] = {"images": len(images), "rounding": rounding, "levels": levels}
         default = args.default_quality or min(levels, key=lambda r: abs(r["bpp"] - 0.4))["quality"]
         entry["default_quality"] = default

@@ -5,6 +5,7 @@ models/NAME/model.json ("rd_rounding"), which `shaec encode` reads; the model id
 hash) does not change, and files decode exactly as before.
 
     python scripts/tune_rounding.py --model shae-v8 --write
+    python scripts/tune_rounding.py --model shae-v9 --write   # any architecture
 
 Validation photos are never used here, so the validation table stays an honest test.
 """
@@ -14,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from imgcodec.codec import Codec
+from imgcodec.codec import codec_of
 from imgcodec.train.rounding_tuning import DEFAULT_TAUS, tune, write_tuning
 from imgcodec.zoo import find_model
 
@@ -33,10 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--taus must be positive (tau = 0, nearest rounding, is always measured)")
 
     info = find_model(args.model)
-    if info.architecture != "shae-v8":
-        raise SystemExit(f"{info.name} is a {info.architecture} model; this script measures shae-v8's layout "
-                         "(a context prior over its latent): pass --model shae-v8")
-    tuning = tune(Codec(info, threads=args.threads), args.data / "train", args.crops, args.size, tuple(args.taus))
+    tuning = tune(codec_of(info, threads=args.threads), args.data / "train", args.crops, args.size, tuple(args.taus))
     print(f"{info.name} ({info.model_id}): {tuning.crops} training crops of up to {args.size}x{args.size}")
     print(tuning.table())
     if args.write:

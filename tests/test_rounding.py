@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from imgcodec.context_prior import TABLE_TOTAL, PriorTables, context_index, quantize_probabilities
-from imgcodec.rounding import nearest_symbols, rd_symbols
+from imgcodec.rounding import nearest_symbols, rd_choice, rd_symbols
 
 LEVEL = 1
 
@@ -112,3 +112,25 @@ def test_choices_stay_next_to_the_value_and_save_bits() -> None:
         bits[tau] = float(-np.log2(prior.counts[LEVEL][chan, ctx, symbols] / TABLE_TOTAL).sum())
         assert bits[tau] == pytest.approx(prior.cross_entropy_bits(symbols, LEVEL))
     assert bits[100.0] < bits[1.0] < bits[0.0]
+
+
+def test_rd_choice_minimises_each_values_own_cost() -> None:
+    """rd_choice (a pass whose rows are known) keeps, of the nearest center and the one across
+    the value, the one with the lower weight * change^2 + tau * bits: checked value by value."""
+    rng = np.random.default_rng(3)
+    centers = np.sort(rng.uniform(-4, 4, 9))
+    values = rng.uniform(centers[0] - 1, centers[-1] + 1, (3, 40))  # G,n
+    nearest = nearest_symbols(values, (centers[1:] + centers[:-1]) / 2)
+    bits = rng.uniform(0.1, 12, (5, len(centers)))  # R,L
+    rows = rng.integers(0, 5, values.shape)
+    weights = np.array([0.5, 1.0, 4.0])
+    assert np.array_equal(rd_choice(values, nearest, centers, weights, 0.0, bits, rows), nearest)
+    for tau in (0.05, 0.5, 50.0):
+        chosen = rd_choice(values, nearest, centers, weights, tau, bits, rows)
+        for (g, i), symbol in np.ndenumerate(chosen):
+            v, n = values[g, i], nearest[g, i]
+            across = min(max(n + 1 if v > centers[n] else n - 1, 0), len(centers) - 1)
+            cost = {s: weights[g] * (v - centers[s]) ** 2 + tau * bits[rows[g, i], s] for s in (n, across)}
+            assert symbol in cost and cost[symbol] <= min(cost.values())
+    cheap = rd_choice(values, nearest, centers, weights, 50.0, bits, rows)
+    assert bits[rows, cheap].sum() < bits[rows, nearest].sum()

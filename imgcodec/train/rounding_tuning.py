@@ -19,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..codec import Codec
+from ..codec_v9 import ShaeV9Codec
 from ..coder import encode_symbols
 from ..metrics import psnr_rgb
 from ..zoo import ModelInfo
@@ -41,23 +42,33 @@ def training_crops(train_dir: Path, count: int, size: int) -> list[np.ndarray]:
     return crops
 
 
-def measure(codec: Codec, crops: list[np.ndarray], taus: list[float], progress: bool = True) -> np.ndarray:
+def measure(codec: Codec | ShaeV9Codec, crops: list[np.ndarray], taus: list[float],
+            progress: bool = True) -> np.ndarray:
     """Mean (bpp of the payload, PSNR) over the crops for every level and tau: levels,taus,2."""
     levels = [codec.level_of(q) for q in codec.qualities]
     out = np.zeros((len(levels), len(taus), 2))
-    prior = codec.model.prior
     with tqdm(total=len(levels) * len(crops), desc="tuning rounding", file=sys.stderr,
               disable=not progress) as bar:
-        for li, level in enumerate(levels):
-            for rgb in crops:
-                latent = codec.latent_of(rgb, level)
+        for rgb in crops:
+            pixels = rgb.shape[0] * rgb.shape[1]
+            analysis = codec.analysis(rgb) if isinstance(codec, ShaeV9Codec) else None  # any level's
+            for li, level in enumerate(levels):
                 for ti, tau in enumerate(taus):
-                    symbols = codec.symbols_with_tau(latent, level, tau)
-                    bits = 8 * len(encode_symbols(symbols, prior, level))
-                    rec = codec.pixels_of(symbols, level, rgb.shape[1], rgb.shape[0])
-                    out[li, ti] += (bits / (rgb.shape[0] * rgb.shape[1]), psnr_rgb(rgb, rec))
+                    bits, rec = _trial(codec, rgb, level, tau, analysis)
+                    out[li, ti] += (bits / pixels, psnr_rgb(rgb, rec))
                 bar.update(1)
     return out / len(crops)
+
+
+def _trial(codec: Codec | ShaeV9Codec, rgb: np.ndarray, level: int, tau: float,
+           analysis: np.ndarray | None) -> tuple[int, np.ndarray]:
+    """The payload bits and the decoded image of one crop at one level with rounding weight tau."""
+    height, width = rgb.shape[:2]
+    if isinstance(codec, ShaeV9Codec):
+        payload, _, symbols = codec.encode_symbols(rgb, level, 0, tau, analysis)
+        return 8 * len(payload), codec.pixels_of(symbols, level, width, height)
+    symbols = codec.symbols_with_tau(codec.latent_of(rgb, level), level, tau)
+    return 8 * len(encode_symbols(symbols, codec.model.prior, level)), codec.pixels_of(symbols, level, width, height)
 
 
 def choose(stats: np.ndarray, taus: list[float]) -> tuple[list[float], list[float]]:
@@ -102,7 +113,7 @@ class RoundingTuning:
         return "\n".join(lines)
 
 
-def tune(codec: Codec, train_dir: Path, count: int = 16, size: int = 256,
+def tune(codec: Codec | ShaeV9Codec, train_dir: Path, count: int = 16, size: int = 256,
          taus: tuple[float, ...] = DEFAULT_TAUS, progress: bool = True) -> RoundingTuning:
     """Measure the grid (plus tau = 0) on `count` training crops and choose a tau per level."""
     if any(t <= 0 for t in taus):

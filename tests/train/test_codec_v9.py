@@ -130,6 +130,51 @@ def test_cli_info_roundtrip_and_size_with_shae_v9(codec, tmp_path: Path) -> None
     assert result.exit_code == 0 and "tiny-v9" in result.output, result.output
 
 
+
+def test_rate_distortion_rounding_trades_bits_for_latent_error(codec) -> None:  # type: ignore[no-untyped-def]
+    """With a tau the encoder moves some symbols to the center across the value (cheaper under
+    their rows); the file decodes to exactly the chosen symbols, `--rounding nearest` and tau 0
+    give the nearest-center file, and the model.json taus are what "rd" uses."""
+    image = _image(128, 192)
+    nearest = codec.encode(image, 2, rounding="nearest")
+    assert np.all(codec.rd_tau == 0)  # an untuned export rounds to the nearest centers
+    assert codec.encode(image, 2).data == nearest.data
+    y, y_nearest, _ = codec.latents_of(image, 1)
+    weights = codec.inverse_gains[1].astype(np.float64)[:, None, None] ** 2
+    sizes, errors = [], []
+    for tau in (0.0, 1e-4, 1e-2):
+        payload, bits, symbols = codec.encode_symbols(image, 1, 0, tau)
+        assert np.array_equal(codec.tables.decode(payload, 8, 12)[0], symbols)
+        assert np.all(np.abs(symbols - y_nearest) <= 1)
+        sizes.append(len(payload))
+        errors.append(float(np.sum(weights * (y - codec.y_centers[symbols]) ** 2)))  # the latent's weighed error
+    assert sizes[2] < sizes[1] <= sizes[0] and errors[2] > errors[1] >= errors[0]
+    codec.rd_tau = np.array([0.0, 1e-2])
+    tuned = codec.encode(image, 2)
+    assert len(tuned.data) < len(nearest.data) and codec.encode(image, 2, rounding="nearest").data == nearest.data
+    assert np.array_equal(codec.decode(bitstream.unpack(tuned.data)), codec.pixels_of(
+        codec.encode_symbols(image, 1, 0, 1e-2)[2], 1, 192, 128))
+    between = codec.encode_at(image, 1.5)  # tau halfway between the levels' (0 and 0.01)
+    assert codec.decode(bitstream.unpack(between.data)).shape == image.shape
+    with pytest.raises(ValueError, match="rounding"):
+        codec.encode_at(image, 1.5, rounding="floor")
+
+
+
+def test_rounding_is_tuned_per_level_on_training_crops(codec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """imgcodec.train.rounding_tuning measures a shae-v9 model through its real coder and decoder:
+    at every level a larger tau gives fewer bits, and each level keeps a tau of the grid."""
+    from imgcodec.train.rounding_tuning import tune
+
+    (tmp_path / "train").mkdir()
+    for k in range(2):
+        Image.fromarray(_image(64 + 64 * k, 128)).save(tmp_path / "train" / f"{k}.png")
+    tuning = tune(codec, tmp_path / "train", count=2, size=96, taus=(1e-3, 1e-2), progress=False)
+    assert tuning.stats.shape == (len(codec.qualities), 3, 2) and tuning.crops == 2
+    assert np.all(np.diff(tuning.stats[:, :, 0], axis=1) <= 0)  # bpp falls as tau grows
+    assert all(tau in tuning.taus for tau in tuning.best_tau) and all(c <= 0 for c in tuning.best_change)
+
+
 def test_tiles_match_the_whole_image(codec) -> None:  # type: ignore[no-untyped-def]
     """Small tiles (2 latents, margin 4) give what one tile gives, up to float rounding."""
     image = _image(128, 256)
@@ -201,6 +246,32 @@ def test_a_residual_stage_codes_like_the_torch_model(detail_model, monkeypatch: 
         finally:
             codec.runtime.tile, codec.runtime.margin, codec.runtime.single_tile = tile, margin, single
         assert np.mean(y_tiled == y_whole) > 0.99
+    finally:
+        codec_module._codec_for.cache_clear()
+
+
+
+def test_rounding_with_a_residual_stage_retakes_the_residual(detail_model, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """With a residual stage the first stage's symbols are chosen first and the residual is taken
+    against their synthesis: the coded residual symbols are those of the chosen first stage, the
+    file decodes to the chosen symbols, and it is smaller than the nearest-center one."""
+    from imgcodec import codec as codec_module
+
+    monkeypatch.setenv("SHAEC_MODELS_DIR", str(detail_model[0]))
+    codec_module._codec_for.cache_clear()
+    try:
+        codec = codec_module.get_codec()
+        image = _image(128, 192)
+        t = codec.transform_channels
+        nearest_payload, _, nearest = codec.encode_symbols(image, 1, 0, 0.0)
+        payload, _, chosen = codec.encode_symbols(image, 1, 0, 1e-2)
+        assert len(payload) < len(nearest_payload)
+        assert np.array_equal(codec.tables.decode(payload, 8, 12)[0], chosen)
+        assert not np.array_equal(chosen[:t], nearest[:t])
+        gains = codec.gains[1][t:, None, None]
+        retaken = np.searchsorted(codec.y_thresholds, codec._detail(image, chosen[:t], 1, 0) * gains)
+        assert np.all(np.abs(chosen[t:] - retaken) <= 1)  # rounded from the retaken residual
+        assert np.mean(chosen[t:] == retaken) > np.mean(nearest[t:] == retaken)
     finally:
         codec_module._codec_for.cache_clear()
 

@@ -69,6 +69,36 @@ def test_round_trip_across_processes_and_the_real_rate_near_the_estimate(
     decode_in_fresh_processes(tmp_path, 8, 12)
 
 
+
+@pytest.mark.parametrize("spatial", [False, True])
+def test_symbols_a_chooser_picks_are_what_the_payload_decodes(spatial: bool, trained_tiny_v9: ShaeV9,
+                                                              trained_tiny_v9_spatial: ShaeV9) -> None:
+    """encode_choosing hands each pass (a group; or its anchors, then the rest) its table rows
+    and the symbols chosen so far; whatever it picks is what is coded and decoded, and the bits
+    it reports are those symbols' under those rows."""
+    model = trained_tiny_v9_spatial if spatial else trained_tiny_v9
+    tables = model.frozen_tables()
+    x = torch.rand(1, 3, 128, 192, generator=torch.Generator().manual_seed(7))
+    y_symbols, z_symbols = model.symbols(x, 0)
+    rng = np.random.default_rng(0)
+    seen: list[tuple[int, tuple[int, ...], bool]] = []
+
+    def choose(start: int, rows: np.ndarray, mask: np.ndarray | None, chosen: np.ndarray) -> np.ndarray:
+        assert np.array_equal(chosen[start + rows.shape[0]:], y_symbols[start + rows.shape[0]:])  # later: as given
+        seen.append((start, rows.shape, mask is not None))
+        return rng.integers(0, tables.y_rows.shape[1], rows.shape).astype(np.int32)
+
+    payload, bits, coded = tables.encode_choosing(y_symbols, z_symbols, choose)
+    decoded_y, decoded_z = tables.decode(payload, 8, 12)
+    assert np.array_equal(decoded_y, coded) and np.array_equal(decoded_z, z_symbols)
+    assert not np.array_equal(coded, y_symbols)
+    starts = np.cumsum((0,) + tables.groups[:-1]).tolist()
+    assert [start for start, _, _ in seen] == [s for s in starts for _ in range(2 if spatial else 1)]
+    assert all(masked == spatial for _, _, masked in seen)
+    assert bits == pytest.approx(tables.encode_choosing(coded, z_symbols)[1])
+    assert 8 * len(payload) < 1.02 * bits + 64
+
+
 def test_tables_with_a_spatial_context_save_load_and_refuse_a_partial_one(tmp_path: Path,
                                                                          trained_tiny_v9_spatial: ShaeV9) -> None:
     tables = trained_tiny_v9_spatial.frozen_tables()
