@@ -22,6 +22,7 @@ import torch
 from imgcodec.bench.bdrate import bd_rate_detailed, quality_at_rate
 from imgcodec.bench.runner import read_records_csv, summarize_records
 from imgcodec.evaluation import evaluate_images, mean_by_level
+from imgcodec.metrics import ms_ssim_db
 from imgcodec.train.data import image_names, load_images
 from imgcodec.train.training import checkpoint_codec, load_model
 
@@ -45,29 +46,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="also write the per-level table as CSV")
     parser.add_argument("--per-image", type=Path, default=None,
                         help="also write every photo's result at every level as CSV (which photos lose)")
+    parser.add_argument("--ms-ssim", action="store_true",
+                        help="also measure MS-SSIM (RGB), with its BD-rates (in dB, as shaec bench) against the anchors")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     model, state = load_model(args.checkpoint)
     names = image_names(args.data / args.split)[:args.images]
     images = load_images(args.data / args.split)[:args.images]
-    rows = list(evaluate_images(checkpoint_codec(model), images, args.levels))
+    rows = list(evaluate_images(checkpoint_codec(model), images, args.levels, ms_ssim=args.ms_ssim))
     results = mean_by_level(rows)
     print(f"{args.checkpoint} (step {state.get('step', '?')}), {len(images)} photos of {args.data / args.split}")
-    print("quality  bpp (file)  est.bpp (payload)  PSNR")
+    ssim = ["ms_ssim"] if args.ms_ssim else []
+    print("quality  bpp (file)  est.bpp (payload)  PSNR" + ("   MS-SSIM" if ssim else ""))
     for r in results:
-        print(f"{r.quality:>7}  {r.bpp:>10.4f}  {r.bpp_estimate:>17.4f}  {r.psnr:.2f}")
+        print(f"{r.quality:>7}  {r.bpp:>10.4f}  {r.bpp_estimate:>17.4f}  {r.psnr:.2f}"
+              + (f"  {r.ms_ssim:.5f}" if ssim else ""))
     if args.out:
         with args.out.open("w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["quality", "bpp", "bpp_estimate", "psnr"])
-            writer.writerows([r.quality, f"{r.bpp:.6f}", f"{r.bpp_estimate:.6f}", f"{r.psnr:.4f}"] for r in results)
+            writer.writerow(["quality", "bpp", "bpp_estimate", "psnr"] + ssim)
+            writer.writerows([r.quality, f"{r.bpp:.6f}", f"{r.bpp_estimate:.6f}", f"{r.psnr:.4f}"]
+                             + ([f"{r.ms_ssim:.6f}"] if ssim else []) for r in results)
     if args.per_image:
         with args.per_image.open("w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["quality", "image", "bpp", "bpp_estimate", "psnr"])
+            writer.writerow(["quality", "image", "bpp", "bpp_estimate", "psnr"] + ssim)
             writer.writerows([r.quality, names[r.image], f"{r.bpp:.6f}", f"{r.bpp_estimate:.6f}", f"{r.psnr:.4f}"]
-                             for r in rows)
+                             + ([f"{r.ms_ssim:.6f}"] if ssim else []) for r in rows)
 
     curves = summarize_records(read_records_csv(args.anchors))
     bpp, psnr = [r.bpp for r in results], [r.psnr for r in results]
@@ -85,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  PSNR ahead of {name} at each level's rate: " + ", ".join(
             f"q{quality} {'outside its rates' if theirs is None else f'{r.psnr - theirs:+.2f} dB'}"
             for (quality, theirs), r in zip(ahead, results)))
+        if args.ms_ssim:
+            bd = bd_rate_detailed(curves[name].bpp, curves[name].ms_ssim_db, bpp,
+                                  [ms_ssim_db(r.ms_ssim) for r in results])
+            print(f"BD-rate vs {name}, MS-SSIM (dB): "
+                  + (f"undefined ({bd.reason})" if bd.percent is None else f"{bd.percent:+.2f} %"))
     return 0
 
 

@@ -224,8 +224,9 @@ def test_eval_checkpoint_takes_the_first_photos_and_chosen_levels(data_dir: Path
     torch.save({"model": ShaeV8(tiny_config).state_dict(), "model_config": tiny_config.to_dict(), "step": 3},
                checkpoint)
     text = run_script("eval_checkpoint.py", str(checkpoint), "--data", str(data_dir), "--images", "1",
-                      "--levels", "2", "--out", str(tmp_path / "levels.csv"), "--per-image", str(tmp_path / "images.csv"))
-    assert "(step 3), 1 photos" in text
+                      "--levels", "2", "--out", str(tmp_path / "levels.csv"), "--per-image", str(tmp_path / "images.csv"),
+                      "--ms-ssim")
+    assert "(step 3), 1 photos" in text and "MS-SSIM" in text
     with (tmp_path / "levels.csv").open() as handle:
         levels = list(csv.DictReader(handle))
     assert [int(r["quality"]) for r in levels] == [2]
@@ -236,6 +237,8 @@ def test_eval_checkpoint_takes_the_first_photos_and_chosen_levels(data_dir: Path
     assert [(int(r["quality"]), r["image"]) for r in images] == [(2, first)]
     assert float(images[0]["bpp"]) == pytest.approx(float(levels[0]["bpp"]), abs=1e-6)
     assert float(images[0]["psnr"]) == pytest.approx(float(levels[0]["psnr"]), abs=1e-4)
+    assert float(images[0]["ms_ssim"]) == pytest.approx(float(levels[0]["ms_ssim"]), abs=1e-6)
+    assert 0 < float(levels[0]["ms_ssim"]) < 1
 
 
 @pytest.mark.slow  # a script run of several seconds; CI runs it with the slow tests
@@ -256,7 +259,7 @@ def test_eval_checkpoint_bd_rate_against_a_curve_at_twice_the_rate(data_dir: Pat
     (tmp_path / "empty.csv").write_text(header + "webp,1,a.png,8,8,1,0.5,30,0.9,10,0,0\n")
     table = tmp_path / "levels.csv"
     text = run_script("eval_checkpoint.py", str(checkpoint), "--data", str(data_dir), "--anchors",
-                      str(tmp_path / "empty.csv"), "--out", str(table))
+                      str(tmp_path / "empty.csv"), "--out", str(table), "--ms-ssim")
     assert "(step 7), 2 photos" in text and "BD-rate vs jpeg: not in" in text
     with table.open() as handle:
         rows = list(csv.DictReader(handle))
@@ -266,11 +269,13 @@ def test_eval_checkpoint_bd_rate_against_a_curve_at_twice_the_rate(data_dir: Pat
     container = np.mean([8 * (HEADER_SIZE + SEGMENT_HEADER_SIZE + TRAILER_SIZE) / n for n in pixels])
     for r in rows:
         assert float(r["bpp"]) > container and float(r["bpp_estimate"]) > 0
-    anchor_rows = [f"jpeg,{r['quality']},a.png,8,8,1,{2 * float(r['bpp'])},{r['psnr']},0.9,10,0,0\n" for r in rows]
+    anchor_rows = [f"jpeg,{r['quality']},a.png,8,8,1,{2 * float(r['bpp'])},{r['psnr']},{r['ms_ssim']},0,0,0\n"
+                   for r in rows]
     (tmp_path / "anchor.csv").write_text(header + "".join(anchor_rows))
     text = run_script("eval_checkpoint.py", str(checkpoint), "--data", str(data_dir), "--anchors",
-                      str(tmp_path / "anchor.csv"), "--anchor-codecs", "jpeg")
+                      str(tmp_path / "anchor.csv"), "--anchor-codecs", "jpeg", "--ms-ssim")
     assert re.search(r"BD-rate vs jpeg \(.*\), PSNR: -50\.00 % over", text), text
+    assert "BD-rate vs jpeg, MS-SSIM (dB): -50.00 %" in text, text
     # the anchor's lowest rate is twice level 1's: no anchor PSNR there to compare with
     assert "PSNR ahead of jpeg at each level's rate: q1 outside its rates, q2 " in text, text
 
