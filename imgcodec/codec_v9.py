@@ -126,15 +126,16 @@ class ShaeV9Codec(ContainerCodec):
 
         A change of a symbol is weighed by the squared inverse gain of its channel (what the
         decoder multiplies the center by). The side latent z is the hyper-analysis of the
-        nearest-rounded latent. With a residual stage, the first stage's symbols are chosen first;
-        the residual latent is then taken against the synthesis of those chosen symbols, so it
-        makes up for what their rounding lost, and its own symbols are chosen last."""
+        nearest-rounded latent. With a residual stage (whose channels start a group, as in every
+        layout trained), the first stage's symbols are chosen first; the residual latent is then
+        taken against the synthesis of those chosen symbols, so it makes up for what their
+        rounding lost, and its own symbols are chosen last."""
         y, y_symbols, z_symbols = self.latents_of(rgb, level, step, latent)
         if tau <= 0:
             return self.tables.encode_choosing(y_symbols, z_symbols)
         weights = self._gains(self.inverse_gains, level, step).astype(np.float64) ** 2  # M
         t = self.transform_channels
-        refresh = self.detail_channels and t in np.cumsum((0,) + self.tables.groups)
+        refresh = bool(self.detail_channels) and t in np.cumsum((0,) + self.tables.groups)  # it starts a group
         gains = self._gains(self.gains, level, step)
 
         def choose(start: int, rows: np.ndarray, mask: np.ndarray | None, chosen: np.ndarray) -> np.ndarray:
