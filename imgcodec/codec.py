@@ -44,6 +44,11 @@ class Codec(ContainerCodec):
         encoder = None if info.decode_only else self.model.encoder_path
         self.runtime = TransformRuntime(encoder, self.model.decoder_path, threads, margin_latents=margin)
 
+    @property
+    def rd_tau(self) -> np.ndarray:
+        """The rate-distortion rounding weight of each level (model.json; zeros: nearest rounding)."""
+        return self.model.rd_tau
+
     def latent_shape(self, width: int, height: int) -> tuple[int, int, int]:
         return (self.model.latent_channels, -(-height // DOWNSCALE), -(-width // DOWNSCALE))
 

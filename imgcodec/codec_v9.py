@@ -147,7 +147,7 @@ class ShaeV9Codec(ContainerCodec):
             values, nearest = y[start:end], y_symbols[start:end]
             if mask is not None:
                 values, nearest = values[:, mask], nearest[:, mask]
-            return rd_choice(values, nearest, self._y_centers64, weights[start:end], tau, self.tables.y_bits, rows)
+            return rd_choice(values, nearest, self._y_centers64, weights[start:end], tau, self.tables.y_rows, rows)
 
         return self.tables.encode_choosing(y_symbols, z_symbols, choose)
 

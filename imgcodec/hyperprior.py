@@ -224,11 +224,6 @@ class HyperpriorTables:
             start += size
         return coder.finish(), bits, chosen
 
-    @cached_property
-    def y_bits(self) -> np.ndarray:
-        """The ideal code length in bits of every symbol under every row of y_rows, R,L float64."""
-        return -np.log2(np.maximum(self.y_rows, 1).astype(np.float64) / 65536.0)
-
     def decode(self, payload: bytes, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """payload -> (y symbols M,h,w, z symbols Cz,h/4,w/4) for a latent of h x w (multiples of 4).
         A payload too short for the symbols it must hold is refused before any decoding."""

@@ -79,22 +79,25 @@ def rd_symbols(latent: np.ndarray, centers: np.ndarray, thresholds: np.ndarray, 
 
 
 def rd_choice(values: np.ndarray, nearest: np.ndarray, centers: np.ndarray, weights: np.ndarray,
-              tau: float, bits: np.ndarray, rows: np.ndarray) -> np.ndarray:
+              tau: float, counts: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Rate-distortion rounding of one coding pass whose table rows are already known (shae-v9's
     channel groups, imgcodec.hyperprior): each value keeps its nearest center or takes the one
     across the value, whichever has the lower weight * change^2 + tau * bits.
 
     values: G,... gained latent; nearest: G,... their nearest centers' indices; centers: L sorted;
-    weights: G, the distortion per squared change in each channel; bits: R,L the code length of
-    every symbol in every row; rows: G,... each value's row. Greedy: a choice is priced in its own
-    row only (the rows of later groups, which read it through their context, are not looked at).
-    Returns G,... int32."""
+    weights: G, the distortion per squared change in each channel; counts: R,L the frozen tables
+    (counts out of TABLE_TOTAL); rows: G,... each value's row. Greedy: a choice is priced in its
+    own row only (the rows of later groups, which read it through their context, are not looked
+    at). Returns G,... int32."""
     if tau <= 0:
         return nearest
     other = np.where(values > centers[nearest], nearest + 1, nearest - 1)
     other = np.clip(other, 0, len(centers) - 1).astype(np.int32)
     weight = np.asarray(weights, dtype=np.float64).reshape((-1,) + (1,) * (values.ndim - 1))  # G,1,...
     values = values.astype(np.float64)
-    cost_nearest = weight * (values - centers[nearest]) ** 2 + tau * bits[rows, nearest]
-    cost_other = weight * (values - centers[other]) ** 2 + tau * bits[rows, other]
-    return np.where(cost_other < cost_nearest, other, nearest).astype(np.int32)
+
+    def cost(symbols: np.ndarray) -> np.ndarray:
+        bits = -np.log2(np.maximum(counts[rows, symbols], 1) / TABLE_TOTAL)
+        return weight * (values - centers[symbols]) ** 2 + tau * bits
+
+    return np.where(cost(other) < cost(nearest), other, nearest).astype(np.int32)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from imgcodec.bench.codecs import get_codecs
-from imgcodec.codec import Codec, codec_of
+from imgcodec.codec import codec_of
 from imgcodec.evaluation import evaluate
 from imgcodec.metrics import ms_ssim_rgb, psnr_rgb
 from imgcodec.train.data import load_images
@@ -142,8 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         for row in levels:
             row["jpeg_psnr_at_bpp"] = round(float(np.interp(row["bpp"], bpps, [c[1] for c in jpeg])), 3)
             row["jpeg_ms_ssim_at_bpp"] = round(float(np.interp(row["bpp"], bpps, [c[2] for c in jpeg])), 5)
-        taus = codec.model.rd_tau if isinstance(codec, Codec) else codec.rd_tau
-        rounding = "rd" if np.any(taus > 0) else "nearest"
+        rounding = "rd" if np.any(codec.rd_tau > 0) else "nearest"
         entry["validation"] = {"images": len(images), "rounding": rounding, "levels": levels}
         default = args.default_quality or min(levels, key=lambda r: abs(r["bpp"] - 0.4))["quality"]
         entry["default_quality"] = default

@@ -121,16 +121,17 @@ def test_rd_choice_minimises_each_values_own_cost() -> None:
     centers = np.sort(rng.uniform(-4, 4, 9))
     values = rng.uniform(centers[0] - 1, centers[-1] + 1, (3, 40))  # G,n
     nearest = nearest_symbols(values, (centers[1:] + centers[:-1]) / 2)
-    bits = rng.uniform(0.1, 12, (5, len(centers)))  # R,L
+    counts = quantize_probabilities(rng.dirichlet(np.full(len(centers), 0.5), size=5))  # R,L
+    bits = -np.log2(counts / TABLE_TOTAL)
     rows = rng.integers(0, 5, values.shape)
     weights = np.array([0.5, 1.0, 4.0])
-    assert np.array_equal(rd_choice(values, nearest, centers, weights, 0.0, bits, rows), nearest)
+    assert np.array_equal(rd_choice(values, nearest, centers, weights, 0.0, counts, rows), nearest)
     for tau in (0.05, 0.5, 50.0):
-        chosen = rd_choice(values, nearest, centers, weights, tau, bits, rows)
+        chosen = rd_choice(values, nearest, centers, weights, tau, counts, rows)
         for (g, i), symbol in np.ndenumerate(chosen):
             v, n = values[g, i], nearest[g, i]
             across = min(max(n + 1 if v > centers[n] else n - 1, 0), len(centers) - 1)
             cost = {s: weights[g] * (v - centers[s]) ** 2 + tau * bits[rows[g, i], s] for s in (n, across)}
             assert symbol in cost and cost[symbol] <= min(cost.values())
-    cheap = rd_choice(values, nearest, centers, weights, 50.0, bits, rows)
+    cheap = rd_choice(values, nearest, centers, weights, 50.0, counts, rows)
     assert bits[rows, cheap].sum() < bits[rows, nearest].sum()

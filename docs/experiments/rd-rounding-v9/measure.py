@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from imgcodec.bench.bdrate import bd_rate, quality_at_rate
-from imgcodec.bench.runner import read_records_csv
+from imgcodec.bench.runner import read_records_csv, summarize_records
 from imgcodec.bitstream import unpack
 from imgcodec.codec import get_codec
 from imgcodec.imageio import load_image
@@ -52,10 +52,8 @@ def main() -> int:
         writer.writeheader()
         writer.writerows(rows)
 
-    anchor = [r for r in read_records_csv(args.anchors) if r.codec == "shaec"]
-    anchor_levels = sorted({r.quality for r in anchor})
-    v8_rates = [np.mean([r.bpp for r in anchor if r.quality == q]) for q in anchor_levels]
-    v8_psnr = [np.mean([r.psnr for r in anchor if r.quality == q]) for q in anchor_levels]
+    v8 = summarize_records(read_records_csv(args.anchors))["shaec"]
+    v8_rates, v8_psnr = v8.bpp, v8.psnr
     curves = {}
     print("| level | nearest bpp | PSNR | lead vs shae-v8 dB | rd bpp | PSNR | lead vs shae-v8 dB |")
     print("|---:|---:|---:|---:|---:|---:|---:|")

@@ -30,7 +30,7 @@ class KeptResidual(ShaeV9Codec):
         def choose(start, rows, mask, chosen):  # type: ignore[no-untyped-def]
             end = start + rows.shape[0]
             return rd_choice(y[start:end], y_symbols[start:end], self._y_centers64, weights[start:end], tau,
-                             self.tables.y_bits, rows)
+                             self.tables.y_rows, rows)
 
         return HyperpriorTables.encode_choosing(self.tables, y_symbols, z_symbols, choose if tau > 0 else None)
 
