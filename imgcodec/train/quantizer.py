@@ -16,6 +16,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from .lookup import take
+
 
 class Quantized(NamedTuple):
     values: torch.Tensor  # N,C,H,W hard center values forward; the soft assignment's gradient backward
@@ -43,7 +45,7 @@ class SoftToHardQuantizer(nn.Module):
         dist = (z.unsqueeze(-1) - self.centers) ** 2  # N,C,H,W,L
         soft = torch.softmax(-sigma * dist, dim=-1)
         indices = dist.argmin(dim=-1)
-        z_hard = self.centers[indices]  # gradient reaches each center from the values it takes
+        z_hard = take(self.centers, indices)  # gradient reaches each center from the values it takes
         z_soft = (soft * self.centers).sum(dim=-1)
         values = z_soft + (z_hard - z_soft).detach()
         return Quantized(values, soft, indices)
@@ -63,10 +65,10 @@ class SoftToHardQuantizer(nn.Module):
         symbols = torch.searchsorted(edges, z.detach().contiguous())  # nearest center, N,C,H,W
         start = (symbols - width // 2).clamp(0, count - width)
         window = start.unsqueeze(-1) + torch.arange(width, device=z.device)  # N,C,H,W,K
-        centers = sorted_centers[window]
+        centers = take(sorted_centers, window)
         soft = torch.softmax(-self.sigma * (z.unsqueeze(-1) - centers) ** 2, dim=-1)
         z_soft = (soft * centers).sum(dim=-1)
-        values = z_soft + (sorted_centers[symbols] - z_soft).detach()
+        values = z_soft + (take(sorted_centers, symbols) - z_soft).detach()
         return WindowedQuantized(values, soft, window, symbols)
 
     def hard(self, z: torch.Tensor) -> torch.Tensor:

@@ -29,6 +29,7 @@ from ..context_prior import TABLE_TOTAL, quantize_probabilities
 from ..hyperprior import HyperpriorTables, anchor_mask
 from ..integer_net import to_fixed
 from .integer_export import int_sequential
+from .lookup import take
 from .quantizer import SoftToHardQuantizer, WindowedQuantized
 from .transforms import GDN
 
@@ -120,8 +121,8 @@ def _bin_probabilities(sorted_centers: torch.Tensor, mean: torch.Tensor, scale: 
     edges = (sorted_centers[1:] + sorted_centers[:-1]) / 2  # L-1
     outer = sorted_centers.new_full((1,), _OUTER_EDGE)
     padded = torch.cat([-outer, edges, outer])  # L+1
-    t_lower = (padded[index] - mean) / scale
-    t_upper = (padded[index + 1] - mean) / scale
+    t_lower = (take(padded, index) - mean) / scale
+    t_upper = (take(padded, index + 1) - mean) / scale
     # Upper-tail form where the bin's upper edge is above the mean keeps precision in float32.
     probs = torch.where(t_upper > 0, torch.special.ndtr(-t_lower) - torch.special.ndtr(-t_upper),
                         torch.special.ndtr(t_upper) - torch.special.ndtr(t_lower))
