@@ -82,9 +82,13 @@ def _run_files(label: str, jobs: list[tuple[str, str]], work: Callable[..., list
     failures = 0
     with click.progressbar(length=len(jobs), label=label, file=sys.stderr, show_pos=True) as bar:
         if workers > 1:
-            from concurrent.futures import ProcessPoolExecutor
+            from dataclasses import replace
 
-            with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+            from .batch import threads_per_worker, worker_pool
+
+            workers = min(workers, len(jobs))
+            options = replace(options, threads=threads_per_worker(workers))  # type: ignore[type-var]
+            with worker_pool(workers) as pool:
                 futures = [(source, pool.submit(work, source, dest, options)) for source, dest in jobs]
                 for source, future in futures:  # in input order, each as soon as it is done
                     failures += _report(source, future.result, bar)

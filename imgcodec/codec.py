@@ -225,17 +225,18 @@ def codec_of(info: ModelInfo, threads: int | None = None) -> ContainerCodec:
 
 
 @lru_cache(maxsize=8)
-def _codec_for(model_id: str) -> ContainerCodec:
+def _codec_for(model_id: str, threads: int | None = None) -> ContainerCodec:
     """Codecs are immutable after loading; caching saves re-reading weights in batch work."""
     for info in list_models():
         if info.model_id == model_id:
-            return codec_of(info)
+            return codec_of(info, threads)
     raise ModelNotFoundError(f"model {model_id} is not installed")
 
 
-def get_codec(model: str | None = None) -> ContainerCodec:
-    """The codec for an installed model (name or id), the default one for None."""
-    return _codec_for(find_model(model).model_id)
+def get_codec(model: str | None = None, threads: int | None = None) -> ContainerCodec:
+    """The codec for an installed model (name or id), the default one for None; threads: ONNX
+    Runtime's (None: one per core)."""
+    return _codec_for(find_model(model).model_id, threads)
 
 
 def available_levels(model: str | None = None) -> list[int]:
@@ -259,11 +260,13 @@ def decompress_with_metadata(data: bytes, max_pixels: int = DEFAULT_MAX_DECODE_P
     return _codec_for(info.model_id).decode(shae, max_pixels), ContainerCodec.metadata_of(shae)
 
 
-def decompress_rows(data: bytes, max_pixels: int = DEFAULT_MAX_DECODE_PIXELS) -> tuple[DecodedRows, Metadata]:
-    """decompress_with_metadata, with the pixels still to come band by band (Codec.decode_rows)."""
+def decompress_rows(data: bytes, max_pixels: int = DEFAULT_MAX_DECODE_PIXELS,
+                    threads: int | None = None) -> tuple[DecodedRows, Metadata]:
+    """decompress_with_metadata, with the pixels still to come band by band (Codec.decode_rows);
+    threads as in get_codec."""
     shae = bitstream.unpack(data)
     info = find_model_by_id(shae.model_id)
-    return _codec_for(info.model_id).decode_rows(shae, max_pixels), ContainerCodec.metadata_of(shae)
+    return _codec_for(info.model_id, threads).decode_rows(shae, max_pixels), ContainerCodec.metadata_of(shae)
 
 
 def decompress(data: bytes, max_pixels: int = DEFAULT_MAX_DECODE_PIXELS) -> np.ndarray:

@@ -588,7 +588,7 @@ def test_a_large_single_image_shows_tile_progress(tmp_path: Path, monkeypatch: p
 
     tiled = Codec(find_model("shae-v8"))
     tiled.runtime.tile, tiled.runtime.margin = 8, 8  # 200 x 264 pixels -> 4 x 5 tiles
-    monkeypatch.setattr(codec_module, "_codec_for", lambda model_id: tiled)
+    monkeypatch.setattr(codec_module, "_codec_for", lambda model_id, threads=None: tiled)
     photo = write_png(tmp_path / "p.png", np.asarray(Image.open(SAMPLE_PHOTO).convert("RGB"))[:200, :264])
     result = run("encode", str(photo))
     assert_ok(result)

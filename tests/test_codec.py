@@ -608,7 +608,7 @@ def test_streamed_png_decode_memory_does_not_grow_with_the_image(tmp_path: Path)
     tiled.runtime.tile = 16
     width = 320
     original = codec_module._codec_for
-    codec_module._codec_for = lambda model_id: tiled  # type: ignore[assignment]
+    codec_module._codec_for = lambda model_id, threads=None: tiled  # type: ignore[assignment]
     peaks: dict[tuple[str, int], int] = {}
     try:
         for height in (256, 1280):
