@@ -6,10 +6,7 @@ them here, apart from click, lets `shaec encode -j N` hand them to worker proces
 """
 from __future__ import annotations
 
-import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Iterator
@@ -44,47 +41,6 @@ class DecodeOptions:
     max_pixels: int | None = None
     quiet: bool = False
     threads: int | None = None  # as EncodeOptions.threads
-
-
-#: The variables by which numpy's BLAS (it runs shae-v9's integer networks) and OpenMP take
-#: their thread counts, read once when a process loads them.
-BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def usable_cores() -> int:
-    """The cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def threads_per_worker(workers: int) -> int:
-    """Each of `workers` processes' share of the cores, at least one."""
-    return max(1, usable_cores() // workers)
-
-
-@contextmanager
-def worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
-    """`workers` fresh processes whose thread pools share the cores instead of each taking all
-    of them: on two cores, two workers with a BLAS thread and an ONNX Runtime thread per core
-    each made `shaec encode -j 2` slower than -j 1 (shae-v9: 12.9 s against 8.2 s for 12 photos).
-    The workers are spawned, not forked, so that they load BLAS anew under the thread counts
-    they inherit; the caller passes threads_per_worker(workers) to ONNX Runtime in the options."""
-    import multiprocessing
-
-    threads = str(threads_per_worker(workers))
-    saved = {name: os.environ.get(name) for name in BLAS_THREAD_VARIABLES}
-    os.environ.update({name: threads for name in BLAS_THREAD_VARIABLES})
-    try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            yield pool
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 #: The largest .shae file read: a 16384 x 16384 image at 8 bits per pixel is 256 MiB. Reading

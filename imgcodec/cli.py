@@ -84,7 +84,7 @@ def _run_files(label: str, jobs: list[tuple[str, str]], work: Callable[..., list
         if workers > 1:
             from dataclasses import replace
 
-            from .batch import threads_per_worker, worker_pool
+            from .workers import threads_per_worker, worker_pool
 
             workers = min(workers, len(jobs))
             options = replace(options, threads=threads_per_worker(workers))  # type: ignore[type-var]

@@ -650,3 +650,9 @@ def test_encode_to_size_below_the_lowest_level_rounds_it_harder(codec: Codec) ->
     assert result.quality == 1 and 0.85 * lowest <= len(result.data) <= 0.9 * lowest
     assert codec.decode(bitstream.unpack(result.data)).shape == image.shape
     assert len(codec.encode_to_size(image, 10).data) == lowest  # nothing fits: the lowest level as is
+
+
+def test_get_codec_hands_its_threads_to_onnx_runtime() -> None:
+    assert get_codec(None, 1).runtime.threads == 1
+    assert get_codec(None).runtime.threads is None
+    assert get_codec(None, 1) is get_codec(None, 1)  # cached per thread count

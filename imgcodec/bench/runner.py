@@ -11,11 +11,9 @@ from __future__ import annotations
 import csv
 import json
 import math
-import multiprocessing
-import os
 import sys
 import time
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -26,6 +24,7 @@ from imgcodec.bench.bdrate import BDRate, bd_rate_detailed
 from imgcodec.bench.codecs import BenchCodec, Quality, get_codecs
 from imgcodec.errors import ImageInputError
 from imgcodec.metrics import bits_per_pixel, ms_ssim_db, ms_ssim_rgb, psnr_rgb
+from imgcodec.workers import threads_per_worker, worker_pool
 
 #: File name extensions (lower case) of the images a benchmark directory may hold.
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".pnm", ".bmp",
@@ -186,17 +185,13 @@ def _init_worker(threads: int) -> None:
 
 
 def _execute(tasks: Sequence[_Task], jobs: int, on_done: Callable[[_TaskOutcome], None]) -> None:
-    """Run tasks in this process (jobs == 1) or in ``jobs`` spawned worker processes.
-
-    Spawn rather than fork: forking a process whose torch/OpenMP threads already ran can hang.
-    """
+    """Run tasks in this process (jobs == 1) or in ``jobs`` worker processes sharing the cores
+    (imgcodec.workers)."""
     if jobs <= 1:
         for task in tasks:
             on_done(_run_task(task))
         return
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_init_worker, initargs=(threads,)) as pool:
+    with worker_pool(jobs, _init_worker, (threads_per_worker(jobs),)) as pool:
         futures: list[Future[_TaskOutcome]] = [pool.submit(_run_task, t) for t in tasks]
         for future in as_completed(futures):
             on_done(future.result())
