@@ -177,7 +177,8 @@ def main() -> None:
               help="Instead of -q: the best file at or below this many bits per pixel (as --size).")
 @click.option("-m", "--model", default=None, help="Model name or id (default: the default model).")
 @click.option("--tune", type=click.Choice(("psnr", "ssim")), default=None,  # imgcodec.zoo.TUNES
-              help="Instead of -m: the default model (psnr) or its fine-tune for MS-SSIM (ssim): higher "
+              help="Instead of -m: the default model (psnr) or a fine-tune for MS-SSIM (ssim: the "
+                   "default model's, else the newest installed; `shaec models` lists them): higher "
                    "MS-SSIM and lower PSNR at the same size.  [default: psnr]")
 @click.option("-f", "--force", is_flag=True, help="Overwrite existing output files.")
 @click.option("-v", "--verbose", is_flag=True, help="Print notes about input conversion and rates.")

@@ -12,7 +12,10 @@ The payload is one range-coded stream (imgcodec.coder.RowEncoder) in passes:
    bins, quantized once at export). Each group is one pass; or, in a model with a spatial
    context, two (He et al., "Checkerboard Context Model", CVPR 2021): the anchors (row + column
    even) first, then the other half, whose network also reads an integer convolution of the
-   group's decoded anchors.
+   group's decoded anchors;
+4. an end mark: four fixed bytes under uniform tables. A payload cut short decodes its last
+   symbols from the zeros a range decoder reads past the end, and one that lost its way decodes
+   noise: either misses the mark (honest files pay 32 bits).
 
 Everything that picks a table is integer arithmetic on decoded symbols, so the decoder selects
 the encoder's tables on any machine (Balle, Johnston, Minnen, ICLR 2019). The level (gain) does
@@ -35,6 +38,10 @@ from .integer_net import IntLayer, run
 
 #: shae-v9's side latent is at 1/4 of the latent's resolution (two stride-2 layers).
 SIDE_DOWNSCALE = 4
+#: The stream's last four symbols (the bytes of "SHAE"), each under a uniform table of 256.
+END_MARK = np.frombuffer(b"SHAE", dtype=np.uint8).astype(np.int32)
+END_MARK_ROWS = probability_rows(np.full((1, 256), 256, dtype=np.uint16))
+END_MARK_BITS = 8.0 * END_MARK.size
 
 #: choose(first channel, table rows, checkerboard mask or None, symbols so far) -> symbols of one
 #: coding pass (HyperpriorTables.encode_choosing).
@@ -222,20 +229,22 @@ class HyperpriorTables:
                 coder.encode(symbols, self.y_probabilities, ids)
                 bits += _cost(symbols, self.y_rows, ids)
             start += size
-        return coder.finish(), bits, chosen
+        coder.encode(END_MARK, END_MARK_ROWS, np.zeros(END_MARK.size, dtype=np.int64))
+        return coder.finish(), bits + END_MARK_BITS, chosen
 
     def decode(self, payload: bytes, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """payload -> (y symbols M,h,w, z symbols Cz,h/4,w/4) for a latent of h x w (multiples of 4).
         A payload too short for the symbols it must hold is refused before any decoding."""
         z_shape = (self.z_counts.shape[0], height // SIDE_DOWNSCALE, width // SIDE_DOWNSCALE)
         self._check_shapes((self.latent_channels, height, width), z_shape)
-        min_bits = (min_bits_of_rows(self.z_counts) * int(np.prod(z_shape))
-                    + min_bits_of_rows(self.y_counts) * self.latent_channels * height * width)
+        z_min, y_min = min_bits_of_rows(self.z_counts), min_bits_of_rows(self.y_counts)
+        min_bits = (z_min * int(np.prod(z_shape)) + y_min * self.latent_channels * height * width
+                    + END_MARK_BITS)
         if 8 * len(payload) + STATE_BITS < BOUND_SHARE * min_bits:
             raise FormatError(f"latent payload of {len(payload)} bytes is too short for a {width}x{height} latent; "
                               "the file is corrupted or forged")
-        coder = RowDecoder(payload)
-        z_symbols = coder.decode(self.z_probabilities, self._z_ids(z_shape)).reshape(z_shape[1], z_shape[2], z_shape[0])
+        coder = RowDecoder(payload, min_bits=min_bits)
+        z_symbols = coder.decode(self.z_probabilities, self._z_ids(z_shape), z_min).reshape(z_shape[1], z_shape[2], z_shape[0])
         z_symbols = np.ascontiguousarray(z_symbols.transpose(2, 0, 1))
         features = self.features(z_symbols)
         y_symbols = np.empty((self.latent_channels, height, width), dtype=np.int32)
@@ -245,14 +254,17 @@ class HyperpriorTables:
             decoded = y_symbols[:start] if start else None
             if self.spatials:
                 passes = self.group_passes(group, features, decoded)
-                first = coder.decode(self.y_probabilities, next(passes)).reshape(size, -1)
+                first = coder.decode(self.y_probabilities, next(passes), y_min).reshape(size, -1)
                 y_symbols[start:start + size, anchors] = first
                 y_symbols[start:start + size, ~anchors] = coder.decode(
-                    self.y_probabilities, passes.send(first)).reshape(size, -1)
+                    self.y_probabilities, passes.send(first), y_min).reshape(size, -1)
             else:
                 ids = self.group_table_ids(group, features, decoded)
-                y_symbols[start:start + size] = coder.decode(self.y_probabilities, ids).reshape(size, height, width)
+                y_symbols[start:start + size] = coder.decode(self.y_probabilities, ids, y_min).reshape(size, height, width)
             start += size
+        mark = coder.decode(END_MARK_ROWS, np.zeros(END_MARK.size, dtype=np.int64), END_MARK_BITS / END_MARK.size)
+        if not np.array_equal(mark, END_MARK):
+            raise FormatError("latent payload does not end with its end mark; the file is truncated or corrupted")
         coder.finish()
         return y_symbols, z_symbols
 

@@ -129,16 +129,21 @@ TUNES = ("psnr", "ssim")
 
 
 def tuned_model(tune: str, directory: Path | None = None) -> ModelInfo:
-    """The default model, or its fine-tune for another metric (manifest: "tune", "tuned_from"),
-    as cwebp's -preset or avifenc's --tune pick a tuning rather than a file."""
+    """The default model, or a fine-tune for another metric (manifest: "tune", "tuned_from"),
+    as cwebp's -preset or avifenc's --tune pick a tuning rather than a file.
+
+    The default model's own fine-tune comes first; until it has one, the newest installed
+    fine-tune of an earlier default that still encodes (a new default ships before its tune is
+    trained, and ``--tune ssim`` keeps working meanwhile)."""
     if tune not in TUNES:
         raise ModelNotFoundError(f"unknown tune {tune!r} (known: {', '.join(TUNES)})")
     base = default_model(directory)
     if base.tune == tune:
         return base
-    for info in list_models(directory):
-        if info.tune == tune and info.tuned_from == base.name and not info.decode_only:
-            return info
+    tuned = [info for info in list_models(directory) if info.tune == tune and not info.decode_only]
+    own = [info for info in tuned if info.tuned_from == base.name]
+    if own or tuned:
+        return (own or tuned)[-1]  # manifest order is export order: the last is the newest
     raise ModelNotFoundError(f"no model tuned for {tune} is installed for the default model {base.name}")
 
 

@@ -67,6 +67,32 @@ def test_tuned_model_picks_the_default_or_its_fine_tune(models_with_ssim_tune) -
         tuned_model("butteraugli")
 
 
+def test_tune_of_an_earlier_default_serves_until_the_default_has_its_own(tmp_path, monkeypatch) -> None:
+    """A new default ships before its MS-SSIM tune: --tune ssim takes the newest older tune, then
+    the default's own once it is installed."""
+    import json
+
+    from imgcodec.zoo import MODELS_ENV, tuned_model
+
+    manifest = json.loads((models_dir() / "manifest.json").read_text())
+    default = manifest["default"]
+    (tmp_path / default).symlink_to(models_dir() / default)
+    entry = manifest["models"][default]
+    models = {"old-ssim": {**entry, "tune": "ssim", "tuned_from": "old"},
+              "older-ssim": {**entry, "tune": "ssim", "tuned_from": "older"},
+              "newer-ssim": {**entry, "tune": "ssim", "tuned_from": "newer", "decode_only": True},
+              default: entry}
+    for name in ("old-ssim", "older-ssim", "newer-ssim"):
+        (tmp_path / name).symlink_to(models_dir() / default)
+    (tmp_path / "manifest.json").write_text(json.dumps({"default": default, "models": models}))
+    monkeypatch.setenv(MODELS_ENV, str(tmp_path))
+    assert tuned_model("ssim").name == "older-ssim"  # the last that encodes
+    (tmp_path / f"{default}-ssim").symlink_to(models_dir() / default)
+    models = {f"{default}-ssim": {**entry, "tune": "ssim", "tuned_from": default}, **models}
+    (tmp_path / "manifest.json").write_text(json.dumps({"default": default, "models": models}))
+    assert tuned_model("ssim").name == f"{default}-ssim"
+
+
 def test_missing_tune_is_a_clear_error() -> None:
     from imgcodec.zoo import TUNES, tuned_model
     from imgcodec.cli import encode

@@ -85,6 +85,24 @@ def test_cli_round_trip_and_a_cut_file(codec, tmp_path: Path) -> None:  # type: 
         codec.decode(huge, max_pixels=0)
 
 
+@pytest.mark.parametrize("keep", [0.25, 0.5, 0.9])
+def test_a_payload_cut_short_is_refused(codec, keep: float) -> None:  # type: ignore[no-untyped-def]
+    """A constriction decoder reads zeros past the payload's end; the end mark (or the passes'
+    own minimum cost) tells a cut payload from an honest one, under a valid CRC too."""
+    from imgcodec.codec import decompress
+    from imgcodec.hyperprior import END_MARK_BITS
+
+    result = codec.encode(_image(96, 128), 2)
+    shae = bitstream.unpack(result.data)
+    payload = shae.segments[0].payload
+    assert len(payload) > 100
+    bits = result.estimated_bits  # the mark is in the estimate
+    assert bits >= END_MARK_BITS and abs(8 * len(payload) - bits) < 0.02 * bits + 64
+    cut = bitstream.Segment(SEGMENT_LATENT, payload[:int(keep * len(payload)) // 4 * 4])
+    with pytest.raises(FormatError, match="truncated|corrupted"):
+        decompress(bitstream.pack(bitstream.ShaeFile(shae.model_id, shae.level, shae.width, shae.height, (cut,))))
+
+
 def test_positions_between_levels_and_rate_control(codec) -> None:  # type: ignore[no-untyped-def]
     image = _image(128, 192)
     sizes = [len(codec.encode_at(image, p).data) for p in (1.0, 1.25, 1.5, 1.75, 2.0)]
