@@ -510,7 +510,11 @@ def test_info_into_a_closed_pipe_exits_quietly(tmp_path: Path) -> None:
 def test_models_marks_the_default_and_retired_models() -> None:
     result = run("models")
     assert result.exit_code == 0
-    assert "shae-v8 (d390914f1dad3ea0) [default, encodes and decodes]" in result.output
+    from imgcodec.zoo import default_model
+
+    default = default_model()
+    assert f"{default.name} ({default.model_id}) [default, encodes and decodes]" in result.output
+    assert "shae-v8 (d390914f1dad3ea0) [encodes and decodes (-m)]" in result.output
     assert "shae-v7 (0355b5e76c9f2772) [retired: decodes only]" in result.output
 
 
