@@ -23,11 +23,12 @@ from imgcodec.imageio import alpha_max_pixels, load_image
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "coffee.png"
 
 
-@pytest.fixture(scope="module")
-def honest() -> bitstream.ShaeFile:
-    """A 48x64 crop of a real photo at q4: a payload of a few hundred bytes."""
+@pytest.fixture(scope="module", params=["shae-v9", "shae-v8"])
+def honest(request: pytest.FixtureRequest) -> bitstream.ShaeFile:
+    """A 48x64 crop of a real photo at q4 by each shipped decoder's model (the default, and the
+    one before it, whose files users still hold): a payload of a few hundred bytes."""
     rgb = load_image(str(SAMPLE)).rgb[100:148, 200:264]
-    return bitstream.unpack(compress(np.ascontiguousarray(rgb), 4))
+    return bitstream.unpack(compress(np.ascontiguousarray(rgb), 4, model=request.param))
 
 
 def _raw_with_segment(shae: bitstream.ShaeFile, kind: int, payload: bytes) -> bytes:
@@ -92,7 +93,8 @@ def test_alpha_is_checked_before_the_latent_is_decoded(honest: bitstream.ShaeFil
     def no_latent_decode(*args: object) -> None:
         raise AssertionError("the latent was decoded before the alpha segment was checked")
 
-    monkeypatch.setattr("imgcodec.codec.decode_symbols", no_latent_decode)
+    monkeypatch.setattr("imgcodec.codec.decode_symbols", no_latent_decode)  # shae-v8's
+    monkeypatch.setattr("imgcodec.hyperprior.HyperpriorTables.decode", no_latent_decode)  # shae-v9's
     wrong = bitstream.Segment(bitstream.SEGMENT_ALPHA, encode_alpha(np.zeros((10, 10), np.uint8)))
     with pytest.raises(ShaecError, match="10x10 pixels but the image is 64x48"):
         decompress(_with(honest, segments=honest.segments + (wrong,)))
