@@ -294,16 +294,24 @@ def info(inputs: tuple[str, ...]) -> None:
 @user_errors
 def models() -> None:
     """List installed models, their quality levels and validation results."""
-    from .zoo import default_model, list_models, models_dir
+    from .errors import ModelNotFoundError
+    from .zoo import TUNES, default_model, list_models, models_dir, tuned_model
 
     infos = list_models()
     default = default_model().name
+    chosen = {}  # the model each --tune encodes with
+    for tune in TUNES:
+        try:
+            chosen[tuned_model(tune).name] = tune
+        except ModelNotFoundError:
+            pass
     click.echo(f"models in {models_dir()}:")
     for info in infos:
         entry = info.manifest_entry
         role = "default, encodes and decodes" if info.name == default else (
             "retired: decodes only" if info.decode_only else
-            f"{info.tune} tune of {info.tuned_from} (--tune {info.tune})"
+            f"{info.tune} tune of {info.tuned_from} ("
+            + (f"--tune {info.tune})" if chosen.get(info.name) == info.tune else "-m)")
             if info.tuned_from else "encodes and decodes (-m)")
         steps = entry.get("total_steps", entry.get("trained_steps"))  # the whole chain of warm starts
         click.echo(f"{info.name} ({info.model_id}) [{role}]: qualities 1..{info.num_levels}, default quality "
