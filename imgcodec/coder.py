@@ -179,52 +179,28 @@ class RowEncoder:
 class RowDecoder:
     """Reads a RowEncoder stream back pass by pass. The caller checks the payload's length
     against the passes' minimum cost first (min_bits_of_rows); `finish` requires that the
-    stream ends with the last symbol.
+    stream ends with the last symbol. A payload cut short is the caller's to catch (shae-v9's
+    end mark, imgcodec.hyperprior): constriction's decoder reads zeros past the end."""
 
-    With `min_bits` (the least the whole stream can cost) and each pass's `symbol_min_bits`, a
-    payload cut short is refused as soon as the decoder has read every word while more remains
-    than its state can hold: a constriction decoder would go on reading zeros and decode the
-    rest of the image from nothing."""
-
-    def __init__(self, payload: bytes, what: str = "latent payload", holds: str = "the image's symbols",
-                 min_bits: float | None = None) -> None:
+    def __init__(self, payload: bytes, what: str = "latent payload", holds: str = "the image's symbols") -> None:
         """`what` and `holds` name the stream in error messages."""
         self.what, self.holds = what, holds
-        self.min_bits_left = min_bits
         if len(payload) % 4:
             raise FormatError(f"{what} is not a whole number of 32-bit words; the file is corrupted")
         self.decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
 
-    def decode(self, rows: np.ndarray, ids: np.ndarray, symbol_min_bits: float = 0.0) -> np.ndarray:
-        """One symbol per row number (ids: n into rows K,L from probability_rows) -> n int32.
-        symbol_min_bits: the least one of these symbols can cost (min_bits_of_rows of their table)."""
+    def decode(self, rows: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """One symbol per row number (ids: n into rows K,L from probability_rows) -> n int32."""
         _check_rows(rows)
         ids = np.asarray(ids).ravel()
         out = np.empty(ids.size, dtype=np.int32)
-        if self.min_bits_left is not None:
-            # This pass's rows are known: the least each of its symbols costs, from its own row.
-            pass_left = float((-np.log2(rows.max(axis=1)))[ids].sum())
-            self.min_bits_left -= symbol_min_bits * ids.size  # what the later passes cost at least
         try:
             for start in range(0, ids.size, ROW_CHUNK):
                 part = slice(start, start + ROW_CHUNK)
-                if self.min_bits_left is not None:
-                    self._require_words(pass_left + max(self.min_bits_left, 0.0))
-                chunk_rows = rows[ids[part]]
-                out[part] = self.decoder.decode(_family(), chunk_rows)
-                if self.min_bits_left is not None:
-                    pass_left -= float(-np.log2(chunk_rows.max(axis=1)).sum())
+                out[part] = self.decoder.decode(_family(), rows[ids[part]])
         except (ValueError, RuntimeError, AssertionError) as exc:
             raise FormatError(f"{self.what} cannot be decoded ({exc}); the file is corrupted") from exc
-        if self.min_bits_left is not None:
-            self._require_words(max(self.min_bits_left, 0.0))
         return out
-
-    def _require_words(self, min_bits_to_come: float) -> None:
-        """FormatError when every word has been read but what is still to decode needs more bits
-        than the decoder's state can hold."""
-        if self.decoder.maybe_exhausted() and BOUND_SHARE * min_bits_to_come > STATE_BITS:
-            raise FormatError(f"{self.what} ends before {self.holds} do; the file is truncated or corrupted")
 
     def exhausted(self) -> bool:
         """Whether every word has been read (what is left may be the state's last bits)."""

@@ -237,14 +237,13 @@ class HyperpriorTables:
         A payload too short for the symbols it must hold is refused before any decoding."""
         z_shape = (self.z_counts.shape[0], height // SIDE_DOWNSCALE, width // SIDE_DOWNSCALE)
         self._check_shapes((self.latent_channels, height, width), z_shape)
-        z_min, y_min = min_bits_of_rows(self.z_counts), min_bits_of_rows(self.y_counts)
-        min_bits = (z_min * int(np.prod(z_shape)) + y_min * self.latent_channels * height * width
-                    + END_MARK_BITS)
+        min_bits = (min_bits_of_rows(self.z_counts) * int(np.prod(z_shape))
+                    + min_bits_of_rows(self.y_counts) * self.latent_channels * height * width + END_MARK_BITS)
         if 8 * len(payload) + STATE_BITS < BOUND_SHARE * min_bits:
             raise FormatError(f"latent payload of {len(payload)} bytes is too short for a {width}x{height} latent; "
                               "the file is corrupted or forged")
-        coder = RowDecoder(payload, min_bits=min_bits)
-        z_symbols = coder.decode(self.z_probabilities, self._z_ids(z_shape), z_min).reshape(z_shape[1], z_shape[2], z_shape[0])
+        coder = RowDecoder(payload)
+        z_symbols = coder.decode(self.z_probabilities, self._z_ids(z_shape)).reshape(z_shape[1], z_shape[2], z_shape[0])
         z_symbols = np.ascontiguousarray(z_symbols.transpose(2, 0, 1))
         features = self.features(z_symbols)
         y_symbols = np.empty((self.latent_channels, height, width), dtype=np.int32)
@@ -254,15 +253,15 @@ class HyperpriorTables:
             decoded = y_symbols[:start] if start else None
             if self.spatials:
                 passes = self.group_passes(group, features, decoded)
-                first = coder.decode(self.y_probabilities, next(passes), y_min).reshape(size, -1)
+                first = coder.decode(self.y_probabilities, next(passes)).reshape(size, -1)
                 y_symbols[start:start + size, anchors] = first
                 y_symbols[start:start + size, ~anchors] = coder.decode(
-                    self.y_probabilities, passes.send(first), y_min).reshape(size, -1)
+                    self.y_probabilities, passes.send(first)).reshape(size, -1)
             else:
                 ids = self.group_table_ids(group, features, decoded)
-                y_symbols[start:start + size] = coder.decode(self.y_probabilities, ids, y_min).reshape(size, height, width)
+                y_symbols[start:start + size] = coder.decode(self.y_probabilities, ids).reshape(size, height, width)
             start += size
-        mark = coder.decode(END_MARK_ROWS, np.zeros(END_MARK.size, dtype=np.int64), END_MARK_BITS / END_MARK.size)
+        mark = coder.decode(END_MARK_ROWS, np.zeros(END_MARK.size, dtype=np.int64))
         if not np.array_equal(mark, END_MARK):
             raise FormatError("latent payload does not end with its end mark; the file is truncated or corrupted")
         coder.finish()
