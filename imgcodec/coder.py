@@ -202,6 +202,25 @@ class RowDecoder:
             raise FormatError(f"{self.what} cannot be decoded ({exc}); the file is corrupted") from exc
         return out
 
+    def decode_runs(self, models: "RowModels", ids: np.ndarray) -> np.ndarray:
+        """decode(rows, ids) with models built once per table row: each run of equal ids is
+        one call with one model, so the work no longer grows with ids.size times the alphabet
+        (the batched family builds a model per symbol). Same symbols: both quantize the same
+        probabilities with the same method."""
+        ids = np.asarray(ids).ravel()
+        out = np.empty(ids.size, dtype=np.int32)
+        if not ids.size:
+            return out
+        starts = np.flatnonzero(np.diff(ids)) + 1
+        bounds = np.concatenate([[0], starts, [ids.size]]).tolist()
+        firsts = ids[bounds[:-1]].tolist()
+        try:
+            for start, end, row in zip(bounds[:-1], bounds[1:], firsts):
+                out[start:end] = self.decoder.decode(models.models[row], end - start)
+        except (ValueError, RuntimeError, AssertionError) as exc:
+            raise FormatError(f"{self.what} cannot be decoded ({exc}); the file is corrupted") from exc
+        return out
+
     def exhausted(self) -> bool:
         """Whether every word has been read (what is left may be the state's last bits)."""
         return bool(self.decoder.maybe_exhausted())
@@ -209,6 +228,15 @@ class RowDecoder:
     def finish(self) -> None:
         if not self.decoder.maybe_exhausted():
             raise FormatError(f"{self.what} does not end with {self.holds} (cut short, extended or corrupted)")
+
+
+class RowModels:
+    """One constriction model per row of integer tables (K,L, each summing to 2^16), built once,
+    for RowDecoder.decode_runs."""
+
+    def __init__(self, counts: np.ndarray) -> None:
+        rows = probability_rows(counts)
+        self.models = [constriction.stream.model.Categorical(row, perfect=False) for row in rows]
 
 
 def require_length(payload: bytes, count: int, counts: np.ndarray) -> None:

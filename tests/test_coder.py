@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from imgcodec.coder import ROW_CHUNK, RowDecoder, RowEncoder, decode_symbols, encode_symbols, probability_rows
+from imgcodec.coder import (ROW_CHUNK, RowDecoder, RowEncoder, RowModels, decode_symbols, encode_symbols,
+                            probability_rows)
 from imgcodec.context_prior import PriorTables, num_contexts, quantize_probabilities
 from imgcodec.errors import FormatError
 
@@ -103,3 +104,23 @@ def test_row_coder_round_trips_symbols_with_rows_chosen_from_tables() -> None:
         shorter = RowDecoder(payload)
         shorter.decode(tables, passes[0][1])
         shorter.finish()
+
+
+def test_decoding_by_runs_with_ready_models_reads_what_the_row_family_wrote() -> None:
+    """RowDecoder.decode_runs (one model per table row, one call per run of equal ids) gives the
+    symbols that RowEncoder coded with a model per symbol, runs of every length, one stream."""
+    rng = np.random.default_rng(5)
+    counts = quantize_probabilities(rng.dirichlet(np.full(300, 0.3), size=4)).astype(np.uint16)  # 4,300
+    tables = probability_rows(counts)
+    ids = np.repeat(rng.integers(0, 4, 400), rng.integers(1, 30, 400))
+    cdf = np.cumsum(counts[ids] / 65536.0, axis=1)
+    symbols = (rng.random(ids.size)[:, None] > cdf).sum(axis=1)
+    encoder = RowEncoder()
+    encoder.encode(symbols, tables, ids)
+    encoder.encode(symbols[:50], tables, ids[:50])
+    payload = encoder.finish()
+    decoder = RowDecoder(payload)
+    np.testing.assert_array_equal(decoder.decode_runs(RowModels(counts), ids), symbols)
+    np.testing.assert_array_equal(decoder.decode(tables, ids[:50]), symbols[:50])  # the ways mix in one stream
+    decoder.finish()
+    assert RowDecoder(payload).decode_runs(RowModels(counts), np.array([], dtype=np.int64)).size == 0
