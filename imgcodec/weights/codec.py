@@ -42,6 +42,10 @@ class WeightCodecConfig:
     #: Float tensors that are not quantized (biases, norms): "exact", or "float16" (IEEE half,
     #: 2^-11 relative error; a tensor outside half's range stays exact).
     small_floats: str = "exact"
+    #: The largest alphabet coded with column contexts (None: any). A context-coded row whose
+    #: contexts change often is decoded with a model built per symbol, work that grows with the
+    #: alphabet: graphs that must load fast (shaec's own, imgcodec.train.export) cap it.
+    context_alphabet: int | None = None
 
     def __post_init__(self) -> None:
         if self.small_floats not in SMALL_FLOATS:
@@ -192,7 +196,8 @@ def tensor_record(name: str, array: np.ndarray, dtype: str, step: float | None, 
     if size > MAX_TABLE:
         raise ValueError(f"tensor {name!r} needs {size} levels at this target; ask for fewer bits")
     return Record(name, dtype, tuple(array.shape), CODEC_UNIFORM, step, offset,
-                  **symbol_fields(encode_symbols(symbols, size)))
+                  **symbol_fields(encode_symbols(symbols, size, contexts=config.context_alphabet is None
+                                                 or size <= config.context_alphabet)))
 
 
 def symbol_fields(coding: SymbolCoding) -> dict[str, object]:

@@ -101,16 +101,16 @@ def _cost_bytes(symbols: np.ndarray, context: np.ndarray, tables: np.ndarray) ->
     return bits / 8 + tables.size * 2
 
 
-def encode_symbols(symbols: np.ndarray, size: int) -> SymbolCoding:
+def encode_symbols(symbols: np.ndarray, size: int, contexts: bool = True) -> SymbolCoding:
     """Symbols (a tensor's shape, ints in [0, size)) -> the smallest of i.i.d. and the
-    column-context models, coded."""
+    column-context models (i.i.d. alone without `contexts`), coded."""
     flat = np.ascontiguousarray(symbols, dtype=np.int64).ravel()
     if flat.size and (flat.min() < 0 or flat.max() >= size):
         raise ValueError("symbols outside the table")
     background = int(np.argmax(np.bincount(flat, minlength=size)))
     iid = _tables(flat, np.zeros_like(flat), 1, size)
     best = (_cost_bytes(flat, np.zeros_like(flat), iid), SymbolCoding(iid, b""), None)
-    if symbols.ndim >= 2:
+    if contexts and symbols.ndim >= 2:
         for transposed in (False, True):
             matrix = flat.reshape(matrix_shape(symbols.shape, False))
             matrix = matrix.T if transposed else matrix

@@ -58,6 +58,21 @@ def test_bits_per_weight_target_counts_the_coded_bits_when_contexts_pay() -> Non
     assert abs(8 * len(record.payload) / weight.size - 2.0) < 0.06
 
 
+def test_a_capped_context_alphabet_codes_larger_alphabets_iid() -> None:
+    """context_alphabet: tensors whose alphabet is larger are coded with one table (fast to
+    load), smaller ones may still use contexts."""
+    rng = np.random.default_rng(0)
+    weight = rng.normal(0, 1, (200, 400)).astype(np.float32) * (rng.random(400) < 0.6)[None, :]
+    for bits, cap, contexts in ((2.0, 32, True), (6.0, 32, False), (6.0, None, True)):
+        (record,) = compress_tensors({"fc.weight": (weight, "<f4")},
+                                     WeightCodecConfig(target_bits_per_weight=bits, context_alphabet=cap))
+        counts = np.atleast_2d(record.counts)
+        assert (counts.shape[0] > 1) == contexts, (bits, cap)
+        if cap is not None and contexts:
+            assert counts.shape[1] <= cap
+        np.testing.assert_allclose(decompress_record(record), weight, atol=0.7 * record.step + 1e-6)
+
+
 def test_target_size_is_met() -> None:
     tensors = _tensors(_model())
     data = pack(compress_tensors(tensors, WeightCodecConfig(target_bits_per_weight=None, target_bytes=12_000)))
