@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
 
     if args.tune_rounding:
-        tuning = tune(codec_of(find_model(args.name)), args.data / "train")
+        tuning = tune(codec_of(find_model(args.name)), args.data / "train",
+                      metric="ms-ssim" if args.tune == "ssim" else "psnr")
         write_tuning(find_model(args.name), tuning, "python scripts/export_model.py ... --tune-rounding "
                      "(imgcodec.train.rounding_tuning.tune defaults)")
         print(tuning.table(), file=sys.stderr)

@@ -6,6 +6,7 @@ hash) does not change, and files decode exactly as before.
 
     python scripts/tune_rounding.py --model shae-v8 --write
     python scripts/tune_rounding.py --model shae-v9 --write   # any architecture
+    python scripts/tune_rounding.py --model shae-v9-ssim --write   # scored in MS-SSIM, its metric
 
 Validation photos are never used here, so the validation table stays an honest test.
 """
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 
 from imgcodec.codec import codec_of
-from imgcodec.train.rounding_tuning import DEFAULT_TAUS, tune, write_tuning
+from imgcodec.train.rounding_tuning import DEFAULT_TAUS, METRICS, tune, write_tuning
 from imgcodec.zoo import find_model
 
 
@@ -28,13 +29,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=256, help="crop side in pixels")
     parser.add_argument("--taus", type=float, nargs="+", default=list(DEFAULT_TAUS))
     parser.add_argument("--threads", type=int, default=None, help="ONNX threads (default: onnxruntime's)")
+    parser.add_argument("--metric", choices=sorted(METRICS), default=None,
+                        help="quality the savings are measured at (default: ms-ssim for a model tuned "
+                             "for MS-SSIM, else psnr)")
     parser.add_argument("--write", action="store_true", help="store the chosen taus in models/NAME/model.json")
     args = parser.parse_args(argv)
     if any(t <= 0 for t in args.taus):
         parser.error("--taus must be positive (tau = 0, nearest rounding, is always measured)")
 
     info = find_model(args.model)
-    tuning = tune(codec_of(info, threads=args.threads), args.data / "train", args.crops, args.size, tuple(args.taus))
+    metric = args.metric or ("ms-ssim" if info.tune == "ssim" else "psnr")
+    tuning = tune(codec_of(info, threads=args.threads), args.data / "train", args.crops, args.size, tuple(args.taus),
+                  metric=metric)
     print(f"{info.name} ({info.model_id}): {tuning.crops} training crops of up to {args.size}x{args.size}")
     print(tuning.table())
     if args.write:

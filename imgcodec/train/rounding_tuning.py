@@ -2,9 +2,11 @@
 
 For every level, every tau of a grid codes the same training crops (through the real coder and
 the ONNX decoder). tau = 0 (nearest rounding) gives the reference curve over all levels; each
-(level, tau) point is scored by its rate change against that curve at equal PSNR (log bpp
+(level, tau) point is scored by its rate change against that curve at equal quality (log bpp
 interpolated in PSNR, monotone piecewise-cubic, as the BD-rate does; points beyond the curve's
 ends are not scored). Each level keeps the tau with the largest saving, or 0 when none saves.
+A model tuned for MS-SSIM is scored in MS-SSIM instead (-10 log10(1 - MS-SSIM), in dB), the
+metric it was trained for.
 The result lives in the model's model.json ("rd_rounding"): an encoder setting, outside the
 model id. Used by scripts/tune_rounding.py and scripts/export_model.py --tune-rounding.
 """
@@ -21,11 +23,13 @@ from tqdm import tqdm
 from ..codec import Codec
 from ..codec_v9 import ShaeV9Codec
 from ..coder import encode_symbols
-from ..metrics import psnr_rgb
+from ..metrics import ms_ssim_db, ms_ssim_rgb, psnr_rgb
 from ..zoo import ModelInfo
 from .data import load_images
 
 DEFAULT_TAUS = (1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 6e-3, 1e-2, 2e-2)
+#: quality in dB of a decoded image against its original, by the metric a model was tuned for
+METRICS = {"psnr": psnr_rgb, "ms-ssim": lambda a, b: ms_ssim_db(ms_ssim_rgb(a, b))}
 
 
 def training_crops(train_dir: Path, count: int, size: int) -> list[np.ndarray]:
@@ -43,8 +47,10 @@ def training_crops(train_dir: Path, count: int, size: int) -> list[np.ndarray]:
 
 
 def measure(codec: Codec | ShaeV9Codec, crops: list[np.ndarray], taus: list[float],
-            progress: bool = True) -> np.ndarray:
-    """Mean (bpp of the payload, PSNR) over the crops for every level and tau: levels,taus,2."""
+            progress: bool = True, metric: str = "psnr") -> np.ndarray:
+    """Mean (bpp of the payload, quality in dB by `metric`, a key of METRICS) over the crops for
+    every level and tau: levels,taus,2."""
+    quality = METRICS[metric]
     levels = [codec.level_of(q) for q in codec.qualities]
     out = np.zeros((len(levels), len(taus), 2))
     with tqdm(total=len(levels) * len(crops), desc="tuning rounding", file=sys.stderr,
@@ -55,7 +61,7 @@ def measure(codec: Codec | ShaeV9Codec, crops: list[np.ndarray], taus: list[floa
             for li, level in enumerate(levels):
                 for ti, tau in enumerate(taus):
                     bits, rec = _trial(codec, rgb, level, tau, analysis)
-                    out[li, ti] += (bits / pixels, psnr_rgb(rgb, rec))
+                    out[li, ti] += (bits / pixels, quality(rgb, rec))
                 bar.update(1)
     return out / len(crops)
 
@@ -72,7 +78,7 @@ def _trial(codec: Codec | ShaeV9Codec, rgb: np.ndarray, level: int, tau: float,
 
 
 def choose(stats: np.ndarray, taus: list[float]) -> tuple[list[float], list[float]]:
-    """Per level: the tau with the largest rate saving at equal PSNR against tau = 0's curve
+    """Per level: the tau with the largest rate saving at equal quality against tau = 0's curve
     (taus[0] must be 0), and that saving in percent (0 where no tau saves). A point whose PSNR
     falls outside that curve's range is not scored: beyond the ends the curve's slope is unknown
     (on the validation photos it steepens towards low rates), so the lowest level can only keep
@@ -94,7 +100,7 @@ def choose(stats: np.ndarray, taus: list[float]) -> tuple[list[float], list[floa
 
 @dataclass(frozen=True)
 class RoundingTuning:
-    """What tune() measured and chose; stats[level, tau] = (payload bpp, PSNR) on the crops."""
+    """What tune() measured and chose; stats[level, tau] = (payload bpp, quality dB) on the crops."""
 
     taus: list[float]  # the grid, 0 first
     stats: np.ndarray  # levels,taus,2
@@ -102,10 +108,12 @@ class RoundingTuning:
     best_change: list[float]  # per level, percent (<= 0)
     crops: int
     crop_size: int
+    metric: str = "psnr"
 
     def table(self) -> str:
         """One line per level: nearest rounding's point, the chosen tau's, and the saving."""
-        lines = ["level  nearest bpp  PSNR   best tau  bpp     PSNR   rate change at equal PSNR"]
+        name = "PSNR" if self.metric == "psnr" else "MS-SSIM dB"
+        lines = [f"level  nearest bpp  {name}   best tau  bpp     {name}   rate change at equal {name}"]
         for li, (tau, change) in enumerate(zip(self.best_tau, self.best_change)):
             k = self.taus.index(tau)
             lines.append(f"{li + 1:>5}  {self.stats[li, 0, 0]:.4f}       {self.stats[li, 0, 1]:.2f}  {tau:<8g}  "
@@ -114,15 +122,18 @@ class RoundingTuning:
 
 
 def tune(codec: Codec | ShaeV9Codec, train_dir: Path, count: int = 16, size: int = 256,
-         taus: tuple[float, ...] = DEFAULT_TAUS, progress: bool = True) -> RoundingTuning:
-    """Measure the grid (plus tau = 0) on `count` training crops and choose a tau per level."""
+         taus: tuple[float, ...] = DEFAULT_TAUS, progress: bool = True, metric: str = "psnr") -> RoundingTuning:
+    """Measure the grid (plus tau = 0) on `count` training crops and choose a tau per level,
+    scored by `metric` (METRICS)."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
     if any(t <= 0 for t in taus):
         raise ValueError("taus must be positive (tau = 0, nearest rounding, is always measured)")
     crops = training_crops(train_dir, count, size)
     grid = [0.0] + sorted(set(taus))
-    stats = measure(codec, crops, grid, progress)
+    stats = measure(codec, crops, grid, progress, metric)
     best_tau, best_change = choose(stats, grid)
-    return RoundingTuning(grid, stats, best_tau, best_change, len(crops), size)
+    return RoundingTuning(grid, stats, best_tau, best_change, len(crops), size, metric)
 
 
 def write_tuning(info: ModelInfo, tuning: RoundingTuning, command: str) -> Path:
@@ -131,7 +142,8 @@ def write_tuning(info: ModelInfo, tuning: RoundingTuning, command: str) -> Path:
     meta = json.loads(path.read_text())
     meta["rd_rounding"] = {
         "tau": tuning.best_tau, "rate_change_percent_on_training_crops": tuning.best_change,
-        "taus_tried": tuning.taus, "crops": tuning.crops, "crop_size": tuning.crop_size, "command": command}
+        "taus_tried": tuning.taus, "crops": tuning.crops, "crop_size": tuning.crop_size, "metric": tuning.metric,
+        "command": command}
     path.write_text(json.dumps(meta, indent=2) + "\n")
     return path
 

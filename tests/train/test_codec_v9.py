@@ -193,6 +193,24 @@ def test_rounding_is_tuned_per_level_on_training_crops(codec, tmp_path: Path) ->
     assert all(tau in tuning.taus for tau in tuning.best_tau) and all(c <= 0 for c in tuning.best_change)
 
 
+def test_rounding_of_an_ms_ssim_tune_is_scored_in_ms_ssim(codec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """metric="ms-ssim": the quality column is -10 log10(1 - MS-SSIM) of the decoded crop, the
+    choice and the saving follow it, and model.json records the metric; others are refused."""
+    from imgcodec.metrics import ms_ssim_db, ms_ssim_rgb
+    from imgcodec.train.rounding_tuning import tune
+
+    (tmp_path / "train").mkdir()
+    crop = _image(96, 96)
+    Image.fromarray(crop).save(tmp_path / "train" / "0.png")
+    tuning = tune(codec, tmp_path / "train", count=1, size=96, taus=(1e-2,), progress=False, metric="ms-ssim")
+    assert tuning.metric == "ms-ssim" and "MS-SSIM dB" in tuning.table()
+    _, _, symbols = codec.encode_symbols(crop, 0, 0, 0.0)
+    expected = ms_ssim_db(ms_ssim_rgb(crop, codec.pixels_of(symbols, 0, 96, 96)))
+    assert tuning.stats[0, 0, 1] == pytest.approx(expected, abs=1e-9)
+    with pytest.raises(ValueError, match="metric must be one of"):
+        tune(codec, tmp_path / "train", count=1, size=96, metric="ssim")
+
+
 def test_tiles_match_the_whole_image(codec) -> None:  # type: ignore[no-untyped-def]
     """Small tiles (2 latents, margin 4) give what one tile gives, up to float rounding."""
     image = _image(128, 256)
