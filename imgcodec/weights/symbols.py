@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..coder import (BOUND_SHARE, STATE_BITS, RowDecoder, RowEncoder, RowModels, decode_iid, encode_iid, min_bits_of_rows,
-                     probability_rows, require_length)
+from ..coder import (BOUND_SHARE, STATE_BITS, RowDecoder, RowEncoder, RowModels, decode_iid, encode_iid,
+                     min_bits_of_rows, probability_rows, require_length)
 from ..context_prior import TABLE_TOTAL, quantize_probabilities
 from ..errors import FormatError
 
