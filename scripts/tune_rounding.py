@@ -6,7 +6,7 @@ hash) does not change, and files decode exactly as before.
 
     python scripts/tune_rounding.py --model shae-v8 --write
     python scripts/tune_rounding.py --model shae-v9 --write   # any architecture
-    python scripts/tune_rounding.py --model shae-v9-ssim --write   # scored in MS-SSIM, its metric
+    python scripts/tune_rounding.py --model shae-v9-ssim2 --write  # scored in MS-SSIM, its metric
 
 Validation photos are never used here, so the validation table stays an honest test.
 """
