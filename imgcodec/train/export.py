@@ -131,7 +131,7 @@ def compress_graph(onnx_path: Path, bits: float, calibration: dict[str, np.ndarr
     measures the sensitivities cannot show. Plain rounding costs about the same bytes here.
     Column contexts only for alphabets up to CONTEXT_ALPHABET: at 7 bits per weight the first
     synthesis layer of shae-v9-ssim has about 4,000 centers, where contexts saved 2 % of its
-    bytes and made the graph load 3x slower."""
+    bytes and their decoding, symbol by symbol where runs are short, grows with the alphabet."""
     config = WeightCodecConfig(target_bits_per_weight=bits, deadzone=0.0, context_alphabet=CONTEXT_ALPHABET)
     data = compress_model(onnx_path, config, calibration)
     compressed = onnx_path.with_suffix(".shaw")
