@@ -83,7 +83,8 @@ class ShaeV9Codec(ContainerCodec):
     def analysis(self, rgb: np.ndarray) -> np.ndarray:
         """H,W,3 uint8 -> the latent before any gain, M,h,w float32 (the same for every level)."""
         if self.info.decode_only:
-            raise ModelNotFoundError(f"model '{self.info.name}' is retired and ships only its decoder; encode with the default model")
+            raise ModelNotFoundError(f"model '{self.info.name}' is retired and ships only its decoder; "
+                                     "encode with the default model")
         height, width = rgb.shape[:2]
         padded = np.pad(rgb, ((0, -height % MULTIPLE), (0, -width % MULTIPLE), (0, 0)), mode="edge")
         return self.runtime.analysis(np.ascontiguousarray(padded.transpose(2, 0, 1), dtype=np.float32) / 255.0)
