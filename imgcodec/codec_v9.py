@@ -25,7 +25,7 @@ import numpy as np
 
 from .bitstream import SEGMENT_LEVEL_STEP, Segment, ShaeFile
 from .codec_base import ROUNDINGS, ContainerCodec, EncodeResult, Progress
-from .errors import FormatError, ModelNotFoundError
+from .errors import FormatError
 from .imageio import Metadata
 from .hyperprior import HyperpriorTables
 from .rounding import rd_choice
@@ -82,9 +82,7 @@ class ShaeV9Codec(ContainerCodec):
 
     def analysis(self, rgb: np.ndarray) -> np.ndarray:
         """H,W,3 uint8 -> the latent before any gain, M,h,w float32 (the same for every level)."""
-        if self.info.decode_only:
-            raise ModelNotFoundError(f"model '{self.info.name}' is retired and ships only its decoder; "
-                                     "encode with the default model")
+        self.info.check_encodes()
         height, width = rgb.shape[:2]
         padded = np.pad(rgb, ((0, -height % MULTIPLE), (0, -width % MULTIPLE), (0, 0)), mode="edge")
         return self.runtime.analysis(np.ascontiguousarray(padded.transpose(2, 0, 1), dtype=np.float32) / 255.0)

@@ -72,6 +72,13 @@ class ModelInfo:
         """A retired model that ships only its decoder (no encoder.onnx)."""
         return bool(self.manifest_entry.get("decode_only", False))
 
+    def check_encodes(self) -> None:
+        """Raise ModelNotFoundError for a retired model: every codec refuses to encode with one
+        in the same words."""
+        if self.decode_only:
+            raise ModelNotFoundError(
+                f"model '{self.name}' is retired and ships only its decoder; encode with the default model")
+
     @property
     def qualities(self) -> list[int]:
         """User-facing quality numbers 1..N (1 = smallest files)."""
@@ -243,9 +250,7 @@ class LoadedModel:
 
     @property
     def encoder_path(self) -> Path:
-        if self.info.decode_only:
-            raise ModelNotFoundError(
-                f"model '{self.info.name}' is retired and ships only its decoder; encode with the default model")
+        self.info.check_encodes()
         return graph_path(self.info, "encoder")
 
     @property
