@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from imgcodec.bench.bdrate import bd_rate_detailed
+from imgcodec.bench.bdrate import bd_rate_detailed, quality_at_rate
 from imgcodec.bench.runner import CodecCurve, read_records_csv, summarize_records
 
 METRICS = {"PSNR": "psnr-rgb", "MS-SSIM dB": "ms-ssim-rgb-db"}  # label -> CodecCurve.metric key
@@ -40,6 +40,8 @@ def main() -> None:
                              "unless --metric says otherwise)")
     parser.add_argument("--metric", choices=METRICS, default=None,
                         help="one metric only (default: both, --within applying to PSNR)")
+    parser.add_argument("--per-level", action="store_true",
+                        help="also print each test level's PSNR lead over the anchor at the same bpp")
     args = parser.parse_args()
     anchor = mean_curve(args.anchor, args.anchor_codec)
     test = mean_curve(args.test, args.test_codec)
@@ -53,6 +55,12 @@ def main() -> None:
         else:
             low, high = result.quality_range
             print(f"{metric}: {result.percent:+.2f} % over {low:.2f}..{high:.2f} dB")
+    if args.per_level:
+        psnr = test.metric(METRICS["PSNR"])
+        for level, (rate, value) in enumerate(zip(test.bpp, psnr), 1):
+            theirs = quality_at_rate(anchor.bpp, anchor.metric(METRICS["PSNR"]), rate)
+            lead = "outside its rates" if theirs is None else f"{value - theirs:+.2f} dB"
+            print(f"level {level}: {rate:.3f} bpp, {value:.2f} dB, PSNR ahead of the anchor: {lead}")
 
 
 if __name__ == "__main__":

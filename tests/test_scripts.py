@@ -206,6 +206,15 @@ def test_bd_compare_halved_rates_give_minus_50_percent(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == "PSNR: -50.00 % over 31.00..39.00 dB"
     assert lines[1].startswith("MS-SSIM dB: -50.00 % over ")
+    # at half the rate each test level matches the anchor's next level: 3 dB ahead (one below its range)
+    per_level = subprocess.run([sys.executable, str(REPO / "scripts" / "bd_compare.py"),
+                                "--anchor", str(tmp_path / "anchor.csv"), "--test", str(tmp_path / "test.csv"),
+                                "--metric", "PSNR", "--per-level"],
+                               capture_output=True, text=True, check=True).stdout.splitlines()
+    assert per_level[1:] == ["level 1: 0.100 bpp, 30.00 dB, PSNR ahead of the anchor: outside its rates",
+                             "level 2: 0.200 bpp, 33.00 dB, PSNR ahead of the anchor: +3.00 dB",
+                             "level 3: 0.400 bpp, 36.00 dB, PSNR ahead of the anchor: +3.00 dB",
+                             "level 4: 0.800 bpp, 39.00 dB, PSNR ahead of the anchor: +3.00 dB"]
 
 
 # --------------------------------------------------------------------------------------------
