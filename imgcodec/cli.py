@@ -471,11 +471,14 @@ def weights() -> None:
 @click.option("--calibration", type=click.Path(exists=True, dir_okay=False), default=None,
               help="ONNX models: an .npz of sample inputs (one array per graph input, batch first); the "
                    "bits then go where the outputs need them (one model run per quantized tensor).")
+@click.option("--lossless", is_flag=True,
+              help="Change nothing: tensors that hold only bfloat16 values (bf16 models, or float32 ones "
+                   "trained in bf16) are entropy-coded exactly, the others stored as they are.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
 @user_errors
 def weights_compress(model_file: str, output: str | None, bits_per_weight: float | None, size: str | None,
                      min_size: int, small_floats: str, deadzone: float, calibration: str | None,
-                     force: bool) -> None:
+                     lossless: bool, force: bool) -> None:
     """Compress MODEL_FILE (.pt/.pth state_dict or checkpoint, or .onnx) to a .shaw file."""
     import time
 
@@ -486,10 +489,13 @@ def weights_compress(model_file: str, output: str | None, bits_per_weight: float
 
     if bits_per_weight is not None and size is not None:
         raise ShaecError("give --bits-per-weight or --size, not both")
+    if lossless and (bits_per_weight is not None or size or calibration or small_floats != "exact"):
+        raise ShaecError("--lossless changes no value: it takes no --bits-per-weight, --size, --calibration "
+                         "or --small-floats float16")
     target_bytes = _parse_size(size) if size else None
     config = WeightCodecConfig(min_size=min_size, target_bytes=target_bytes, small_floats=small_floats,
                                target_bits_per_weight=None if target_bytes else (bits_per_weight or 3.0),
-                               deadzone=deadzone)
+                               deadzone=deadzone, lossless=lossless)
     dest = output or str(Path(model_file).with_suffix(".shaw"))
     check_destination(model_file, dest, force)
     started = time.perf_counter()
@@ -497,7 +503,7 @@ def weights_compress(model_file: str, output: str | None, bits_per_weight: float
     atomic_write(dest, data, force=force)
     original = Path(model_file).stat().st_size
     click.echo(f"{model_file} -> {dest}  {human_size(original)} -> {human_size(len(data))}  "
-               f"({original / len(data):.1f}x, {'calibrated, ' if calibration else ''}"
+               f"({original / len(data):.1f}x, {'calibrated, ' if calibration else ''}{'lossless, ' if lossless else ''}"
                f"{time.perf_counter() - started:.1f} s)", err=True)
 
 

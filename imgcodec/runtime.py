@@ -82,6 +82,11 @@ class TransformRuntime:
         self._encoder: OnnxGraph | None = None
         self._decoder: OnnxGraph | None = None
 
+    def use_decoder(self, graph: Callable[[np.ndarray, int], np.ndarray]) -> None:
+        """Run synthesis through this graph (OnnxGraph's call signature) instead of the model's:
+        research scripts compare a recompressed decoder, or record what the decoder is fed."""
+        self._decoder = graph  # type: ignore[assignment]
+
     def analysis(self, image: np.ndarray, level: int = 0,
                  progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """image: 3,H,W float32 in [0,1], H and W multiples of the downscale d -> latent C,H/d,W/d

@@ -14,6 +14,11 @@ rate n_i·(h_i - log2 Δ_i), the Lagrangian optimum of error + λ·rate is Δ_i 
 (the classic high-rate bit allocation, as in the reverse water-filling of Cover & Thomas 10.3.3).
 
 Decoding is `(symbol + offset) * step` in float32: the same floats on every machine.
+
+A 16-bit table codes an alphabet of thousands poorly (every entry holds at least 1/65536 of the
+probability, used or not), so a step fine enough to need more than SPLIT_ABOVE levels codes each
+symbol's high part against a table of at most HIGH_ALPHABET entries and its low bits raw
+(CODEC_FINE): what near-lossless precision, 10 or more bits per weight, needs.
 """
 from __future__ import annotations
 
@@ -23,12 +28,19 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import FormatError
-from .container import CODEC_CODEBOOK, CODEC_FLOAT16, CODEC_GRAPH, CODEC_RAW, CODEC_UNIFORM, MAX_TABLE, Record, pack
+from .container import (CODEC_BF16, CODEC_CODEBOOK, CODEC_FINE, CODEC_FLOAT16, CODEC_GRAPH, CODEC_RAW, CODEC_UNIFORM,
+                        MAX_LOW_BITS, Record, low_length, pack)
 from .symbols import SymbolCoding, decode_symbols, encode_symbols
 
 FLOAT_DTYPES = ("<f4", "<f2", "<f8", "bfloat16")
 SMALL_FLOATS = ("exact", "float16")
 HALF_MAX = 65504.0
+#: Alphabets larger than this are split into a coded high part and raw low bits (CODEC_FINE)...
+SPLIT_ABOVE = 4096
+#: ... with a high part of at most this many table entries.
+HIGH_ALPHABET = 1024
+#: The most levels a quantized tensor may have (a step finer than span / MAX_LEVELS is never used).
+MAX_LEVELS = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -46,10 +58,16 @@ class WeightCodecConfig:
     #: contexts change often is decoded with a model built per symbol, work that grows with the
     #: alphabet: graphs that must load fast (shaec's own, imgcodec.train.export) cap it.
     context_alphabet: int | None = None
+    #: Nothing changes: bfloat16 values (bf16 tensors, float32 ones that hold only bf16 values)
+    #: are entropy-coded exactly (CODEC_BF16), other tensors stored as they are. The targets
+    #: are ignored.
+    lossless: bool = False
 
     def __post_init__(self) -> None:
         if self.small_floats not in SMALL_FLOATS:
             raise ValueError(f"small_floats must be one of {', '.join(SMALL_FLOATS)}, not {self.small_floats!r}")
+        if self.lossless and self.small_floats != "exact":
+            raise ValueError("a lossless file keeps small floats exact")
 
 
 def quantizable(array: np.ndarray, dtype: str, config: WeightCodecConfig) -> bool:
@@ -76,10 +94,17 @@ def _entropy_bits(q: np.ndarray) -> float:
 
 
 def step_of(array: np.ndarray, unit: float, scale: float) -> float:
-    """scale * unit, but never so fine that the tensor's symbols outgrow a table (MAX_TABLE):
-    a sensitive tensor asked for more precision than 16-bit symbols hold gets all they hold."""
+    """scale * unit, but never finer than MAX_LEVELS levels over the tensor's span (float32
+    weights hold about that much precision)."""
     span = float(np.max(array)) - float(np.min(array))
-    return max(scale * unit, span / (MAX_TABLE - 4))
+    return max(scale * unit, span / (MAX_LEVELS - 4))
+
+
+def low_bits_for(levels: int) -> int:
+    """Raw low bits per symbol for an alphabet of `levels` (0: one table holds it)."""
+    if levels <= SPLIT_ABOVE:
+        return 0
+    return int(np.ceil(np.log2(levels / HIGH_ALPHABET)))
 
 
 def _estimate_bytes(tensors: list[tuple[np.ndarray, float]], scale: float, deadzone: float) -> tuple[float, float]:
@@ -88,7 +113,8 @@ def _estimate_bytes(tensors: list[tuple[np.ndarray, float]], scale: float, deadz
     for array, unit in tensors:
         q = _symbols(array, step_of(array, unit, scale), deadzone)
         payload += _entropy_bits(q) / 8
-        table += 2 * (int(q.max() - q.min()) + 2)
+        levels = int(q.max() - q.min()) + 2
+        table += 2 * ((levels >> low_bits_for(levels)) + 2)
     return payload, table
 
 
@@ -144,6 +170,8 @@ def compress_tensors(tensors: dict[str, tuple[np.ndarray, str]], config: WeightC
     on average; a size target is met by the whole file (never exceeded). `sensitivity` (name ->
     output error per unit of noise variance per weight, for every tensor that gets quantized)
     spends the bits where the output needs them (see the module docstring)."""
+    if config.lossless:
+        return [lossless_record(name, array, dtype, config) for name, (array, dtype) in tensors.items()]
     chosen = {n: a for n, (a, d) in tensors.items() if quantizable(a, d, config)}
     raw_bytes = sum(len(tensor_record(n, a, d, None, config).payload) for n, (a, d) in tensors.items() if n not in chosen)
     # Container bytes besides payloads and tables: record headers, quantizer fields, and up to
@@ -160,16 +188,23 @@ def compress_tensors(tensors: dict[str, tuple[np.ndarray, str]], config: WeightC
                 for name, (array, dtype) in tensors.items()]
 
     # The search estimates i.i.d. coding; the coded payload is smaller where contexts pay, so the
-    # estimate is corrected by the ratio actually reached until that ratio settles.
-    gain = 1.0
+    # estimate is corrected by the ratio actually reached until that ratio settles. Of the
+    # scales tried, the one whose coded file comes nearest the target is kept (where the ratio
+    # swings with the scale it need not settle).
+    count = sum(a.size for a in chosen.values())
+    gain, tried = 1.0, []
     for _ in range(4):
         scale = choose_scale(arrays, config, fixed, gain)
         records = records_at(scale)
-        coded = sum(len(r.payload) for r in records if r.name in chosen)
+        coded = sum(len(r.payload) + len(r.low) for r in records if r.name in chosen)
+        miss = (len(pack(records)) - config.target_bytes if config.target_bytes is not None
+                else 8 * coded / count - float(config.target_bits_per_weight))
+        tried.append((abs(miss), scale, records))
         measured = coded / max(1.0, _estimate_bytes(arrays, scale, config.deadzone)[0])
         if abs(measured - gain) <= 0.01 * gain:
             break
         gain = measured
+    _, scale, records = min(tried, key=lambda t: t[0])
     for _ in range(20):
         if config.target_bytes is None or len(pack(records)) <= config.target_bytes:
             return records
@@ -192,12 +227,92 @@ def tensor_record(name: str, array: np.ndarray, dtype: str, step: float | None, 
     q = _symbols(array, step, config.deadzone)
     offset = int(q.min())
     symbols = q - offset
+    try:
+        fields = split_fields(symbols, -offset, config)
+    except ValueError:
+        raise ValueError(f"tensor {name!r} needs {int(symbols.max()) + 2} levels at this target; "
+                         "ask for fewer bits") from None
+    if not fields["low_bits"]:
+        del fields["low_bits"], fields["low"]
+        return Record(name, dtype, tuple(array.shape), CODEC_UNIFORM, step, offset, **fields)
+    return Record(name, dtype, tuple(array.shape), CODEC_FINE, step, offset, **fields)
+
+
+def pack_low_bits(symbols: np.ndarray, low_bits: int) -> bytes:
+    """The low `low_bits` bits of each (non-negative) symbol, little-endian, packed."""
+    bits = (symbols[:, None] >> np.arange(low_bits)) & 1  # values, bits
+    return np.packbits(bits.astype(np.uint8).ravel(), bitorder="little").tobytes()
+
+
+def unpack_low_bits(low: bytes, count: int, low_bits: int) -> np.ndarray:
+    """pack_low_bits' inverse: `count` int64 values."""
+    bits = np.unpackbits(np.frombuffer(low, dtype=np.uint8), count=count * low_bits, bitorder="little")
+    return (bits.reshape(count, low_bits).astype(np.int64) << np.arange(low_bits)).sum(axis=1)
+
+
+def split_fields(symbols: np.ndarray, zero: int, config: WeightCodecConfig) -> dict[str, object]:
+    """A split record's fields for non-negative symbols, `zero` the symbol of the value 0: the
+    high parts' coding (zeros: a high symbol of their own), the raw low bits of the others."""
     size = int(symbols.max()) + 2  # one spare symbol: a table always has two entries
-    if size > MAX_TABLE:
-        raise ValueError(f"tensor {name!r} needs {size} levels at this target; ask for fewer bits")
-    return Record(name, dtype, tuple(array.shape), CODEC_UNIFORM, step, offset,
-                  **symbol_fields(encode_symbols(symbols, size, contexts=config.context_alphabet is None
-                                                 or size <= config.context_alphabet)))
+    low_bits = low_bits_for(size)
+    if low_bits > MAX_LOW_BITS:
+        raise ValueError(f"{size} levels are more than a .shaw record holds")
+    if not low_bits:
+        return {**symbol_fields(encode_symbols(symbols, size, contexts=config.context_alphabet is None
+                                               or size <= config.context_alphabet)), "low_bits": 0, "low": b""}
+    flat = symbols.ravel()
+    is_zero = flat == zero
+    high = flat >> low_bits
+    escape = int(high.max()) + 1  # the zeros' high symbol
+    high[is_zero] = escape
+    high_size = escape + 2
+    coding = encode_symbols(high.reshape(symbols.shape), high_size, contexts=config.context_alphabet is None
+                            or high_size <= config.context_alphabet)
+    return {**symbol_fields(coding), "low_bits": low_bits, "low": pack_low_bits(flat[~is_zero], low_bits)}
+
+
+def join_split(high: np.ndarray, record: Record) -> np.ndarray:
+    """split_fields' inverse: the flat symbols of a split record from its decoded high symbols."""
+    flat = high.astype(np.int64).ravel()
+    if not record.low_bits:
+        return flat
+    escape = np.atleast_2d(record.counts).shape[1] - 2
+    kept = flat != escape
+    count = int(np.count_nonzero(kept))
+    if len(record.low) != low_length(count, record.low_bits):
+        raise FormatError(f"tensor {record.name!r} holds {len(record.low)} bytes of low bits, expected "
+                          f"{low_length(count, record.low_bits)}")
+    symbols = np.full(flat.shape, -record.offset, dtype=np.int64)
+    symbols[kept] = (flat[kept] << record.low_bits) | unpack_low_bits(record.low, count, record.low_bits)
+    return symbols
+
+
+def bf16_codes(array: np.ndarray) -> np.ndarray | None:
+    """The sign-magnitude integers of the bfloat16 patterns of a float32 array's values (-0.0
+    apart from +0.0: -1), or None where a value is not a bfloat16."""
+    bits = np.ascontiguousarray(array, dtype="<f4").view("<u4")
+    if np.any(bits & 0xFFFF):
+        return None
+    pattern = (bits >> 16).astype(np.int64)
+    magnitude = pattern & 0x7FFF
+    return np.where(pattern & 0x8000, -magnitude - 1, magnitude)
+
+
+def bf16_values(codes: np.ndarray) -> np.ndarray:
+    """bf16_codes' inverse: float32 values."""
+    pattern = np.where(codes < 0, 0x8000 | (-codes - 1), codes).astype("<u4")
+    return (pattern << 16).view("<f4")
+
+
+def lossless_record(name: str, array: np.ndarray, dtype: str, config: WeightCodecConfig) -> Record:
+    """A tensor stored without loss: its bfloat16 values entropy-coded (CODEC_BF16) where it is
+    quantizable and holds only bfloat16 values, else as it is."""
+    codes = bf16_codes(array) if quantizable(array, dtype, config) and dtype in ("<f4", "bfloat16") else None
+    if codes is None:
+        return tensor_record(name, array, dtype, None, config)
+    offset = int(codes.min())
+    return Record(name, dtype, tuple(array.shape), CODEC_BF16, 0.0, offset,
+                  **split_fields(codes - offset, -offset, config))
 
 
 def symbol_fields(coding: SymbolCoding) -> dict[str, object]:
@@ -223,6 +338,13 @@ def decompress_record(record: Record) -> np.ndarray:
     coding = SymbolCoding(np.atleast_2d(record.counts), record.payload, record.transposed, record.background,
                           record.previous)
     symbols = decode_symbols(coding, record.shape)
+    if record.codec in (CODEC_FINE, CODEC_BF16):
+        symbols = join_split(symbols, record)
+    if record.codec == CODEC_BF16:
+        codes = symbols.astype(np.int64).ravel() + record.offset
+        if codes.size and (codes.min() < -0x8000 or codes.max() > 0x7FFF):
+            raise FormatError(f"tensor {record.name!r} holds values beyond bfloat16")
+        return bf16_values(codes).reshape(record.shape)
     if record.codec == CODEC_CODEBOOK:
         return record.centers[symbols].astype("<f4" if record.dtype == "bfloat16" else record.dtype).reshape(record.shape)
     values = (symbols.astype(np.int64) + record.offset).astype(np.float32) * np.float32(record.step)
@@ -233,8 +355,8 @@ def decompress_record(record: Record) -> np.ndarray:
 def describe(record: Record) -> dict[str, object]:
     """A row of `shaec weights info` (decodes the tensor to count what stays non-zero)."""
     row: dict[str, object] = {"name": record.name, "shape": "x".join(map(str, record.shape)) or "scalar",
-                              "dtype": record.dtype, "bytes": len(record.payload),
-                              "bits_per_weight": 8 * len(record.payload) / max(1, record.size)}
+                              "dtype": record.dtype, "bytes": len(record.payload) + len(record.low),
+                              "bits_per_weight": 8 * (len(record.payload) + len(record.low)) / max(1, record.size)}
     if record.codec in (CODEC_RAW, CODEC_FLOAT16, CODEC_GRAPH):
         codec = {CODEC_RAW: "exact", CODEC_FLOAT16: "float16", CODEC_GRAPH: "graph"}[record.codec]
         return row | {"codec": codec, "centers": "-", "step": "-", "kept": 1.0, "contexts": "-"}
@@ -248,5 +370,10 @@ def describe(record: Record) -> dict[str, object]:
     if record.codec == CODEC_CODEBOOK:
         return row | {"codec": "learned", "centers": len(record.centers), "step": "-", "kept": kept,
                       "contexts": contexts}
-    return row | {"codec": "uniform", "centers": tables.shape[1] - 1, "step": record.step, "kept": kept,
+    if record.codec == CODEC_BF16:
+        return row | {"codec": "bfloat16 exact", "centers": "-", "step": "-", "kept": kept, "contexts": contexts}
+    fine = record.codec == CODEC_FINE
+    return row | {"codec": f"uniform+{record.low_bits} raw bits" if fine else "uniform",
+                  "centers": (tables.shape[1] - 2) << record.low_bits if fine else tables.shape[1] - 1,
+                  "step": record.step, "kept": kept,
                   "contexts": contexts}

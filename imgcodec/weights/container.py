@@ -16,12 +16,14 @@ from ..errors import FormatError
 MAGIC = b"SHAW"
 #: Version 2 added each coded record's symbol model (contexts, orientation, background); version 1
 #: files (one table per tensor) still read. Version 3 is version 2 with a graph record (codec 4);
-#: files without one are still written as version 2.
+#: files without one are still written as version 2. Version 4 adds finely quantized records
+#: (codec 5); files without one keep the lowest version that holds them.
 FORMAT_VERSION = 2
 GRAPH_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+FINE_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 #: Codecs each version may hold.
-VERSION_CODECS = {1: 3, 2: 4, 3: 5}
+VERSION_CODECS = {1: 3, 2: 4, 3: 5, 4: 7}
 MAX_RECORDS = 1 << 16
 MAX_ELEMENTS = 1 << 31  # per tensor
 MAX_TABLE = 1 << 16  # entries of a quantizer's symbol table
@@ -38,7 +40,19 @@ CODEC_FLOAT16 = 3
 #: Not a tensor: the model's graph (ONNX, its initializers marked external: the file's tensors),
 #: uint8, shape (bytes,), at most one per file (version 3).
 CODEC_GRAPH = 4
-CODECS = (CODEC_RAW, CODEC_UNIFORM, CODEC_CODEBOOK, CODEC_FLOAT16, CODEC_GRAPH)
+#: Uniform quantization too fine for one table (version 4): each symbol splits into its high
+#: part, entropy-coded like CODEC_UNIFORM's, and `low_bits` raw low bits, packed little-endian in
+#: `low`. Over a step much finer than the weights' spread the low bits are all but uniform, so
+#: raw bits cost next to nothing, and the tables stay small (imgcodec.weights.codec). Zeros
+#: have a high symbol of their own (the table's last but one) and no low bits.
+CODEC_FINE = 5
+#: Lossless (version 4): a float tensor whose every value is a bfloat16 (bf16 weights, or
+#: float32 ones trained in bf16) as the sign-magnitude integers of its 16-bit patterns, coded
+#: like CODEC_FINE's symbols (offset: the smallest integer; no step).
+CODEC_BF16 = 6
+CODECS = (CODEC_RAW, CODEC_UNIFORM, CODEC_CODEBOOK, CODEC_FLOAT16, CODEC_GRAPH, CODEC_FINE, CODEC_BF16)
+SPLIT_CODECS = (CODEC_FINE, CODEC_BF16)
+MAX_LOW_BITS = 24
 
 #: dtype code <-> numpy dtype; every tensor is stored with its own dtype restored on decode.
 DTYPES: dict[int, str] = {0: "<f4", 1: "<f2", 2: "<f8", 3: "<i8", 4: "<i4", 5: "<i2", 6: "|i1", 7: "|u1",
@@ -67,10 +81,17 @@ class Record:
     transposed: bool = False  # symbol model: contexts run along the tensor's first dimension
     background: int = 0  # symbol model: the symbol the contexts count the absence of
     previous: bool = False  # symbol model: contexts split by the symbol above
+    low_bits: int = 0  # CODEC_FINE: raw low bits per symbol
+    low: bytes = b""  # CODEC_FINE, CODEC_BF16: the low bits, low_bits per non-zero value, little-endian
 
     @property
     def size(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64))
+
+
+def low_length(size: int, low_bits: int) -> int:
+    """Bytes that hold `size` values' low bits."""
+    return (size * low_bits + 7) // 8
 
 
 def _symbol_model(r: Record) -> bytes:
@@ -95,7 +116,9 @@ def pack(records: list[Record]) -> bytes:
     graphs = sum(r.codec == CODEC_GRAPH for r in records)
     if graphs > 1:
         raise ValueError("a .shaw file holds one graph at most")
-    parts = [_HEAD.pack(MAGIC, GRAPH_VERSION if graphs else FORMAT_VERSION, 0, len(records))]
+    version = FINE_VERSION if any(r.codec in SPLIT_CODECS for r in records) else (
+        GRAPH_VERSION if graphs else FORMAT_VERSION)
+    parts = [_HEAD.pack(MAGIC, version, 0, len(records))]
     for r in records:
         name = r.name.encode("utf-8")
         parts.append(struct.pack("<H", len(name)) + name)
@@ -103,6 +126,11 @@ def pack(records: list[Record]) -> bytes:
         parts.append(struct.pack(f"<{len(r.shape)}Q", *r.shape))
         if r.codec == CODEC_UNIFORM:
             parts.append(struct.pack("<fq", r.step, r.offset) + _symbol_model(r))
+        elif r.codec in SPLIT_CODECS:
+            if not 0 <= r.low_bits <= MAX_LOW_BITS or len(r.low) > low_length(r.size, r.low_bits):
+                raise ValueError(f"tensor {r.name!r}: {len(r.low)} bytes of {r.low_bits} low bits per value")
+            parts.append(struct.pack("<fqB", r.step, r.offset, r.low_bits) + _symbol_model(r)
+                         + struct.pack("<Q", len(r.low)) + r.low)
         elif r.codec == CODEC_CODEBOOK:
             parts.append(_symbol_model(r) + np.asarray(r.centers, dtype="<f4").tobytes())
         parts.append(struct.pack("<Q", len(r.payload)) + r.payload)
@@ -159,14 +187,20 @@ def unpack(data: bytes) -> list[Record]:
                                      or any(r.codec == CODEC_GRAPH for r in records)):
             raise FormatError("the file has a damaged or second graph record")
         step, offset, counts, centers, transposed, background, previous = 0.0, 0, None, None, False, 0, False
-        if codec in (CODEC_UNIFORM, CODEC_CODEBOOK):
+        low_bits, low = 0, b""
+        if codec in (CODEC_UNIFORM, CODEC_CODEBOOK) + SPLIT_CODECS:
             if codec == CODEC_UNIFORM:
                 step, offset = reader.unpack("<fq")
+            elif codec in SPLIT_CODECS:
+                step, offset, low_bits = reader.unpack("<fqB")
+                if low_bits > MAX_LOW_BITS or (codec == CODEC_FINE and low_bits == 0) \
+                        or (codec == CODEC_BF16 and (step != 0 or DTYPES[dtype_code] not in ("<f4", "bfloat16"))):
+                    raise FormatError(f"tensor {name!r} has a damaged quantizer")
             if version == 1:
                 (table,), contexts, flags = reader.unpack("<I"), 1, 0
             else:
                 table, contexts, flags, background = reader.unpack("<IBBH")
-            if not 2 <= table <= MAX_TABLE or not np.isfinite(step) or (codec == CODEC_UNIFORM and step <= 0):
+            if not 2 <= table <= MAX_TABLE or not np.isfinite(step) or (codec in (CODEC_UNIFORM, CODEC_FINE) and step <= 0):
                 raise FormatError(f"tensor {name!r} has a damaged quantizer")
             if not 1 <= contexts <= MAX_CONTEXTS or flags > 3 or background >= table or (flags and ndim < 2) \
                     or (flags & 2 and contexts % 2):
@@ -180,10 +214,15 @@ def unpack(data: bytes) -> list[Record]:
                 centers = np.frombuffer(reader.take(4 * table), dtype="<f4").astype(np.float32)
                 if not np.all(np.isfinite(centers)):
                     raise FormatError(f"tensor {name!r} has a damaged codebook")
+            if codec in SPLIT_CODECS:
+                (low_size,) = reader.unpack("<Q")
+                if low_size > low_length(int(np.prod(shape, dtype=np.int64)), low_bits):
+                    raise FormatError(f"tensor {name!r} claims more low bits than it has values")
+                low = reader.take(low_size)
         (length,) = reader.unpack("<Q")
         records.append(Record(name, DTYPES[dtype_code], tuple(int(s) for s in shape), codec, float(step),
                               int(offset), counts, reader.take(length), centers, transposed, int(background),
-                              previous))
+                              previous, int(low_bits), low))
     if reader.pos != len(reader.data):
         raise FormatError("file has data after its last tensor")
     return records

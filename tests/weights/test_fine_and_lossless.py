@@ -1,0 +1,136 @@
+"""Fine quantization (high parts coded, low bits raw) and the lossless bfloat16 codec."""
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from imgcodec.cli import main
+from imgcodec.errors import FormatError
+from imgcodec.weights.codec import (SPLIT_ABOVE, WeightCodecConfig, bf16_codes, bf16_values, compress_tensors,
+                                    decompress_record)
+from imgcodec.weights.container import CODEC_BF16, CODEC_FINE, CODEC_RAW, CODEC_UNIFORM, FINE_VERSION, pack, unpack
+
+
+def _bf16_valued(shape: tuple[int, ...], seed: int = 0, zeros: float = 0.3) -> np.ndarray:
+    """float32 values that are all bfloat16 (as weights trained in bf16), some exactly 0."""
+    rng = np.random.default_rng(seed)
+    values = torch.from_numpy(rng.normal(0, 0.05, shape).astype(np.float32)).bfloat16().float().numpy()
+    values[rng.random(shape) < zeros] = 0.0
+    return values
+
+
+def _bits(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array, dtype="<f4").view("<u4")
+
+
+def test_fine_steps_split_symbols_and_meet_a_high_bit_target() -> None:
+    """Ten bits per weight need thousands of levels: the symbols split into a coded high part and
+    raw low bits (CODEC_FINE), every value within half a step, and the file near the target."""
+    rng = np.random.default_rng(0)
+    weight = rng.normal(0, 1, (256, 512)).astype(np.float32)
+    weight[:, ::3] = 0.0  # structural zeros cost no low bits
+    records = unpack(pack(compress_tensors({"w": (weight, "<f4")},
+                                           WeightCodecConfig(target_bits_per_weight=10.0, deadzone=0.0))))
+    (record,) = records
+    assert record.codec == CODEC_FINE and record.low_bits > 0
+    decoded = decompress_record(record)
+    assert np.abs(decoded - weight).max() <= 0.5 * record.step + 2e-7 * np.abs(weight).max()  # + float32 rounding
+    assert np.all(decoded[:, ::3] == 0)
+    coded_bits = 8 * (len(record.payload) + len(record.low)) / weight.size
+    assert abs(coded_bits - 10.0) < 0.3
+    assert np.atleast_2d(record.counts).shape[1] <= 1024 + 2  # the tables stay small
+
+
+def test_coarse_steps_keep_the_single_table_codec() -> None:
+    rng = np.random.default_rng(0)
+    weight = rng.normal(0, 1, (64, 256)).astype(np.float32)
+    (record,) = compress_tensors({"w": (weight, "<f4")}, WeightCodecConfig(target_bits_per_weight=4.0))
+    assert record.codec == CODEC_UNIFORM and np.atleast_2d(record.counts).shape[1] <= SPLIT_ABOVE
+    assert pack([record])[4] == 2  # and files without the new codecs keep version 2
+
+
+def test_bf16_codes_round_trip_every_pattern_including_negative_zero() -> None:
+    patterns = np.arange(1 << 16, dtype=np.uint32)
+    values = (patterns << 16).view(np.float32)
+    finite = np.isfinite(values)
+    codes = bf16_codes(values[finite])
+    assert codes is not None
+    assert np.array_equal(_bits(bf16_values(codes)), _bits(values[finite]))
+    assert bf16_codes(np.array([1.0 + 2 ** -20], np.float32)) is None  # not a bfloat16
+
+
+def test_lossless_keeps_every_bit_and_codes_bf16_values_smaller() -> None:
+    weight = _bf16_valued((128, 64, 3, 3))
+    weight[0, 0, 0, :2] = np.array([0x80000000, 0x80010000], np.uint32).view(np.float32)  # -0.0, a subnormal
+    other = np.random.default_rng(1).normal(0, 1, (64, 64)).astype(np.float32)  # not bf16: stored as is
+    bias = np.random.default_rng(2).normal(0, 1, 64).astype(np.float32)
+    tensors = {"conv.weight": (weight, "<f4"), "fc.weight": (other, "<f4"), "fc.bias": (bias, "<f4")}
+    data = pack(compress_tensors(tensors, WeightCodecConfig(lossless=True)))
+    assert data[4] == FINE_VERSION
+    records = {r.name: r for r in unpack(data)}
+    assert records["conv.weight"].codec == CODEC_BF16
+    assert records["fc.weight"].codec == CODEC_RAW and records["fc.bias"].codec == CODEC_RAW
+    for name, (array, _) in tensors.items():
+        assert np.array_equal(_bits(decompress_record(records[name])), _bits(array)), name
+    bf16_bytes = len(records["conv.weight"].payload) + len(records["conv.weight"].low)
+    assert bf16_bytes < 0.5 * weight.nbytes  # under 16 bits per weight: the exponents are few
+
+
+def test_lossless_refuses_lossy_small_floats() -> None:
+    with pytest.raises(ValueError, match="exact"):
+        WeightCodecConfig(lossless=True, small_floats="float16")
+
+
+def _fine_file() -> bytes:
+    weight = _bf16_valued((64, 128), seed=3)
+    return pack(compress_tensors({"w": (weight, "<f4")}, WeightCodecConfig(lossless=True)))
+
+
+def _with_crc(body: bytes) -> bytes:
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def test_damaged_split_records_are_format_errors() -> None:
+    data = _fine_file()
+    (record,) = unpack(data)
+    body = data[:-4]
+    # Layout after the shape: step f32, offset i64, low_bits u8, then the symbol model.
+    head = 10 + 2 + len(b"w") + 3 + 8 * 2
+    low_bits_at = head + 4 + 8
+    bad = bytearray(body)
+    bad[low_bits_at] = 60  # more low bits than any value holds
+    with pytest.raises(FormatError, match="damaged quantizer"):
+        unpack(_with_crc(bytes(bad)))
+    bad = bytearray(body)
+    bad[head:head + 4] = struct.pack("<f", 0.5)  # a step on a bfloat16 record
+    with pytest.raises(FormatError, match="damaged quantizer"):
+        unpack(_with_crc(bytes(bad)))
+    # Low bits that do not match the decoded high symbols: caught when the tensor is decoded.
+    short = pack([type(record)(**{**record.__dict__, "low": record.low[:-1]})])
+    with pytest.raises(FormatError, match="low bits"):
+        decompress_record(unpack(short)[0])
+
+
+def test_cli_lossless_round_trip_of_a_bf16_state_dict(tmp_path: Path) -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(256, 128), torch.nn.Linear(128, 10)).to(torch.bfloat16)
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    runner = CliRunner()
+    result = runner.invoke(main, ["weights", "compress", str(tmp_path / "m.pt"), "--lossless"])
+    assert result.exit_code == 0, result.output
+    assert "lossless" in result.stderr
+    result = runner.invoke(main, ["weights", "decompress", str(tmp_path / "m.shaw")])
+    assert result.exit_code == 0, result.output
+    restored = torch.load(tmp_path / "m.decoded.pt")
+    for name, tensor in model.state_dict().items():
+        assert restored[name].dtype == torch.bfloat16 and torch.equal(restored[name], tensor), name
+    info = runner.invoke(main, ["weights", "info", str(tmp_path / "m.shaw")])
+    assert "bfloat16 exact" in info.output
+    refused = runner.invoke(main, ["weights", "compress", str(tmp_path / "m.pt"), "--lossless", "--bits-per-weight",
+                                   "4", "-f"])
+    assert refused.exit_code != 0 and "--lossless" in refused.output
