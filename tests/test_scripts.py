@@ -501,3 +501,57 @@ def test_bd_per_image_compares_photo_by_photo(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(SCRIPTS / "bd_per_image.py"), "--anchor", str(bench), "--test",
                            str(table)], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode != 0 and "name the codec" in done.stderr
+
+
+@pytest.mark.parametrize("name, options, lossless", [("shae-v9", [], True), ("shae-v8", ["--bits", "14"], False)])
+def test_recompress_decoder_keeps_the_model_id_and_checks_the_samples(tmp_path: Path, name: str,
+                                                                      options: list[str], lossless: bool) -> None:
+    """On a copy of an installed model whose decoder is put back as a plain .onnx (from its
+    .shaw): the script writes decoder.shaw, lists it in model.json and the manifest, keeps the
+    model id, and the copy then decodes the model's samples as the installed model does
+    (identically where the weights are bf16)."""
+    import os
+    import shutil
+
+    from imgcodec import codec as codec_module
+    from imgcodec.weights.model_files import decompress_model, read_model
+    from imgcodec.zoo import list_models
+
+    info = find_model(name)
+    zoo = tmp_path / "zoo"
+    shutil.copytree(info.folder, zoo / name)
+    folder = zoo / name
+    (folder / "decoder.onnx").write_bytes(decompress_model(*read_model((folder / "decoder.shaw").read_bytes()),
+                                                           to_onnx=True))
+    (folder / "decoder.shaw").unlink()
+    meta = json.loads((folder / "model.json").read_text())
+    del meta["files"]["decoder.shaw"]
+    meta["files"]["decoder.onnx"] = __import__("hashlib").sha256((folder / "decoder.onnx").read_bytes()).hexdigest()
+    (folder / "model.json").write_text(json.dumps(meta))
+    entry = {**info.manifest_entry, "files": meta["files"]}
+    (zoo / "manifest.json").write_text(json.dumps({"models": {name: entry}, "default": name}))
+    env = {**os.environ, "SHAEC_MODELS_DIR": str(zoo), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(SCRIPTS / "recompress_decoder.py"), name, *options],
+                          cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr
+    assert ("lossless" in done.stderr) == lossless
+    assert (folder / "decoder.shaw").exists() and not (folder / "decoder.onnx").exists()
+    written = json.loads((folder / "model.json").read_text())
+    assert written["model_id"] == info.model_id and "decoder.shaw" in written["files"]
+    assert json.loads((zoo / "manifest.json").read_text())["models"][name]["files"] == written["files"]
+    (copy,) = list_models(zoo)
+    sample = (REPO / "samples" / f"{name}-q5.shae").read_bytes()
+    shae = codec_module.parse(sample)
+    ours = codec_module.codec_of(copy).decode(shae, max_pixels=0)
+    installed = codec_module.codec_of(info).decode(shae, max_pixels=0)
+    difference = np.abs(ours.astype(np.int16) - installed)
+    if lossless:
+        assert np.array_equal(ours, installed)
+    else:
+        assert difference.max() <= 1 and np.mean(difference > 0) <= 0.001
+
+
+def test_recompress_decoder_refuses_a_model_without_an_onnx_decoder() -> None:
+    done = subprocess.run([sys.executable, str(SCRIPTS / "recompress_decoder.py"), "shae-v10"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "no decoder.onnx" in done.stderr
