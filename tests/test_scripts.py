@@ -9,6 +9,7 @@ import csv
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -503,36 +504,50 @@ def test_bd_per_image_compares_photo_by_photo(tmp_path: Path) -> None:
     assert done.returncode != 0 and "name the codec" in done.stderr
 
 
-@pytest.mark.parametrize("name, options, lossless", [("shae-v9", [], True), ("shae-v8", ["--bits", "14"], False)])
-def test_recompress_decoder_keeps_the_model_id_and_checks_the_samples(tmp_path: Path, name: str,
-                                                                      options: list[str], lossless: bool) -> None:
-    """On a copy of an installed model whose decoder is put back as a plain .onnx (from its
-    .shaw): the script writes decoder.shaw, lists it in model.json and the manifest, keeps the
-    model id, and the copy then decodes the model's samples as the installed model does
-    (identically where the weights are bf16)."""
-    import os
-    import shutil
+def _copy_with_plain_graph(tmp_path: Path, name: str, stem: str) -> Path:
+    """A models folder holding a copy of an installed model whose graph `stem` is put back as a
+    plain .onnx, decoded from its .shaw (what the model shipped before it was recompressed)."""
+    import hashlib
 
-    from imgcodec import codec as codec_module
     from imgcodec.weights.model_files import decompress_model, read_model
-    from imgcodec.zoo import list_models
 
     info = find_model(name)
     zoo = tmp_path / "zoo"
     shutil.copytree(info.folder, zoo / name)
     folder = zoo / name
-    (folder / "decoder.onnx").write_bytes(decompress_model(*read_model((folder / "decoder.shaw").read_bytes()),
-                                                           to_onnx=True))
-    (folder / "decoder.shaw").unlink()
+    shaw = folder / f"{stem}.shaw"
+    (folder / f"{stem}.onnx").write_bytes(decompress_model(*read_model(shaw.read_bytes()), to_onnx=True))
+    shaw.unlink()
     meta = json.loads((folder / "model.json").read_text())
-    del meta["files"]["decoder.shaw"]
-    meta["files"]["decoder.onnx"] = __import__("hashlib").sha256((folder / "decoder.onnx").read_bytes()).hexdigest()
+    del meta["files"][shaw.name]
+    meta["files"][f"{stem}.onnx"] = hashlib.sha256((folder / f"{stem}.onnx").read_bytes()).hexdigest()
     (folder / "model.json").write_text(json.dumps(meta))
     entry = {**info.manifest_entry, "files": meta["files"]}
     (zoo / "manifest.json").write_text(json.dumps({"models": {name: entry}, "default": name}))
+    return zoo
+
+
+def _recompress(zoo: Path, *args: str) -> subprocess.CompletedProcess:
+    import os
+
     env = {**os.environ, "SHAEC_MODELS_DIR": str(zoo), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, str(SCRIPTS / "recompress_decoder.py"), name, *options],
+    return subprocess.run([sys.executable, str(SCRIPTS / "recompress_graph.py"), *args],
                           cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
+
+
+@pytest.mark.parametrize("name, options, lossless", [("shae-v9", [], True), ("shae-v8", ["--bits", "14"], False)])
+def test_recompress_graph_keeps_the_model_id_and_checks_the_samples(tmp_path: Path, name: str,
+                                                                      options: list[str], lossless: bool) -> None:
+    """The script writes decoder.shaw, lists it in model.json and the manifest, keeps the model
+    id, and the copy then decodes the model's samples as the installed model does (identically
+    where the weights are bf16)."""
+    from imgcodec import codec as codec_module
+    from imgcodec.zoo import list_models
+
+    info = find_model(name)
+    zoo = _copy_with_plain_graph(tmp_path, name, "decoder")
+    folder = zoo / name
+    done = _recompress(zoo, name, *options)
     assert done.returncode == 0, done.stderr
     assert ("lossless" in done.stderr) == lossless
     assert (folder / "decoder.shaw").exists() and not (folder / "decoder.onnx").exists()
@@ -551,7 +566,28 @@ def test_recompress_decoder_keeps_the_model_id_and_checks_the_samples(tmp_path: 
         assert difference.max() <= 1 and np.mean(difference > 0) <= 0.001
 
 
-def test_recompress_decoder_refuses_a_model_without_an_onnx_decoder() -> None:
-    done = subprocess.run([sys.executable, str(SCRIPTS / "recompress_decoder.py"), "shae-v10"],
+def test_recompress_encoder_checks_psnr_and_rate_on_photos(tmp_path: Path, data_dir: Path) -> None:
+    """An encoder is checked by encoding photos with both: within the bar it is written and
+    recorded with what was measured; a bar no encoder can meet leaves the model as it was."""
+    zoo = _copy_with_plain_graph(tmp_path, "shae-v8", "encoder")
+    folder = zoo / "shae-v8"
+    refused = _recompress(zoo, "shae-v8", "--graph", "encoder", "--bits", "2", "--data", str(data_dir / "val"),
+                          "--images", "1", "--max-db", "0", "--max-rate", "0")
+    assert refused.returncode != 0 and "nothing changed" in refused.stderr
+    assert (folder / "encoder.onnx").exists() and not (folder / "encoder.shaw").exists()
+    done = _recompress(zoo, "shae-v8", "--graph", "encoder", "--bits", "8", "--data", str(data_dir / "val"),
+                       "--images", "1")
+    assert done.returncode == 0, done.stderr
+    assert (folder / "encoder.shaw").exists() and not (folder / "encoder.onnx").exists()
+    record = json.loads((folder / "model.json").read_text())["encoder_weights"]
+    assert record["photos"] == 1 and record["worst_psnr_change_db"] >= -0.05
+    assert record["worst_rate_change_percent"] <= 0.5
+
+
+def test_recompress_graph_refuses_a_model_without_the_onnx_graph() -> None:
+    done = subprocess.run([sys.executable, str(SCRIPTS / "recompress_graph.py"), "shae-v10"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "no decoder.onnx" in done.stderr
+    done = subprocess.run([sys.executable, str(SCRIPTS / "recompress_graph.py"), "shae-v10", "--graph", "encoder"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "no encoder.onnx" in done.stderr

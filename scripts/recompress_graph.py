@@ -1,7 +1,8 @@
-"""Store an installed model's decoder.onnx as decoder.shaw, keeping its model id.
+"""Store an installed model's decoder.onnx (or encoder.onnx) as a .shaw file, keeping its model id.
 
-    python scripts/recompress_decoder.py shae-v9 shae-v9-ssim           # bf16 weights: lossless
-    python scripts/recompress_decoder.py shae-v8 --bits 14              # float32 weights: 14 bits each
+    python scripts/recompress_graph.py shae-v9 shae-v9-ssim           # bf16 weights: lossless
+    python scripts/recompress_graph.py shae-v8 --bits 14              # float32 weights: 14 bits each
+    python scripts/recompress_graph.py shae-v8 --graph encoder --bits 8 --data data/val
 
 A decoder whose weights are all bfloat16 (trained in bf16) is stored losslessly (`shaec weights
 compress --lossless`): the same floats, the same pixels. Other decoders are quantized finely
@@ -12,12 +13,19 @@ that the new decoder's pixels are those of the old one but for one level in at m
 another CPU. The symbols, and so the files that name the model, do not change: the model id
 stays, and only the file hashes in model.json and models/manifest.json change
 (scripts/subpixel_decoder.py did the same for a graph rewrite).
+
+An encoder changes no file already written, only the symbols new files get: it is calibrated on
+a crop of the first photo in --data and checked by encoding photos of --data at the lowest,
+middle and top levels with both encoders: each file's PSNR may move by at most --max-db and its
+size by at most --max-rate percent (issue 16's bar for shaec's own networks).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +36,9 @@ from imgcodec.train.export import CONTEXT_ALPHABET, file_sha256
 from imgcodec.weights.codec import WeightCodecConfig, bf16_codes, quantizable
 from imgcodec.weights.model_files import compress_model
 from imgcodec.weights.tensors import read_tensors
-from imgcodec.zoo import ModelInfo, find_model, models_dir
+from imgcodec.imageio import load_image
+from imgcodec.metrics import psnr_rgb
+from imgcodec.zoo import ModelInfo, find_model, list_models, models_dir
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
@@ -103,23 +113,88 @@ def recompress(info: ModelInfo, bits: float, max_share: float) -> dict:
     return record
 
 
+def recompress_encoder(info: ModelInfo, bits: float, data: Path, images: int, max_db: float,
+                       max_rate: float) -> dict:
+    """Write encoder.shaw beside encoder.onnx after the checks; returns what model.json records."""
+    onnx_path = info.folder / "encoder.onnx"
+    if not onnx_path.exists():
+        raise SystemExit(f"{info.name}: no encoder.onnx")
+    photos = sorted(p for p in data.iterdir() if p.suffix.lower() == ".png")[:images]
+    if not photos:
+        raise SystemExit(f"no .png photo in {data}")
+    config = WeightCodecConfig(lossless=True, context_alphabet=CONTEXT_ALPHABET)
+    if is_bf16(onnx_path, config):
+        blob, record = compress_model(onnx_path, config), {"coding": "lossless (bfloat16 values)"}
+    else:
+        crop = load_image(photos[0]).rgb[:128, :128]
+        graph = OnnxGraph(onnx_path, None)
+        calibration = {graph.input_name: (crop.transpose(2, 0, 1)[None] / np.float32(255)).astype(np.float32)}
+        if graph.takes_level:
+            calibration["level"] = np.array([len(info.qualities) // 2], dtype=np.int64)
+        blob = compress_model(onnx_path, WeightCodecConfig(target_bits_per_weight=bits, deadzone=0.0,
+                                                           context_alphabet=CONTEXT_ALPHABET), calibration)
+        record = {"coding": "uniform", "bits_per_weight": bits, "allocation": "calibrated on a photo crop"}
+    with tempfile.TemporaryDirectory() as tmp:
+        zoo = Path(tmp)
+        shutil.copytree(info.folder, zoo / info.name)
+        (zoo / info.name / "encoder.onnx").unlink()
+        (zoo / info.name / "encoder.shaw").write_bytes(blob)
+        meta = json.loads((zoo / info.name / "model.json").read_text())
+        del meta["files"]["encoder.onnx"]
+        meta["files"]["encoder.shaw"] = file_sha256(zoo / info.name / "encoder.shaw")
+        (zoo / info.name / "model.json").write_text(json.dumps(meta))
+        entry = {**info.manifest_entry, "files": meta["files"]}
+        (zoo / "manifest.json").write_text(json.dumps({"models": {info.name: entry}, "default": info.name}))
+        (new_info,) = list_models(zoo)
+        old_codec, new_codec = codec_module.codec_of(info), codec_module.codec_of(new_info)
+        top = len(info.qualities)
+        worst_db = worst_rate = 0.0
+        for photo in photos:
+            image = load_image(photo).rgb
+            for quality in sorted({1, (top + 1) // 2, top}):
+                old_file, new_file = (c.encode(image, quality).data for c in (old_codec, new_codec))
+                old_db, new_db = (psnr_rgb(image, c.decode(codec_module.parse(f), max_pixels=0))
+                                  for c, f in ((old_codec, old_file), (new_codec, new_file)))
+                rate = 100 * (len(new_file) / len(old_file) - 1)
+                worst_db, worst_rate = min(worst_db, new_db - old_db), max(worst_rate, abs(rate))
+                print(f"  {photo.name} q{quality}: {new_db - old_db:+.4f} dB, {rate:+.3f} % bytes", file=sys.stderr)
+    if worst_db < -max_db or worst_rate > max_rate:
+        raise SystemExit(f"{info.name}: the new encoder costs {worst_db:+.4f} dB or {worst_rate:.3f} % of rate; "
+                         "nothing changed")
+    record |= {"photos": len(photos), "worst_psnr_change_db": round(worst_db, 4),
+               "worst_rate_change_percent": round(worst_rate, 3)}
+    (info.folder / "encoder.shaw").write_bytes(blob)
+    print(f"{info.name}: encoder.onnx {onnx_path.stat().st_size:,} B -> encoder.shaw {len(blob):,} B "
+          f"({onnx_path.stat().st_size / len(blob):.2f}x, {record['coding']})", file=sys.stderr)
+    onnx_path.unlink()
+    return record
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="+", help="installed model names")
     parser.add_argument("--bits", type=float, default=14.0, help="bits per weight for float32 weights")
     parser.add_argument("--max-share", type=float, default=0.001,
                         help="share of a sample's values that may change by one level")
+    parser.add_argument("--graph", choices=("decoder", "encoder"), default="decoder")
+    parser.add_argument("--data", type=Path, default=Path("data/val"), help="encoder: photos to check on")
+    parser.add_argument("--images", type=int, default=4, help="encoder: how many of them")
+    parser.add_argument("--max-db", type=float, default=0.05, help="encoder: PSNR a file may lose")
+    parser.add_argument("--max-rate", type=float, default=0.5, help="encoder: percent a file's size may change")
     args = parser.parse_args(argv)
     manifest_path = models_dir() / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     for name in args.names:
         info = find_model(name)
-        record = recompress(info, args.bits, args.max_share)
+        if args.graph == "decoder":
+            record = recompress(info, args.bits, args.max_share)
+        else:
+            record = recompress_encoder(info, args.bits, args.data, args.images, args.max_db, args.max_rate)
         meta_path = info.folder / "model.json"
         meta = json.loads(meta_path.read_text())
-        del meta["files"]["decoder.onnx"]
-        meta["files"]["decoder.shaw"] = file_sha256(info.folder / "decoder.shaw")
-        meta["decoder_weights"] = record
+        del meta["files"][f"{args.graph}.onnx"]
+        meta["files"][f"{args.graph}.shaw"] = file_sha256(info.folder / f"{args.graph}.shaw")
+        meta[f"{args.graph}_weights"] = record
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
         if "files" in manifest["models"][name]:
             manifest["models"][name]["files"] = meta["files"]
