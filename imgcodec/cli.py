@@ -472,8 +472,8 @@ def weights() -> None:
               help="ONNX models: an .npz of sample inputs (one array per graph input, batch first); the "
                    "bits then go where the outputs need them (one model run per quantized tensor).")
 @click.option("--lossless", is_flag=True,
-              help="Change nothing: tensors that hold only bfloat16 values (bf16 models, or float32 ones "
-                   "trained in bf16) are entropy-coded exactly, the others stored as they are.")
+              help="Change nothing: 16-bit float tensors (float16, bfloat16, or float32 ones trained in bf16) "
+                   "are entropy-coded exactly, the others stored as they are.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
 @user_errors
 def weights_compress(model_file: str, output: str | None, bits_per_weight: float | None, size: str | None,

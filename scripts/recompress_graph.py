@@ -33,7 +33,7 @@ import numpy as np
 from imgcodec import codec as codec_module
 from imgcodec.runtime import OnnxGraph
 from imgcodec.train.export import CONTEXT_ALPHABET, file_sha256
-from imgcodec.weights.codec import WeightCodecConfig, bf16_codes, quantizable
+from imgcodec.weights.codec import WeightCodecConfig, quantizable, sixteen_bit_codes
 from imgcodec.weights.model_files import compress_model
 from imgcodec.weights.tensors import read_tensors
 from imgcodec.imageio import load_image
@@ -64,7 +64,7 @@ def decode_with(info: ModelInfo, data: bytes, graph) -> np.ndarray:
 
 def is_bf16(onnx_path: Path, config: WeightCodecConfig) -> bool:
     tensors = read_tensors(onnx_path)
-    return all(bf16_codes(a) is not None for a, d in tensors.values() if quantizable(a, d, config))
+    return all(sixteen_bit_codes(a, d) is not None for a, d in tensors.values() if quantizable(a, d, config))
 
 
 def recompress(info: ModelInfo, bits: float, max_share: float) -> dict:

@@ -28,7 +28,7 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import FormatError
-from .container import (CODEC_BF16, CODEC_CODEBOOK, CODEC_FINE, CODEC_FLOAT16, CODEC_GRAPH, CODEC_RAW, CODEC_UNIFORM,
+from .container import (CODEC_EXACT16, CODEC_CODEBOOK, CODEC_FINE, CODEC_FLOAT16, CODEC_GRAPH, CODEC_RAW, CODEC_UNIFORM,
                         MAX_LOW_BITS, Record, low_length, pack)
 from .symbols import SymbolCoding, decode_symbols, encode_symbols
 
@@ -58,8 +58,8 @@ class WeightCodecConfig:
     #: contexts change often is decoded with a model built per symbol, work that grows with the
     #: alphabet: graphs that must load fast (shaec's own, imgcodec.train.export) cap it.
     context_alphabet: int | None = None
-    #: Nothing changes: bfloat16 values (bf16 tensors, float32 ones that hold only bf16 values)
-    #: are entropy-coded exactly (CODEC_BF16), other tensors stored as they are. The targets
+    #: Nothing changes: 16-bit float values (float16 and bf16 tensors, float32 ones that hold only
+    #: bf16 values) are entropy-coded exactly (CODEC_EXACT16), others stored as they are. The targets
     #: are ignored.
     lossless: bool = False
 
@@ -287,31 +287,38 @@ def join_split(high: np.ndarray, record: Record) -> np.ndarray:
     return symbols
 
 
-def bf16_codes(array: np.ndarray) -> np.ndarray | None:
-    """The sign-magnitude integers of the bfloat16 patterns of a float32 array's values (-0.0
-    apart from +0.0: -1), or None where a value is not a bfloat16."""
-    bits = np.ascontiguousarray(array, dtype="<f4").view("<u4")
-    if np.any(bits & 0xFFFF):
-        return None
-    pattern = (bits >> 16).astype(np.int64)
+def sixteen_bit_codes(array: np.ndarray, dtype: str) -> np.ndarray | None:
+    """The sign-magnitude integers of the 16-bit patterns of a tensor's values (-0.0 apart from
+    +0.0: -1): IEEE half patterns for a float16 tensor, bfloat16 ones for a bfloat16 or float32
+    one; None where a float32 value is not a bfloat16."""
+    if dtype == "<f2":
+        pattern = np.ascontiguousarray(array, dtype="<f2").view("<u2").astype(np.int64)
+    else:
+        bits = np.ascontiguousarray(array, dtype="<f4").view("<u4")
+        if np.any(bits & 0xFFFF):
+            return None
+        pattern = (bits >> 16).astype(np.int64)
     magnitude = pattern & 0x7FFF
     return np.where(pattern & 0x8000, -magnitude - 1, magnitude)
 
 
-def bf16_values(codes: np.ndarray) -> np.ndarray:
-    """bf16_codes' inverse: float32 values."""
-    pattern = np.where(codes < 0, 0x8000 | (-codes - 1), codes).astype("<u4")
-    return (pattern << 16).view("<f4")
+def sixteen_bit_values(codes: np.ndarray, dtype: str) -> np.ndarray:
+    """sixteen_bit_codes' inverse: float16 values for a float16 tensor, else float32 ones."""
+    pattern = np.where(codes < 0, 0x8000 | (-codes - 1), codes)
+    if dtype == "<f2":
+        return pattern.astype("<u2").view("<f2")
+    return (pattern.astype("<u4") << 16).view("<f4")
 
 
 def lossless_record(name: str, array: np.ndarray, dtype: str, config: WeightCodecConfig) -> Record:
-    """A tensor stored without loss: its bfloat16 values entropy-coded (CODEC_BF16) where it is
-    quantizable and holds only bfloat16 values, else as it is."""
-    codes = bf16_codes(array) if quantizable(array, dtype, config) and dtype in ("<f4", "bfloat16") else None
+    """A tensor stored without loss: its 16-bit float values entropy-coded (CODEC_EXACT16) where
+    it is quantizable and float16, bfloat16, or float32 holding only bfloat16 values; else as it is."""
+    codes = (sixteen_bit_codes(array, dtype) if quantizable(array, dtype, config)
+             and dtype in ("<f2", "<f4", "bfloat16") else None)
     if codes is None:
         return tensor_record(name, array, dtype, None, config)
     offset = int(codes.min())
-    return Record(name, dtype, tuple(array.shape), CODEC_BF16, 0.0, offset,
+    return Record(name, dtype, tuple(array.shape), CODEC_EXACT16, 0.0, offset,
                   **split_fields(codes - offset, -offset, config))
 
 
@@ -338,13 +345,13 @@ def decompress_record(record: Record) -> np.ndarray:
     coding = SymbolCoding(np.atleast_2d(record.counts), record.payload, record.transposed, record.background,
                           record.previous)
     symbols = decode_symbols(coding, record.shape)
-    if record.codec in (CODEC_FINE, CODEC_BF16):
+    if record.codec in (CODEC_FINE, CODEC_EXACT16):
         symbols = join_split(symbols, record)
-    if record.codec == CODEC_BF16:
+    if record.codec == CODEC_EXACT16:
         codes = symbols.astype(np.int64).ravel() + record.offset
         if codes.size and (codes.min() < -0x8000 or codes.max() > 0x7FFF):
-            raise FormatError(f"tensor {record.name!r} holds values beyond bfloat16")
-        return bf16_values(codes).reshape(record.shape)
+            raise FormatError(f"tensor {record.name!r} holds values beyond 16 bits")
+        return sixteen_bit_values(codes, record.dtype).reshape(record.shape)
     if record.codec == CODEC_CODEBOOK:
         return record.centers[symbols].astype("<f4" if record.dtype == "bfloat16" else record.dtype).reshape(record.shape)
     values = (symbols.astype(np.int64) + record.offset).astype(np.float32) * np.float32(record.step)
@@ -370,8 +377,8 @@ def describe(record: Record) -> dict[str, object]:
     if record.codec == CODEC_CODEBOOK:
         return row | {"codec": "learned", "centers": len(record.centers), "step": "-", "kept": kept,
                       "contexts": contexts}
-    if record.codec == CODEC_BF16:
-        return row | {"codec": "bfloat16 exact", "centers": "-", "step": "-", "kept": kept, "contexts": contexts}
+    if record.codec == CODEC_EXACT16:
+        return row | {"codec": "16-bit exact", "centers": "-", "step": "-", "kept": kept, "contexts": contexts}
     fine = record.codec == CODEC_FINE
     return row | {"codec": f"uniform+{record.low_bits} raw bits" if fine else "uniform",
                   "centers": (tables.shape[1] - 2) << record.low_bits if fine else tables.shape[1] - 1,

@@ -46,12 +46,12 @@ CODEC_GRAPH = 4
 #: raw bits cost next to nothing, and the tables stay small (imgcodec.weights.codec). Zeros
 #: have a high symbol of their own (the table's last but one) and no low bits.
 CODEC_FINE = 5
-#: Lossless (version 4): a float tensor whose every value is a bfloat16 (bf16 weights, or
-#: float32 ones trained in bf16) as the sign-magnitude integers of its 16-bit patterns, coded
-#: like CODEC_FINE's symbols (offset: the smallest integer; no step).
-CODEC_BF16 = 6
-CODECS = (CODEC_RAW, CODEC_UNIFORM, CODEC_CODEBOOK, CODEC_FLOAT16, CODEC_GRAPH, CODEC_FINE, CODEC_BF16)
-SPLIT_CODECS = (CODEC_FINE, CODEC_BF16)
+#: Lossless (version 4): a float16 or bfloat16 tensor, or a float32 one whose every value is a
+#: bfloat16 (trained in bf16), as the sign-magnitude integers of its 16-bit patterns (IEEE half
+#: for float16), coded like CODEC_FINE's symbols (offset: the smallest integer; no step).
+CODEC_EXACT16 = 6
+CODECS = (CODEC_RAW, CODEC_UNIFORM, CODEC_CODEBOOK, CODEC_FLOAT16, CODEC_GRAPH, CODEC_FINE, CODEC_EXACT16)
+SPLIT_CODECS = (CODEC_FINE, CODEC_EXACT16)
 MAX_LOW_BITS = 24
 
 #: dtype code <-> numpy dtype; every tensor is stored with its own dtype restored on decode.
@@ -82,7 +82,7 @@ class Record:
     background: int = 0  # symbol model: the symbol the contexts count the absence of
     previous: bool = False  # symbol model: contexts split by the symbol above
     low_bits: int = 0  # CODEC_FINE: raw low bits per symbol
-    low: bytes = b""  # CODEC_FINE, CODEC_BF16: the low bits, low_bits per non-zero value, little-endian
+    low: bytes = b""  # CODEC_FINE, CODEC_EXACT16: the low bits, low_bits per non-zero value, little-endian
 
     @property
     def size(self) -> int:
@@ -194,7 +194,7 @@ def unpack(data: bytes) -> list[Record]:
             elif codec in SPLIT_CODECS:
                 step, offset, low_bits = reader.unpack("<fqB")
                 if low_bits > MAX_LOW_BITS or (codec == CODEC_FINE and low_bits == 0) \
-                        or (codec == CODEC_BF16 and (step != 0 or DTYPES[dtype_code] not in ("<f4", "bfloat16"))):
+                        or (codec == CODEC_EXACT16 and (step != 0 or DTYPES[dtype_code] not in ("<f2", "<f4", "bfloat16"))):
                     raise FormatError(f"tensor {name!r} has a damaged quantizer")
             if version == 1:
                 (table,), contexts, flags = reader.unpack("<I"), 1, 0

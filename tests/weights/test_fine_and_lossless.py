@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 from imgcodec.cli import main
 from imgcodec.errors import FormatError
-from imgcodec.weights.codec import (SPLIT_ABOVE, WeightCodecConfig, bf16_codes, bf16_values, compress_tensors,
-                                    decompress_record)
-from imgcodec.weights.container import CODEC_BF16, CODEC_FINE, CODEC_RAW, CODEC_UNIFORM, FINE_VERSION, pack, unpack
+from imgcodec.weights.codec import (SPLIT_ABOVE, WeightCodecConfig, compress_tensors, decompress_record,
+                                    sixteen_bit_codes, sixteen_bit_values)
+from imgcodec.weights.container import CODEC_EXACT16, CODEC_FINE, CODEC_RAW, CODEC_UNIFORM, FINE_VERSION, pack, unpack
 
 
 def _bf16_valued(shape: tuple[int, ...], seed: int = 0, zeros: float = 0.3) -> np.ndarray:
@@ -55,14 +55,16 @@ def test_coarse_steps_keep_the_single_table_codec() -> None:
     assert pack([record])[4] == 2  # and files without the new codecs keep version 2
 
 
-def test_bf16_codes_round_trip_every_pattern_including_negative_zero() -> None:
+def test_sixteen_bit_codes_round_trip_every_pattern_including_negative_zero() -> None:
     patterns = np.arange(1 << 16, dtype=np.uint32)
-    values = (patterns << 16).view(np.float32)
-    finite = np.isfinite(values)
-    codes = bf16_codes(values[finite])
-    assert codes is not None
-    assert np.array_equal(_bits(bf16_values(codes)), _bits(values[finite]))
-    assert bf16_codes(np.array([1.0 + 2 ** -20], np.float32)) is None  # not a bfloat16
+    bfloat = (patterns << 16).view(np.float32)
+    half = patterns.astype(np.uint16).view(np.float16)
+    for values, dtype in ((bfloat, "<f4"), (half, "<f2")):
+        codes = sixteen_bit_codes(values, dtype)
+        assert codes is not None and len(np.unique(codes)) == 1 << 16  # -0.0 apart from +0.0
+        back = sixteen_bit_values(codes, dtype)
+        assert back.dtype == values.dtype and np.array_equal(back.view(np.uint8), values.view(np.uint8)), dtype
+    assert sixteen_bit_codes(np.array([1.0 + 2 ** -20], np.float32), "<f4") is None  # not a bfloat16
 
 
 def test_lossless_keeps_every_bit_and_codes_bf16_values_smaller() -> None:
@@ -74,7 +76,7 @@ def test_lossless_keeps_every_bit_and_codes_bf16_values_smaller() -> None:
     data = pack(compress_tensors(tensors, WeightCodecConfig(lossless=True)))
     assert data[4] == FINE_VERSION
     records = {r.name: r for r in unpack(data)}
-    assert records["conv.weight"].codec == CODEC_BF16
+    assert records["conv.weight"].codec == CODEC_EXACT16
     assert records["fc.weight"].codec == CODEC_RAW and records["fc.bias"].codec == CODEC_RAW
     for name, (array, _) in tensors.items():
         assert np.array_equal(_bits(decompress_record(records[name])), _bits(array)), name
@@ -130,7 +132,18 @@ def test_cli_lossless_round_trip_of_a_bf16_state_dict(tmp_path: Path) -> None:
     for name, tensor in model.state_dict().items():
         assert restored[name].dtype == torch.bfloat16 and torch.equal(restored[name], tensor), name
     info = runner.invoke(main, ["weights", "info", str(tmp_path / "m.shaw")])
-    assert "bfloat16 exact" in info.output
+    assert "16-bit exact" in info.output
     refused = runner.invoke(main, ["weights", "compress", str(tmp_path / "m.pt"), "--lossless", "--bits-per-weight",
                                    "4", "-f"])
     assert refused.exit_code != 0 and "--lossless" in refused.output
+
+
+def test_lossless_float16_tensors_keep_their_bits_and_dtype() -> None:
+    rng = np.random.default_rng(4)
+    weight = rng.normal(0, 0.02, (96, 200)).astype(np.float16)
+    weight[rng.random(weight.shape) < 0.2] = 0
+    (record,) = unpack(pack(compress_tensors({"w": (weight, "<f2")}, WeightCodecConfig(lossless=True))))
+    assert record.codec == CODEC_EXACT16
+    decoded = decompress_record(record)
+    assert decoded.dtype == np.float16 and np.array_equal(decoded.view(np.uint16), weight.view(np.uint16))
+    assert len(record.payload) + len(record.low) < 0.8 * weight.nbytes
