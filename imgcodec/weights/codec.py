@@ -239,15 +239,22 @@ def tensor_record(name: str, array: np.ndarray, dtype: str, step: float | None, 
 
 
 def pack_low_bits(symbols: np.ndarray, low_bits: int) -> bytes:
-    """The low `low_bits` bits of each (non-negative) symbol, little-endian, packed."""
-    bits = (symbols[:, None] >> np.arange(low_bits)) & 1  # values, bits
-    return np.packbits(bits.astype(np.uint8).ravel(), bitorder="little").tobytes()
+    """The low `low_bits` bits of each (non-negative) symbol, little-endian, packed (one byte per
+    bit while packing, not eight: a large tensor's bits stay small in memory)."""
+    bits = np.empty((symbols.size, low_bits), dtype=np.uint8)  # values, bits
+    for bit in range(low_bits):
+        bits[:, bit] = (symbols >> bit) & 1
+    return np.packbits(bits.ravel(), bitorder="little").tobytes()
 
 
 def unpack_low_bits(low: bytes, count: int, low_bits: int) -> np.ndarray:
     """pack_low_bits' inverse: `count` int64 values."""
     bits = np.unpackbits(np.frombuffer(low, dtype=np.uint8), count=count * low_bits, bitorder="little")
-    return (bits.reshape(count, low_bits).astype(np.int64) << np.arange(low_bits)).sum(axis=1)
+    bits = bits.reshape(count, low_bits)
+    values = np.zeros(count, dtype=np.int64)
+    for bit in range(low_bits):
+        values |= bits[:, bit].astype(np.int64) << bit
+    return values
 
 
 def split_fields(symbols: np.ndarray, zero: int, config: WeightCodecConfig) -> dict[str, object]:
