@@ -31,13 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from imgcodec import codec as codec_module
+from imgcodec.imageio import load_image
+from imgcodec.metrics import psnr_rgb
 from imgcodec.runtime import OnnxGraph
 from imgcodec.train.export import CONTEXT_ALPHABET, file_sha256
 from imgcodec.weights.codec import WeightCodecConfig, quantizable, sixteen_bit_codes
 from imgcodec.weights.model_files import compress_model
 from imgcodec.weights.tensors import read_tensors
-from imgcodec.imageio import load_image
-from imgcodec.metrics import psnr_rgb
 from imgcodec.zoo import ModelInfo, find_model, list_models, models_dir
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -55,19 +55,20 @@ class RecordingGraph:
         return self.graph(tensor, level)
 
 
-def decode_with(info: ModelInfo, data: bytes, graph) -> np.ndarray:
+def decode_with(info: ModelInfo, data: bytes, graph: OnnxGraph | RecordingGraph) -> np.ndarray:
     """A sample's pixels through this decoder graph (a fresh codec: no cached sessions)."""
     codec = codec_module.codec_of(info, threads=None)
     codec.runtime.use_decoder(graph)
     return codec.decode(codec_module.parse(data), max_pixels=0)
 
 
-def is_bf16(onnx_path: Path, config: WeightCodecConfig) -> bool:
+def holds_16_bit_floats(onnx_path: Path, config: WeightCodecConfig) -> bool:
+    """Whether every tensor the codec would quantize holds 16-bit floats only (stored losslessly)."""
     tensors = read_tensors(onnx_path)
     return all(sixteen_bit_codes(a, d) is not None for a, d in tensors.values() if quantizable(a, d, config))
 
 
-def recompress(info: ModelInfo, bits: float, max_share: float) -> dict:
+def recompress_decoder(info: ModelInfo, bits: float, max_share: float) -> dict:
     """Write decoder.shaw beside decoder.onnx after the checks; returns what model.json records."""
     onnx_path = info.folder / "decoder.onnx"
     if not onnx_path.exists():
@@ -78,7 +79,7 @@ def recompress(info: ModelInfo, bits: float, max_share: float) -> dict:
         raise SystemExit(f"{info.name}: no sample in {SAMPLES} to check the new decoder on")
     recording = RecordingGraph(OnnxGraph(onnx_path, None))
     before = [decode_with(info, p.read_bytes(), recording) for p in samples]
-    lossless = is_bf16(onnx_path, WeightCodecConfig())
+    lossless = holds_16_bit_floats(onnx_path, WeightCodecConfig())
     if lossless:
         data = compress_model(onnx_path, WeightCodecConfig(lossless=True, context_alphabet=CONTEXT_ALPHABET))
         record = {"coding": "lossless (bfloat16 values)"}
@@ -123,7 +124,7 @@ def recompress_encoder(info: ModelInfo, bits: float, data: Path, images: int, ma
     if not photos:
         raise SystemExit(f"no .png photo in {data}")
     config = WeightCodecConfig(lossless=True, context_alphabet=CONTEXT_ALPHABET)
-    if is_bf16(onnx_path, config):
+    if holds_16_bit_floats(onnx_path, config):
         blob, record = compress_model(onnx_path, config), {"coding": "lossless (bfloat16 values)"}
     else:
         crop = load_image(photos[0]).rgb[:128, :128]
@@ -187,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.names:
         info = find_model(name)
         if args.graph == "decoder":
-            record = recompress(info, args.bits, args.max_share)
+            record = recompress_decoder(info, args.bits, args.max_share)
         else:
             record = recompress_encoder(info, args.bits, args.data, args.images, args.max_db, args.max_rate)
         meta_path = info.folder / "model.json"
