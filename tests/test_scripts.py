@@ -591,3 +591,17 @@ def test_recompress_graph_refuses_a_model_without_the_onnx_graph() -> None:
     done = subprocess.run([sys.executable, str(SCRIPTS / "recompress_graph.py"), "shae-v10", "--graph", "encoder"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "no encoder.onnx" in done.stderr
+
+
+def test_first_stage_clipping_reports_each_level(data_dir: Path) -> None:
+    out = run_script("first_stage_clipping.py", str(REPO / "checkpoints" / "shae-v10-ssim.pt"),
+                     "--image", str(data_dir / "val" / "img0.png"), "--crop", "64", "--levels", "1", "10",
+                     "--threads", "1")
+    rows = [line.split(" | ") for line in out.splitlines()[1:]]
+    assert [row[1] for row in rows] == ["1", "10"]
+    for row in rows:
+        beyond, top = float(row[2]), float(row[3])
+        assert 0 <= beyond <= 100 and top >= 0
+        unclipped, clipped, nearest = map(float, row[4:])
+        assert beyond > 0 or clipped == unclipped  # nothing beyond the centers: clipping changes nothing
+        assert min(unclipped, clipped, nearest) > 10
