@@ -2,7 +2,7 @@
 
     python scripts/recompress_graph.py shae-v9 shae-v9-ssim           # bf16 weights: lossless
     python scripts/recompress_graph.py shae-v8 --bits 14              # float32 weights: 14 bits each
-    python scripts/recompress_graph.py shae-v8 --graph encoder --bits 8 --data data/val
+    python scripts/recompress_graph.py shae-v8 --graph encoder --bits 12 --data data/val
 
 A decoder whose weights are all bfloat16 (trained in bf16) is stored losslessly (`shaec weights
 compress --lossless`): the same floats, the same pixels. Other decoders are quantized finely
