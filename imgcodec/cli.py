@@ -451,8 +451,8 @@ def weights() -> None:
 
     Large float tensors are quantized to a uniform grid with a dead zone (small weights become
     0) and entropy-coded; biases, norms and integer buffers are kept exactly (or float biases and
-    norms as float16, --small-floats). Needs PyTorch
-    (pip install 'shaec[train]')."""
+    norms as float16, --small-floats). With --lossless nothing changes: 16-bit float weights are
+    entropy-coded exactly. Needs PyTorch (pip install 'shaec[train]')."""
 
 
 @weights.command("compress")
