@@ -16,8 +16,8 @@ from ..errors import FormatError
 MAGIC = b"SHAW"
 #: Version 2 added each coded record's symbol model (contexts, orientation, background); version 1
 #: files (one table per tensor) still read. Version 3 is version 2 with a graph record (codec 4);
-#: files without one are still written as version 2. Version 4 adds finely quantized records
-#: (codec 5); files without one keep the lowest version that holds them.
+#: files without one are still written as version 2. Version 4 adds split records (codecs 5
+#: and 6); files without one keep the lowest version that holds them.
 FORMAT_VERSION = 2
 GRAPH_VERSION = 3
 FINE_VERSION = 4
@@ -81,7 +81,7 @@ class Record:
     transposed: bool = False  # symbol model: contexts run along the tensor's first dimension
     background: int = 0  # symbol model: the symbol the contexts count the absence of
     previous: bool = False  # symbol model: contexts split by the symbol above
-    low_bits: int = 0  # CODEC_FINE: raw low bits per symbol
+    low_bits: int = 0  # CODEC_FINE, CODEC_EXACT16: raw low bits per symbol
     low: bytes = b""  # CODEC_FINE, CODEC_EXACT16: the low bits, low_bits per non-zero value, little-endian
 
     @property
