@@ -34,9 +34,8 @@ from imgcodec import codec as codec_module
 from imgcodec.imageio import load_image
 from imgcodec.metrics import psnr_rgb
 from imgcodec.runtime import OnnxGraph
-from imgcodec.train.export import CONTEXT_ALPHABET, file_sha256
+from imgcodec.train.export import file_sha256, graph_weights
 from imgcodec.weights.codec import WeightCodecConfig, quantizable, sixteen_bit_codes
-from imgcodec.weights.model_files import compress_model
 from imgcodec.weights.tensors import read_tensors
 from imgcodec.zoo import ModelInfo, find_model, list_models, models_dir
 
@@ -62,8 +61,9 @@ def decode_with(info: ModelInfo, data: bytes, graph: OnnxGraph | RecordingGraph)
     return codec.decode(codec_module.parse(data), max_pixels=0)
 
 
-def holds_16_bit_floats(onnx_path: Path, config: WeightCodecConfig) -> bool:
+def holds_16_bit_floats(onnx_path: Path) -> bool:
     """Whether every tensor the codec would quantize holds 16-bit floats only (stored losslessly)."""
+    config = WeightCodecConfig()
     tensors = read_tensors(onnx_path)
     return all(sixteen_bit_codes(a, d) is not None for a, d in tensors.values() if quantizable(a, d, config))
 
@@ -79,18 +79,16 @@ def recompress_decoder(info: ModelInfo, bits: float, max_share: float) -> dict:
         raise SystemExit(f"{info.name}: no sample in {SAMPLES} to check the new decoder on")
     recording = RecordingGraph(OnnxGraph(onnx_path, None))
     before = [decode_with(info, p.read_bytes(), recording) for p in samples]
-    lossless = holds_16_bit_floats(onnx_path, WeightCodecConfig())
+    lossless = holds_16_bit_floats(onnx_path)
     if lossless:
-        data = compress_model(onnx_path, WeightCodecConfig(lossless=True, context_alphabet=CONTEXT_ALPHABET))
+        data = graph_weights(onnx_path, None, None)
         record = {"coding": "lossless (bfloat16 values)"}
     else:
-        calibration: dict[str, np.ndarray] = {}
-        for tensor, level in recording.inputs[:1]:  # one latent: sensitivities are relative
-            calibration[recording.input_name] = tensor[None]
-            if recording.takes_level:
-                calibration["level"] = np.array([level], dtype=np.int64)
-        config = WeightCodecConfig(target_bits_per_weight=bits, deadzone=0.0, context_alphabet=CONTEXT_ALPHABET)
-        data = compress_model(onnx_path, config, calibration)
+        tensor, level = recording.inputs[0]  # one latent: sensitivities are relative
+        calibration = {recording.input_name: tensor[None]}
+        if recording.takes_level:
+            calibration["level"] = np.array([level], dtype=np.int64)
+        data = graph_weights(onnx_path, bits, calibration)
         record = {"coding": "uniform", "bits_per_weight": bits, "allocation": "calibrated on its samples"}
     shaw_path = info.folder / "decoder.shaw"
     shaw_path.write_bytes(data)
@@ -123,17 +121,15 @@ def recompress_encoder(info: ModelInfo, bits: float, data: Path, images: int, ma
     photos = sorted(p for p in data.iterdir() if p.suffix.lower() == ".png")[:images]
     if not photos:
         raise SystemExit(f"no .png photo in {data}")
-    config = WeightCodecConfig(lossless=True, context_alphabet=CONTEXT_ALPHABET)
-    if holds_16_bit_floats(onnx_path, config):
-        blob, record = compress_model(onnx_path, config), {"coding": "lossless (bfloat16 values)"}
+    if holds_16_bit_floats(onnx_path):
+        blob, record = graph_weights(onnx_path, None, None), {"coding": "lossless (bfloat16 values)"}
     else:
         crop = load_image(photos[0]).rgb[:128, :128]
         graph = OnnxGraph(onnx_path, None)
         calibration = {graph.input_name: (crop.transpose(2, 0, 1)[None] / np.float32(255)).astype(np.float32)}
         if graph.takes_level:
             calibration["level"] = np.array([len(info.qualities) // 2], dtype=np.int64)
-        blob = compress_model(onnx_path, WeightCodecConfig(target_bits_per_weight=bits, deadzone=0.0,
-                                                           context_alphabet=CONTEXT_ALPHABET), calibration)
+        blob = graph_weights(onnx_path, bits, calibration)
         record = {"coding": "uniform", "bits_per_weight": bits, "allocation": "calibrated on a photo crop"}
     with tempfile.TemporaryDirectory() as tmp:
         zoo = Path(tmp)

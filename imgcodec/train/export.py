@@ -121,10 +121,11 @@ def subpixel_synthesis(onnx_path: Path) -> int:
     return replaced
 
 
-def compress_graph(onnx_path: Path, bits: float, calibration: dict[str, np.ndarray]) -> Path:
-    """Replace stem.onnx by stem.shaw: the same graph, its weights compressed by `shaec weights`'
-    data-free codec to `bits` per weight on average, allocated by the sensitivities measured on
-    `calibration` (graph input name -> a batch of one) (docs/weights.md); returns the new path.
+def graph_weights(onnx_path: Path, bits: float | None, calibration: dict[str, np.ndarray] | None) -> bytes:
+    """The .shaw bytes of an ONNX graph as shaec ships its graphs: its weights compressed by
+    `shaec weights`' data-free codec to `bits` per weight on average, allocated by the
+    sensitivities measured on `calibration` (graph input name -> a batch of one) (docs/weights.md);
+    bits None: losslessly (16-bit float weights entropy-coded exactly, others as they are).
 
     Without the codec's dead zone: rounding toward zero shrinks every weight of a layer by up to
     a fifth of a step, so a whole transform's output shrinks with it: a bias that the noise which
@@ -132,10 +133,16 @@ def compress_graph(onnx_path: Path, bits: float, calibration: dict[str, np.ndarr
     Column contexts only for alphabets up to CONTEXT_ALPHABET: at 7 bits per weight the first
     synthesis layer of shae-v9-ssim has about 4,000 centers, where contexts saved 2 % of its
     bytes and their decoding, symbol by symbol where runs are short, grows with the alphabet."""
+    if bits is None:
+        return compress_model(onnx_path, WeightCodecConfig(lossless=True, context_alphabet=CONTEXT_ALPHABET))
     config = WeightCodecConfig(target_bits_per_weight=bits, deadzone=0.0, context_alphabet=CONTEXT_ALPHABET)
-    data = compress_model(onnx_path, config, calibration)
+    return compress_model(onnx_path, config, calibration)
+
+
+def compress_graph(onnx_path: Path, bits: float, calibration: dict[str, np.ndarray]) -> Path:
+    """Replace stem.onnx by stem.shaw (graph_weights); returns the new path."""
     compressed = onnx_path.with_suffix(".shaw")
-    compressed.write_bytes(data)
+    compressed.write_bytes(graph_weights(onnx_path, bits, calibration))
     onnx_path.unlink()
     return compressed
 

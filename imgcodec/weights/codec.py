@@ -232,10 +232,8 @@ def tensor_record(name: str, array: np.ndarray, dtype: str, step: float | None, 
     except ValueError:
         raise ValueError(f"tensor {name!r} needs {int(symbols.max()) + 2} levels at this target; "
                          "ask for fewer bits") from None
-    if not fields["low_bits"]:
-        del fields["low_bits"], fields["low"]
-        return Record(name, dtype, tuple(array.shape), CODEC_UNIFORM, step, offset, **fields)
-    return Record(name, dtype, tuple(array.shape), CODEC_FINE, step, offset, **fields)
+    return Record(name, dtype, tuple(array.shape), CODEC_FINE if fields["low_bits"] else CODEC_UNIFORM, step, offset,
+                  **fields)
 
 
 def pack_low_bits(symbols: np.ndarray, low_bits: int) -> bytes:
@@ -265,8 +263,8 @@ def split_fields(symbols: np.ndarray, zero: int, config: WeightCodecConfig) -> d
     if low_bits > MAX_LOW_BITS:
         raise ValueError(f"{size} levels are more than a .shaw record holds")
     if not low_bits:
-        return {**symbol_fields(encode_symbols(symbols, size, contexts=config.context_alphabet is None
-                                               or size <= config.context_alphabet)), "low_bits": 0, "low": b""}
+        coding = encode_symbols(symbols, size, contexts=config.context_alphabet is None or size <= config.context_alphabet)
+        return {**symbol_fields(coding), "low_bits": 0, "low": b""}
     flat = symbols.ravel()
     is_zero = flat == zero
     high = flat >> low_bits
