@@ -122,9 +122,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="in a run of several processes (torchrun): average the processes' weights every "
                              "this many steps instead of their gradients every step (local SGD, "
                              f"imgcodec.train.local_sgd; default {defaults.sync_every}: data-parallel)")
-    parser.add_argument("--beyond-penalty", type=float, default=None,
-                        help="bits per pixel charged for each unit a gained latent value lies beyond the "
-                             "outermost centers, where it is clipped unseen by the gradient (shae-v9; 0 = off)")
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
 
@@ -219,8 +216,6 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--crop must be a multiple of {arch.multiple} for {arch.name}")
     if train_cfg.distortion == "ms-ssim" and train_cfg.crop < MS_SSIM_MIN_SIDE:
         raise SystemExit(f"--distortion ms-ssim needs --crop {MS_SSIM_MIN_SIDE} or more (five scales)")
-    if train_cfg.beyond_penalty and not hasattr(arch.model_type, "beyond_centers"):
-        raise SystemExit(f"--beyond-penalty: {arch.name} has no measure of latents beyond its centers")
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # one crop size throughout: let cuDNN pick its kernels
@@ -292,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
 
     bar = tqdm(total=train_cfg.steps, initial=step, disable=not is_main or args.no_progress,
                dynamic_ncols=True, smoothing=0.05)
-    window: list[tuple[float, float, float, float]] = []
+    window: list[tuple[float, float, float]] = []
     stop_at = min(train_cfg.steps, step + args.stop_after) if args.stop_after else train_cfg.steps
     wall_started, steps_started = time.time(), step
     deadline = wall_started + 60 * args.stop_after_minutes if args.stop_after_minutes else None
@@ -326,9 +321,6 @@ def main(argv: list[str] | None = None) -> int:
         per_crop = lambdas[level] * distortion + bpp  # N
         loss = per_crop.mean()  # logged unweighted, comparable across runs
         weighted = loss if balance is None else (balance.weights(level) * per_crop).mean()
-        beyond = result["beyond"].mean() / (x.shape[2] * x.shape[3]) if "beyond" in result else loss.new_zeros(())
-        if train_cfg.beyond_penalty:
-            weighted = weighted + train_cfg.beyond_penalty * beyond
         optimizer.zero_grad(set_to_none=True)
         weighted.backward()
         if balance is not None:
@@ -339,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             average.update()
         step += 1
         psnr = (10 * torch.log10(1.0 / mse.detach().clamp_min(1e-10))).mean().item()  # waits for the GPU
-        window.append((loss.item(), bpp.mean().item(), psnr, beyond.item()))
+        window.append((loss.item(), bpp.mean().item(), psnr))
         if on_gpu:
             gpu_seconds += time.perf_counter() - started
         else:
@@ -359,10 +351,7 @@ def main(argv: list[str] | None = None) -> int:
                 window.clear()
                 append_csv(args.run_dir / "train_log.csv", {
                     "step": step, "loss": round(mean[0], 5), "bpp": round(mean[1], 5),
-                    "psnr": round(mean[2], 3),
-                    # a column of its own only where it is optimized (older logs resume unchanged)
-                    **({"beyond_per_px": round(mean[3], 6)} if train_cfg.beyond_penalty else {}),
-                    "sigma": round(sigma, 4), "lr": train_cfg.lr_at(step),
+                    "psnr": round(mean[2], 3), "sigma": round(sigma, 4), "lr": train_cfg.lr_at(step),
                     "steps_per_s": round((step - steps_started) / max(1e-9, time.time() - wall_started), 3),
                     "cpu_hours": round(cpu_seconds / 3600 * world, 4),
                     **({"gpu_hours": round(gpu_seconds / 3600 * world, 4)} if on_gpu else {}),

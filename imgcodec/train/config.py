@@ -45,14 +45,8 @@ class TrainConfig:
     #: K = local SGD, each process on its own and weights averaged every K steps
     #: (imgcodec.train.local_sgd), which leaves the cores to the arithmetic.
     sync_every: int = 0
-    #: Bits per pixel charged for each unit by which a gained latent value lies beyond the
-    #: outermost centers (imgcodec.train.shae_v9.ShaeV9.beyond_centers): such values are clipped
-    #: in the file and get no gradient from the soft assignment; 0 = off.
-    beyond_penalty: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.beyond_penalty < 0:
-            raise ValueError(f"beyond_penalty must be >= 0, not {self.beyond_penalty}")
         if self.sync_every < 0:
             raise ValueError(f"sync_every must be >= 0, not {self.sync_every}")
         if self.sync_every and (self.ckpt_every % self.sync_every or self.val_every % self.sync_every):

@@ -200,8 +200,8 @@ class ShaeV9(nn.Module):
 
     def forward(self, x: torch.Tensor, level: torch.Tensor) -> dict[str, torch.Tensor]:
         """x: N,3,H,W in [0,1] (H, W multiples of 64), level: N -> {"x_hat": N,3,H,W,
-        "bits": N (latent + side latent), "side_bits": N, "beyond": N (beyond_centers)}. The
-        transforms may run under autocast; quantization and rates are computed in float32."""
+        "bits": N (latent + side latent), "side_bits": N}. The transforms may run under autocast;
+        quantization and rates are computed in float32."""
         gain = self.log_gain[level].exp()[:, :, None, None]  # N,M,1,1
         inv_gain = self.log_inv_gain[level].exp()[:, :, None, None]
         t = self.cfg.transform_channels
@@ -216,16 +216,7 @@ class ShaeV9(nn.Module):
             y = torch.cat([y, y_detail], dim=1)  # N,M,h,w
             qy = WindowedQuantized(*(torch.cat(pair, dim=1) for pair in zip(qy, q_detail)))
         bits, side_bits = self.rate(y, qy)
-        return {"x_hat": x_hat, "bits": bits, "side_bits": side_bits, "beyond": self.beyond_centers(y)}
-
-    def beyond_centers(self, y: torch.Tensor) -> torch.Tensor:
-        """The gained latent N,M,h,w -> N: the sum of how far its values lie beyond the outermost
-        centers. Such a value is coded as the outermost center, and its soft assignment puts all
-        weight there, so no gradient tells the encoder it is clipped; a loss on this sum
-        (TrainConfig.beyond_penalty) pulls it back inside (docs/training.md, the MS-SSIM tune)."""
-        centers = self.quantizer.centers.detach()
-        low, high = centers.min(), centers.max()
-        return (F.relu(y - high) + F.relu(low - y)).sum(dim=(1, 2, 3))
+        return {"x_hat": x_hat, "bits": bits, "side_bits": side_bits}
 
     def rate(self, y: torch.Tensor, qy: WindowedQuantized) -> tuple[torch.Tensor, torch.Tensor]:
         """The gained latent y (N,M,h,w) and its soft-to-hard quantization -> (bits of y and the

@@ -229,15 +229,6 @@ def test_a_resumed_run_keeps_its_recorded_schedule(script, data_dir, tmp_path):
         script.main(["--run-dir", str(run), "--data", str(data_dir), "--steps", "4", "--lr", "1e-4"])
 
 
-def test_beyond_penalty_needs_a_model_that_measures_it(script, data_dir, tmp_path):
-    """shae-v8's quantizer has no beyond_centers: the option is refused before any step."""
-    with pytest.raises(SystemExit, match="shae-v8 has no measure of latents beyond its centers"):
-        script.main(["--run-dir", str(tmp_path / "run"), "--data", str(data_dir), "--steps", "1",
-                     "--beyond-penalty", "1", "--model-config", TINY])
-    with pytest.raises(ValueError, match="beyond_penalty must be >= 0"):
-        script.TrainConfig(beyond_penalty=-1.0)
-
-
 @pytest.mark.parametrize("extra, message", [
     (["--distortion", "ms-ssim", "--crop", "128"], "needs --crop 161"),
     (["--lambdas", "[1, 2]"], "has 3 levels, got 2"),
