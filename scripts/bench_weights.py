@@ -32,7 +32,7 @@ from imgcodec.weights import sensitivity
 from imgcodec.weights.codec import SMALL_FLOATS, WeightCodecConfig, compress_tensors, decompress_record, quantizable
 from imgcodec.weights.container import pack, unpack
 from imgcodec.weights import deep_compression
-from imgcodec.weights.tensors import _dtype_name
+from imgcodec.weights.tensors import dtype_name
 from imgcodec.weights.training import SoftToHardWeights, SoftWeightSharing, anneal
 
 PAPERS = {
@@ -121,7 +121,7 @@ def uint8_zstd(state: dict[str, torch.Tensor]) -> tuple[bytes, dict[str, torch.T
 
 def _rest(model: torch.nn.Module, names: list[str], small_floats: str) -> list:
     """.shaw records of the tensors a training mode does not quantize (biases): exact or float16."""
-    rest = {k: (v.detach().numpy(), _dtype_name(v.numpy().dtype)) for k, v in model.state_dict().items()
+    rest = {k: (v.detach().numpy(), dtype_name(v.numpy().dtype)) for k, v in model.state_dict().items()
             if k not in names}
     return compress_tensors(rest, WeightCodecConfig(min_size=1 << 30, small_floats=small_floats))
 
@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.nncodec_python:
         for qp, data, decoded, seconds in nncodec_rows(args.nncodec_python, state, args.qps):
             row(f"NNCodec 2.1.3, qp {qp}, dependent quantization", data, decoded, seconds)
-    tensors = {k: (v.numpy(), _dtype_name(v.numpy().dtype)) for k, v in state.items()}
+    tensors = {k: (v.numpy(), dtype_name(v.numpy().dtype)) for k, v in state.items()}
     small = ", biases float16" if args.small_floats == "float16" else ""
     for bits in args.bits:
         started = time.perf_counter()

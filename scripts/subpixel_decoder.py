@@ -1,41 +1,144 @@
-"""Rewrite an installed model's decoder.onnx with sub-pixel convolutions, keeping its model id.
+"""Rewrite an installed model's decoder in the layout onnxruntime runs fastest, keeping its model id.
 
-    python scripts/subpixel_decoder.py shae-v9 shae-v9-ssim
+    python scripts/subpixel_decoder.py shae-v10 shae-v10-ssim
 
-The graph computes the same function from the same weights (imgcodec.train.subpixel), so the
-files that name the model keep decoding with it: its model id stays, and only the file hashes
-in model.json and models/manifest.json change. scripts/export_model.py does this for every new
-shae-v9 export.
+The synthesis's transposed convolutions become sub-pixel convolutions, split by output phase,
+and its last layer reads the phases of the one before (imgcodec.train.subpixel:
+rewrite_transposed_convolutions, faster_layout): the same function from the same weight values,
+the float sums in another order. A decoder.shaw keeps its weights exactly: every rewritten tensor
+is a copy (sliced, reordered, tiled, or padded with zeros) of one the file holds, stored again
+with that tensor's own quantization step, or losslessly where it was lossless. The script checks
+every sample of the model in samples/: the new decoder's pixels may differ from the old one's by
+one level in at most --max-share of the values (float rounding; tests/test_samples.py allows
+0.5 % on another CPU). The files that name the model keep decoding with it: its model id stays,
+and only the file hashes in model.json and models/manifest.json change. scripts/export_model.py
+writes every new shae-v9 decoder this way.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
-from imgcodec.train.export import file_sha256, subpixel_synthesis
-from imgcodec.zoo import find_model, models_dir
+import numpy as np
+import onnx
+
+from imgcodec import codec as codec_module
+from imgcodec.runtime import OnnxGraph
+from imgcodec.train.export import CONTEXT_ALPHABET, file_sha256, subpixel_synthesis
+from imgcodec.train.subpixel import faster_layout, rewrite_transposed_convolutions
+from imgcodec.weights.codec import WeightCodecConfig, decompress_record, lossless_record, tensor_record
+from imgcodec.weights.container import CODEC_EXACT16, CODEC_FINE, CODEC_UNIFORM, Record, graph_record, pack
+from imgcodec.weights.model_files import decode_tensors, read_model
+from imgcodec.weights.onnx_weights import join, split
+from imgcodec.weights.tensors import dtype_name
+from imgcodec.zoo import ModelInfo, find_model, models_dir
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def moved_record(name: str, array: np.ndarray, source: Record | None) -> Record:
+    """The record of a tensor whose values are copies of `source`'s (or zeros): quantized with
+    its step, or lossless where it was; a new constant (no source) as it is. Refuses a record
+    that would not decode to exactly `array`."""
+    config = WeightCodecConfig(deadzone=0.0, context_alphabet=CONTEXT_ALPHABET)
+    dtype = source.dtype if source is not None else dtype_name(array.dtype)
+    if source is not None and source.codec in (CODEC_UNIFORM, CODEC_FINE):
+        record = tensor_record(name, array, dtype, source.step, config)
+    elif source is not None and source.codec == CODEC_EXACT16:
+        record = lossless_record(name, array, dtype, WeightCodecConfig(lossless=True, context_alphabet=CONTEXT_ALPHABET))
+    else:
+        record = tensor_record(name, array, dtype, None, config)
+    if not np.array_equal(decompress_record(record), array):
+        raise SystemExit(f"{name}: stored again, its values would change; nothing written")
+    return record
+
+
+def rewrite_shaw(data: bytes) -> tuple[bytes, int]:
+    """(the .shaw bytes of the rewritten decoder, how many tensors are new); (data, 0) where the
+    graph is in the fast layout already."""
+    graph, records = read_model(data)
+    if graph is None:
+        raise SystemExit("this .shaw file carries no graph")
+    by_name = {record.name: record for record in records}
+    model = onnx.load_model_from_string(join(graph, decode_tensors(records)))
+    rewrite_transposed_convolutions(model)
+    sources = faster_layout(model)
+    if not sources:
+        return data, 0
+    onnx.checker.check_model(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "decoder.onnx"
+        onnx.save(model, str(path))
+        new_graph, tensors = split(path)
+    new_records = [by_name[name] if name in by_name else moved_record(name, array, by_name.get(sources.get(name, "")))
+                   for name, array in tensors.items()]
+    return pack(new_records + [graph_record(new_graph)]), sum(name not in by_name for name in tensors)
+
+
+def decode_sample(info: ModelInfo, data: bytes, decoder: Path) -> np.ndarray:
+    """A sample's pixels through this decoder file (a fresh codec: no cached sessions)."""
+    codec = codec_module.codec_of(info, threads=None)
+    codec.runtime.use_decoder(OnnxGraph(decoder, None))
+    return codec.decode(codec_module.parse(data), max_pixels=0)
+
+
+def rewrite(info: ModelInfo, max_share: float) -> str | None:
+    """Rewrite the model's decoder after the sample checks; returns its new file name, or None
+    where there was nothing to do."""
+    shaw, onnx_path = info.folder / "decoder.shaw", info.folder / "decoder.onnx"
+    if onnx_path.exists():
+        return "decoder.onnx" if subpixel_synthesis(onnx_path) else None
+    if not shaw.exists():
+        raise SystemExit(f"{info.name}: no decoder.shaw or decoder.onnx")
+    samples = [p for p in sorted(SAMPLES.glob(f"{info.name}-q*.shae"))
+               if codec_module.parse(p.read_bytes()).model_id.hex() == info.model_id]
+    if not samples:
+        raise SystemExit(f"{info.name}: no sample in {SAMPLES} to check the new decoder on")
+    old_bytes = shaw.read_bytes()
+    new_bytes, new_tensors = rewrite_shaw(old_bytes)
+    if not new_tensors:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        candidate = Path(tmp) / "decoder.shaw"
+        candidate.write_bytes(new_bytes)
+        for path in samples:
+            old = decode_sample(info, path.read_bytes(), shaw)
+            new = decode_sample(info, path.read_bytes(), candidate)
+            difference = np.abs(new.astype(np.int16) - old)
+            share = float(np.mean(difference > 0))
+            print(f"  {path.name}: {share:.5f} of the values differ from the old decoder's, by at most "
+                  f"{int(difference.max())}", file=sys.stderr)
+            if difference.max() > 1 or share > max_share:
+                raise SystemExit(f"{info.name}: the new decoder strays from the old one on {path.name}; "
+                                 "nothing changed")
+    shaw.write_bytes(new_bytes)
+    print(f"{info.name} ({info.model_id}): decoder.shaw {len(old_bytes):,} B -> {len(new_bytes):,} B, "
+          f"{new_tensors} tensors rewritten", file=sys.stderr)
+    return "decoder.shaw"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="+", help="installed model names")
+    parser.add_argument("--max-share", type=float, default=0.001,
+                        help="largest share of a sample's values that may move by one level (default 0.001)")
     args = parser.parse_args(argv)
     manifest_path = models_dir() / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     for name in args.names:
         info = find_model(name)
-        decoder = info.folder / "decoder.onnx"
-        if not decoder.exists():
-            raise SystemExit(f"{name}: no decoder.onnx (a .shaw decoder is rewritten at export)")
-        replaced = subpixel_synthesis(decoder)
+        changed = rewrite(info, args.max_share)
+        if changed is None:
+            print(f"{name}: its decoder is in the fast layout already", file=sys.stderr)
+            continue
         meta_path = info.folder / "model.json"
         meta = json.loads(meta_path.read_text())
-        meta["files"]["decoder.onnx"] = file_sha256(decoder)
+        meta["files"][changed] = file_sha256(info.folder / changed)
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
         manifest["models"][name]["files"] = meta["files"]
-        print(f"{name} ({info.model_id}): {replaced} transposed convolutions rewritten", file=sys.stderr)
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     return 0
 

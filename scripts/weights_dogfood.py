@@ -40,7 +40,7 @@ from imgcodec.evaluation import evaluate
 from imgcodec.weights import onnx_weights, sensitivity
 from imgcodec.weights.codec import WeightCodecConfig, choose_scale, compress_tensors, quantizable, step_of, unit_steps
 from imgcodec.weights.container import pack
-from imgcodec.weights.tensors import _dtype_name
+from imgcodec.weights.tensors import dtype_name
 from imgcodec.zoo import ModelInfo, find_model, folder_model
 from imgcodec.codec import codec_of
 from imgcodec.train.export import export_shae_v9, calibration_crops
@@ -81,7 +81,7 @@ def graph_sensitivities(codec: Codec, part: str, graph: bytes, tensors: dict[str
                 decoded = codec.pixels_of(symbols, level, crop.shape[1], crop.shape[0])
                 coding_error = np.mean(np.square(decoded.astype(np.float64) - crop)) / 255.0 ** 2
                 weights.append(np.array(1.0 / coding_error))  # pixel error relative to the coding error
-    names = [n for n, a in tensors.items() if quantizable(a, _dtype_name(a.dtype), WeightCodecConfig())]
+    names = [n for n, a in tensors.items() if quantizable(a, dtype_name(a.dtype), WeightCodecConfig())]
 
     def run(arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
         options = ort.SessionOptions()
@@ -121,7 +121,7 @@ def compressed_codec(model: str | None, bits: float, sensitivities: dict[str, di
     for part in PARTS:
         path = getattr(codec.model, f"{part}_path")
         graph, tensors = onnx_weights.split(path)
-        records = compress_tensors({k: (v, _dtype_name(v.dtype)) for k, v in tensors.items()},
+        records = compress_tensors({k: (v, dtype_name(v.dtype)) for k, v in tensors.items()},
                                    WeightCodecConfig(target_bits_per_weight=bits, deadzone=deadzone),
                                    None if sensitivities is None else sensitivities[part])
         shaw = pack(records)

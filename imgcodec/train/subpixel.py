@@ -110,3 +110,263 @@ def rewrite_transposed_convolutions(model: onnx.ModelProto) -> int:
     del graph.initializer[:]
     graph.initializer.extend(kept)
     return sum(plan is not None for plan in plans)
+
+
+# ----------------------------------------------------------------------------------------------
+# The layout that runs fastest in onnxruntime (docs/bench/speed-detail.md, 0.10.2)
+
+def _node_attributes(node: onnx.NodeProto, name: str, default: object) -> object:
+    return _attributes(node).get(name, default)
+
+
+class _Graph:
+    """Lookups over a graph whose nodes and initializers the rewrites below change."""
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self.graph = model.graph
+        self.initializers = {init.name: init for init in self.graph.initializer}
+        self.producer = {out: node for node in self.graph.node for out in node.output}
+        self.consumers: dict[str, list[onnx.NodeProto]] = {}
+        for node in self.graph.node:
+            for name in node.input:
+                self.consumers.setdefault(name, []).append(node)
+
+    def array(self, name: str) -> np.ndarray | None:
+        init = self.initializers.get(name)
+        return None if init is None else numpy_helper.to_array(init)
+
+    def add(self, name: str, array: np.ndarray) -> str:
+        init = numpy_helper.from_array(np.ascontiguousarray(array), name)
+        self.graph.initializer.append(init)
+        self.initializers[name] = init
+        return name
+
+
+def _subpixel_pairs(g: _Graph) -> list[tuple[onnx.NodeProto, onnx.NodeProto]]:
+    """(Conv, DepthToSpace) pairs that rewrite_transposed_convolutions made: a DepthToSpace in CRD
+    mode right after a convolution with constant weights that nothing else reads."""
+    pairs = []
+    for node in g.graph.node:
+        if node.op_type != "DepthToSpace" or _node_attributes(node, "mode", b"DCR") not in (b"CRD", "CRD"):
+            continue
+        conv = g.producer.get(node.input[0])
+        if conv is not None and conv.op_type == "Conv" and conv.input[1] in g.initializers \
+                and len(g.consumers.get(conv.output[0], [])) == 1 and _node_attributes(conv, "group", 1) == 1:
+            pairs.append((conv, node))
+    return pairs
+
+
+def _phase_convolutions(g: _Graph, conv: onnx.NodeProto, stride: int, output: str,
+                        sources: dict[str, str]) -> list[onnx.NodeProto]:
+    """A sub-pixel convolution (output channel c * s^2 + phase, CRD) as one convolution per phase
+    with only the taps that phase reads (a 5x5 stride-2 layer: 9, 6, 6 and 4 of the 9, so 31 %
+    fewer multiply-adds than with the zeros), joined by Concat into `output`, phase-major (the
+    order of DepthToSpace's DCR mode). Where dropping a phase's zero taps would need negative
+    padding, that phase keeps them."""
+    weight, bias = g.array(conv.input[1]), g.array(conv.input[2]) if len(conv.input) > 2 and conv.input[2] else None
+    size = weight.shape[2]
+    pads = list(_node_attributes(conv, "pads", [0, 0, 0, 0]))
+    nodes, outputs = [], []
+    for phase in range(stride * stride):
+        taps = weight[phase::stride * stride]  # C,in,K,K
+        rows, cols = np.flatnonzero(np.any(taps != 0, axis=(0, 1, 3))), np.flatnonzero(np.any(taps != 0, axis=(0, 1, 2)))
+        r0, r1 = (rows[0], rows[-1]) if rows.size else (0, size - 1)
+        c0, c1 = (cols[0], cols[-1]) if cols.size else (0, size - 1)
+        phase_pads = [pads[0] - r0, pads[1] - c0, pads[2] - (size - 1 - r1), pads[3] - (size - 1 - c1)]
+        if min(phase_pads) < 0:
+            r0, c0, r1, c1, phase_pads = 0, 0, size - 1, size - 1, pads
+        inputs = [conv.input[0], g.add(f"{conv.input[1]}.phase{phase}", taps[:, :, r0:r1 + 1, c0:c1 + 1])]
+        sources[inputs[1]] = conv.input[1]
+        if bias is not None:
+            inputs.append(g.add(f"{conv.input[2]}.phase{phase}", bias[phase::stride * stride]))
+            sources[inputs[2]] = conv.input[2]
+        outputs.append(f"{output}.phase{phase}")
+        nodes.append(helper.make_node("Conv", inputs, [outputs[-1]], name=f"{conv.name}.phase{phase}",
+                                      kernel_shape=[int(r1 - r0 + 1), int(c1 - c0 + 1)], pads=phase_pads))
+    nodes.append(helper.make_node("Concat", outputs, [output], name=f"{conv.name}.phases", axis=1))
+    return nodes
+
+
+def _dcr_convolution(g: _Graph, conv: onnx.NodeProto, stride: int, sources: dict[str, str]) -> onnx.NodeProto:
+    """The convolution with its output channels reordered from CRD (c * s^2 + phase) to DCR
+    (phase * C + c): onnxruntime's DepthToSpace runs DCR mode about twice as fast."""
+    inputs = list(conv.input)
+    for index in (1, 2):
+        if len(inputs) > index and inputs[index]:
+            array = g.array(inputs[index])
+            channels = array.shape[0] // (stride * stride)
+            order = [c * stride * stride + phase for phase in range(stride * stride) for c in range(channels)]
+            inputs[index] = g.add(f"{conv.input[index]}.dcr", array[order])
+            sources[inputs[index]] = conv.input[index]
+    node = onnx.NodeProto()
+    node.CopyFrom(conv)
+    del node.input[:]
+    node.input.extend(inputs)
+    return node
+
+
+def _gdn_between(g: _Graph, first: onnx.NodeProto, last_conv: onnx.NodeProto) -> dict[str, onnx.NodeProto] | None:
+    """The nodes of a GDN (imgcodec.train.transforms.GDN as exported: x * sqrt(Conv1x1(x * x,
+    reshape(|gamma|), |beta| + eps))) from the output of DepthToSpace `first` to the input of
+    `last_conv`, or None where the graph is not that."""
+    x = first.output[0]
+    outer = g.producer.get(last_conv.input[0])
+    if outer is None or outer.op_type != "Mul" or x not in outer.input:
+        return None
+    root = g.producer.get(outer.input[1] if outer.input[0] == x else outer.input[0])
+    if root is None or root.op_type != "Sqrt":
+        return None
+    conv = g.producer.get(root.input[0])
+    if conv is None or conv.op_type != "Conv" or len(conv.input) < 3 or _node_attributes(conv, "group", 1) != 1:
+        return None
+    square = g.producer.get(conv.input[0])
+    reshape = g.producer.get(conv.input[1])
+    if square is None or square.op_type != "Mul" or list(square.input) != [x, x] \
+            or reshape is None or reshape.op_type != "Reshape":
+        return None
+    readers = g.consumers.get(x, [])
+    if any(n is not square and n is not outer and n.op_type != "Shape" for n in readers):
+        return None
+    return {"outer": outer, "root": root, "conv": conv, "square": square, "reshape": reshape}
+
+
+def _folded_kernel(weight: np.ndarray, channels: int) -> np.ndarray:
+    """A 3x3 sub-pixel convolution of stride 2 (weight O*4,C,3,3, output channel o * 4 + phase)
+    that reads the full-resolution output of an earlier stride-2 layer, re-expressed to read that
+    layer's phases instead (phase-major, 4C channels at its input's resolution) and to give
+    16 output phases in DCR order (16 O channels): output pixel 4i + A of the folded pair is
+    pixel 2u + a of the last layer, u = 2i + A // 2, which reads rows u - 1 .. u + 1 of the
+    full-resolution map, i.e. phase r % 2 of row i + r // 2 for r = A // 2 - 1 .. A // 2 + 1."""
+    out = weight.shape[0] // 4
+    folded = np.zeros((16 * out, 4 * channels, 3, 3), dtype=weight.dtype)
+    for big_a in range(4):
+        for big_b in range(4):
+            rows = slice((big_a * 4 + big_b) * out, (big_a * 4 + big_b + 1) * out)
+            source = weight[(big_a % 2) * 2 + big_b % 2::4]  # O,C,3,3
+            for du in range(3):
+                ry = big_a // 2 + du - 1
+                for dv in range(3):
+                    rx = big_b // 2 + dv - 1
+                    phase = (ry % 2) * 2 + rx % 2
+                    folded[rows, phase * channels:(phase + 1) * channels, ry // 2 + 1, rx // 2 + 1] = source[:, :, du, dv]
+    return folded
+
+
+def faster_layout(model: onnx.ModelProto) -> dict[str, str]:
+    """Rewrite, in place, the sub-pixel convolutions of rewrite_transposed_convolutions into the
+    form onnxruntime runs fastest, computing the same function from the same weight values:
+
+    - stride-2 layers become one convolution per output phase without the zero taps, joined in
+      phase-major order, and DepthToSpace runs in DCR mode (twice as fast as CRD there);
+      other strides (the residual stage's 16x16 blocks) keep one convolution, reordered for DCR;
+    - the last layer, when it makes 4 channels or fewer from a GDN of the previous stride-2 layer
+      (shae-v9's RGB layer), reads that layer's phases directly: the GDN (per pixel) runs on
+      the phases as a grouped 1x1 convolution, and the last layer becomes one 3x3 convolution
+      that gives 16 phases of the image, shuffled once: the 64-channel full-resolution map, the
+      largest tensor of the synthesis, is never laid out (4x the multiply-adds of that thin
+      layer, a fraction of what the shuffle cost).
+
+    Returns {new initializer: the initializer whose values it holds} (sliced, reordered or
+    tiled copies, and zeros), so that stored weights can be moved over exactly
+    (scripts/subpixel_decoder.py)."""
+    g = _Graph(model)
+    sources: dict[str, str] = {}
+    pairs = _subpixel_pairs(g)
+    by_output = {d2s.output[0]: (conv, d2s) for conv, d2s in pairs}
+    replaced: dict[int, list[onnx.NodeProto]] = {}  # id(node) -> the nodes that take its place
+    removed: set[int] = set()
+    rewired: dict[int, dict[str, str]] = {}  # id(node) -> {old input: new input}
+    constants: list[onnx.NodeProto] = []
+    for conv_b, d2s_b in pairs:
+        weight_b = g.array(conv_b.input[1])
+        stride_b = int(_node_attributes(d2s_b, "blocksize", 0))
+        if stride_b != 2 or weight_b.shape[0] > 16 or weight_b.shape[2:] != (3, 3) \
+                or list(_node_attributes(conv_b, "pads", [])) != [1, 1, 1, 1]:
+            continue
+        for conv_a, d2s_a in pairs:
+            gdn = _gdn_between(g, d2s_a, conv_b) if int(_node_attributes(d2s_a, "blocksize", 0)) == 2 else None
+            if gdn is None or id(conv_a) in replaced:
+                continue
+            channels = g.array(conv_a.input[1]).shape[0] // 4
+            x, phases = d2s_a.output[0], f"{d2s_a.output[0]}.phases"
+            replaced[id(conv_a)] = _phase_convolutions(g, conv_a, 2, phases, sources)
+            removed.add(id(d2s_a))
+            for node in (gdn["square"], gdn["outer"]):
+                rewired[id(node)] = {x: phases}
+            # shapes as Constant nodes, not initializers: they are part of the graph, not weights
+            shape = f"{gdn['reshape'].name}.shape"
+            constants.append(_constant(shape, np.array([channels, channels, 1, 1], dtype=np.int64)))
+            rewired[id(gdn["reshape"])] = {gdn["reshape"].input[1]: shape}
+            conv = gdn["conv"]
+            tiled_weight, tiled_bias = f"{conv.output[0]}.weight4", f"{conv.output[0]}.bias4"
+            constants += [_constant(f"{conv.name}.reps4", np.array([4, 1, 1, 1], np.int64)),
+                          _constant(f"{conv.name}.reps1", np.array([4], np.int64))]
+            replaced[id(conv)] = [
+                helper.make_node("Tile", [conv.input[1], f"{conv.name}.reps4"], [tiled_weight],
+                                 name=f"{conv.name}.tile_weight"),
+                helper.make_node("Tile", [conv.input[2], f"{conv.name}.reps1"], [tiled_bias],
+                                 name=f"{conv.name}.tile_bias"),
+                helper.make_node("Conv", [conv.input[0], tiled_weight, tiled_bias], list(conv.output),
+                                 name=f"{conv.name}.grouped", group=4, kernel_shape=[1, 1])]
+            inputs = [conv_b.input[0], g.add(f"{conv_b.input[1]}.folded", _folded_kernel(weight_b, channels))]
+            sources[inputs[1]] = conv_b.input[1]
+            if len(conv_b.input) > 2 and conv_b.input[2]:
+                bias = g.array(conv_b.input[2])
+                order = [(big_a % 2) * 2 + big_b % 2 + 4 * o for big_a in range(4) for big_b in range(4)
+                         for o in range(len(bias) // 4)]
+                inputs.append(g.add(f"{conv_b.input[2]}.folded", bias[order]))
+                sources[inputs[2]] = conv_b.input[2]
+            replaced[id(conv_b)] = [helper.make_node("Conv", inputs, list(conv_b.output), name=f"{conv_b.name}.folded",
+                                                     kernel_shape=[3, 3], pads=[1, 1, 1, 1])]
+            replaced[id(d2s_b)] = [helper.make_node("DepthToSpace", list(d2s_b.input), list(d2s_b.output),
+                                                    name=f"{d2s_b.name}.folded", blocksize=4, mode="DCR")]
+            break
+    for conv, d2s in pairs:
+        if id(conv) in replaced or id(d2s) in removed or id(d2s) in replaced:
+            continue
+        stride = int(_node_attributes(d2s, "blocksize", 0))
+        if stride == 2:
+            replaced[id(conv)] = _phase_convolutions(g, conv, 2, d2s.input[0], sources)
+        else:
+            replaced[id(conv)] = [_dcr_convolution(g, conv, stride, sources)]
+        replaced[id(d2s)] = [helper.make_node("DepthToSpace", list(d2s.input), list(d2s.output), name=d2s.name,
+                                              blocksize=stride, mode="DCR")]
+    nodes: list[onnx.NodeProto] = list(constants)
+    for node in list(g.graph.node):
+        if id(node) in removed:
+            continue
+        if id(node) in replaced:
+            nodes.extend(replaced[id(node)])
+            continue
+        if id(node) in rewired:
+            mapping = rewired[id(node)]
+            copy = onnx.NodeProto()
+            copy.CopyFrom(node)
+            for i, name in enumerate(copy.input):
+                copy.input[i] = mapping.get(name, name)
+            node = copy
+        nodes.append(node)
+    _prune(g.graph, nodes)
+    return sources
+
+
+def _constant(name: str, array: np.ndarray) -> onnx.NodeProto:
+    return helper.make_node("Constant", [], [name], name=name, value=numpy_helper.from_array(array, name))
+
+
+def _prune(graph: onnx.GraphProto, nodes: list[onnx.NodeProto]) -> None:
+    """Set the graph's nodes to `nodes` less those whose outputs nothing reads, and drop the
+    initializers no node reads."""
+    outputs = {o.name for o in graph.output}
+    while True:
+        read = {name for node in nodes for name in node.input} | outputs
+        kept = [node for node in nodes if any(out in read for out in node.output)]
+        if len(kept) == len(nodes):
+            break
+        nodes = kept
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {name for node in nodes for name in node.input}
+    kept_inits = [init for init in graph.initializer if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept_inits)

@@ -54,7 +54,7 @@ def read_tensors(path: Path) -> dict[str, tuple[np.ndarray, str]]:
         out = {}
         for init in model.graph.initializer:
             array = numpy_helper.to_array(init)
-            out[init.name] = (array, _dtype_name(array.dtype))
+            out[init.name] = (array, dtype_name(array.dtype))
         return out
     torch = _torch()
     try:
@@ -67,11 +67,12 @@ def read_tensors(path: Path) -> dict[str, tuple[np.ndarray, str]]:
             tensors[name] = (value.float().numpy(), "bfloat16")
         else:
             array = value.detach().cpu().numpy()
-            tensors[name] = (array, _dtype_name(array.dtype))
+            tensors[name] = (array, dtype_name(array.dtype))
     return tensors
 
 
-def _dtype_name(dtype: np.dtype) -> str:
+def dtype_name(dtype: np.dtype) -> str:
+    """The .shaw dtype name of a numpy dtype (little-endian), or ShaecError where it has none."""
     name = np.dtype(dtype).newbyteorder("<").str if np.dtype(dtype).itemsize > 1 else np.dtype(dtype).str
     if name not in DTYPE_CODES:
         raise ShaecError(f"tensors of dtype {dtype} are not supported")

@@ -79,8 +79,9 @@ def test_other_transposed_convolutions_are_refused_before_anything_changes(layer
     assert model.SerializeToString() == before
 
 
-def test_shipped_shae_v9_decoders_have_no_transposed_convolutions():
-    """scripts/subpixel_decoder.py rewrote them; export does it for every new shae-v9."""
+def test_shipped_shae_v9_decoders_are_in_the_fast_layout():
+    """scripts/subpixel_decoder.py rewrote them; export does it for every new shae-v9: no
+    transposed convolution, every shuffle in DCR mode, the last layer folded (a 4x4 shuffle)."""
     from imgcodec.weights.model_files import read_model
     from imgcodec.zoo import graph_path, list_models
 
@@ -93,3 +94,105 @@ def test_shipped_shae_v9_decoders_have_no_transposed_convolutions():
         else:
             graph = onnx.load(str(path), load_external_data=False)
         assert "ConvTranspose" not in {node.op_type for node in graph.graph.node}, info.name
+        shuffles = [{a.name: a for a in n.attribute} for n in graph.graph.node if n.op_type == "DepthToSpace"]
+        assert all(s["mode"].s == b"DCR" for s in shuffles), info.name
+        assert sorted(s["blocksize"].i for s in shuffles) == [2, 2, 4, 16], info.name
+
+
+def _synthesis_tail(channels: int = 6, out: int = 3) -> torch.nn.Module:
+    """shae-v9's synthesis in small: transposed convolutions with an inverse GDN between, the
+    last one to `out` channels."""
+    from imgcodec.train.transforms import GDN
+
+    torch.manual_seed(0)
+    gdn = GDN(channels, inverse=True)
+    with torch.no_grad():
+        gdn.gamma.add_(0.05 * torch.rand(channels, channels))
+    return torch.nn.Sequential(torch.nn.ConvTranspose2d(5, channels, 5, 2, 2, 1), GDN(channels, inverse=True),
+                               torch.nn.ConvTranspose2d(channels, channels, 5, 2, 2, 1), gdn,
+                               torch.nn.ConvTranspose2d(channels, out, 5, 2, 2, 1))
+
+
+@pytest.mark.parametrize("out, folded", [(3, True), (8, False)])
+def test_faster_layout_computes_the_same_function(out: int, folded: bool):
+    """Phase convolutions without the zero taps, DepthToSpace in DCR mode, and (for a thin last
+    layer after a GDN) the last layer reading the phases of the one before: the same outputs."""
+    from imgcodec.train.subpixel import faster_layout
+
+    layers = _synthesis_tail(out=out)
+    model = _graph(layers, 5)
+    x = np.random.default_rng(1).standard_normal((1, 5, 9, 11)).astype(np.float32)
+    assert rewrite_transposed_convolutions(model) == 3
+    before = _run(model, x)
+    sources = faster_layout(model)
+    onnx.checker.check_model(model)
+    after = _run(model, x)
+    np.testing.assert_allclose(after, before, rtol=0, atol=1e-5 * np.abs(before).max())
+    shuffles = [n for n in model.graph.node if n.op_type == "DepthToSpace"]
+    assert all(a.s == b"DCR" for n in shuffles for a in n.attribute if a.name == "mode")
+    blocks = sorted(a.i for n in shuffles for a in n.attribute if a.name == "blocksize")
+    assert blocks == ([2, 4] if folded else [2, 2, 2])
+    assert any(n.op_type == "Tile" for n in model.graph.node) == folded
+    # every new tensor holds values of the one it names (a phase reads a subset of the taps)
+    initializers = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    assert sources and all(name in initializers for name in sources)
+    for name, source in sources.items():
+        if name.endswith(".phase0") and "weight" in name:
+            assert initializers[name].shape[2:] == (3, 3)  # phase (0, 0) reads all 9 taps
+        if name.endswith(".phase3") and "weight" in name:
+            assert initializers[name].shape[2:] == (2, 2)  # phase (1, 1) reads 4
+    assert faster_layout(model) == {}  # nothing left to rewrite
+
+
+def test_faster_layout_reorders_other_strides_for_dcr():
+    """The residual stage's 16x16 blocks: one convolution, its channels reordered, DCR mode."""
+    from imgcodec.train.subpixel import faster_layout
+
+    torch.manual_seed(0)
+    model = _graph(torch.nn.ConvTranspose2d(5, 3, 16, 16, bias=False), 5)
+    x = np.random.default_rng(2).standard_normal((1, 5, 3, 4)).astype(np.float32)
+    rewrite_transposed_convolutions(model)
+    before = _run(model, x)
+    (weight,) = [n.input[1] for n in model.graph.node if n.op_type == "Conv"]
+    assert faster_layout(model) == {f"{weight}.dcr": weight}
+    (conv,) = [n for n in model.graph.node if n.op_type == "Conv"]
+    (shuffle,) = [n for n in model.graph.node if n.op_type == "DepthToSpace"]
+    assert conv.input[1] == f"{weight}.dcr" and [a.s for a in shuffle.attribute if a.name == "mode"] == [b"DCR"]
+    np.testing.assert_array_equal(_run(model, x), before)  # the same sums, channels moved
+
+
+def test_subpixel_decoder_moves_stored_weights_exactly(tmp_path):
+    """scripts/subpixel_decoder.py on a .shaw decoder in the old layout: quantized tensors keep
+    their steps and values, lossless ones stay lossless, the output is the old one's."""
+    import importlib.util
+    from pathlib import Path
+
+    from imgcodec.train.export import graph_weights
+    from imgcodec.weights.model_files import decode_tensors, read_model
+    from imgcodec.weights.onnx_weights import session
+
+    spec = importlib.util.spec_from_file_location(
+        "subpixel_decoder", Path(__file__).resolve().parents[2] / "scripts" / "subpixel_decoder.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    model = _graph(_synthesis_tail(), 5)
+    rewrite_transposed_convolutions(model)
+    path = tmp_path / "decoder.onnx"
+    onnx.save(model, str(path))
+    x = np.random.default_rng(3).standard_normal((1, 5, 9, 11)).astype(np.float32)
+    for bits in (6.0, None):
+        old = graph_weights(path, bits, None)
+        new, moved = script.rewrite_shaw(old)
+        assert moved > 0 and script.rewrite_shaw(new)[1] == 0
+        old_records = {r.name: r for r in read_model(old)[1]}
+        new_records = {r.name: r for r in read_model(new)[1]}
+        old_values, new_values = decode_tensors(list(old_records.values())), decode_tensors(list(new_records.values()))
+        for name, record in new_records.items():
+            if name in old_records:  # kept as it was stored
+                assert record.payload == old_records[name].payload and record.codec == old_records[name].codec
+            else:
+                source = old_records[name.rsplit(".", 1)[0]]
+                assert record.codec == source.codec and record.step == source.step
+                assert set(np.unique(new_values[name])) <= set(np.unique(old_values[source.name])) | {0.0}
+        outputs = [session(None, data).run(None, {"x": x})[0] for data in (old, new)]
+        np.testing.assert_allclose(outputs[1], outputs[0], rtol=0, atol=1e-5 * np.abs(outputs[0]).max())

@@ -24,9 +24,9 @@ def _model(seed: int = 0) -> torch.nn.Module:
 
 
 def _tensors(model: torch.nn.Module) -> dict[str, tuple[np.ndarray, str]]:
-    from imgcodec.weights.tensors import _dtype_name
+    from imgcodec.weights.tensors import dtype_name
 
-    return {k: (v.numpy(), _dtype_name(v.numpy().dtype)) for k, v in model.state_dict().items()}
+    return {k: (v.numpy(), dtype_name(v.numpy().dtype)) for k, v in model.state_dict().items()}
 
 
 def test_round_trip_keeps_small_and_integer_tensors_exact_and_meets_the_rate() -> None:
