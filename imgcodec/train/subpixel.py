@@ -156,35 +156,40 @@ def _subpixel_pairs(g: _Graph) -> list[tuple[onnx.NodeProto, onnx.NodeProto]]:
     return pairs
 
 
-def _phase_convolutions(g: _Graph, conv: onnx.NodeProto, stride: int, output: str,
-                        sources: dict[str, str]) -> list[onnx.NodeProto]:
+def _trimmed(taps: np.ndarray, pads: list[int]) -> tuple[np.ndarray, list[int]]:
+    """A kernel out,in,K,K less its all-zero outer rows and columns, with the padding that keeps
+    every output where it was; as it is where that padding would be negative."""
+    size = taps.shape[2]
+    rows, cols = np.flatnonzero(np.any(taps != 0, axis=(0, 1, 3))), np.flatnonzero(np.any(taps != 0, axis=(0, 1, 2)))
+    if not rows.size:
+        return taps, pads
+    r0, r1, c0, c1 = rows[0], rows[-1], cols[0], cols[-1]
+    trimmed_pads = [int(pads[0] - r0), int(pads[1] - c0), int(pads[2] - (size - 1 - r1)), int(pads[3] - (size - 1 - c1))]
+    if min(trimmed_pads) < 0:
+        return taps, pads
+    return taps[:, :, r0:r1 + 1, c0:c1 + 1], trimmed_pads
+
+
+def _phase_nodes(g: _Graph, conv: onnx.NodeProto, stride: int, prefix: str,
+                 sources: dict[str, str]) -> tuple[list[onnx.NodeProto], list[str]]:
     """A sub-pixel convolution (output channel c * s^2 + phase, CRD) as one convolution per phase
     with only the taps that phase reads (a 5x5 stride-2 layer: 9, 6, 6 and 4 of the 9, so 31 %
-    fewer multiply-adds than with the zeros), joined by Concat into `output`, phase-major (the
-    order of DepthToSpace's DCR mode). Where dropping a phase's zero taps would need negative
-    padding, that phase keeps them."""
-    weight, bias = g.array(conv.input[1]), g.array(conv.input[2]) if len(conv.input) > 2 and conv.input[2] else None
-    size = weight.shape[2]
+    fewer multiply-adds than with the zeros); returns the nodes and their outputs, phase by phase."""
+    weight = g.array(conv.input[1])
+    bias = g.array(conv.input[2]) if len(conv.input) > 2 and conv.input[2] else None
     pads = list(_node_attributes(conv, "pads", [0, 0, 0, 0]))
     nodes, outputs = [], []
     for phase in range(stride * stride):
-        taps = weight[phase::stride * stride]  # C,in,K,K
-        rows, cols = np.flatnonzero(np.any(taps != 0, axis=(0, 1, 3))), np.flatnonzero(np.any(taps != 0, axis=(0, 1, 2)))
-        r0, r1 = (rows[0], rows[-1]) if rows.size else (0, size - 1)
-        c0, c1 = (cols[0], cols[-1]) if cols.size else (0, size - 1)
-        phase_pads = [pads[0] - r0, pads[1] - c0, pads[2] - (size - 1 - r1), pads[3] - (size - 1 - c1)]
-        if min(phase_pads) < 0:
-            r0, c0, r1, c1, phase_pads = 0, 0, size - 1, size - 1, pads
-        inputs = [conv.input[0], g.add(f"{conv.input[1]}.phase{phase}", taps[:, :, r0:r1 + 1, c0:c1 + 1])]
+        taps, phase_pads = _trimmed(weight[phase::stride * stride], pads)
+        inputs = [conv.input[0], g.add(f"{conv.input[1]}.phase{phase}", taps)]
         sources[inputs[1]] = conv.input[1]
         if bias is not None:
             inputs.append(g.add(f"{conv.input[2]}.phase{phase}", bias[phase::stride * stride]))
             sources[inputs[2]] = conv.input[2]
-        outputs.append(f"{output}.phase{phase}")
+        outputs.append(f"{prefix}.phase{phase}")
         nodes.append(helper.make_node("Conv", inputs, [outputs[-1]], name=f"{conv.name}.phase{phase}",
-                                      kernel_shape=[int(r1 - r0 + 1), int(c1 - c0 + 1)], pads=phase_pads))
-    nodes.append(helper.make_node("Concat", outputs, [output], name=f"{conv.name}.phases", axis=1))
-    return nodes
+                                      kernel_shape=list(taps.shape[2:]), pads=phase_pads))
+    return nodes, outputs
 
 
 def _dcr_convolution(g: _Graph, conv: onnx.NodeProto, stride: int, sources: dict[str, str]) -> onnx.NodeProto:
@@ -260,19 +265,18 @@ def faster_layout(model: onnx.ModelProto) -> dict[str, str]:
       phase-major order, and DepthToSpace runs in DCR mode (twice as fast as CRD there);
       other strides (the residual stage's 16x16 blocks) keep one convolution, reordered for DCR;
     - the last layer, when it makes 4 channels or fewer from a GDN of the previous stride-2 layer
-      (shae-v9's RGB layer), reads that layer's phases directly: the GDN (per pixel) runs on
-      the phases as a grouped 1x1 convolution, and the last layer becomes one 3x3 convolution
-      that gives 16 phases of the image, shuffled once: the 64-channel full-resolution map, the
-      largest tensor of the synthesis, is never laid out (4x the multiply-adds of that thin
-      layer, a fraction of what the shuffle cost).
+      (shae-v9's RGB layer), reads that layer's phases directly: the GDN (per pixel) and the
+      last layer run phase by phase, each phase's part of the last layer a 2x2 convolution
+      giving all 16 phases of the image, and the parts are summed and shuffled once. The
+      64-channel full-resolution map, the largest tensor of the synthesis, is never laid out
+      or shuffled (a decode of 1 megapixel peaks a quarter lower, docs/bench/speed-detail.md).
 
-    Returns {new initializer: the initializer whose values it holds} (sliced, reordered or
-    tiled copies, and zeros), so that stored weights can be moved over exactly
+    Returns {new initializer: the initializer whose values it holds} (sliced or reordered
+    copies, and zeros), so that stored weights can be moved over exactly
     (scripts/subpixel_decoder.py)."""
     g = _Graph(model)
     sources: dict[str, str] = {}
     pairs = _subpixel_pairs(g)
-    by_output = {d2s.output[0]: (conv, d2s) for conv, d2s in pairs}
     replaced: dict[int, list[onnx.NodeProto]] = {}  # id(node) -> the nodes that take its place
     removed: set[int] = set()
     rewired: dict[int, dict[str, str]] = {}  # id(node) -> {old input: new input}
@@ -285,53 +289,58 @@ def faster_layout(model: onnx.ModelProto) -> dict[str, str]:
             continue
         for conv_a, d2s_a in pairs:
             gdn = _gdn_between(g, d2s_a, conv_b) if int(_node_attributes(d2s_a, "blocksize", 0)) == 2 else None
-            if gdn is None or id(conv_a) in replaced:
+            if gdn is None or id(conv_a) in removed:
                 continue
             channels = g.array(conv_a.input[1]).shape[0] // 4
-            x, phases = d2s_a.output[0], f"{d2s_a.output[0]}.phases"
-            replaced[id(conv_a)] = _phase_convolutions(g, conv_a, 2, phases, sources)
-            removed.add(id(d2s_a))
-            for node in (gdn["square"], gdn["outer"]):
-                rewired[id(node)] = {x: phases}
-            # shapes as Constant nodes, not initializers: they are part of the graph, not weights
+            # the GDN's weight: its shape a Constant node (part of the graph, not a weight), no
+            # longer read off the full-resolution map
             shape = f"{gdn['reshape'].name}.shape"
             constants.append(_constant(shape, np.array([channels, channels, 1, 1], dtype=np.int64)))
             rewired[id(gdn["reshape"])] = {gdn["reshape"].input[1]: shape}
-            conv = gdn["conv"]
-            tiled_weight, tiled_bias = f"{conv.output[0]}.weight4", f"{conv.output[0]}.bias4"
-            constants += [_constant(f"{conv.name}.reps4", np.array([4, 1, 1, 1], np.int64)),
-                          _constant(f"{conv.name}.reps1", np.array([4], np.int64))]
-            replaced[id(conv)] = [
-                helper.make_node("Tile", [conv.input[1], f"{conv.name}.reps4"], [tiled_weight],
-                                 name=f"{conv.name}.tile_weight"),
-                helper.make_node("Tile", [conv.input[2], f"{conv.name}.reps1"], [tiled_bias],
-                                 name=f"{conv.name}.tile_bias"),
-                helper.make_node("Conv", [conv.input[0], tiled_weight, tiled_bias], list(conv.output),
-                                 name=f"{conv.name}.grouped", group=4, kernel_shape=[1, 1])]
-            inputs = [conv_b.input[0], g.add(f"{conv_b.input[1]}.folded", _folded_kernel(weight_b, channels))]
-            sources[inputs[1]] = conv_b.input[1]
-            if len(conv_b.input) > 2 and conv_b.input[2]:
-                bias = g.array(conv_b.input[2])
-                order = [(big_a % 2) * 2 + big_b % 2 + 4 * o for big_a in range(4) for big_b in range(4)
-                         for o in range(len(bias) // 4)]
-                inputs.append(g.add(f"{conv_b.input[2]}.folded", bias[order]))
-                sources[inputs[2]] = conv_b.input[2]
-            replaced[id(conv_b)] = [helper.make_node("Conv", inputs, list(conv_b.output), name=f"{conv_b.name}.folded",
-                                                     kernel_shape=[3, 3], pads=[1, 1, 1, 1])]
+            gdn_weight, gdn_bias = gdn["conv"].input[1], gdn["conv"].input[2]
+            folded = _folded_kernel(weight_b, channels)  # 16 O,4 C,3,3
+            bias = g.array(conv_b.input[2]) if len(conv_b.input) > 2 and conv_b.input[2] else None
+            phase_convs, phase_outputs = _phase_nodes(g, conv_a, 2, d2s_a.output[0], sources)
+            chain, partial = [], []
+            for phase, x in enumerate(phase_outputs):  # phase by phase
+                chain.append(phase_convs[phase])
+                name = f"{d2s_a.output[0]}.phase{phase}"
+                taps, pads = _trimmed(folded[:, phase * channels:(phase + 1) * channels], [1, 1, 1, 1])
+                inputs = [f"{name}.gdn", g.add(f"{conv_b.input[1]}.folded{phase}", taps)]
+                sources[inputs[1]] = conv_b.input[1]
+                if phase == 0 and bias is not None:
+                    order = [(big_a % 2) * 2 + big_b % 2 + 4 * o for big_a in range(4) for big_b in range(4)
+                             for o in range(len(bias) // 4)]
+                    inputs.append(g.add(f"{conv_b.input[2]}.folded", bias[order]))
+                    sources[inputs[2]] = conv_b.input[2]
+                partial.append(f"{name}.out")
+                chain += [
+                    helper.make_node("Mul", [x, x], [f"{name}.square"], name=f"{name}.square"),
+                    helper.make_node("Conv", [f"{name}.square", gdn_weight, gdn_bias], [f"{name}.norm"],
+                                     name=f"{name}.norm", kernel_shape=[1, 1]),
+                    helper.make_node("Sqrt", [f"{name}.norm"], [f"{name}.root"], name=f"{name}.root"),
+                    helper.make_node("Mul", [x, f"{name}.root"], [f"{name}.gdn"], name=f"{name}.gdn"),
+                    helper.make_node("Conv", inputs, [partial[-1]], name=f"{name}.folded",
+                                     kernel_shape=list(taps.shape[2:]), pads=pads)]
+            chain.append(helper.make_node("Sum", partial, list(conv_b.output), name=f"{conv_b.name}.folded"))
+            replaced[id(conv_b)] = chain  # where every input of the chain exists
+            removed.update(id(n) for n in (conv_a, d2s_a, gdn["square"], gdn["conv"], gdn["root"], gdn["outer"]))
             replaced[id(d2s_b)] = [helper.make_node("DepthToSpace", list(d2s_b.input), list(d2s_b.output),
                                                     name=f"{d2s_b.name}.folded", blocksize=4, mode="DCR")]
             break
     for conv, d2s in pairs:
-        if id(conv) in replaced or id(d2s) in removed or id(d2s) in replaced:
+        if id(conv) in replaced or id(conv) in removed or id(d2s) in replaced:
             continue
         stride = int(_node_attributes(d2s, "blocksize", 0))
-        if stride == 2:
-            replaced[id(conv)] = _phase_convolutions(g, conv, 2, d2s.input[0], sources)
+        if stride == 2:  # the phases joined phase-major, the order of DCR mode
+            nodes, outputs = _phase_nodes(g, conv, 2, d2s.input[0], sources)
+            replaced[id(conv)] = nodes + [helper.make_node("Concat", outputs, [d2s.input[0]], name=f"{conv.name}.phases",
+                                                           axis=1)]
         else:
             replaced[id(conv)] = [_dcr_convolution(g, conv, stride, sources)]
         replaced[id(d2s)] = [helper.make_node("DepthToSpace", list(d2s.input), list(d2s.output), name=d2s.name,
                                               blocksize=stride, mode="DCR")]
-    nodes: list[onnx.NodeProto] = list(constants)
+    nodes = list(constants)
     for node in list(g.graph.node):
         if id(node) in removed:
             continue
