@@ -120,7 +120,8 @@ def _conv(layer: IntLayer, x: np.ndarray) -> np.ndarray:
     if layer.leaky:
         # floor(a / 10) on negative a, as max(a, floor(a / 10)): for an integer a >= 0 that is a,
         # for a < 0 it is floor(a / 10) (>= a); no boolean gather and scatter, which was far slower.
-        tenth = np.floor(out / 10.0)
+        tenth = out / 10.0
+        np.floor(tenth, out=tenth)  # in place: one temporary array, not two
         np.maximum(out, tenth, out=out)
     return out
 
