@@ -1,6 +1,6 @@
 """What clipping at the outermost latent center costs a shae-v9 checkpoint's first stage on one photo.
 
-    python scripts/first_stage_clipping.py checkpoints/shae-v10-ssim.pt checkpoints/shae-v9-ssim2.pt \
+    python scripts/first_stage_clipping.py checkpoints/shae-v11-ssim.pt checkpoints/shae-v9-ssim2.pt \
         --image data/val/mate-backgrounds-YellowFlower.png --levels 8 9 10
 
 For each level (1-based): the share of the first stage's gained latent beyond the outermost

@@ -1,6 +1,6 @@
 """Rewrite an installed model's decoder in the layout onnxruntime runs fastest, keeping its model id.
 
-    python scripts/subpixel_decoder.py shae-v10 shae-v10-ssim
+    python scripts/subpixel_decoder.py shae-v9 shae-v9-ssim shae-v9-ssim2 shae-v10
 
 The synthesis's transposed convolutions become sub-pixel convolutions, split by output phase,
 and its last layer reads the phases of the one before (imgcodec.train.subpixel:
@@ -23,59 +23,21 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import onnx
 
 from imgcodec import codec as codec_module
 from imgcodec.runtime import OnnxGraph
-from imgcodec.train.export import CONTEXT_ALPHABET, file_sha256, subpixel_synthesis
-from imgcodec.train.subpixel import faster_layout, rewrite_transposed_convolutions
-from imgcodec.weights.codec import WeightCodecConfig, decompress_record, lossless_record, tensor_record
-from imgcodec.weights.container import CODEC_EXACT16, CODEC_FINE, CODEC_UNIFORM, Record, graph_record, pack
-from imgcodec.weights.model_files import decode_tensors, read_model
-from imgcodec.weights.onnx_weights import join, split
-from imgcodec.weights.tensors import dtype_name
+from imgcodec.train.export import fast_layout_shaw, file_sha256, subpixel_synthesis
 from imgcodec.zoo import ModelInfo, find_model, models_dir
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 
-def moved_record(name: str, array: np.ndarray, source: Record | None) -> Record:
-    """The record of a tensor whose values are copies of `source`'s (or zeros): quantized with
-    its step, or lossless where it was; a new constant (no source) as it is. Refuses a record
-    that would not decode to exactly `array`."""
-    config = WeightCodecConfig(deadzone=0.0, context_alphabet=CONTEXT_ALPHABET)
-    dtype = source.dtype if source is not None else dtype_name(array.dtype)
-    if source is not None and source.codec in (CODEC_UNIFORM, CODEC_FINE):
-        record = tensor_record(name, array, dtype, source.step, config)
-    elif source is not None and source.codec == CODEC_EXACT16:
-        record = lossless_record(name, array, dtype, WeightCodecConfig(lossless=True, context_alphabet=CONTEXT_ALPHABET))
-    else:
-        record = tensor_record(name, array, dtype, None, config)
-    if not np.array_equal(decompress_record(record), array):
-        raise SystemExit(f"{name}: stored again, its values would change; nothing written")
-    return record
-
-
 def rewrite_shaw(data: bytes) -> tuple[bytes, int]:
-    """(the .shaw bytes of the rewritten decoder, how many tensors are new); (data, 0) where the
-    graph is in the fast layout already."""
-    graph, records = read_model(data)
-    if graph is None:
-        raise SystemExit("this .shaw file carries no graph")
-    by_name = {record.name: record for record in records}
-    model = onnx.load_model_from_string(join(graph, decode_tensors(records)))
-    rewrite_transposed_convolutions(model)
-    sources = faster_layout(model)
-    if not sources:
-        return data, 0
-    onnx.checker.check_model(model)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "decoder.onnx"
-        onnx.save(model, str(path))
-        new_graph, tensors = split(path)
-    new_records = [by_name[name] if name in by_name else moved_record(name, array, by_name.get(sources.get(name, "")))
-                   for name, array in tensors.items()]
-    return pack(new_records + [graph_record(new_graph)]), sum(name not in by_name for name in tensors)
+    """imgcodec.train.export.fast_layout_shaw, a refused move as the script's one-line error."""
+    try:
+        return fast_layout_shaw(data)
+    except ValueError as exc:
+        raise SystemExit(f"{exc}; nothing written") from None
 
 
 def decode_sample(info: ModelInfo, data: bytes, decoder: Path) -> np.ndarray:

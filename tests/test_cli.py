@@ -516,7 +516,8 @@ def test_models_marks_the_default_and_retired_models() -> None:
     assert f"{default.name} ({default.model_id}) [default, encodes and decodes]" in result.output
     assert "shae-v8 (d390914f1dad3ea0) [encodes and decodes (-m)]" in result.output
     # only the tune that --tune ssim picks says so; a retired tune only decodes
-    assert "shae-v10-ssim (ebf018063f2c6ea4) [ssim tune of shae-v10 (--tune ssim)]" in result.output
+    assert "shae-v11-ssim (8fa9d086be30efac) [ssim tune of shae-v11 (--tune ssim)]" in result.output
+    assert "shae-v10 (48d5da1a16afce11) [retired: decodes only]" in result.output
     assert "shae-v9-ssim2 (b5feaf39db21ed6f) [retired: decodes only]" in result.output
     assert "shae-v8-ssim (390723f57b9bfa00) [retired: decodes only]" in result.output
     assert "shae-v7 (0355b5e76c9f2772) [retired: decodes only]" in result.output

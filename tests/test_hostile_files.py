@@ -23,7 +23,7 @@ from imgcodec.imageio import alpha_max_pixels, load_image
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "coffee.png"
 
 
-@pytest.fixture(scope="module", params=["shae-v10", "shae-v8"])
+@pytest.fixture(scope="module", params=["shae-v11", "shae-v8"])
 def honest(request: pytest.FixtureRequest) -> bitstream.ShaeFile:
     """A 48x64 crop of a real photo at q4 by each shipped decoder's model (the default, and the
     one before it, whose files users still hold): a payload of a few hundred bytes."""

@@ -3,12 +3,13 @@ closely as float arithmetic allows.
 
 The samples in samples/ are the 256x192 crop of samples/coffee.png at x 200, y 100, written by
 the first release that had the model (shae-v7 and shae-v8: commit 35a56d1; shae-v8-ssim, shae-v9,
-shae-v9-ssim, shae-v9-ssim2, shae-v10 and shae-v10-ssim: the release that added it); the symbol hashes below are
-what that version decoded (shae-v9, shae-v10 and their tunes: the latent's symbols, then the side latent's). The symbols select
+shae-v9-ssim, shae-v9-ssim2, shae-v10, shae-v11 and shae-v11-ssim: the release that added it); the symbol
+hashes below are what that version decoded (shae-v9 to shae-v11 and their tunes: the latent's symbols, then the
+side latent's). The symbols select
 the range coder's probabilities, so they must be identical on every machine. The pixels come
 from the float synthesis network, whose last bits depend on the CPU's kernels (onnxruntime picks
 AVX2 or AVX-512 code): samples/*.decoded.png hold the decode of the machine that wrote them
-(AVX-512 for shae-v7, shae-v8, shae-v9, shae-v10 and their tunes, AVX2 for shae-v8-ssim) with onnxruntime 1.32, and a decode may
+(AVX-512 for shae-v7, shae-v8, shae-v9 to shae-v11 and their tunes, AVX2 for shae-v8-ssim) with onnxruntime 1.32, and a decode may
 differ from them by one level in a few values (switching off onnxruntime's graph optimisations
 changed 1 value in 70,000 to 150,000, by one level).
 """
@@ -44,8 +45,10 @@ RELEASED = {
                               "f4150bd5b95101281d8dcc2a00f31fd002033d34a968cb557de42460fc6b80b1"),
     "shae-v10-q5.shae": ("shae-v10", (192, 256, 3),
                          "20b83f72b3dc3a86712a92d9059eb02c4c2ec01472cb7e1f82fe7d21ee393272"),
-    "shae-v10-ssim-q5.shae": ("shae-v10-ssim", (192, 256, 3),
-                              "2018acccd9a1e3d27a7a74e76ed631f0fbbeb03946c9f3a0dd418fba515c5926"),
+    "shae-v11-q5.shae": ("shae-v11", (192, 256, 3),
+                         "60b1452212ea0a241442c72d0bb2e17a1904950f02143da481fbd08ece4dc04a"),
+    "shae-v11-ssim-q5.shae": ("shae-v11-ssim", (192, 256, 3),
+                              "561813545bc01dc5430670c73b36940aa46058fb4d2aa2f43e8d0f33383cb341"),
 }
 
 

@@ -585,16 +585,16 @@ def test_recompress_encoder_checks_psnr_and_rate_on_photos(tmp_path: Path, data_
 
 
 def test_recompress_graph_refuses_a_model_without_the_onnx_graph() -> None:
-    done = subprocess.run([sys.executable, str(SCRIPTS / "recompress_graph.py"), "shae-v10"],
+    done = subprocess.run([sys.executable, str(SCRIPTS / "recompress_graph.py"), "shae-v11"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "no decoder.onnx" in done.stderr
-    done = subprocess.run([sys.executable, str(SCRIPTS / "recompress_graph.py"), "shae-v10", "--graph", "encoder"],
+    done = subprocess.run([sys.executable, str(SCRIPTS / "recompress_graph.py"), "shae-v11", "--graph", "encoder"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "no encoder.onnx" in done.stderr
 
 
 def test_first_stage_clipping_reports_each_level(data_dir: Path) -> None:
-    out = run_script("first_stage_clipping.py", str(REPO / "checkpoints" / "shae-v10-ssim.pt"),
+    out = run_script("first_stage_clipping.py", str(REPO / "checkpoints" / "shae-v11-ssim.pt"),
                      "--image", str(data_dir / "val" / "img0.png"), "--crop", "64", "--levels", "1", "10",
                      "--threads", "1")
     rows = [line.split(" | ") for line in out.splitlines()[1:]]

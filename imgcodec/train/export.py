@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..weights.codec import WeightCodecConfig
-from ..weights.model_files import compress_model
+from ..weights.codec import WeightCodecConfig, decompress_record, lossless_record, tensor_record
+from ..weights.container import CODEC_EXACT16, CODEC_FINE, CODEC_UNIFORM, Record
+from ..weights.model_files import compress_model, decode_tensors, read_model
+from ..weights.tensors import dtype_name
 from .shae_v8 import ShaeV8
 from .shae_v9 import ShaeV9
 from .subpixel import faster_layout, rewrite_transposed_convolutions
@@ -107,19 +110,69 @@ CALIBRATION_CROP = 128
 CONTEXT_ALPHABET = 256
 
 
-def subpixel_synthesis(onnx_path: Path) -> int:
-    """Rewrite the graph file's transposed convolutions as sub-pixel convolutions in the layout
-    onnxruntime runs fastest (imgcodec.train.subpixel: rewrite_transposed_convolutions, then
-    faster_layout: the same function, less memory, a faster first run and 25-34 % less time
-    per synthesis); returns how many transposed convolutions there were."""
+def subpixel_synthesis(onnx_path: Path, fast: bool = True) -> int:
+    """Rewrite the graph file's transposed convolutions as sub-pixel convolutions
+    (imgcodec.train.subpixel.rewrite_transposed_convolutions: the same function, less memory and
+    a faster first run in onnxruntime), with `fast` in the layout onnxruntime runs fastest
+    (faster_layout: 25-34 % less time per synthesis); returns how many transposed convolutions
+    there were. A graph whose weights are to be compressed is rewritten without `fast`, and
+    fast_layout_shaw moves its stored weights afterwards: the phases' zero taps and the folded
+    layer's zeros would otherwise count in the bits-per-weight target."""
     import onnx
 
     graph = onnx.load(str(onnx_path))
     replaced = rewrite_transposed_convolutions(graph)
-    if faster_layout(graph) or replaced:
+    if (fast and faster_layout(graph)) or replaced:
         onnx.checker.check_model(graph)
         onnx.save(graph, str(onnx_path))
     return replaced
+
+
+def moved_record(name: str, array: np.ndarray, source: Record | None) -> Record:
+    """The .shaw record of a tensor whose values are copies of `source`'s (or zeros): quantized
+    with its step, or lossless where it was; a new constant (no source) as it is. A record that
+    would not decode to exactly `array` is a ValueError."""
+    config = WeightCodecConfig(deadzone=0.0, context_alphabet=CONTEXT_ALPHABET)
+    dtype = source.dtype if source is not None else dtype_name(array.dtype)
+    if source is not None and source.codec in (CODEC_UNIFORM, CODEC_FINE):
+        record = tensor_record(name, array, dtype, source.step, config)
+    elif source is not None and source.codec == CODEC_EXACT16:
+        record = lossless_record(name, array, dtype, WeightCodecConfig(lossless=True, context_alphabet=CONTEXT_ALPHABET))
+    else:
+        record = tensor_record(name, array, dtype, None, config)
+    if not np.array_equal(decompress_record(record), array):
+        raise ValueError(f"{name}: stored again, its values would change")
+    return record
+
+
+def fast_layout_shaw(data: bytes) -> tuple[bytes, int]:
+    """A .shaw decoder (graph and weights) in the layout of imgcodec.train.subpixel.faster_layout,
+    its weights moved exactly: every rewritten tensor is a copy of one the file holds (sliced,
+    reordered, or padded with zeros), stored again with that tensor's own quantization step, or
+    losslessly where it was lossless; the other records are kept as they are. Returns (the new
+    bytes, how many tensors are new); (data, 0) where the graph is in that layout already."""
+    import onnx
+
+    from ..weights.container import graph_record, pack
+    from ..weights.onnx_weights import join, split
+
+    graph, records = read_model(data)
+    if graph is None:
+        raise ValueError("this .shaw file carries no graph")
+    by_name = {record.name: record for record in records}
+    model = onnx.load_model_from_string(join(graph, decode_tensors(records)))
+    rewrite_transposed_convolutions(model)
+    sources = faster_layout(model)
+    if not sources:
+        return data, 0
+    onnx.checker.check_model(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "graph.onnx"
+        onnx.save(model, str(path))
+        new_graph, tensors = split(path)
+    new_records = [by_name[name] if name in by_name else moved_record(name, array, by_name.get(sources.get(name, "")))
+                   for name, array in tensors.items()]
+    return pack(new_records + [graph_record(new_graph)]), sum(name not in by_name for name in tensors)
 
 
 def graph_weights(onnx_path: Path, bits: float | None, calibration: dict[str, np.ndarray] | None) -> bytes:
@@ -251,11 +304,13 @@ def export_shae_v9(model: ShaeV9, folder: Path, extra: dict[str, Any] | None = N
                               output_names=[output_name], opset_version=ONNX_OPSET,
                               dynamic_axes={input_name: {2: "h", 3: "w"}, output_name: {2: "oh", 3: "ow"}},
                               dynamo=False)
-        subpixel_synthesis(folder / "decoder.onnx")
+        subpixel_synthesis(folder / "decoder.onnx", fast=weights_bits is None)
         if weights_bits is not None:
             inputs = shae_v9_calibration(model, calibration_crops)
             for stem in inputs:
                 compress_graph(folder / f"{stem}.onnx", weights_bits, inputs[stem])
+            decoder = folder / "decoder.shaw"
+            decoder.write_bytes(fast_layout_shaw(decoder.read_bytes())[0])
         model.frozen_tables(integer_steps_per_rms).save(folder / "hyperprior.npz")
         np.savez(folder / "levels.npz",
                  y_centers=model.quantizer.centers.sort().values.numpy().astype(np.float32),

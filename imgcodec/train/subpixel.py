@@ -113,7 +113,7 @@ def rewrite_transposed_convolutions(model: onnx.ModelProto) -> int:
 
 
 # ----------------------------------------------------------------------------------------------
-# The layout that runs fastest in onnxruntime (docs/bench/speed-detail.md, 0.10.2)
+# The layout that runs fastest in onnxruntime (docs/bench/speed-detail.md, 0.11.0)
 
 def _node_attributes(node: onnx.NodeProto, name: str, default: object) -> object:
     return _attributes(node).get(name, default)
