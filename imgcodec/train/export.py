@@ -309,8 +309,13 @@ def export_shae_v9(model: ShaeV9, folder: Path, extra: dict[str, Any] | None = N
             inputs = shae_v9_calibration(model, calibration_crops)
             for stem in inputs:
                 compress_graph(folder / f"{stem}.onnx", weights_bits, inputs[stem])
+            # the fast layout, unless it makes the file larger: each phase's record carries its
+            # own table, which in a tiny network outweighs the zero taps it drops
             decoder = folder / "decoder.shaw"
-            decoder.write_bytes(fast_layout_shaw(decoder.read_bytes())[0])
+            stored = decoder.read_bytes()
+            fast = fast_layout_shaw(stored)[0]
+            if len(fast) <= len(stored):
+                decoder.write_bytes(fast)
         model.frozen_tables(integer_steps_per_rms).save(folder / "hyperprior.npz")
         np.savez(folder / "levels.npz",
                  y_centers=model.quantizer.centers.sort().values.numpy().astype(np.float32),
