@@ -23,9 +23,8 @@ import torch
 from PIL import Image
 
 from ..weights.codec import WeightCodecConfig, decompress_record, lossless_record, tensor_record
-from ..weights.container import CODEC_EXACT16, CODEC_FINE, CODEC_UNIFORM, Record
+from ..weights.container import CODEC_EXACT16, CODEC_FINE, CODEC_FLOAT16, CODEC_UNIFORM, Record
 from ..weights.model_files import compress_model, decode_tensors, read_model
-from ..weights.tensors import dtype_name
 from .shae_v8 import ShaeV8
 from .shae_v9 import ShaeV9
 from .subpixel import faster_layout, rewrite_transposed_convolutions
@@ -129,17 +128,19 @@ def subpixel_synthesis(onnx_path: Path, fast: bool = True) -> int:
 
 
 def moved_record(name: str, array: np.ndarray, source: Record | None) -> Record:
-    """The .shaw record of a tensor whose values are copies of `source`'s (or zeros): quantized
-    with its step, or lossless where it was; a new constant (no source) as it is. A record that
-    would not decode to exactly `array` is a ValueError."""
-    config = WeightCodecConfig(deadzone=0.0, context_alphabet=CONTEXT_ALPHABET)
-    dtype = source.dtype if source is not None else dtype_name(array.dtype)
-    if source is not None and source.codec in (CODEC_UNIFORM, CODEC_FINE):
-        record = tensor_record(name, array, dtype, source.step, config)
-    elif source is not None and source.codec == CODEC_EXACT16:
-        record = lossless_record(name, array, dtype, WeightCodecConfig(lossless=True, context_alphabet=CONTEXT_ALPHABET))
-    else:
-        record = tensor_record(name, array, dtype, None, config)
+    """The .shaw record of a tensor whose values are copies of `source`'s (or zeros), coded as
+    `source` was: quantized with its step, losslessly, in float16, or as it is. A tensor with
+    no source, or a record that would not decode to exactly `array`, is a ValueError."""
+    if source is None:
+        raise ValueError(f"{name}: not a copy of a tensor the file holds")
+    if source.codec in (CODEC_UNIFORM, CODEC_FINE):
+        record = tensor_record(name, array, source.dtype, source.step,
+                               WeightCodecConfig(deadzone=0.0, context_alphabet=CONTEXT_ALPHABET))
+    elif source.codec == CODEC_EXACT16:
+        record = lossless_record(name, array, source.dtype, WeightCodecConfig(lossless=True, context_alphabet=CONTEXT_ALPHABET))
+    else:  # stored as it is, or in float16
+        small_floats = "float16" if source.codec == CODEC_FLOAT16 else "exact"
+        record = tensor_record(name, array, source.dtype, None, WeightCodecConfig(small_floats=small_floats))
     if not np.array_equal(decompress_record(record), array):
         raise ValueError(f"{name}: stored again, its values would change")
     return record
@@ -150,7 +151,8 @@ def fast_layout_shaw(data: bytes) -> tuple[bytes, int]:
     its weights moved exactly: every rewritten tensor is a copy of one the file holds (sliced,
     reordered, or padded with zeros), stored again with that tensor's own quantization step, or
     losslessly where it was lossless; the other records are kept as they are. Returns (the new
-    bytes, how many tensors are new); (data, 0) where the graph is in that layout already."""
+    bytes, how many tensors are new); (data, 0) where the graph has nothing to rewrite (in that
+    layout already, or not in sub-pixel form)."""
     import onnx
 
     from ..weights.container import graph_record, pack
@@ -161,7 +163,6 @@ def fast_layout_shaw(data: bytes) -> tuple[bytes, int]:
         raise ValueError("this .shaw file carries no graph")
     by_name = {record.name: record for record in records}
     model = onnx.load_model_from_string(join(graph, decode_tensors(records)))
-    rewrite_transposed_convolutions(model)
     sources = faster_layout(model)
     if not sources:
         return data, 0
