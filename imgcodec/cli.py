@@ -575,6 +575,12 @@ def run() -> None:
     (`shaec info *.shae | head`), as other command-line tools do."""
     import os
 
+    # numpy asks the kernel for 2 MB pages for every array of 4 MB or more. A command touches
+    # each of its large arrays a few times and then exits, so it gains little from them, and
+    # where huge pages are costly to find (a fragmented or virtualised host) a megapixel encode
+    # took 0.4 s longer with them (docs/bench/speed-detail.md). Before numpy is imported; a
+    # value the user set wins.
+    os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
     exit_on_sigterm()
     try:
         main()

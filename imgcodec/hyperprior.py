@@ -32,7 +32,7 @@ from typing import Callable, Generator
 
 import numpy as np
 
-from .coder import RowDecoder, RowEncoder, min_bits_of_rows, probability_rows, BOUND_SHARE, STATE_BITS
+from .coder import RowDecoder, RowEncoder, min_bits_of_rows, probability_rows, rows_in_use, BOUND_SHARE, STATE_BITS
 from .errors import FormatError
 from .integer_net import IntLayer, run
 
@@ -133,11 +133,6 @@ class HyperpriorTables:
         return self.y_counts.reshape(-1, self.y_counts.shape[-1])
 
     @cached_property
-    def y_probabilities(self) -> np.ndarray:
-        """y_rows as the coder's probability rows (imgcodec.coder.probability_rows)."""
-        return probability_rows(self.y_rows)
-
-    @cached_property
     def z_probabilities(self) -> np.ndarray:
         """z_counts as the coder's probability rows."""
         return probability_rows(self.z_counts)
@@ -218,7 +213,7 @@ class HyperpriorTables:
                     if choose is not None:
                         symbols[:, mask] = choose(start, ids, mask, chosen)
                     part = symbols[:, mask]
-                    coder.encode(part, self.y_probabilities, ids)
+                    coder.encode(part, *rows_in_use(self.y_rows, ids))
                     bits += _cost(part, self.y_rows, ids)
                     if mask is anchors:
                         ids = passes.send(part)
@@ -226,7 +221,7 @@ class HyperpriorTables:
                 ids = self.group_table_ids(group, features, decoded)
                 if choose is not None:
                     symbols[...] = choose(start, ids, None, chosen)
-                coder.encode(symbols, self.y_probabilities, ids)
+                coder.encode(symbols, *rows_in_use(self.y_rows, ids))
                 bits += _cost(symbols, self.y_rows, ids)
             start += size
         coder.encode(END_MARK, END_MARK_ROWS, np.zeros(END_MARK.size, dtype=np.int64))
@@ -253,13 +248,13 @@ class HyperpriorTables:
             decoded = y_symbols[:start] if start else None
             if self.spatials:
                 passes = self.group_passes(group, features, decoded)
-                first = coder.decode(self.y_probabilities, next(passes)).reshape(size, -1)
+                first = coder.decode(*rows_in_use(self.y_rows, next(passes))).reshape(size, -1)
                 y_symbols[start:start + size, anchors] = first
                 y_symbols[start:start + size, ~anchors] = coder.decode(
-                    self.y_probabilities, passes.send(first)).reshape(size, -1)
+                    *rows_in_use(self.y_rows, passes.send(first))).reshape(size, -1)
             else:
                 ids = self.group_table_ids(group, features, decoded)
-                y_symbols[start:start + size] = coder.decode(self.y_probabilities, ids).reshape(size, height, width)
+                y_symbols[start:start + size] = coder.decode(*rows_in_use(self.y_rows, ids)).reshape(size, height, width)
             start += size
         mark = coder.decode(END_MARK_ROWS, np.zeros(END_MARK.size, dtype=np.int64))
         if not np.array_equal(mark, END_MARK):

@@ -440,6 +440,21 @@ def test_help_does_not_import_heavy_modules() -> None:
     assert last == ["RESULT", "0", "none"], f"exit code / heavy modules imported: {last}"
 
 
+@pytest.mark.parametrize("given", [None, "1"])
+def test_console_script_asks_numpy_for_small_pages_unless_told(given: str | None) -> None:
+    """run() sets NUMPY_MADVISE_HUGEPAGE=0 before numpy is imported (huge pages cost a short
+    process time), and keeps a value the user gave."""
+    script = ("import os, sys\nfrom imgcodec.cli import run\nsys.argv = ['shaec', '--version']\n"
+              "try:\n    run()\nexcept SystemExit:\n    pass\n"
+              "print('SETTING', os.environ.get('NUMPY_MADVISE_HUGEPAGE'), 'numpy' in sys.modules)\n")
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    if given is not None:
+        env["NUMPY_MADVISE_HUGEPAGE"] = given
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1].split() == ["SETTING", given or "0", "False"]
+
+
 def test_console_script_version() -> None:
     exe = shutil.which("shaec") or str(Path(sys.executable).with_name("shaec"))
     assert os.path.exists(exe), "the shaec console script is not installed (pip install -e .)"

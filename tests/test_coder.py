@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from imgcodec.coder import (ROW_CHUNK, RowDecoder, RowEncoder, RowModels, decode_symbols, encode_symbols,
-                            probability_rows)
+                            probability_rows, rows_in_use)
 from imgcodec.context_prior import PriorTables, num_contexts, quantize_probabilities
 from imgcodec.errors import FormatError
 
@@ -75,6 +75,26 @@ def test_garbage_never_crashes(prior):
         except FormatError:
             continue
         assert out.shape == (5, 3, 4) and out.min() >= 0 and out.max() < 8
+
+
+def test_rows_in_use_codes_exactly_as_the_whole_table() -> None:
+    """The rows a pass picks, converted alone and renumbered, give the same rows per symbol and
+    the same stream as the whole table converted; tables no id picks are left out."""
+    rng = np.random.default_rng(5)
+    counts = quantize_probabilities(rng.dirichlet(np.full(7, 0.5), size=40)).astype(np.uint16)  # 40,7
+    ids = rng.choice([3, 9, 10, 27, 39], size=(4, ROW_CHUNK // 2 + 17))  # any shape, as passes give them
+    symbols = (rng.random(ids.shape)[..., None] > np.cumsum(counts[ids] / 65536.0, axis=-1)).sum(axis=-1)
+    rows, local = rows_in_use(counts, ids)
+    assert rows.shape == (5, 7) and local.shape == ids.shape
+    np.testing.assert_array_equal(rows[local], probability_rows(counts)[ids])
+    whole, compact = RowEncoder(), RowEncoder()
+    whole.encode(symbols, probability_rows(counts), ids)
+    compact.encode(symbols, rows, local)
+    payload = compact.finish()
+    assert payload == whole.finish()
+    decoder = RowDecoder(payload)
+    np.testing.assert_array_equal(decoder.decode(*rows_in_use(counts, ids)), symbols.ravel())
+    decoder.finish()
 
 
 def test_row_coder_round_trips_symbols_with_rows_chosen_from_tables() -> None:
