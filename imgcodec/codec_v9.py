@@ -30,7 +30,7 @@ from .imageio import Metadata
 from .hyperprior import HyperpriorTables
 from .rounding import rd_choice
 from .runtime import OnnxGraph, TransformRuntime
-from .zoo import ModelInfo, graph_path, rd_tau_of, verify_files
+from .zoo import ModelInfo, graph_path, rd_channel_weights_of, rd_tau_of, verify_files
 
 MULTIPLE = 64  # image sides are padded to this (the side latent is at 1/64)
 DOWNSCALE = 16  # the latent's
@@ -71,6 +71,10 @@ class ShaeV9Codec(ContainerCodec):
         self.threads = threads
         self._hyper_analysis: OnnxGraph | None = None  # on the whole latent, which is small
         self.rd_tau = rd_tau_of(info, len(self.gains))  # per level; zeros: nearest rounding
+        #: what a unit change of each channel's decoder input costs the image, relative (M): the
+        #: rounding weighs a change by it times the squared inverse gain; ones unless model.json
+        #: gives "rd_rounding": {"channel_weights": [...]}
+        self.channel_weights = rd_channel_weights_of(info, self.gains.shape[1])
         self._y_centers64 = self.y_centers.astype(np.float64)
 
     def _gains(self, gains: np.ndarray, level: int, step: int) -> np.ndarray:
@@ -124,7 +128,8 @@ class ShaeV9Codec(ContainerCodec):
         rate-distortion rounding at weight `tau` (0: nearest centers; imgcodec.rounding.rd_choice).
 
         A change of a symbol is weighed by the squared inverse gain of its channel (what the
-        decoder multiplies the center by). The side latent z is the hyper-analysis of the
+        decoder multiplies the center by) times the channel's weight (channel_weights: what a
+        change of its decoder input costs the image). The side latent z is the hyper-analysis of the
         nearest-rounded latent. With a residual stage (whose channels start a group, as in every
         layout trained), the first stage's symbols are chosen first; the residual latent is then
         taken against the synthesis of those chosen symbols, so it makes up for what their
@@ -132,7 +137,7 @@ class ShaeV9Codec(ContainerCodec):
         y, y_symbols, z_symbols = self.latents_of(rgb, level, step, latent)
         if tau <= 0:
             return self.tables.encode_choosing(y_symbols, z_symbols)
-        weights = self._gains(self.inverse_gains, level, step).astype(np.float64) ** 2  # M
+        weights = self._gains(self.inverse_gains, level, step).astype(np.float64) ** 2 * self.channel_weights  # M
         t = self.transform_channels
         refresh = bool(self.detail_channels) and t in np.cumsum((0,) + self.tables.groups)  # it starts a group
         gains = self._gains(self.gains, level, step)

@@ -204,6 +204,25 @@ def rd_tau_of(info: ModelInfo, num_levels: int) -> np.ndarray:
     return tau
 
 
+def rd_channel_weights_of(info: ModelInfo, num_channels: int) -> np.ndarray:
+    """Per latent channel, what a unit change of its decoder input costs the decoded image,
+    relative to the others (imgcodec.codec_v9: the rounding weighs a change by it), from
+    model.json's "rd_rounding" "channel_weights"; ones for a model that has none."""
+    entry = info.meta.get("rd_rounding", {})
+    if not isinstance(entry, dict):
+        raise ModelNotFoundError(f"model '{info.name}': model.json's rd_rounding is not an object")
+    if "channel_weights" not in entry:
+        return np.ones(num_channels)
+    try:
+        weights = np.asarray(entry["channel_weights"], dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ModelNotFoundError(f"model '{info.name}': model.json has unreadable channel weights ({exc})") from None
+    if weights.shape != (num_channels,) or not np.all(np.isfinite(weights)) or np.any(weights <= 0):
+        raise ModelNotFoundError(f"model '{info.name}': rd_rounding.channel_weights must be {num_channels} "
+                                 "finite values > 0")
+    return weights
+
+
 #: Files only an encoder needs; a decode_only model ships without them.
 ENCODER_FILES = ("encoder.onnx", "hyper_encoder.onnx", "detail_encoder.onnx",
                  "encoder.shaw", "hyper_encoder.shaw", "detail_encoder.shaw")

@@ -21,30 +21,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imgcodec.bench.codecs import get_codecs
 from imgcodec.codec import codec_of
-from imgcodec.evaluation import evaluate
-from imgcodec.metrics import ms_ssim_rgb, psnr_rgb
 from imgcodec.train.data import load_images
 from imgcodec.train.export import export_model, export_shae_v9, calibration_crops
 from imgcodec.train.shae_v9 import ShaeV9
 from imgcodec.train.rounding_tuning import tune, write_tuning
+from imgcodec.train.validation import validation_entry
 from imgcodec.train.training import load_model
 from imgcodec.zoo import TUNES, find_model, models_dir
-
-
-def jpeg_curve(images: list[np.ndarray]) -> list[tuple[float, float, float]]:
-    """(bpp, psnr, ms-ssim) of Pillow JPEG 4:2:0 at qualities 5..95, mean over images."""
-    jpeg = get_codecs(["jpeg"])[0]
-    curve = []
-    for q in range(5, 96, 5):
-        stats = []
-        for rgb in images:
-            data = jpeg.encode(rgb, q)
-            rec = jpeg.decode(data, rgb.shape[1], rgb.shape[0])
-            stats.append((8 * len(data) / (rgb.shape[0] * rgb.shape[1]), psnr_rgb(rgb, rec), ms_ssim_rgb(rgb, rec)))
-        curve.append(tuple(np.mean(stats, axis=0)))
-    return sorted(curve)
 
 
 def steps_per_second(train_log: Path) -> float | None:
@@ -136,15 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         print(tuning.table(), file=sys.stderr)
     if not args.no_eval:
         images = load_images(args.data / "val")
-        codec = codec_of(find_model(args.name))
-        levels = [r.to_dict() for r in evaluate(codec, images, ms_ssim=True, progress=True)]
-        jpeg = jpeg_curve(images)
-        bpps = [c[0] for c in jpeg]
-        for row in levels:
-            row["jpeg_psnr_at_bpp"] = round(float(np.interp(row["bpp"], bpps, [c[1] for c in jpeg])), 3)
-            row["jpeg_ms_ssim_at_bpp"] = round(float(np.interp(row["bpp"], bpps, [c[2] for c in jpeg])), 5)
-        rounding = "rd" if np.any(codec.rd_tau > 0) else "nearest"
-        entry["validation"] = {"images": len(images), "rounding": rounding, "levels": levels}
+        entry["validation"] = validation_entry(codec_of(find_model(args.name)), images)
+        levels = entry["validation"]["levels"]
         default = args.default_quality or min(levels, key=lambda r: abs(r["bpp"] - 0.4))["quality"]
         entry["default_quality"] = default
         manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")

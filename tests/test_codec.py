@@ -402,6 +402,22 @@ def test_rd_tau_of_reads_and_checks_model_json(tmp_path: Path) -> None:
             rd_tau_of(info({"rd_rounding": bad}), 3)
 
 
+def test_rd_channel_weights_of_reads_and_checks_model_json(tmp_path: Path) -> None:
+    from imgcodec.zoo import ModelInfo, rd_channel_weights_of
+
+    def info(meta: dict) -> ModelInfo:
+        return ModelInfo("m", tmp_path, "00" * 8, meta, {})
+
+    assert np.array_equal(rd_channel_weights_of(info({}), 3), np.ones(3))
+    assert np.array_equal(rd_channel_weights_of(info({"rd_rounding": {"tau": [0, 0, 0]}}), 3), np.ones(3))
+    given = {"rd_rounding": {"tau": [0, 0, 0], "channel_weights": [0.5, 1, 2.5]}}
+    assert np.array_equal(rd_channel_weights_of(info(given), 3), [0.5, 1, 2.5])
+    for bad in ({"channel_weights": [1, 2]}, {"channel_weights": [1, 0, 1]}, {"channel_weights": [1, float("inf"), 1]},
+                {"channel_weights": "x"}, {"channel_weights": [[1], [1], [1]]}, 5):
+        with pytest.raises(ModelNotFoundError, match="model 'm'"):
+            rd_channel_weights_of(info({"rd_rounding": bad}), 3)
+
+
 @pytest.mark.parametrize(
     "image",
     [

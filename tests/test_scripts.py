@@ -296,7 +296,8 @@ def test_eval_checkpoint_bd_rate_against_a_curve_at_twice_the_rate(data_dir: Pat
 
 def test_tune_rounding_writes_per_level_taus(data_dir: Path, tmp_path: Path) -> None:
     """On a copy of installed shae-v8: one tau per level from the grid (or 0), stored in
-    model.json with what was measured, the model id unchanged, and the codec then uses them."""
+    model.json with what was measured, the model id unchanged, the codec then uses them, and the
+    manifest's validation table is measured again with them."""
     import os
     import shutil
 
@@ -323,6 +324,10 @@ def test_tune_rounding_writes_per_level_taus(data_dir: Path, tmp_path: Path) -> 
     assert meta["model_id"] == info.model_id
     (copy,) = list_models(zoo)
     assert copy.model_id == info.model_id and copy.meta["rd_rounding"]["tau"] == entry["tau"]
+    # the manifest's validation table (`shaec models`) was measured again, on --data's val photos
+    validation = copy.manifest_entry["validation"]
+    assert validation["images"] == 2 and [row["quality"] for row in validation["levels"]] == list(info.qualities)
+    assert validation["rounding"] == ("rd" if any(entry["tau"]) else "nearest")
     # The installed model itself was not touched.
     assert json.loads((info.folder / "model.json").read_text()).get("rd_rounding") == info.meta.get("rd_rounding")
 

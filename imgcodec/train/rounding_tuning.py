@@ -7,8 +7,15 @@ interpolated in PSNR, monotone piecewise-cubic, as the BD-rate does; points beyo
 ends are not scored). Each level keeps the tau with the largest saving, or 0 when none saves.
 A model tuned for MS-SSIM is scored in MS-SSIM instead (-10 log10(1 - MS-SSIM), in dB), the
 metric it was trained for.
-The result lives in the model's model.json ("rd_rounding"): an encoder setting, outside the
-model id. Used by scripts/tune_rounding.py and scripts/export_model.py --tune-rounding.
+For a shae-v9 model scored in PSNR the rounding also weighs each latent channel by what a
+change of it costs the decoded image in squared error (channel_costs: the decoder's squared response to a small change of one
+channel's input, measured through the shipped decoder on a quarter of the crops, normalised to a
+mean of 1): a unit of the residual stage's channels costs about ten times one of the first
+stage's, whose own costs span 20x, where the squared inverse gains alone treat them alike. The
+taus are then chosen with those weights in place.
+
+The result lives in the model's model.json ("rd_rounding": taus, and the channel weights where
+measured): an encoder setting, outside the model id. Used by scripts/tune_rounding.py and scripts/export_model.py --tune-rounding.
 """
 from __future__ import annotations
 
@@ -44,6 +51,34 @@ def training_crops(train_dir: Path, count: int, size: int) -> list[np.ndarray]:
         ch, cw = min(h, size), min(w, size)
         crops.append(image[(h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw])
     return crops
+
+
+def channel_costs(codec: ShaeV9Codec, crops: list[np.ndarray], level: int, delta: float = 0.1,
+                  spacing: int = 6) -> np.ndarray:
+    """Per latent channel (M): the squared change of the decoded image (values in [0, 1], summed
+    over pixels and colours) per squared change of that channel's decoder input (the center
+    times the inverse gain), mean over the crops. Measured by decoding each crop's nearest
+    latent at `level` with `delta` added to one channel at every `spacing`-th latent row and
+    column: farther apart than most of the decoder's reach, so the changes hardly overlap."""
+    costs = np.zeros(codec.gains.shape[1])
+    for rgb in crops:
+        _, symbols, _ = codec.latents_of(rgb, level)
+        decoded = codec.y_centers[symbols] * codec.inverse_gains[level][:, None, None]  # M,h,w
+        base = _synthesis(codec, decoded)
+        mask = np.zeros(decoded.shape[1:], np.float32)  # h,w
+        mask[spacing // 2::spacing, spacing // 2::spacing] = delta
+        for channel in range(len(costs)):
+            moved = decoded.copy()
+            moved[channel] += mask
+            costs[channel] += float(np.sum((_synthesis(codec, moved) - base).astype(np.float64) ** 2))
+    return costs / (len(crops) * np.count_nonzero(mask) * delta ** 2)
+
+
+def _synthesis(codec: ShaeV9Codec, latent: np.ndarray) -> np.ndarray:
+    """The decoder's image 3,H,W (float, before rounding to 8 bits) of a decoder input M,h,w."""
+    h, w = latent.shape[1:]
+    return np.concatenate([band for _, band in codec.runtime.synthesis_bands(lambda a0, a1: latent[:, a0:a1], h, w)],
+                          axis=1)
 
 
 def measure(codec: Codec | ShaeV9Codec, crops: list[np.ndarray], taus: list[float],
@@ -109,6 +144,7 @@ class RoundingTuning:
     crops: int
     crop_size: int
     metric: str = "psnr"
+    channel_weights: list[float] | None = None  # per latent channel, mean 1 (None: not measured)
 
     def table(self) -> str:
         """One line per level: nearest rounding's point, the chosen tau's, and the saving."""
@@ -122,18 +158,28 @@ class RoundingTuning:
 
 
 def tune(codec: Codec | ShaeV9Codec, train_dir: Path, count: int = 16, size: int = 256,
-         taus: tuple[float, ...] = DEFAULT_TAUS, progress: bool = True, metric: str = "psnr") -> RoundingTuning:
+         taus: tuple[float, ...] = DEFAULT_TAUS, progress: bool = True, metric: str = "psnr",
+         weigh_channels: bool = True) -> RoundingTuning:
     """Measure the grid (plus tau = 0) on `count` training crops and choose a tau per level,
-    scored by `metric` (METRICS)."""
+    scored by `metric` (METRICS). Scored in PSNR, a shae-v9 model's channels are first weighed
+    by their costs in squared error (channel_costs, on every fourth crop at the middle level; the
+    codec keeps the weights) unless weigh_channels is False; otherwise its weights are left as
+    they were (for shae-v11-ssim, scored in MS-SSIM, the costs left the detail set's MS-SSIM
+    BD-rate unchanged: docs/experiments/rd-weights)."""
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
     if any(t <= 0 for t in taus):
         raise ValueError("taus must be positive (tau = 0, nearest rounding, is always measured)")
     crops = training_crops(train_dir, count, size)
+    weights = None
+    if weigh_channels and metric == "psnr" and isinstance(codec, ShaeV9Codec):
+        costs = channel_costs(codec, crops[::4], len(codec.qualities) // 2 - 1)
+        weights = [round(float(v), 5) for v in costs / costs.mean()]  # as model.json stores them
+        codec.channel_weights = np.array(weights)
     grid = [0.0] + sorted(set(taus))
     stats = measure(codec, crops, grid, progress, metric)
     best_tau, best_change = choose(stats, grid)
-    return RoundingTuning(grid, stats, best_tau, best_change, len(crops), size, metric)
+    return RoundingTuning(grid, stats, best_tau, best_change, len(crops), size, metric, weights)
 
 
 def write_tuning(info: ModelInfo, tuning: RoundingTuning, command: str) -> Path:
@@ -143,6 +189,7 @@ def write_tuning(info: ModelInfo, tuning: RoundingTuning, command: str) -> Path:
     meta["rd_rounding"] = {
         "tau": tuning.best_tau, "rate_change_percent_on_training_crops": tuning.best_change,
         "taus_tried": tuning.taus, "crops": tuning.crops, "crop_size": tuning.crop_size, "metric": tuning.metric,
+        **({} if tuning.channel_weights is None else {"channel_weights": tuning.channel_weights}),
         "command": command}
     path.write_text(json.dumps(meta, indent=2) + "\n")
     return path

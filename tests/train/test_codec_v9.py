@@ -191,6 +191,31 @@ def test_rounding_is_tuned_per_level_on_training_crops(codec, tmp_path: Path) ->
     assert tuning.stats.shape == (len(codec.qualities), 3, 2) and tuning.crops == 2
     assert np.all(np.diff(tuning.stats[:, :, 0], axis=1) <= 0)  # bpp falls as tau grows
     assert all(tau in tuning.taus for tau in tuning.best_tau) and all(c <= 0 for c in tuning.best_change)
+    # the channels were weighed by their measured costs first (mean 1), and the codec kept them
+    weights = np.array(tuning.channel_weights)
+    assert weights.shape == codec.gains.shape[1:] and np.all(weights > 0) and weights.mean() == pytest.approx(1, abs=1e-4)
+    assert np.array_equal(codec.channel_weights, weights)
+    codec.channel_weights = np.ones_like(weights)
+    plain = tune(codec, tmp_path / "train", count=2, size=96, taus=(1e-3,), progress=False, weigh_channels=False)
+    assert plain.channel_weights is None and np.all(codec.channel_weights == 1)
+
+
+def test_channel_costs_measure_the_decoders_response(codec) -> None:  # type: ignore[no-untyped-def]
+    """channel_costs: per channel, the decoded image's squared change per squared change of the
+    decoder's input: positive, and the same for a change half as large (the response is close to
+    linear there, and the measure divides by the change squared); the rounding reads the weights:
+    with every channel weighed enormously it keeps the nearest centers."""
+    from imgcodec.train.rounding_tuning import channel_costs
+
+    crops = [_image(96, 128)]
+    costs = channel_costs(codec, crops, 1)
+    assert costs.shape == codec.gains.shape[1:] and np.all(costs > 0)
+    np.testing.assert_allclose(channel_costs(codec, crops, 1, delta=0.05), costs, rtol=0.05)
+    image = _image(128, 192)
+    _, nearest, _ = codec.latents_of(image, 1)
+    assert not np.array_equal(codec.encode_symbols(image, 1, 0, 1e-2)[2], nearest)
+    codec.channel_weights = np.full(len(costs), 1e9)
+    assert np.array_equal(codec.encode_symbols(image, 1, 0, 1e-2)[2], nearest)
 
 
 def test_rounding_of_an_ms_ssim_tune_is_scored_in_ms_ssim(codec, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -204,6 +229,7 @@ def test_rounding_of_an_ms_ssim_tune_is_scored_in_ms_ssim(codec, tmp_path: Path)
     Image.fromarray(crop).save(tmp_path / "train" / "0.png")
     tuning = tune(codec, tmp_path / "train", count=1, size=96, taus=(1e-2,), progress=False, metric="ms-ssim")
     assert tuning.metric == "ms-ssim" and "MS-SSIM dB" in tuning.table()
+    assert tuning.channel_weights is None and np.all(codec.channel_weights == 1)  # costs are squared errors
     _, _, symbols = codec.encode_symbols(crop, 0, 0, 0.0)
     expected = ms_ssim_db(ms_ssim_rgb(crop, codec.pixels_of(symbols, 0, 96, 96)))
     assert tuning.stats[0, 0, 1] == pytest.approx(expected, abs=1e-9)
