@@ -140,7 +140,8 @@ ROW_CHUNK = 1 << 13
 def probability_rows(counts: np.ndarray) -> np.ndarray:
     """Integer tables K,L (each row summing to TABLE_TOTAL) -> the rows RowEncoder and RowDecoder
     code with, float64 count / TABLE_TOTAL (exact: a power of two), read-only. Made once per
-    model: converting the gathered rows symbol by symbol cost more than the range coding."""
+    table set or per coding pass (rows_in_use), not per symbol: converting the gathered rows
+    symbol by symbol cost more than the range coding."""
     rows = np.asarray(counts).astype(np.float64) / TABLE_TOTAL
     rows.setflags(write=False)
     return rows
