@@ -192,35 +192,32 @@ def rd_tau_of(info: ModelInfo, num_levels: int) -> np.ndarray:
     """Per-level tau of the encoder's rate-distortion rounding (imgcodec.rounding), from
     model.json's "rd_rounding" (written by scripts/tune_rounding.py; encoder-side only, so not
     part of the model id). Zeros, i.e. nearest rounding, for a model that has none."""
-    entry = info.meta.get("rd_rounding")
-    if entry is None:
+    if info.meta.get("rd_rounding") is None:
         return np.zeros(num_levels)
-    try:
-        tau = np.asarray(entry["tau"], dtype=np.float64)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelNotFoundError(f"model '{info.name}': model.json has an unreadable rd_rounding ({exc})") from None
-    if tau.shape != (num_levels,) or not np.all(np.isfinite(tau)) or np.any(tau < 0):
-        raise ModelNotFoundError(f"model '{info.name}': rd_rounding.tau must be {num_levels} finite values >= 0")
-    return tau
+    return _rd_rounding_values(info, "tau", num_levels, positive=False)
 
 
 def rd_channel_weights_of(info: ModelInfo, num_channels: int) -> np.ndarray:
     """Per latent channel, what a unit change of its decoder input costs the decoded image,
     relative to the others (imgcodec.codec_v9: the rounding weighs a change by it), from
     model.json's "rd_rounding" "channel_weights"; ones for a model that has none."""
-    entry = info.meta.get("rd_rounding", {})
-    if not isinstance(entry, dict):
-        raise ModelNotFoundError(f"model '{info.name}': model.json's rd_rounding is not an object")
-    if "channel_weights" not in entry:
+    entry = info.meta.get("rd_rounding")
+    if entry is None or (isinstance(entry, dict) and "channel_weights" not in entry):
         return np.ones(num_channels)
+    return _rd_rounding_values(info, "channel_weights", num_channels, positive=True)
+
+
+def _rd_rounding_values(info: ModelInfo, key: str, length: int, positive: bool) -> np.ndarray:
+    """model.json's rd_rounding[key]: `length` finite values, each > 0 if `positive`, else >= 0;
+    anything else is a ModelNotFoundError naming the model."""
     try:
-        weights = np.asarray(entry["channel_weights"], dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ModelNotFoundError(f"model '{info.name}': model.json has unreadable channel weights ({exc})") from None
-    if weights.shape != (num_channels,) or not np.all(np.isfinite(weights)) or np.any(weights <= 0):
-        raise ModelNotFoundError(f"model '{info.name}': rd_rounding.channel_weights must be {num_channels} "
-                                 "finite values > 0")
-    return weights
+        values = np.asarray(info.meta["rd_rounding"][key], dtype=np.float64)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ModelNotFoundError(f"model '{info.name}': model.json has an unreadable rd_rounding ({exc})") from None
+    if values.shape != (length,) or not np.all(np.isfinite(values)) or np.any(values <= 0 if positive else values < 0):
+        raise ModelNotFoundError(f"model '{info.name}': rd_rounding.{key} must be {length} finite values "
+                                 + ("> 0" if positive else ">= 0"))
+    return values
 
 
 #: Files only an encoder needs; a decode_only model ships without them.

@@ -8,14 +8,16 @@ ends are not scored). Each level keeps the tau with the largest saving, or 0 whe
 A model tuned for MS-SSIM is scored in MS-SSIM instead (-10 log10(1 - MS-SSIM), in dB), the
 metric it was trained for.
 For a shae-v9 model scored in PSNR the rounding also weighs each latent channel by what a
-change of it costs the decoded image in squared error (channel_costs: the decoder's squared response to a small change of one
-channel's input, measured through the shipped decoder on a quarter of the crops, normalised to a
-mean of 1): a unit of the residual stage's channels costs about ten times one of the first
-stage's, whose own costs span 20x, where the squared inverse gains alone treat them alike. The
-taus are then chosen with those weights in place.
+change of it costs the decoded image in squared error (channel_costs: the decoder's squared
+response to a small change of one channel's input, measured through the shipped decoder on a
+quarter of the crops, normalised to a mean of 1): for shae-v11 a unit of the residual stage's
+channels costs about nine times one of the first stage's, whose own costs span 22x, where the
+squared inverse gains alone treat them alike. The taus are then chosen with those weights in
+place.
 
 The result lives in the model's model.json ("rd_rounding": taus, and the channel weights where
-measured): an encoder setting, outside the model id. Used by scripts/tune_rounding.py and scripts/export_model.py --tune-rounding.
+measured): an encoder setting, outside the model id. Used by scripts/tune_rounding.py and
+scripts/export_model.py --tune-rounding.
 """
 from __future__ import annotations
 
@@ -68,9 +70,10 @@ def channel_costs(codec: ShaeV9Codec, crops: list[np.ndarray], level: int, delta
         mask = np.zeros(decoded.shape[1:], np.float32)  # h,w
         mask[spacing // 2::spacing, spacing // 2::spacing] = delta
         for channel in range(len(costs)):
-            moved = decoded.copy()
-            moved[channel] += mask
-            costs[channel] += float(np.sum((_synthesis(codec, moved) - base).astype(np.float64) ** 2))
+            kept = decoded[channel].copy()
+            decoded[channel] += mask
+            costs[channel] += float(np.sum((_synthesis(codec, decoded) - base).astype(np.float64) ** 2))
+            decoded[channel] = kept
     return costs / (len(crops) * np.count_nonzero(mask) * delta ** 2)
 
 
