@@ -339,3 +339,54 @@ def export_shae_v9(model: ShaeV9, folder: Path, extra: dict[str, Any] | None = N
             **(extra or {})}
     (folder / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
     return model_id
+
+
+def share_identical_files(folder: Path, other_folder: Path) -> list[str]:
+    """Replace each file of the exported model in `folder` that is byte for byte a file of the
+    installed model in `other_folder` (same manifest directory) by a reference to it (model.json
+    "shared_files", read by imgcodec.zoo.model_file): a model that keeps another's encoder or
+    entropy model ships those files once. A file the other model itself borrows is referred to
+    its owner. Returns the names now shared."""
+    meta = json.loads((folder / "model.json").read_text())
+    other = json.loads((other_folder / "model.json").read_text())
+    if folder.parent.resolve() != other_folder.parent.resolve():
+        raise ValueError("models can share files only within one models directory")
+    owners = other.get("shared_files", {})
+    shared = dict(meta.get("shared_files", {}))
+    for name, digest in meta["files"].items():
+        if name in shared or other["files"].get(name) != digest:
+            continue
+        owner = owners.get(name, other_folder.name)
+        if file_sha256(folder.parent / owner / name) != digest:
+            continue
+        (folder / name).unlink()
+        shared[name] = owner
+    if shared:
+        meta["shared_files"] = shared
+        (folder / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return sorted(shared)
+
+
+def take_encoder(folder: Path, source_folder: Path) -> list[str]:
+    """Give the exported model in `folder` the encoder graphs of the installed model in
+    `source_folder`, byte for byte, for a model whose decoder alone was tuned
+    (imgcodec.train.decoder_tuning): a graph's calibration runs the whole model (the residual
+    stage's latent depends on the decoder), so exporting them again would requantize the same
+    weights a little differently and change the symbols. The analysis graph, calibrated on images
+    alone, must come out identical to the source's, which shows that the encoder weights are the
+    same; otherwise ValueError. Returns the graphs taken."""
+    meta = json.loads((folder / "model.json").read_text())
+    source = json.loads((source_folder / "model.json").read_text())
+    owners = source.get("shared_files", {})
+    names = [n for n in ("encoder.shaw", "hyper_encoder.shaw", "detail_encoder.shaw") if n in meta["files"]]
+    if "encoder.shaw" not in names or source["files"].get("encoder.shaw") != meta["files"]["encoder.shaw"]:
+        raise ValueError(f"the exported analysis differs from {source_folder.name}'s: its encoder cannot be taken")
+    for name in names:
+        if name not in source["files"]:
+            raise ValueError(f"{source_folder.name} has no {name}")
+        (folder / name).write_bytes((source_folder.parent / owners.get(name, source_folder.name) / name).read_bytes())
+        meta["files"][name] = source["files"][name]
+    meta["encoder_from"] = source_folder.name
+    (folder / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return names
+
