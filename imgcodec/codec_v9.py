@@ -30,7 +30,7 @@ from .imageio import Metadata
 from .hyperprior import HyperpriorTables
 from .rounding import rd_choice
 from .runtime import OnnxGraph, TransformRuntime
-from .zoo import ModelInfo, graph_path, model_file, rd_channel_weights_of, rd_tau_of, verify_files
+from .zoo import ModelInfo, graph_path, rd_channel_weights_of, rd_tau_of, verify_files
 
 MULTIPLE = 64  # image sides are padded to this (the side latent is at 1/64)
 DOWNSCALE = 16  # the latent's
@@ -51,8 +51,8 @@ class ShaeV9Codec(ContainerCodec):
     def __init__(self, info: ModelInfo, threads: int | None = None) -> None:
         super().__init__(info)
         verify_files(info, info.meta["files"])
-        self.tables = HyperpriorTables.load(model_file(info, "hyperprior.npz"))
-        with np.load(model_file(info, "levels.npz")) as levels:
+        self.tables = HyperpriorTables.load(info.folder / "hyperprior.npz")
+        with np.load(info.folder / "levels.npz") as levels:
             self.y_centers = levels["y_centers"].astype(np.float32)
             self.z_centers = levels["z_centers"].astype(np.float32)
             self.gains = levels["gains"].astype(np.float32)  # levels,M

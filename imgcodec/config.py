@@ -146,10 +146,6 @@ class ShaeV9Config:
     #: features of each group's spatial context over its own anchors (a checkerboard, He et al.,
     #: CVPR 2021): every group is coded in two passes, anchors first; 0: no spatial context.
     spatial_features: int = 0
-    #: residual blocks (two 3x3 convolutions, the second starting at zero) in the synthesis at 1/2
-    #: resolution, before its last layer: decoder capacity that costs no bits, added to a trained
-    #: model by tuning its decoder alone (imgcodec.train.decoder_tuning); 0: none.
-    refine_blocks: int = 0
 
     def __post_init__(self) -> None:
         sizes = ("channels", "latent_channels", "hyper_channels", "num_centers", "hyper_num_centers",
@@ -172,8 +168,6 @@ class ShaeV9Config:
             raise ValueError("shae-v9 config: quarter_channels must be 0 (= channels) or a positive integer")
         if not isinstance(self.spatial_features, int) or self.spatial_features < 0:
             raise ValueError("shae-v9 config: spatial_features must be 0 (none) or a positive integer")
-        if not isinstance(self.refine_blocks, int) or self.refine_blocks < 0:
-            raise ValueError("shae-v9 config: refine_blocks must be 0 (none) or a positive integer")
 
     @property
     def num_levels(self) -> int:

@@ -225,25 +225,12 @@ ENCODER_FILES = ("encoder.onnx", "hyper_encoder.onnx", "detail_encoder.onnx",
                  "encoder.shaw", "hyper_encoder.shaw", "detail_encoder.shaw")
 
 
-def model_file(info: ModelInfo, name: str) -> Path:
-    """Where the model's file `name` lies: its own folder, or the folder of the model that
-    model.json's "shared_files" names for it (a model that keeps another's encoder or entropy
-    model ships those files once; their sha256 in "files" still checks them)."""
-    shared = info.meta.get("shared_files", {})
-    if name not in shared:
-        return info.folder / name
-    owner = shared[name]
-    if not isinstance(owner, str) or not owner or "/" in owner or "\\" in owner or owner.startswith("."):
-        raise ModelNotFoundError(f"model '{info.name}': model.json shares {name} from a bad folder name {owner!r}")
-    return info.folder.parent / owner / name
-
-
 def graph_path(info: ModelInfo, stem: str) -> Path:
     """The file of the model's graph `stem` ("encoder", "decoder", ...): stem.shaw when the model
     lists one (the graph with its weights compressed by `shaec weights`, docs/weights.md), else
     stem.onnx."""
     compressed = f"{stem}.shaw"
-    return model_file(info, compressed if compressed in info.meta.get("files", {}) else f"{stem}.onnx")
+    return info.folder / (compressed if compressed in info.meta.get("files", {}) else f"{stem}.onnx")
 
 
 def verify_files(info: ModelInfo, names: Iterable[str]) -> None:
@@ -253,7 +240,7 @@ def verify_files(info: ModelInfo, names: Iterable[str]) -> None:
         if name in ENCODER_FILES and info.decode_only:
             continue
         try:
-            digest = hashlib.sha256(model_file(info, name).read_bytes()).hexdigest()
+            digest = hashlib.sha256((info.folder / name).read_bytes()).hexdigest()
         except OSError as exc:
             raise ModelNotFoundError(f"model '{info.name}' is missing {name}") from exc
         if digest != info.meta["files"].get(name):
@@ -266,7 +253,7 @@ class LoadedModel:
     def __init__(self, info: ModelInfo) -> None:
         self.info = info
         verify_files(info, [graph_path(info, "encoder").name, graph_path(info, "decoder").name, PRIOR_FILE])
-        with np.load(model_file(info, PRIOR_FILE)) as npz:
+        with np.load(info.folder / PRIOR_FILE) as npz:
             clip = int(npz["context_clip"]) if "context_clip" in npz.files else -1  # -1: none
             self.prior = PriorTables(npz["counts"], None if clip < 0 else clip)
             self.centers = npz["centers"].astype(np.float32)  # L, sorted ascending

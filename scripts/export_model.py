@@ -23,10 +23,9 @@ import torch
 
 from imgcodec.codec import codec_of
 from imgcodec.train.data import load_images
-from imgcodec.train.export import (calibration_crops, export_model, export_shae_v9, share_identical_files,
-                                   take_encoder)
+from imgcodec.train.export import export_model, export_shae_v9, calibration_crops
 from imgcodec.train.shae_v9 import ShaeV9
-from imgcodec.train.rounding_tuning import copy_tuning, tune, write_tuning
+from imgcodec.train.rounding_tuning import tune, write_tuning
 from imgcodec.train.validation import validation_entry
 from imgcodec.train.training import load_model
 from imgcodec.zoo import TUNES, find_model, models_dir
@@ -57,15 +56,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tune-rounding", action="store_true",
                         help="before evaluating, tune the encoder's rate-distortion rounding on training crops "
                              "(imgcodec.train.rounding_tuning, as scripts/tune_rounding.py --write)")
-    parser.add_argument("--rounding-from", default=None, metavar="NAME",
-                        help="instead of --tune-rounding: the installed model NAME's rounding (for a decoder tuned "
-                             "on the symbols it writes, scripts/tune_decoder.py)")
-    parser.add_argument("--encoder-from", default=None, metavar="NAME",
-                        help="take the installed model NAME's encoder graphs as they are (a model whose decoder "
-                             "alone was tuned, scripts/tune_decoder.py; its analysis must export identically)")
-    parser.add_argument("--share-files-with", default=None, metavar="NAME",
-                        help="files byte for byte the installed model NAME's are not stored twice (model.json "
-                             "shared_files)")
     parser.add_argument("--weights-bits", type=float, default=None,
                         help="shae-v9: store the graphs as .shaw files at this many bits per weight on average, "
                              "calibrated on crops of training photos (docs/weights.md)")
@@ -77,11 +67,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.integer_steps is not None and args.integer_steps < 1:
         parser.error("--integer-steps must be at least 1")
-    if args.rounding_from and args.tune_rounding:
-        parser.error("--rounding-from and --tune-rounding exclude each other")
-    sources = {key: find_model(value) for key, value in (("rounding", args.rounding_from),
-                                                          ("share", args.share_files_with),
-                                                          ("encoder", args.encoder_from)) if value}
 
     model, state = load_model(args.checkpoint)
     if args.save_checkpoint:
@@ -113,8 +98,6 @@ def main(argv: list[str] | None = None) -> int:
             logs.mkdir(parents=True, exist_ok=True)
             shutil.copy(args.checkpoint.parent / log, logs / log)
 
-    if args.encoder_from:
-        take_encoder(folder, sources["encoder"].folder)
     manifest_path = out_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": {}}
     entry = {"folder": args.name, "model_id": model_id, "training_command": args.train_command,
@@ -135,11 +118,6 @@ def main(argv: list[str] | None = None) -> int:
         write_tuning(find_model(args.name), tuning, "python scripts/export_model.py ... --tune-rounding "
                      "(imgcodec.train.rounding_tuning.tune defaults)")
         print(tuning.table(), file=sys.stderr)
-    if args.rounding_from:
-        copy_tuning(find_model(args.name), sources["rounding"])
-    if args.share_files_with:
-        shared = share_identical_files(folder, sources["share"].folder)
-        print(f"shared with {args.share_files_with}: {', '.join(shared) or 'nothing'}", file=sys.stderr)
     if not args.no_eval:
         images = load_images(args.data / "val")
         entry["validation"] = validation_entry(codec_of(find_model(args.name)), images)

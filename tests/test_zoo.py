@@ -115,31 +115,3 @@ def test_folder_model_reads_model_json_or_says_why_not(tmp_path: Path) -> None:
     info = folder_model(tmp_path)
     assert info.model_id == "00112233aabbccdd" and info.name == tmp_path.name
     assert graph_path(info, "decoder").name == "decoder.shaw" and graph_path(info, "encoder").name == "encoder.onnx"
-
-
-def test_a_model_reads_the_files_it_shares_from_another(tmp_path: Path) -> None:
-    import hashlib
-    import json as json_module
-
-    from imgcodec.zoo import folder_model, graph_path, model_file, verify_files
-
-    (tmp_path / "base").mkdir()
-    (tmp_path / "tuned").mkdir()
-    (tmp_path / "base" / "encoder.shaw").write_bytes(b"shared encoder")
-    (tmp_path / "tuned" / "decoder.shaw").write_bytes(b"own decoder")
-    digest = {name: hashlib.sha256(data).hexdigest() for name, data in
-              (("encoder.shaw", b"shared encoder"), ("decoder.shaw", b"own decoder"))}
-    meta = {"model_id": "0011223344556677", "files": digest, "shared_files": {"encoder.shaw": "base"}}
-    (tmp_path / "tuned" / "model.json").write_text(json_module.dumps(meta))
-    info = folder_model(tmp_path / "tuned")
-    assert graph_path(info, "encoder") == tmp_path / "base" / "encoder.shaw"
-    assert graph_path(info, "decoder") == tmp_path / "tuned" / "decoder.shaw"
-    verify_files(info, ["encoder.shaw", "decoder.shaw"])
-    (tmp_path / "base" / "encoder.shaw").write_bytes(b"another encoder")
-    with pytest.raises(ModelNotFoundError, match="encoder.shaw is damaged"):
-        verify_files(info, ["encoder.shaw"])
-    for owner in ("../base", "", ".hidden", 3):
-        bad = folder_model(tmp_path / "tuned")
-        bad.meta["shared_files"]["encoder.shaw"] = owner
-        with pytest.raises(ModelNotFoundError, match="bad folder name"):
-            model_file(bad, "encoder.shaw")

@@ -197,16 +197,3 @@ def write_tuning(info: ModelInfo, tuning: RoundingTuning, command: str) -> Path:
     path.write_text(json.dumps(meta, indent=2) + "\n")
     return path
 
-
-def copy_tuning(info: ModelInfo, source: ModelInfo) -> Path:
-    """Give `info` the rounding of `source` (model.json "rd_rounding", channel weights included):
-    for a model whose decoder was tuned on the symbols that rounding writes
-    (imgcodec.train.decoder_tuning), so its files keep the same first-stage symbols."""
-    if "rd_rounding" not in source.meta:
-        raise ValueError(f"model '{source.name}' has no tuned rounding to copy")
-    path = info.folder / "model.json"
-    meta = json.loads(path.read_text())
-    meta["rd_rounding"] = {**source.meta["rd_rounding"], "copied_from": source.name}
-    path.write_text(json.dumps(meta, indent=2) + "\n")
-    return path
-

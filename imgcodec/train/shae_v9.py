@@ -44,21 +44,6 @@ def _deconv(cin: int, cout: int, kernel: int = 5) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(cin, cout, kernel, stride=2, padding=kernel // 2, output_padding=1)
 
 
-class RefineBlock(nn.Module):
-    """x + conv(leaky_relu(conv(x))), 3x3 convolutions at one resolution; the second starts at
-    zero, so a block added to a trained synthesis leaves its output as it was until it learns."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.inner = nn.Conv2d(channels, channels, 3, padding=1)
-        self.outer = nn.Conv2d(channels, channels, 3, padding=1)
-        nn.init.zeros_(self.outer.weight)
-        nn.init.zeros_(self.outer.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # N,C,H,W
-        return x + self.outer(F.leaky_relu(self.inner(x), 0.1))
-
-
 class GroupParameters(nn.Module):
     """Mean and scale of one channel group from the hyper features, the groups before it and,
     with cfg.spatial_features, the group's own anchors (a checkerboard: He et al., CVPR 2021)."""
@@ -188,8 +173,6 @@ class ShaeV9(nn.Module):
         self.synthesis = nn.Sequential(
             _deconv(t, n), GDN(n, inverse=True), _deconv(n, n4), GDN(n4, inverse=True),
             _deconv(n4, n2), GDN(n2, inverse=True), _deconv(n2, 3))
-        # blocks at 1/2 resolution between the synthesis' last two layers (first_stage)
-        self.refine = nn.Sequential(*(RefineBlock(n2) for _ in range(cfg.refine_blocks))) if cfg.refine_blocks else None
         # the residual stage (ShaeV9Config): one linear projection per 16x16 block each way
         self.detail_analysis = nn.Conv2d(3, d, block, stride=block, bias=False) if d else None
         self.detail_synthesis = nn.ConvTranspose2d(d, 3, block, stride=block, bias=False) if d else None
@@ -224,7 +207,7 @@ class ShaeV9(nn.Module):
         t = self.cfg.transform_channels
         y = self.analysis(x - 0.5).float() * gain[:, :t]  # N,T,h,w
         qy = self.quantizer.windowed(y, SOFT_WINDOW)
-        x_hat = self.first_stage(qy.values * inv_gain[:, :t])  # N,3,H,W
+        x_hat = self.synthesis(qy.values * inv_gain[:, :t]).float() + 0.5  # N,3,H,W
         if self.detail_analysis is not None:
             # the residual stage codes what the first stage's image misses (closed loop)
             y_detail = self.detail_analysis(x - x_hat).float() * gain[:, t:]  # N,D,h,w
@@ -339,10 +322,7 @@ class ShaeV9(nn.Module):
 
     def first_stage(self, y_hat: torch.Tensor) -> torch.Tensor:
         """The first stage's T channels of the decoded latent times the inverse gains -> its image N,3,H,W."""
-        if self.refine is None:
-            return self.synthesis(y_hat).float() + 0.5
-        half = self.synthesis[:-1](y_hat)  # N,C,H/2,W/2
-        return self.synthesis[-1](self.refine(half)).float() + 0.5
+        return self.synthesis(y_hat).float() + 0.5
 
     def reconstruct(self, y_hat: torch.Tensor) -> torch.Tensor:
         """The decoded latent times the inverse gains, N,M,h,w -> x_hat N,3,H,W (both stages)."""

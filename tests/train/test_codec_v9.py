@@ -382,23 +382,3 @@ def test_symbols_are_the_same_in_every_process_and_thread_count(installed, tmp_p
         assert np.array_equal(np.load(tmp_path / f"decode_2_{latent}.npy"), encoded)
     difference = np.abs(np.load(tmp_path / "pixels_1.npy").astype(int) - np.load(tmp_path / "pixels_2.npy"))
     assert difference.max() <= 1
-
-
-def test_a_model_can_take_another_models_rounding(tmp_path: Path) -> None:
-    from imgcodec.errors import ModelNotFoundError
-    from imgcodec.train.rounding_tuning import copy_tuning
-    from imgcodec.zoo import folder_model, rd_channel_weights_of, rd_tau_of
-
-    rounding = {"tau": [0.0, 0.002], "channel_weights": [0.5, 1.5, 1.0], "metric": "psnr", "command": "c"}
-    for name, meta in (("source", {"rd_rounding": rounding}), ("target", {}), ("bare", {})):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "model.json").write_text(json.dumps({"model_id": "0" * 16, "files": {}, **meta}))
-    copy_tuning(folder_model(tmp_path / "target"), folder_model(tmp_path / "source"))
-    target = folder_model(tmp_path / "target")
-    assert target.meta["rd_rounding"]["copied_from"] == "source"
-    assert rd_tau_of(target, 2).tolist() == [0.0, 0.002]
-    assert rd_channel_weights_of(target, 3).tolist() == [0.5, 1.5, 1.0]
-    with pytest.raises(ValueError, match="no tuned rounding"):
-        copy_tuning(target, folder_model(tmp_path / "bare"))
-    with pytest.raises(ModelNotFoundError, match="rd_rounding.tau must be 3"):
-        rd_tau_of(target, 3)

@@ -1,5 +1,4 @@
 """The ONNX runtime the CLI uses must compute what the PyTorch model computes."""
-import json
 from pathlib import Path
 
 import numpy as np
@@ -195,33 +194,3 @@ def test_shipped_shae_v9_is_its_pytorch_checkpoint(name, tmp_path):
         y_onnx, z_onnx = codec.symbols_of(image, level)
         assert np.mean(y_torch == y_onnx) > 0.99  # ONNX and torch round the transforms a little differently
         assert np.mean(z_torch == z_onnx) > 0.99
-
-
-def test_identical_files_are_shared_with_the_model_that_has_them(tmp_path: Path) -> None:
-    from imgcodec.train.export import file_sha256, share_identical_files
-
-    def model(name: str, files: dict[str, bytes], shared: dict[str, str] | None = None) -> Path:
-        folder = tmp_path / name
-        folder.mkdir()
-        for file_name, data in files.items():
-            (folder / file_name).write_bytes(data)
-        digests = {n: file_sha256(folder / n) for n in files}
-        for file_name, owner in (shared or {}).items():
-            digests[file_name] = file_sha256(tmp_path / owner / file_name)
-        (folder / "model.json").write_text(json.dumps({"model_id": "0" * 16, "files": digests,
-                                                       **({"shared_files": shared} if shared else {})}))
-        return folder
-
-    model("base", {"encoder.shaw": b"E", "hyperprior.npz": b"H"})
-    middle = model("middle", {"decoder.shaw": b"D1", "levels.npz": b"L"}, shared={"encoder.shaw": "base",
-                                                                               "hyperprior.npz": "base"})
-    new = model("new", {"decoder.shaw": b"D2", "encoder.shaw": b"E", "hyperprior.npz": b"H", "levels.npz": b"L"})
-    assert share_identical_files(new, middle) == ["encoder.shaw", "hyperprior.npz", "levels.npz"]
-    meta = json.loads((new / "model.json").read_text())
-    assert meta["shared_files"] == {"encoder.shaw": "base", "hyperprior.npz": "base", "levels.npz": "middle"}
-    assert sorted(p.name for p in new.iterdir()) == ["decoder.shaw", "model.json"]
-    assert share_identical_files(new, middle) == ["encoder.shaw", "hyperprior.npz", "levels.npz"]  # idempotent
-    elsewhere = tmp_path / "other-dir"
-    elsewhere.mkdir()
-    with pytest.raises(ValueError, match="one models directory"):
-        share_identical_files(new, model("other-dir/x", {"a": b"a"}))
