@@ -165,8 +165,8 @@ def main() -> None:
 @click.option("-o", "--output", help="Output file ('-' for stdout); only with one input.")
 @click.option("--out-dir", type=click.Path(file_okay=False), help="Folder for the outputs (created if missing).")
 @click.option("-q", "--quality", type=int, default=None,
-              help="Quality level, 1 (smallest files) to 10 (shae-v8's highest); default: the model's "
-                   "default level (shaec models shows it).")
+              help="Quality level, 1 (smallest files) to the model's highest (10 for every shipped model); "
+                   "default: the model's default level (shaec models shows it).")
 @click.option("-Q", "--percent", type=click.FloatRange(0, 100), default=None,
               help="Instead of -q: quality on the 0-100 scale of cwebp, avifenc and cjxl, mapped onto "
                    "the levels (0 -> 1, 100 -> 10).")
