@@ -25,7 +25,6 @@ with the same machinery (continuous rate, Cui et al., CVPR 2021).
 from __future__ import annotations
 
 import zipfile
-import zlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -35,6 +34,7 @@ import numpy as np
 
 from .coder import RowDecoder, RowEncoder, min_bits_of_rows, probability_rows, rows_in_use, BOUND_SHARE, STATE_BITS
 from .errors import FormatError
+from .int_arrays import compact_16bit, read_16bit, stored_names
 from .integer_net import IntLayer, run
 
 #: shae-v9's side latent is at 1/4 of the latent's resolution (two stride-2 layers).
@@ -76,56 +76,6 @@ def _cells(edges: np.ndarray, values: np.ndarray, step: int) -> np.ndarray:
         return np.searchsorted(edges, values)
     above = -((edges[0] - np.asarray(values, np.int64)) // step)  # ceil((v - e0) / step)
     return np.clip(above, 0, len(edges))
-
-
-def _byte_planes(values: np.ndarray) -> np.ndarray:
-    """A 16-bit integer array ... -> uint8 2,...: the low bytes, then the high bytes."""
-    unsigned = values.astype(np.int64) & 0xFFFF  # two's complement for int16
-    return np.stack([unsigned & 0xFF, unsigned >> 8]).astype(np.uint8)
-
-
-def _from_byte_planes(planes: np.ndarray, dtype: type) -> np.ndarray:
-    """The inverse of _byte_planes, for dtype int16 or uint16."""
-    if planes.dtype != np.uint8 or planes.ndim < 1 or planes.shape[0] != 2:
-        raise ValueError(f"byte planes must be uint8 2,..., not {planes.dtype} {planes.shape}")
-    unsigned = planes[0].astype(np.uint16) | (planes[1].astype(np.uint16) << np.uint16(8))
-    return unsigned.view(np.int16) if np.dtype(dtype) == np.int16 else unsigned
-
-
-#: A zigzag byte at this value stands for a value kept in the escapes array instead.
-ZIGZAG_ESCAPE = 255
-
-
-def _zigzag_bytes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """16-bit integers (int16, or uint16 read as int16: differences modulo 2^16) -> (uint8 of the
-    same shape, uint16 escapes): each value zigzag-mapped (0, -1, 1, -2, ... -> 0, 1, 2, 3, ...),
-    the small ones as one byte, the rest as ZIGZAG_ESCAPE with their mapped value in the escapes,
-    in order. Weights and table differences are mostly small, so the bytes' histogram is narrow
-    and deflate's Huffman codes take them at near their entropy, where byte planes leave a low
-    byte that is close to uniform."""
-    signed = values.astype(np.int64)
-    signed = np.where(signed >= 1 << 15, signed - (1 << 16), signed)  # uint16 as int16
-    mapped = np.where(signed >= 0, 2 * signed, -2 * signed - 1)  # 0 .. 65535
-    escaped = mapped >= ZIGZAG_ESCAPE
-    return np.where(escaped, ZIGZAG_ESCAPE, mapped).astype(np.uint8), mapped[escaped].astype(np.uint16)
-
-
-def _deflated_size(array: np.ndarray) -> int:
-    """Bytes of the array's data deflated as np.savez_compressed does (zlib's default level)."""
-    return len(zlib.compress(array.tobytes()))
-
-
-def _from_zigzag_bytes(small: np.ndarray, escapes: np.ndarray, dtype: type) -> np.ndarray:
-    """The inverse of _zigzag_bytes, for dtype int16 or uint16 (modulo 2^16)."""
-    if small.dtype != np.uint8 or escapes.dtype != np.uint16 or escapes.ndim != 1:
-        raise ValueError(f"zigzag bytes must be uint8 with uint16 escapes, not {small.dtype} and {escapes.dtype}")
-    mapped = small.astype(np.uint16)
-    escaped = small == ZIGZAG_ESCAPE
-    if int(np.count_nonzero(escaped)) != escapes.size:
-        raise ValueError(f"{int(np.count_nonzero(escaped))} escaped values but {escapes.size} escapes")
-    mapped[escaped] = escapes
-    unsigned = (mapped >> np.uint16(1)) ^ (np.uint16(0) - (mapped & np.uint16(1)))  # two's complement bits
-    return unsigned.view(np.int16) if np.dtype(dtype) == np.int16 else unsigned
 
 
 @dataclass(frozen=True)
@@ -323,34 +273,23 @@ class HyperpriorTables:
         load several times slower). y's tables are stored as their differences along the mean axis:
         neighbouring cells hold nearly the same Gaussian, so the differences are mostly near 0 (kept
         modulo 2^16; a cumulative sum in uint16 restores every count exactly). A layer's weights are
-        int8 where they fit. Otherwise both, 16-bit, are stored as zigzag bytes with escapes
-        (`NAME.zigzag`, `NAME.escapes`: _zigzag_bytes) or as byte planes (uint8 2,...: low bytes,
-        then high bytes, under NAME; what earlier versions always wrote), whichever deflates
-        smaller: zigzag bytes for differences and for weights at steps of 1/16 of a layer's RMS
-        (hyperprior.npz 15 % smaller), byte planes for weights at full 16-bit precision."""
+        int8 where they fit. Otherwise both, 16-bit, are stored by imgcodec.int_arrays.compact_16bit:
+        zigzag bytes for differences and for weights at steps of 1/16 of a layer's RMS
+        (hyperprior.npz 15 % smaller than the byte planes that earlier versions always wrote),
+        byte planes for weights at full 16-bit precision."""
         steps = np.diff(self.y_counts.astype(np.uint16), axis=0, prepend=np.uint16(0))
         arrays: dict[str, np.ndarray] = {
             "groups": np.array(self.groups, np.int64), "y_centers": self.y_centers, "z_centers": self.z_centers,
             "z_counts": self.z_counts, "mean_edges": self.mean_edges, "scale_edges": self.scale_edges}
 
-        def put_16bit(name: str, values: np.ndarray) -> None:
-            # zigzag bytes unless most values are large (16-bit weights at full precision), where
-            # the escapes cost more than byte planes: whichever deflates smaller
-            small, escapes = _zigzag_bytes(values)
-            planes = _byte_planes(values)
-            if _deflated_size(small) + _deflated_size(escapes) < _deflated_size(planes):
-                arrays[f"{name}.zigzag"], arrays[f"{name}.escapes"] = small, escapes
-            else:
-                arrays[name] = planes
-
-        put_16bit("y_count_steps", steps)
+        arrays.update(compact_16bit("y_count_steps", steps))
         for prefix, layers in self._named_layers():
             for k, layer in enumerate(layers):
                 small = np.abs(layer.weight).max(initial=0) <= np.iinfo(np.int8).max
                 if small:
                     arrays[f"{prefix}.{k}.weight"] = layer.weight.astype(np.int8)
                 else:
-                    put_16bit(f"{prefix}.{k}.weight", layer.weight.astype(np.int16))  # |w| < 2^15
+                    arrays.update(compact_16bit(f"{prefix}.{k}.weight", layer.weight.astype(np.int16)))  # |w| < 2^15
                 arrays[f"{prefix}.{k}.bias"] = layer.bias
                 arrays[f"{prefix}.{k}.meta"] = np.array([layer.shift, layer.upsample, int(layer.leaky)], np.int64)
         np.savez_compressed(path, **arrays)
@@ -381,12 +320,12 @@ class HyperpriorTables:
             return arrays[name]
 
         def take_16bit(name: str, dtype: type) -> np.ndarray:
-            """A 16-bit array as save writes it (zigzag bytes), or as earlier versions did (int8
-            for small weights, byte planes)."""
-            if f"{name}.zigzag" in arrays:
-                return _from_zigzag_bytes(take(f"{name}.zigzag"), take(f"{name}.escapes"), dtype)
-            stored = take(name)
-            return stored if stored.dtype == np.int8 else _from_byte_planes(stored, dtype)
+            """A 16-bit array as compact_16bit stores it; a layer's weights may also be int8."""
+            if name in arrays and arrays[name].dtype == np.int8:
+                return take(name)
+            names = stored_names(arrays, name)
+            used.update(names)
+            return read_16bit({n: arrays[n] for n in names}, name, dtype)
 
         def layers(prefix: str) -> tuple[IntLayer, ...]:
             out, k = [], 0

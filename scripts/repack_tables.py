@@ -1,7 +1,10 @@
-"""Store installed models' entropy models (hyperprior.npz) again in the current, smaller layout.
+"""Store installed models' entropy models again in the current, smaller layout.
 
     python scripts/repack_tables.py shae-v9 shae-v9-ssim shae-v9-ssim2 shae-v10 shae-v11 shae-v11-ssim
+    python scripts/repack_tables.py shae-v7 shae-v8 shae-v8-ssim
 
+A shae-v9-layout model's hyperprior.npz is saved again by HyperpriorTables.save; a shae-v8-layout
+model's prior.npz gets its counts as differences along the level axis (imgcodec.zoo.prior_counts).
 Every array is read back from the new file and must equal the old one's exactly (the same
 integer networks and tables, so every file decodes to the same symbols); only then does the new
 file replace the old, and model.json and the manifest get its sha256. The model id stays: the
@@ -21,7 +24,8 @@ import numpy as np
 
 from imgcodec.hyperprior import HyperpriorTables
 from imgcodec.train.export import file_sha256
-from imgcodec.zoo import find_model, models_dir
+from imgcodec.int_arrays import compact_16bit, stored_names
+from imgcodec.zoo import PRIOR_FILE, find_model, models_dir, prior_counts
 
 TABLES = "hyperprior.npz"
 
@@ -37,15 +41,27 @@ def same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def repack(folder: Path) -> tuple[int, int]:
-    """Rewrite folder/hyperprior.npz; returns its size before and after."""
-    path = folder / TABLES
-    old = HyperpriorTables.load(path)
-    fresh = folder / "hyperprior.repack.npz"
-    old.save(fresh)
-    if not same(old, HyperpriorTables.load(fresh)):
+def repack(folder: Path, name: str) -> tuple[int, int]:
+    """Rewrite folder/name (TABLES or PRIOR_FILE); returns its size before and after."""
+    path = folder / name
+    fresh = folder / f"{Path(name).stem}.repack.npz"
+    if name == TABLES:
+        old = HyperpriorTables.load(path)
+        old.save(fresh)
+        equal = same(old, HyperpriorTables.load(fresh))
+    else:
+        with np.load(path) as data:
+            arrays = {k: data[k] for k in data.files}
+        counts = prior_counts(arrays)
+        steps = np.diff(counts.astype(np.uint16), axis=0, prepend=np.uint16(0))
+        kept = {k: v for k, v in arrays.items() if k not in ("counts", *stored_names(arrays, "count_steps"))}
+        np.savez_compressed(fresh, **kept, **compact_16bit("count_steps", steps))
+        with np.load(fresh) as data:
+            again = {k: data[k] for k in data.files}
+        equal = same(counts, prior_counts(again)) and all(same(v, again[k]) for k, v in kept.items())
+    if not equal:
         fresh.unlink()
-        raise SystemExit(f"{folder.name}: the repacked tables differ; nothing changed")
+        raise SystemExit(f"{folder.name}: the repacked {name} differs; nothing changed")
     before = path.stat().st_size
     os.replace(fresh, path)
     return before, path.stat().st_size
@@ -53,23 +69,24 @@ def repack(folder: Path) -> tuple[int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="+", help="installed models with a hyperprior.npz")
+    parser.add_argument("names", nargs="+", help="installed models")
     args = parser.parse_args(argv)
     manifest_path = models_dir() / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     for name in args.names:
         info = find_model(name)
-        if TABLES not in info.meta["files"]:
-            raise SystemExit(f"{name} has no {TABLES}")
-        before, after = repack(info.folder)
+        tables = next((n for n in (TABLES, PRIOR_FILE) if n in info.meta["files"]), None)
+        if tables is None:
+            raise SystemExit(f"{name} has neither {TABLES} nor {PRIOR_FILE}")
+        before, after = repack(info.folder, tables)
         meta_path = info.folder / "model.json"
         meta = json.loads(meta_path.read_text())
-        meta["files"][TABLES] = file_sha256(info.folder / TABLES)
+        meta["files"][tables] = file_sha256(info.folder / tables)
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
         if "files" in manifest["models"][name]:
             manifest["models"][name]["files"] = meta["files"]
         manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
-        print(f"{name}: {TABLES} {before} -> {after} bytes ({100 * (after / before - 1):+.1f} %)")
+        print(f"{name}: {tables} {before} -> {after} bytes ({100 * (after / before - 1):+.1f} %)")
     return 0
 
 

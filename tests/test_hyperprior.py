@@ -26,27 +26,14 @@ def test_anchors_are_the_even_checkerboard() -> None:
     assert mask.tolist() == [[True, False, True, False], [False, True, False, True], [True, False, True, False]]
 
 
-def test_zigzag_bytes_keep_every_16_bit_value() -> None:
-    from imgcodec.hyperprior import ZIGZAG_ESCAPE, _from_zigzag_bytes, _zigzag_bytes
-
-    signed = np.array([[0, -1, 1, -127, 127, -128], [128, 300, -300, -32768, 32767, 5]], np.int16)
-    small, escapes = _zigzag_bytes(signed)
-    assert small.shape == signed.shape and small.dtype == np.uint8 and escapes.dtype == np.uint16
-    assert small[0].tolist() == [0, 1, 2, 253, 254, ZIGZAG_ESCAPE] and escapes.size == 6
-    assert np.array_equal(_from_zigzag_bytes(small, escapes, np.int16), signed)
-    unsigned = signed.view(np.uint16)  # differences modulo 2^16
-    assert np.array_equal(_from_zigzag_bytes(*_zigzag_bytes(unsigned), np.uint16), unsigned)
-    with pytest.raises(ValueError, match="6 escaped values but 5 escapes"):
-        _from_zigzag_bytes(small, escapes[:5], np.int16)
-
-
 def test_tables_in_the_earlier_byte_plane_layout_still_load(tmp_path: Path) -> None:
     """An installed model's tables written as save writes them now, and as earlier versions did
     (every 16-bit array as byte planes): the same tables, and the earlier file is not smaller."""
     import dataclasses
 
     from imgcodec.errors import FormatError
-    from imgcodec.hyperprior import HyperpriorTables, _byte_planes, _from_zigzag_bytes
+    from imgcodec.hyperprior import HyperpriorTables
+    from imgcodec.int_arrays import byte_planes, from_zigzag_bytes
     from imgcodec.zoo import default_model
 
     path = default_model().folder / "hyperprior.npz"
@@ -57,7 +44,7 @@ def test_tables_in_the_earlier_byte_plane_layout_still_load(tmp_path: Path) -> N
     assert "y_count_steps" in zigzagged and any(k.startswith("head") for k in zigzagged)
     earlier = {k: v for k, v in arrays.items() if not k.endswith((".zigzag", ".escapes"))}
     for name in zigzagged:
-        earlier[name] = _byte_planes(_from_zigzag_bytes(arrays[f"{name}.zigzag"], arrays[f"{name}.escapes"], np.uint16))
+        earlier[name] = byte_planes(from_zigzag_bytes(arrays[f"{name}.zigzag"], arrays[f"{name}.escapes"], np.uint16))
     np.savez_compressed(tmp_path / "earlier.npz", **earlier)
     loaded = HyperpriorTables.load(tmp_path / "earlier.npz")
     assert np.array_equal(loaded.y_counts, tables.y_counts)
