@@ -280,9 +280,8 @@ class HyperpriorTables:
         steps = np.diff(self.y_counts.astype(np.uint16), axis=0, prepend=np.uint16(0))
         arrays: dict[str, np.ndarray] = {
             "groups": np.array(self.groups, np.int64), "y_centers": self.y_centers, "z_centers": self.z_centers,
-            "z_counts": self.z_counts, "mean_edges": self.mean_edges, "scale_edges": self.scale_edges}
-
-        arrays.update(compact_16bit("y_count_steps", steps))
+            "z_counts": self.z_counts, "mean_edges": self.mean_edges, "scale_edges": self.scale_edges,
+            **compact_16bit("y_count_steps", steps)}
         for prefix, layers in self._named_layers():
             for k, layer in enumerate(layers):
                 small = np.abs(layer.weight).max(initial=0) <= np.iinfo(np.int8).max
@@ -323,9 +322,8 @@ class HyperpriorTables:
             """A 16-bit array as compact_16bit stores it; a layer's weights may also be int8."""
             if name in arrays and arrays[name].dtype == np.int8:
                 return take(name)
-            names = stored_names(arrays, name)
-            used.update(names)
-            return read_16bit({n: arrays[n] for n in names}, name, dtype)
+            used.update(stored_names(arrays, name))
+            return read_16bit(arrays, name, dtype)
 
         def layers(prefix: str) -> tuple[IntLayer, ...]:
             out, k = [], 0

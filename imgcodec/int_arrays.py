@@ -16,6 +16,7 @@ compact_16bit stores an array whichever way deflates smaller, read_16bit reads e
 from __future__ import annotations
 
 import zlib
+from typing import Mapping
 
 import numpy as np
 
@@ -75,12 +76,12 @@ def compact_16bit(name: str, values: np.ndarray) -> dict[str, np.ndarray]:
     return {name: planes}
 
 
-def stored_names(arrays: dict[str, np.ndarray], name: str) -> list[str]:
+def stored_names(arrays: Mapping[str, np.ndarray], name: str) -> list[str]:
     """The keys under which compact_16bit stored `name` in `arrays`."""
     return [f"{name}.zigzag", f"{name}.escapes"] if f"{name}.zigzag" in arrays else [name]
 
 
-def read_16bit(arrays: dict[str, np.ndarray], name: str, dtype: type) -> np.ndarray:
+def read_16bit(arrays: Mapping[str, np.ndarray], name: str, dtype: type) -> np.ndarray:
     """The 16-bit array (dtype int16 or uint16) that compact_16bit stored under `name`; KeyError
     if it is missing, ValueError if it is malformed."""
     if f"{name}.zigzag" in arrays:

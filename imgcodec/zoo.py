@@ -20,7 +20,7 @@ import numpy as np
 
 from .context_prior import PriorTables
 from .errors import ModelNotFoundError
-from .int_arrays import read_16bit, stored_names
+from .int_arrays import read_16bit
 
 MODELS_ENV = "SHAEC_MODELS_DIR"
 PRIOR_FILE = "prior.npz"
@@ -254,8 +254,7 @@ def prior_counts(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
     imgcodec.int_arrays.compact_16bit; scripts/repack_tables.py), which deflate 24 % smaller."""
     if "counts" in arrays:
         return arrays["counts"]
-    steps = read_16bit({n: arrays[n] for n in stored_names(arrays, "count_steps")}, "count_steps", np.uint16)
-    return np.cumsum(steps, axis=0, dtype=np.uint16)
+    return np.cumsum(read_16bit(arrays, "count_steps", np.uint16), axis=0, dtype=np.uint16)
 
 
 class LoadedModel:
