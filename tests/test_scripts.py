@@ -1,4 +1,4 @@
-"""Smoke tests of scripts/bench_speed.py and scripts/eval_prior.py on tiny inputs.
+"""Smoke tests of scripts/bench_speed.py, scripts/eval_prior.py and scripts/repack_tables.py on tiny inputs.
 
 The scripts run as subprocesses (``sys.executable scripts/...``), as a user would run them;
 the installed model is used as it is.
@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -610,3 +611,52 @@ def test_first_stage_clipping_reports_each_level(data_dir: Path) -> None:
         unclipped, clipped, nearest = map(float, row[4:])
         assert beyond > 0 or clipped == unclipped  # nothing beyond the centers: clipping changes nothing
         assert min(unclipped, clipped, nearest) > 10
+
+
+def test_repack_tables_rewrites_models_in_the_earlier_layout_exactly(tmp_path: Path) -> None:
+    """Two installed models written back in the layouts of 0.11.1 (byte planes; prior counts as
+    they are), then repacked by the script: smaller files, the same tables, checksums updated."""
+    import hashlib
+
+    from imgcodec.hyperprior import HyperpriorTables
+    from imgcodec.int_arrays import byte_planes, from_zigzag_bytes
+    from imgcodec.zoo import prior_counts
+
+    manifest = json.loads((find_model("shae-v11").folder.parent / "manifest.json").read_text())
+    models = tmp_path / "models"
+    kept = {}
+    for name, tables in (("shae-v11", "hyperprior.npz"), ("shae-v8", "prior.npz")):
+        info = find_model(name)
+        shutil.copytree(info.folder, models / name)
+        with np.load(info.folder / tables) as data:
+            arrays = {k: data[k] for k in data.files}
+        if tables == "hyperprior.npz":
+            for key in [k[:-len(".zigzag")] for k in arrays if k.endswith(".zigzag")]:
+                arrays[key] = byte_planes(from_zigzag_bytes(arrays.pop(f"{key}.zigzag"), arrays.pop(f"{key}.escapes"),
+                                                            np.uint16))
+        else:
+            arrays = {**{k: v for k, v in arrays.items() if not k.startswith("count_steps")},
+                      "counts": prior_counts(arrays)}
+        np.savez_compressed(models / name / tables, **arrays)
+        meta = json.loads((models / name / "model.json").read_text())
+        meta["files"][tables] = hashlib.sha256((models / name / tables).read_bytes()).hexdigest()
+        (models / name / "model.json").write_text(json.dumps(meta))
+        kept[name] = (tables, (models / name / tables).stat().st_size)
+    (models / "manifest.json").write_text(json.dumps({
+        "default": "shae-v11", "models": {n: {**manifest["models"][n], "files": json.loads(
+            (models / n / "model.json").read_text())["files"]} for n in kept}}))
+    env = {**os.environ, "SHAEC_MODELS_DIR": str(models)}
+    done = subprocess.run([sys.executable, str(SCRIPTS / "repack_tables.py"), "shae-v11", "shae-v8"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "shae-v11: hyperprior.npz" in done.stdout and "shae-v8: prior.npz" in done.stdout
+    written = json.loads((models / "manifest.json").read_text())
+    for name, (tables, earlier_size) in kept.items():
+        path = models / name / tables
+        assert path.stat().st_size < earlier_size
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        assert json.loads((models / name / "model.json").read_text())["files"][tables] == digest
+        assert written["models"][name]["files"][tables] == digest
+        assert path.read_bytes() == (find_model(name).folder / tables).read_bytes()  # as shipped
+    shipped = HyperpriorTables.load(find_model("shae-v11").folder / "hyperprior.npz")
+    assert np.array_equal(HyperpriorTables.load(models / "shae-v11" / "hyperprior.npz").y_counts, shipped.y_counts)
