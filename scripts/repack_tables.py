@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from imgcodec.hyperprior import HyperpriorTables
-from imgcodec.train.export import file_sha256
 from imgcodec.int_arrays import compact_16bit, stored_names
+from imgcodec.train.export import file_sha256
 from imgcodec.zoo import PRIOR_FILE, find_model, models_dir, prior_counts
 
 TABLES = "hyperprior.npz"

@@ -1,5 +1,6 @@
-"""Runtime parts of shae-v9's entropy model (imgcodec.hyperprior) that need no trained model;
-coding round trips with a trained one are in tests/train/test_shae_v9.py."""
+"""Runtime parts of shae-v9's entropy model (imgcodec.hyperprior): grids and anchors, and the
+stored layouts, read back from the installed default model's tables; coding round trips with a
+trained model are in tests/train/test_shae_v9.py."""
 from pathlib import Path
 
 import numpy as np
