@@ -20,7 +20,7 @@ import numpy as np
 
 from .context_prior import PriorTables
 from .errors import ModelNotFoundError
-from .int_arrays import read_16bit
+from .int_arrays import compact_16bit, read_16bit
 
 MODELS_ENV = "SHAEC_MODELS_DIR"
 PRIOR_FILE = "prior.npz"
@@ -249,12 +249,19 @@ def verify_files(info: ModelInfo, names: Iterable[str]) -> None:
 
 
 def prior_counts(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
-    """A shae-v8-layout prior.npz's counts (levels,channels,contexts,centers uint16): as stored
-    ("counts"), or as their differences along the level axis ("count_steps", kept modulo 2^16 by
-    imgcodec.int_arrays.compact_16bit; scripts/repack_tables.py), which deflate 24 % smaller."""
+    """A shae-v8-layout prior.npz's counts (levels,channels,contexts,centers uint16), as
+    compact_prior_counts stores them, or as earlier versions did ("counts")."""
     if "counts" in arrays:
         return arrays["counts"]
     return np.cumsum(read_16bit(arrays, "count_steps", np.uint16), axis=0, dtype=np.uint16)
+
+
+def compact_prior_counts(counts: np.ndarray) -> dict[str, np.ndarray]:
+    """The prior.npz arrays that store counts (levels,... uint16): their differences along the
+    level axis ("count_steps", modulo 2^16, imgcodec.int_arrays.compact_16bit), which deflate
+    24 % smaller than the counts themselves; prior_counts reads them back exactly."""
+    steps = np.diff(np.asarray(counts, dtype=np.uint16), axis=0, prepend=np.uint16(0))
+    return compact_16bit("count_steps", steps)
 
 
 class LoadedModel:

@@ -4,7 +4,7 @@
     python scripts/repack_tables.py shae-v7 shae-v8 shae-v8-ssim
 
 A shae-v9-layout model's hyperprior.npz is saved again by HyperpriorTables.save; a shae-v8-layout
-model's prior.npz gets its counts as differences along the level axis (imgcodec.zoo.prior_counts).
+model's prior.npz gets its counts as differences along the level axis (imgcodec.zoo.compact_prior_counts).
 Every array is read back from the new file and must equal the old one's exactly (the same
 integer networks and tables, so every file decodes to the same symbols); only then does the new
 file replace the old, and model.json and the manifest get its sha256. The model id stays: the
@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from imgcodec.hyperprior import HyperpriorTables
-from imgcodec.int_arrays import compact_16bit, stored_names
+from imgcodec.int_arrays import stored_names
 from imgcodec.train.export import file_sha256
-from imgcodec.zoo import PRIOR_FILE, find_model, models_dir, prior_counts
+from imgcodec.zoo import PRIOR_FILE, compact_prior_counts, find_model, models_dir, prior_counts
 
 TABLES = "hyperprior.npz"
 
@@ -53,9 +53,8 @@ def repack(folder: Path, name: str) -> tuple[int, int]:
         with np.load(path) as data:
             arrays = {k: data[k] for k in data.files}
         counts = prior_counts(arrays)
-        steps = np.diff(counts.astype(np.uint16), axis=0, prepend=np.uint16(0))
         kept = {k: v for k, v in arrays.items() if k not in ("counts", *stored_names(arrays, "count_steps"))}
-        np.savez_compressed(fresh, **kept, **compact_16bit("count_steps", steps))
+        np.savez_compressed(fresh, **kept, **compact_prior_counts(counts))
         with np.load(fresh) as data:
             again = {k: data[k] for k in data.files}
         equal = same(counts, prior_counts(again)) and all(same(v, again[k]) for k, v in kept.items())

@@ -25,6 +25,7 @@ from PIL import Image
 from ..weights.codec import WeightCodecConfig, decompress_record, lossless_record, tensor_record
 from ..weights.container import CODEC_EXACT16, CODEC_FINE, CODEC_FLOAT16, CODEC_UNIFORM, Record
 from ..weights.model_files import compress_model, decode_tensors, read_model
+from ..zoo import compact_prior_counts
 from .shae_v8 import ShaeV8
 from .shae_v9 import ShaeV9
 from .subpixel import faster_layout, rewrite_transposed_convolutions
@@ -80,7 +81,7 @@ def export_model(model: ShaeV8, folder: Path, extra: dict[str, Any] | None = Non
         order = model.quantizer.centers.argsort()
         np.savez_compressed(
             folder / "prior.npz",
-            counts=prior.counts.astype(np.uint16),
+            **compact_prior_counts(prior.counts),
             context_clip=np.int64(prior.context_clip),
             centers=model.quantizer.centers[order].numpy().astype(np.float32),
             gains=model.log_gain.exp().numpy().astype(np.float32),  # levels,C

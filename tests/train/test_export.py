@@ -88,13 +88,15 @@ def test_export_writes_consistent_files(exported):
     import json
 
     from imgcodec.train.export import model_id_of
+    from imgcodec.zoo import prior_counts
 
     _, folder = exported
     meta = json.loads((folder / "model.json").read_text())
     assert meta["model_id"] == model_id_of(folder)
     with np.load(folder / "prior.npz") as npz:
         assert np.all(np.diff(npz["centers"]) > 0)  # sorted: symbols index sorted centers
-        assert npz["counts"].dtype == np.uint16
+        counts = prior_counts(npz)  # stored as level differences
+        assert counts.dtype == np.uint16 and np.all(counts.astype(np.int64).sum(axis=-1) == 1 << 16)
         assert npz["gains"].shape == (3, 6)
 
 
