@@ -9,7 +9,7 @@ The payload is one range-coded stream (imgcodec.coder.RowEncoder) in passes:
    network reads the features and the groups already decoded (Minnen & Singh, ICIP 2020) and
    gives a mean and a log-scale per symbol; both are snapped to a grid, and the grid cell
    selects a frozen table of counts over y's centers (a Gaussian integrated over the centers'
-   bins, quantized once at export). Each group is one pass; or, in a model with a spatial
+   bins, quantized once at export; stored as what rebuilds it, imgcodec.gaussian_tables). Each group is one pass; or, in a model with a spatial
    context, two (He et al., "Checkerboard Context Model", CVPR 2021): the anchors (row + column
    even) first, then the other half, whose network also reads an integer convolution of the
    group's decoded anchors;
@@ -34,8 +34,9 @@ import numpy as np
 
 from .coder import RowDecoder, RowEncoder, min_bits_of_rows, probability_rows, rows_in_use, BOUND_SHARE, STATE_BITS
 from .errors import FormatError
+from .gaussian_tables import GaussianGrid, YTables
 from .int_arrays import compact_16bit, read_16bit, stored_names
-from .integer_net import IntLayer, run
+from .integer_net import ACTIVATION_BITS, IntLayer, run
 
 #: shae-v9's side latent is at 1/4 of the latent's resolution (two stride-2 layers).
 SIDE_DOWNSCALE = 4
@@ -54,6 +55,11 @@ def anchor_mask(height: int, width: int) -> np.ndarray:
     first; the spatial context of the others reads them (training uses the same mask)."""
     rows, columns = np.indices((height, width))
     return (rows + columns) % 2 == 0
+
+
+def grid_centers(y_centers: np.ndarray) -> np.ndarray:
+    """y's fixed-point centers as the floats that the tables' Gaussians are integrated over (exact)."""
+    return np.asarray(y_centers, np.int64).astype(np.float64) / float(1 << ACTIVATION_BITS)
 
 
 def _cost(symbols: np.ndarray, tables: np.ndarray, ids: np.ndarray) -> float:
@@ -91,7 +97,7 @@ class HyperpriorTables:
     heads: tuple[tuple[IntLayer, ...], ...]  # per group: [features, context] -> 2G (means, then log-scales)
     mean_edges: np.ndarray  # Km-1 int64: boundaries of the mean grid (activation units)
     scale_edges: np.ndarray  # Ks-1 int64: boundaries of the log-scale grid (activation units)
-    y_counts: np.ndarray  # Km,Ks,L uint16: y's tables per grid cell
+    y_tables: YTables  # Km,Ks,L: y's tables per grid cell, built as coding passes need them
     #: per group: its decoded anchors -> spatial context features (checkerboard); () for none
     spatials: tuple[tuple[IntLayer, ...], ...] = ()
 
@@ -116,8 +122,14 @@ class HyperpriorTables:
 
     @property
     def y_rows(self) -> np.ndarray:
-        """y's tables as rows, Km*Ks,L: row mean index * Ks + scale index (group_table_ids)."""
-        return self.y_counts.reshape(-1, self.y_counts.shape[-1])
+        """y's tables as rows, Km*Ks,L uint16: row mean index * Ks + scale index. Defined for
+        every row that group_table_ids or group_passes has given (they build it)."""
+        return self.y_tables.rows
+
+    @property
+    def y_counts(self) -> np.ndarray:
+        """All of y's tables, Km,Ks,L uint16 (built if they are not yet)."""
+        return self.y_tables.full()
 
     @cached_property
     def z_probabilities(self) -> np.ndarray:
@@ -136,7 +148,9 @@ class HyperpriorTables:
         out = run(list(self.heads[group]), inputs)  # 2G,h,w
         size = self.groups[group]
         mean_ids, scale_ids = self.table_ids(out[:size], out[size:])
-        return mean_ids * self.y_counts.shape[1] + scale_ids
+        ids = mean_ids * self.y_tables.shape[1] + scale_ids
+        self.y_tables.ensure(ids)
+        return ids
 
     def group_table_ids(self, group: int, features: np.ndarray, decoded: np.ndarray | None) -> np.ndarray:
         """The row of y_rows of every symbol of a group, G,h,w int64, from the hyper features and
@@ -220,7 +234,7 @@ class HyperpriorTables:
         z_shape = (self.z_counts.shape[0], height // SIDE_DOWNSCALE, width // SIDE_DOWNSCALE)
         self._check_shapes((self.latent_channels, height, width), z_shape)
         min_bits = (min_bits_of_rows(self.z_counts) * int(np.prod(z_shape))
-                    + min_bits_of_rows(self.y_counts) * self.latent_channels * height * width + END_MARK_BITS)
+                    + self.y_tables.min_bits * self.latent_channels * height * width + END_MARK_BITS)
         if 8 * len(payload) + STATE_BITS < BOUND_SHARE * min_bits:
             raise FormatError(f"latent payload of {len(payload)} bytes is too short for a {width}x{height} latent; "
                               "the file is corrupted or forged")
@@ -268,20 +282,23 @@ class HyperpriorTables:
 
     # ------------------------------------------------------------------------------------------
     def save(self, path: Path) -> None:
-        """All arrays as one .npz (integers only; numpy.load reads it), made small for shipping
-        while it stays quick to load on every decode (deflate: LZMA would save a little more and
-        load several times slower). y's tables are stored as their differences along the mean axis:
-        neighbouring cells hold nearly the same Gaussian, so the differences are mostly near 0 (kept
-        modulo 2^16; a cumulative sum in uint16 restores every count exactly). A layer's weights are
-        int8 where they fit. Otherwise both, 16-bit, are stored by imgcodec.int_arrays.compact_16bit:
-        zigzag bytes for differences and for weights at steps of 1/16 of a layer's RMS
-        (hyperprior.npz 15 % smaller than the byte planes that earlier versions always wrote),
-        byte planes for weights at full 16-bit precision."""
-        steps = np.diff(self.y_counts.astype(np.uint16), axis=0, prepend=np.uint16(0))
+        """All arrays as one .npz (numpy.load reads it), made small for shipping while it stays
+        quick to load on every decode (deflate: LZMA would save a little more and load several
+        times slower). y's tables, where their grid is known, as what rebuilds them
+        (_y_rebuild_arrays); otherwise as their differences along the mean axis (neighbouring
+        cells hold nearly the same Gaussian, so the differences are mostly near 0; kept modulo
+        2^16, a cumulative sum in uint16 restores every count). A layer's weights are int8 where
+        they fit. Otherwise both, 16-bit, are stored by imgcodec.int_arrays.compact_16bit: zigzag
+        bytes for differences and for weights at steps of 1/16 of a layer's RMS, byte planes for
+        weights at full 16-bit precision."""
         arrays: dict[str, np.ndarray] = {
             "groups": np.array(self.groups, np.int64), "y_centers": self.y_centers, "z_centers": self.z_centers,
-            "z_counts": self.z_counts, "mean_edges": self.mean_edges, "scale_edges": self.scale_edges,
-            **compact_16bit("y_count_steps", steps)}
+            "z_counts": self.z_counts, "mean_edges": self.mean_edges, "scale_edges": self.scale_edges}
+        if self.y_tables.grid is not None:
+            arrays.update(self._y_rebuild_arrays())
+        else:
+            steps = np.diff(self.y_counts.astype(np.uint16), axis=0, prepend=np.uint16(0))
+            arrays.update(compact_16bit("y_count_steps", steps))
         for prefix, layers in self._named_layers():
             for k, layer in enumerate(layers):
                 small = np.abs(layer.weight).max(initial=0) <= np.iinfo(np.int8).max
@@ -292,6 +309,25 @@ class HyperpriorTables:
                 arrays[f"{prefix}.{k}.bias"] = layer.bias
                 arrays[f"{prefix}.{k}.meta"] = np.array([layer.shift, layer.upsample, int(layer.leaky)], np.int64)
         np.savez_compressed(path, **arrays)
+
+    def _y_rebuild_arrays(self) -> dict[str, np.ndarray]:
+        """y's tables as their grid (the Gaussians' means and scales, the probability floor, the
+        normal CDF table; the centers are y_centers), the counts where the rebuild differs (gaps
+        between flat positions, then the differences), their largest count (the decoder's bound
+        on a payload's length) and their SHA-256: about 30 KB where the counts took a megabyte
+        (imgcodec.gaussian_tables)."""
+        grid = self.y_tables.grid
+        if not np.array_equal(grid.centers, grid_centers(self.y_centers)):
+            raise ValueError("the tables' grid must have y's centers")
+        positions, differences = self.y_tables.corrections()
+        if np.abs(differences).max(initial=0) >= 1 << 15:
+            raise ValueError("y's tables are too far from their Gaussians to store as corrections")
+        return {"y_means": grid.means, "y_scales": grid.scales, "y_floor": np.array(grid.floor, np.float64),
+                "normal_cdf": grid.normal_cdf, "normal_pdf": grid.normal_pdf,
+                "y_correction_gaps": np.diff(positions, prepend=0).astype(np.uint32),
+                "y_correction_values": differences.astype(np.int16),
+                "y_max_count": np.array(self.y_tables.max_count, np.int64),
+                "y_sha256": np.frombuffer(self.y_tables.sha256(), np.uint8)}
 
     def _named_layers(self) -> list[tuple[str, tuple[IntLayer, ...]]]:
         return [("hyper", self.hyper)] + [(f"context{g}", c) for g, c in enumerate(self.contexts)] + [
@@ -336,14 +372,26 @@ class HyperpriorTables:
             return tuple(out)
 
         groups = tuple(int(g) for g in take("groups"))
-        y_counts = np.cumsum(take_16bit("y_count_steps", np.uint16), axis=0, dtype=np.uint16)
+        y_centers = take("y_centers").astype(np.int64)
+        if "y_means" in arrays:
+            grid = GaussianGrid(grid_centers(y_centers), take("y_means").astype(np.float64),
+                                take("y_scales").astype(np.float64), float(take("y_floor")),
+                                take("normal_cdf").astype(np.float64), take("normal_pdf").astype(np.float64))
+            positions = np.cumsum(take("y_correction_gaps").astype(np.int64))
+            y_tables = YTables.rebuilt(grid, positions, take("y_correction_values").astype(np.int64),
+                                       int(take("y_max_count")), take("y_sha256").astype(np.uint8).tobytes())
+        else:
+            y_tables = YTables.whole(np.cumsum(take_16bit("y_count_steps", np.uint16), axis=0, dtype=np.uint16))
         spatials = tuple(layers(f"spatial{g}") for g in range(len(groups)))
         if any(spatials) and not all(spatials):
             raise ValueError("a spatial context for some groups only")
-        tables = cls(groups, take("y_centers").astype(np.int64), take("z_centers").astype(np.int64),
+        tables = cls(groups, y_centers, take("z_centers").astype(np.int64),
                      take("z_counts"), layers("hyper"), tuple(layers(f"context{g}") for g in range(len(groups))),
                      tuple(layers(f"head{g}") for g in range(len(groups))), take("mean_edges").astype(np.int64),
-                     take("scale_edges").astype(np.int64), y_counts, spatials if all(spatials) else ())
+                     take("scale_edges").astype(np.int64), y_tables, spatials if all(spatials) else ())
+        km, ks, size = y_tables.shape
+        if (km, ks, size) != (len(tables.mean_edges) + 1, len(tables.scale_edges) + 1, len(y_centers)):
+            raise ValueError(f"y's tables {y_tables.shape} do not fit the grid's edges and centers")
         unknown = sorted(set(arrays) - used)
         if unknown:
             raise ValueError(f"unknown arrays {', '.join(unknown)}")

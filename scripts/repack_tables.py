@@ -3,8 +3,10 @@
     python scripts/repack_tables.py shae-v9 shae-v9-ssim shae-v9-ssim2 shae-v10 shae-v11 shae-v11-ssim
     python scripts/repack_tables.py shae-v7 shae-v8 shae-v8-ssim
 
-A shae-v9-layout model's hyperprior.npz is saved again by HyperpriorTables.save; a shae-v8-layout
-model's prior.npz gets its counts as differences along the level axis (imgcodec.zoo.compact_prior_counts).
+A shae-v9-layout model's hyperprior.npz is saved again by HyperpriorTables.save, y's tables as
+what rebuilds them (their Gaussians' grid, from the model's config as the export made it, and the
+counts where the rebuild differs; imgcodec.gaussian_tables); a shae-v8-layout model's prior.npz
+gets its counts as differences along the level axis (imgcodec.zoo.compact_prior_counts).
 Every array is read back from the new file and must equal the old one's exactly (the same
 integer networks and tables, so every file decodes to the same symbols); only then does the new
 file replace the old, and model.json and the manifest get its sha256. The model id stays: the
@@ -22,16 +24,21 @@ from typing import Any
 
 import numpy as np
 
+from imgcodec.gaussian_tables import YTables
 from imgcodec.hyperprior import HyperpriorTables
 from imgcodec.int_arrays import stored_names
 from imgcodec.train.export import file_sha256
+from imgcodec.train.shae_v9 import y_table_grid
 from imgcodec.zoo import PRIOR_FILE, compact_prior_counts, find_model, models_dir, prior_counts
 
 TABLES = "hyperprior.npz"
 
 
 def same(a: Any, b: Any) -> bool:
-    """Exact equality of two HyperpriorTables, field by field (arrays: values and dtypes)."""
+    """Exact equality of two HyperpriorTables, field by field (arrays: values and dtypes; y's
+    tables: every count)."""
+    if isinstance(a, YTables):
+        return isinstance(b, YTables) and same(a.full(), b.full())
     if isinstance(a, np.ndarray):
         return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
     if isinstance(a, (tuple, list)):
@@ -41,14 +48,21 @@ def same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def repack(folder: Path, name: str) -> tuple[int, int]:
-    """Rewrite folder/name (TABLES or PRIOR_FILE); returns its size before and after."""
+def repack(folder: Path, name: str, config: dict[str, Any]) -> tuple[int, int]:
+    """Rewrite folder/name (TABLES or PRIOR_FILE) of a model with this config (model.json's);
+    returns its size before and after."""
     path = folder / name
     fresh = folder / f"{Path(name).stem}.repack.npz"
     if name == TABLES:
         old = HyperpriorTables.load(path)
+        if old.y_tables.grid is None:
+            counts = old.y_counts
+            old = dataclasses.replace(old, y_tables=YTables.whole(
+                counts, y_table_grid(old.y_centers, counts.shape[0], config["scale_min"])))
         old.save(fresh)
-        equal = same(old, HyperpriorTables.load(fresh))
+        again = HyperpriorTables.load(fresh)
+        again.y_tables.check()
+        equal = same(old, again)
     else:
         with np.load(path) as data:
             arrays = {k: data[k] for k in data.files}
@@ -77,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         tables = next((n for n in (TABLES, PRIOR_FILE) if n in info.meta["files"]), None)
         if tables is None:
             raise SystemExit(f"{name} has neither {TABLES} nor {PRIOR_FILE}")
-        before, after = repack(info.folder, tables)
+        before, after = repack(info.folder, tables, info.meta["config"])
         meta_path = info.folder / "model.json"
         meta = json.loads(meta_path.read_text())
         meta["files"][tables] = file_sha256(info.folder / tables)

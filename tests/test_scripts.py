@@ -613,13 +613,13 @@ def test_first_stage_clipping_reports_each_level(data_dir: Path) -> None:
         assert min(unclipped, clipped, nearest) > 10
 
 
-def test_repack_tables_rewrites_models_in_the_earlier_layout_exactly(tmp_path: Path) -> None:
-    """Two installed models written back in the layouts of 0.11.1 (byte planes; prior counts as
-    they are), then repacked by the script: smaller files, the same tables, checksums updated."""
+def test_repack_tables_rewrites_models_in_the_earlier_layout_exactly(tmp_path: Path, earlier_tables) -> None:
+    """Two installed models written back in the layouts of 0.11.1 (byte planes, y's tables as
+    counts; prior counts as they are), then repacked by the script: smaller files, the same
+    tables, checksums updated, the files byte for byte as shipped."""
     import hashlib
 
     from imgcodec.hyperprior import HyperpriorTables
-    from imgcodec.int_arrays import byte_planes, from_zigzag_bytes
     from imgcodec.zoo import prior_counts
 
     manifest = json.loads((find_model("shae-v11").folder.parent / "manifest.json").read_text())
@@ -628,16 +628,14 @@ def test_repack_tables_rewrites_models_in_the_earlier_layout_exactly(tmp_path: P
     for name, tables in (("shae-v11", "hyperprior.npz"), ("shae-v8", "prior.npz")):
         info = find_model(name)
         shutil.copytree(info.folder, models / name)
-        with np.load(info.folder / tables) as data:
-            arrays = {k: data[k] for k in data.files}
         if tables == "hyperprior.npz":
-            for key in [k[:-len(".zigzag")] for k in arrays if k.endswith(".zigzag")]:
-                arrays[key] = byte_planes(from_zigzag_bytes(arrays.pop(f"{key}.zigzag"), arrays.pop(f"{key}.escapes"),
-                                                            np.uint16))
+            earlier_tables(HyperpriorTables.load(info.folder / tables), models / name / tables, "0.11.1")
         else:
-            arrays = {**{k: v for k, v in arrays.items() if not k.startswith("count_steps")},
-                      "counts": prior_counts(arrays)}
-        np.savez_compressed(models / name / tables, **arrays)
+            with np.load(info.folder / tables) as data:
+                arrays = {k: data[k] for k in data.files}
+            np.savez_compressed(models / name / tables, **{k: v for k, v in arrays.items()
+                                                           if not k.startswith("count_steps")},
+                                counts=prior_counts(arrays))
         meta = json.loads((models / name / "model.json").read_text())
         meta["files"][tables] = hashlib.sha256((models / name / tables).read_bytes()).hexdigest()
         (models / name / "model.json").write_text(json.dumps(meta))

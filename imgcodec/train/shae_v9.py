@@ -26,7 +26,8 @@ import numpy as np
 
 from ..config import ShaeV9Config
 from ..context_prior import TABLE_TOTAL, quantize_probabilities
-from ..hyperprior import HyperpriorTables, anchor_mask
+from ..gaussian_tables import GaussianGrid, YTables, normal_table
+from ..hyperprior import HyperpriorTables, anchor_mask, grid_centers
 from ..integer_net import to_fixed
 from .integer_export import int_sequential
 from .lookup import take
@@ -158,6 +159,17 @@ SCALE_MAX = 64.0
 SCALE_CELLS = 64
 
 
+def y_table_grid(y_centers: np.ndarray, num_means: int, scale_min: float) -> GaussianGrid:
+    """The Gaussians of y's tables (frozen_tables: means every MEAN_STEP from the lowest
+    center, SCALE_CELLS scales evenly spaced in log from scale_min to SCALE_MAX) over y's
+    fixed-point centers, for storing the tables as what rebuilds them (imgcodec.gaussian_tables;
+    the few counts where the export's float tables round otherwise are stored beside it)."""
+    centers = grid_centers(y_centers)
+    scales = np.exp(np.linspace(math.log(scale_min), math.log(SCALE_MAX), SCALE_CELLS))
+    return GaussianGrid(centers, centers[0] + MEAN_STEP * np.arange(num_means), scales, LIKELIHOOD_FLOOR,
+                        *normal_table())
+
+
 class ShaeV9(nn.Module):
     """forward(x, level) for training; frozen_tables() exports the bit-exact entropy model, with
     which compress/decompress code real bytes (CompressAI's model contract)."""
@@ -275,9 +287,12 @@ class ShaeV9(nn.Module):
         log2p = gaussian_bin_log2(y_centers, mean_grid[:, None].expand(-1, SCALE_CELLS),
                                   log_scale_grid.exp()[None, :].expand(len(mean_grid), -1))  # Km,Ks,L
         y_counts = quantize_probabilities(torch.exp2(log2p).numpy())
-        return HyperpriorTables(tuple(cfg.groups), to_fixed(y_centers.numpy()), to_fixed(z_centers.numpy()),
+        fixed_centers = to_fixed(y_centers.numpy())
+        grid = y_table_grid(fixed_centers, len(mean_grid), cfg.scale_min)
+        return HyperpriorTables(tuple(cfg.groups), fixed_centers, to_fixed(z_centers.numpy()),
                                 z_counts.astype(np.uint16), tuple(int_sequential(list(self.hyper_synthesis), steps_per_rms)),
-                                contexts, heads, mean_edges, scale_edges, y_counts.astype(np.uint16), spatials)
+                                contexts, heads, mean_edges, scale_edges, YTables.whole(y_counts.astype(np.uint16), grid),
+                                spatials)
 
     @torch.no_grad()
     def symbols(self, x: torch.Tensor, level: int) -> tuple[np.ndarray, np.ndarray]:
