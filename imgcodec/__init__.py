@@ -7,4 +7,4 @@ The version's minor number is the default model's generation (0.9.x ships shae-v
 whenever the shipped models change (CHANGELOG.md).
 """
 
-__version__ = "0.11.2"
+__version__ = "0.11.3"
