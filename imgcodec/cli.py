@@ -447,12 +447,13 @@ def _bench_crops(directory: Path, names: list[str] | None, out_dir: Path, force:
 
 @main.group()
 def weights() -> None:
-    """Compress neural-network weights (PyTorch state_dicts, ONNX initializers) to .shaw files.
+    """Compress neural-network weights (PyTorch state_dicts, safetensors, ONNX initializers) to .shaw files.
 
     Large float tensors are quantized to a uniform grid with a dead zone (small weights become
     0) and entropy-coded; biases, norms and integer buffers are kept exactly (or float biases and
     norms as float16, --small-floats). With --lossless nothing changes: 16-bit float weights are
-    entropy-coded exactly. Needs PyTorch (pip install 'shaec[train]')."""
+    entropy-coded exactly. PyTorch files need PyTorch and ONNX models the onnx package (pip install
+    'shaec[train]'); safetensors files need nothing more."""
 
 
 @weights.command("compress")
@@ -479,7 +480,7 @@ def weights() -> None:
 def weights_compress(model_file: str, output: str | None, bits_per_weight: float | None, size: str | None,
                      min_size: int, small_floats: str, deadzone: float, calibration: str | None,
                      lossless: bool, force: bool) -> None:
-    """Compress MODEL_FILE (.pt/.pth state_dict or checkpoint, or .onnx) to a .shaw file."""
+    """Compress MODEL_FILE (.pt/.pth state_dict or checkpoint, .safetensors, or .onnx) to a .shaw file."""
     import time
 
     from .batch import check_destination, human_size
@@ -510,23 +511,24 @@ def weights_compress(model_file: str, output: str | None, bits_per_weight: float
 @weights.command("decompress")
 @click.argument("shaw_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", default=None,
-              help="Output .onnx or .pt file [default: SHAW.decoded.onnx for a file compressed from an ONNX "
-                   "model, else SHAW.decoded.pt].")
+              help="Output .onnx, .safetensors or .pt file [default: SHAW.decoded.onnx for a file compressed "
+                   "from an ONNX model, else SHAW.decoded.pt].")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
 @user_errors
 def weights_decompress(shaw_file: str, output: str | None, force: bool) -> None:
     """Write the decoded tensors of SHAW_FILE as a runnable ONNX model (when the file carries its
-    graph) or as a PyTorch state_dict (torch.load + load_state_dict)."""
+    graph), a safetensors file, or a PyTorch state_dict (torch.load + load_state_dict), by the
+    output's extension."""
     from .batch import check_destination
     from .imageio import atomic_write
-    from .weights.model_files import decompress_model, is_onnx, read_model
+    from .weights.model_files import decompress_model, output_form, read_model
 
     graph, tensors = read_model(Path(shaw_file).read_bytes())
     dest = output or str(Path(shaw_file).with_suffix(".decoded.onnx" if graph is not None else ".decoded.pt"))
     check_destination(shaw_file, dest, force)
-    to_onnx = is_onnx(Path(dest))
-    atomic_write(dest, decompress_model(graph, tensors, to_onnx), force=force)
-    click.echo(f"{shaw_file} -> {dest}  {len(tensors)} tensors{' and the graph' if to_onnx else ''}", err=True)
+    form = output_form(Path(dest))
+    atomic_write(dest, decompress_model(graph, tensors, form), force=force)
+    click.echo(f"{shaw_file} -> {dest}  {len(tensors)} tensors{' and the graph' if form == 'onnx' else ''}", err=True)
 
 
 @weights.command("info")

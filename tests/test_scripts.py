@@ -522,7 +522,7 @@ def _copy_with_plain_graph(tmp_path: Path, name: str, stem: str) -> Path:
     shutil.copytree(info.folder, zoo / name)
     folder = zoo / name
     shaw = folder / f"{stem}.shaw"
-    (folder / f"{stem}.onnx").write_bytes(decompress_model(*read_model(shaw.read_bytes()), to_onnx=True))
+    (folder / f"{stem}.onnx").write_bytes(decompress_model(*read_model(shaw.read_bytes()), "onnx"))
     shaw.unlink()
     meta = json.loads((folder / "model.json").read_text())
     del meta["files"][shaw.name]

@@ -1,8 +1,10 @@
 """Whole model files to .shaw bytes and back: what `shaec weights compress` and `decompress` do.
 
-A PyTorch file gives its tensors; an ONNX model gives its initializers and its graph, which
-travels in the .shaw file (codec 4) so that decompressing gives back a runnable .onnx. With
-sample inputs an ONNX model's bits follow its measured sensitivities (onnx_weights.calibrate).
+A PyTorch or safetensors file gives its tensors; an ONNX model gives its initializers and its
+graph, which travels in the .shaw file (codec 4) so that decompressing gives back a runnable
+.onnx. With sample inputs an ONNX model's bits follow its measured sensitivities
+(onnx_weights.calibrate). Decompressed tensors are written as ONNX, a PyTorch state_dict or a
+safetensors file, chosen by the output's extension (output_form).
 """
 from __future__ import annotations
 
@@ -54,9 +56,26 @@ def decode_tensors(tensors: list[Record]) -> dict[str, np.ndarray]:
     return {r.name: decompress_record(r) for r in tensors}
 
 
-def decompress_model(graph: bytes | None, tensors: list[Record], to_onnx: bool) -> bytes:
-    """An ONNX model (graph and tensors of read_model), or a torch.save'd state_dict of the tensors."""
-    if to_onnx:
+#: What decompress_model writes: an ONNX model, a torch.save'd state_dict, a safetensors file.
+OUTPUT_FORMS = ("onnx", "pt", "safetensors")
+
+
+def output_form(path: Path) -> str:
+    """The form a decompressed model takes at this path: by its extension, a state_dict otherwise."""
+    suffix = path.suffix.lower()
+    return "onnx" if suffix == ".onnx" else "safetensors" if suffix == ".safetensors" else "pt"
+
+
+def decompress_model(graph: bytes | None, tensors: list[Record], form: str) -> bytes:
+    """The tensors of read_model as an ONNX model (with its graph), a torch.save'd state_dict or
+    a safetensors file (form: OUTPUT_FORMS)."""
+    if form not in OUTPUT_FORMS:
+        raise ValueError(f"form must be one of {OUTPUT_FORMS}, not {form!r}")
+    if form == "safetensors":
+        from .safetensors_files import write_safetensors
+
+        return write_safetensors({r.name: (decompress_record(r), r.dtype) for r in tensors})
+    if form == "onnx":
         if graph is None:
             raise ShaecError("the file carries no ONNX graph (it was compressed from a PyTorch file); "
                              "write a .pt state_dict instead")

@@ -1,7 +1,8 @@
-"""Reading model files into named numpy arrays and writing them back (PyTorch, ONNX).
+"""Reading model files into named numpy arrays and writing them back (PyTorch, ONNX, safetensors).
 
 The only module of imgcodec.weights that imports torch (and onnx, for .onnx inputs): both come
-with the `train` extra.
+with the `train` extra, and only for those files; safetensors files need numpy alone
+(imgcodec.weights.safetensors_files).
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ def _torch() -> Any:
     try:
         import torch
     except ImportError:
-        raise ShaecError("shaec weights needs PyTorch: pip install 'shaec[train]'") from None
+        raise ShaecError("PyTorch files need PyTorch: pip install 'shaec[train]' (safetensors files need "
+                         "nothing more: write -o NAME.safetensors)") from None
     return torch
 
 
@@ -40,7 +42,12 @@ def _state_dict_of(obj: Any) -> dict[str, Any]:
 
 
 def read_tensors(path: Path) -> dict[str, tuple[np.ndarray, str]]:
-    """name -> (values, dtype name) of a PyTorch state_dict / checkpoint or an ONNX model's initializers."""
+    """name -> (values, dtype name) of a PyTorch state_dict / checkpoint, a safetensors file or an
+    ONNX model's initializers."""
+    from .safetensors_files import is_safetensors, read_safetensors
+
+    if is_safetensors(path):
+        return read_safetensors(path)
     if path.suffix.lower() == ".onnx":
         try:
             import onnx
