@@ -658,3 +658,20 @@ def test_repack_tables_rewrites_models_in_the_earlier_layout_exactly(tmp_path: P
         assert path.read_bytes() == (find_model(name).folder / tables).read_bytes()  # as shipped
     shipped = HyperpriorTables.load(find_model("shae-v11").folder / "hyperprior.npz")
     assert np.array_equal(HyperpriorTables.load(models / "shae-v11" / "hyperprior.npz").y_counts, shipped.y_counts)
+
+
+def test_bench_weights_speed_builds_resnet50s_tensors() -> None:
+    """The speed benchmark's model has ResNet-50's 25,557,032 parameters (torchvision's count)
+    plus its batch norms' running statistics, and round-trips through safetensors."""
+    import importlib.util
+
+    from imgcodec.weights.safetensors_files import write_safetensors
+
+    spec = importlib.util.spec_from_file_location("bench_weights_speed", SCRIPTS / "bench_weights_speed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    tensors = module.resnet50_tensors()
+    statistics = [n for n in tensors if n.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert sum(a.size for n, (a, _) in tensors.items() if n not in statistics) == 25_557_032
+    assert len(tensors) == 320 and tensors["layer4.2.conv2.weight"][0].shape == (512, 512, 3, 3)
+    assert len(write_safetensors(tensors)) > 4 * 25_557_032

@@ -86,8 +86,8 @@ def _symbols(array: np.ndarray, step: float, deadzone: float) -> np.ndarray:
     return (np.sign(array) * magnitude).astype(np.int64)
 
 
-def _entropy_bits(q: np.ndarray) -> float:
-    counts = np.bincount((q - q.min()).ravel())
+def _entropy_bits_of_counts(counts: np.ndarray) -> float:
+    """Bits of coding the counted values i.i.d. at their empirical frequencies."""
     counts = counts[counts > 0].astype(np.float64)
     p = counts / counts.sum()
     return float(-(counts * np.log2(p)).sum())
@@ -96,7 +96,11 @@ def _entropy_bits(q: np.ndarray) -> float:
 def step_of(array: np.ndarray, unit: float, scale: float) -> float:
     """scale * unit, but never finer than MAX_LEVELS levels over the tensor's span (float32
     weights hold about that much precision)."""
-    span = float(np.max(array)) - float(np.min(array))
+    return _step(float(np.max(array)) - float(np.min(array)), unit, scale)
+
+
+def _step(span: float, unit: float, scale: float) -> float:
+    """step_of for a tensor whose values span `span`."""
     return max(scale * unit, span / (MAX_LEVELS - 4))
 
 
@@ -107,13 +111,68 @@ def low_bits_for(levels: int) -> int:
     return int(np.ceil(np.log2(levels / HIGH_ALPHABET)))
 
 
-def _estimate_bytes(tensors: list[tuple[np.ndarray, float]], scale: float, deadzone: float) -> tuple[float, float]:
-    """(payload bytes, table bytes) of the quantized tensors (array, unit step) at step scale * unit."""
+class _SortedMagnitudes:
+    """A tensor's magnitudes sorted, apart by sign, so that the histogram of its integers at a
+    step (what _symbols would give) takes a binary search per level instead of a pass over every
+    weight: choose_scale tries some 40 steps. The magnitude floor(x / step + 0.5 - deadzone),
+    computed as _symbols computes it, never decreases with x, so each level's first index in
+    the sorted values is found by evaluating it there: the counts are _symbols' exactly."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        values = array.astype(np.float64).ravel()
+        self.positive = np.sort(values[values > 0])
+        self.negative = np.sort(-values[values < 0])
+        self.zeros = values.size - self.positive.size - self.negative.size
+        self.span = float(np.max(array)) - float(np.min(array))  # as step_of reads it
+
+    def step(self, unit: float, scale: float) -> float:
+        """step_of for this tensor."""
+        return _step(self.span, unit, scale)
+
+    @staticmethod
+    def _level_counts(magnitudes: np.ndarray, step: float, deadzone: float) -> np.ndarray:
+        """counts[k]: how many sorted magnitudes quantize to k, for k = 0 .. the largest."""
+        if magnitudes.size == 0:
+            return np.zeros(1, dtype=np.int64)
+
+        def level(x: np.ndarray) -> np.ndarray:
+            return np.floor(x / step + 0.5 - deadzone).clip(min=0)
+
+        top = int(level(magnitudes[-1:])[0])
+        if top * max(1, magnitudes.size.bit_length()) >= magnitudes.size:  # many levels: one pass
+            return np.bincount(level(magnitudes).astype(np.int64), minlength=top + 1)
+        wanted = np.arange(1, top + 1, dtype=np.float64)
+        low = np.zeros(top, dtype=np.int64)  # the first index whose level is >= k lies in [low, high]
+        high = np.full(top, magnitudes.size, dtype=np.int64)
+        while np.any(low < high):
+            middle = np.minimum((low + high) // 2, magnitudes.size - 1)
+            reached = level(magnitudes[middle]) >= wanted
+            open_ = low < high
+            high = np.where(open_ & reached, middle, high)
+            low = np.where(open_ & ~reached, middle + 1, low)
+        return np.diff(np.concatenate([[0], low, [magnitudes.size]]))
+
+    def histogram(self, step: float, deadzone: float) -> tuple[np.ndarray, int]:
+        """The counts of the tensor's integers q at this step from q.min() to q.max(), as
+        np.bincount(q - q.min()) gives them, and q.min()."""
+        negative = self._level_counts(self.negative, step, deadzone)
+        positive = self._level_counts(self.positive, step, deadzone)
+        counts = np.concatenate([negative[:0:-1], [negative[0] + positive[0] + self.zeros], positive[1:]])
+        values = np.arange(-(negative.size - 1), positive.size)
+        present = np.flatnonzero(counts)
+        return counts[present[0]:present[-1] + 1], int(values[present[0]])
+
+
+def _estimate_bytes(tensors: list[tuple[np.ndarray | _SortedMagnitudes, float]], scale: float,
+                    deadzone: float) -> tuple[float, float]:
+    """(payload bytes, table bytes) of the quantized tensors (array or its _SortedMagnitudes,
+    unit step) at step scale * unit."""
     payload = table = 0.0
-    for array, unit in tensors:
-        q = _symbols(array, step_of(array, unit, scale), deadzone)
-        payload += _entropy_bits(q) / 8
-        levels = int(q.max() - q.min()) + 2
+    for tensor, unit in tensors:
+        sorted_ = tensor if isinstance(tensor, _SortedMagnitudes) else _SortedMagnitudes(tensor)
+        counts, _ = sorted_.histogram(sorted_.step(unit, scale), deadzone)
+        payload += _entropy_bits_of_counts(counts) / 8
+        levels = counts.size + 1  # q.max() - q.min() + 2
         table += 2 * ((levels >> low_bits_for(levels)) + 2)
     return payload, table
 
@@ -124,9 +183,10 @@ def choose_scale(tensors: list[tuple[np.ndarray, float]], config: WeightCodecCon
     log s. More bits are always the smaller s, so the search is monotone. `gain`: coded payload
     bytes per byte of the i.i.d. entropy estimate (below 1 where context coding pays)."""
     count = sum(a.size for a, _ in tensors)
+    prepared = [(_SortedMagnitudes(array), unit) for array, unit in tensors]
 
     def cost(scale: float) -> float:
-        payload, table = _estimate_bytes(tensors, scale, config.deadzone)
+        payload, table = _estimate_bytes(prepared, scale, config.deadzone)
         payload *= gain
         if config.target_bytes is not None:
             return payload + table + fixed_bytes - config.target_bytes

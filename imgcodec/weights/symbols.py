@@ -73,32 +73,44 @@ def row_buckets(seen: np.ndarray, row: int | np.ndarray, buckets: int) -> np.nda
     return np.minimum(root, buckets - 1)
 
 
-def _all_contexts(matrix: np.ndarray, background: int, buckets: int, previous: bool) -> np.ndarray:
-    """rows,cols table index of every symbol of a matrix (the encoder's view: all rows at once)."""
-    other = (matrix != background).astype(np.int64)
-    seen = np.zeros_like(other)
-    np.cumsum(other[:-1], axis=0, out=seen[1:])
-    bucket = row_buckets(seen, np.arange(matrix.shape[0], dtype=np.int64)[:, None], buckets)
-    if not previous:
-        return bucket
-    above = np.zeros_like(other)
-    above[1:] = other[:-1]
-    return 2 * bucket + above
+class _ColumnCounts:
+    """What every context model of one matrix orientation shares (the encoder's view, all rows at
+    once): each symbol's count of non-background symbols above it in its column, and whether the
+    symbol just above is one."""
+
+    def __init__(self, matrix: np.ndarray, background: int) -> None:
+        other = (matrix != background).astype(np.int64)
+        self.seen = np.zeros_like(other)
+        np.cumsum(other[:-1], axis=0, out=self.seen[1:])
+        self.above = np.zeros_like(other)
+        self.above[1:] = other[:-1]
+        self.rows = np.arange(matrix.shape[0], dtype=np.int64)[:, None]
+
+    def contexts(self, buckets: int, previous: bool, bucket: np.ndarray | None = None) -> np.ndarray:
+        """rows,cols table index of every symbol (`bucket`: row_buckets for these buckets, if known)."""
+        bucket = row_buckets(self.seen, self.rows, buckets) if bucket is None else bucket
+        return 2 * bucket + self.above if previous else bucket
 
 
-def _tables(symbols: np.ndarray, context: np.ndarray, contexts: int, size: int) -> np.ndarray:
+def _histograms(symbols: np.ndarray, context: np.ndarray, contexts: int, size: int) -> np.ndarray:
+    """B,R float64 counts of each symbol in each context."""
+    flat = context.ravel().astype(np.int64) * size + symbols.ravel()
+    return np.bincount(flat, minlength=contexts * size).reshape(contexts, size).astype(np.float64)
+
+
+def _tables(hist: np.ndarray) -> np.ndarray:
     """B,R integer tables from each context's histogram (an unused context gets the overall one)."""
-    hist = np.zeros((contexts, size), dtype=np.float64)
-    np.add.at(hist, (context.ravel(), symbols.ravel()), 1.0)
+    hist = hist.copy()
     overall = hist.sum(axis=0)
     hist[hist.sum(axis=1) == 0] = overall
     return quantize_probabilities(hist / hist.sum(axis=1, keepdims=True)).astype(np.uint16)
 
 
-def _cost_bytes(symbols: np.ndarray, context: np.ndarray, tables: np.ndarray) -> float:
-    """Payload bytes these tables would give (their cross-entropy) plus the tables' own bytes."""
-    bits = -np.log2(tables[context.ravel(), symbols.ravel()].astype(np.float64) / TABLE_TOTAL).sum()
-    return bits / 8 + tables.size * 2
+def _cost_bytes(hist: np.ndarray, tables: np.ndarray) -> float:
+    """Payload bytes these tables would give the symbols counted in hist (their cross-entropy)
+    plus the tables' own bytes."""
+    bits = -(hist * np.log2(tables.astype(np.float64) / TABLE_TOTAL)).sum()
+    return float(bits) / 8 + tables.size * 2
 
 
 def encode_symbols(symbols: np.ndarray, size: int, contexts: bool = True) -> SymbolCoding:
@@ -107,26 +119,34 @@ def encode_symbols(symbols: np.ndarray, size: int, contexts: bool = True) -> Sym
     flat = np.ascontiguousarray(symbols, dtype=np.int64).ravel()
     if flat.size and (flat.min() < 0 or flat.max() >= size):
         raise ValueError("symbols outside the table")
-    background = int(np.argmax(np.bincount(flat, minlength=size)))
-    iid = _tables(flat, np.zeros_like(flat), 1, size)
-    best = (_cost_bytes(flat, np.zeros_like(flat), iid), SymbolCoding(iid, b""), None)
+    counts = np.bincount(flat, minlength=size)
+    background = int(np.argmax(counts))
+    hist = counts[None, :].astype(np.float64)
+    iid = _tables(hist)
+    best: tuple[float, SymbolCoding, tuple[np.ndarray, _ColumnCounts, int, bool] | None] = (
+        _cost_bytes(hist, iid), SymbolCoding(iid, b""), None)
     if contexts and symbols.ndim >= 2:
         for transposed in (False, True):
             matrix = flat.reshape(matrix_shape(symbols.shape, False))
             matrix = matrix.T if transposed else matrix
             if matrix.shape[0] > MAX_CONTEXT_ROWS:
                 continue
+            columns = _ColumnCounts(matrix, background)
             for buckets in BUCKET_CHOICES[1:]:
+                bucket = row_buckets(columns.seen, columns.rows, buckets)
                 for previous in (False, True):
-                    context = _all_contexts(matrix, background, buckets, previous)
-                    tables = _tables(matrix, context, buckets * (1 + previous), size)
-                    cost = _cost_bytes(matrix, context, tables)
+                    hist = _histograms(matrix, columns.contexts(buckets, previous, bucket),
+                                       buckets * (1 + previous), size)
+                    tables = _tables(hist)
+                    cost = _cost_bytes(hist, tables)
                     if cost < best[0]:
-                        best = (cost, SymbolCoding(tables, b"", transposed, background, previous), (matrix, context))
+                        best = (cost, SymbolCoding(tables, b"", transposed, background, previous),
+                                (matrix, columns, buckets, previous))
     _, model, chosen = best
     if chosen is None:
         return SymbolCoding(model.tables, encode_iid(flat, model.tables[0]))
-    matrix, context = chosen
+    matrix, columns, buckets, previous = chosen
+    context = columns.contexts(buckets, previous)
     encoder = RowEncoder()
     encoder.encode(matrix.ravel(), probability_rows(model.tables), context.ravel())
     return replace(model, payload=encoder.finish())

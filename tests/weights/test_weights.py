@@ -288,3 +288,26 @@ def test_frozen_assignments_train_the_centers_alone() -> None:
     decoded = {r.name: decompress_record(r) for r in unpack(pack(sha.records()))}
     for name, (centers, symbols) in after.items():
         assert np.array_equal(decoded[name], centers[symbols])
+
+
+@pytest.mark.parametrize("values", [
+    np.random.default_rng(0).normal(0, 0.05, (64, 300)).astype(np.float32),  # few levels: binary search
+    np.random.default_rng(1).laplace(0, 1.0, (40, 50)).astype(np.float32),
+    -np.abs(np.random.default_rng(2).normal(3, 0.1, (30, 40))).astype(np.float32),  # all negative, none near 0
+    np.concatenate([np.zeros(500), np.random.default_rng(3).normal(0, 1, 1548)]).astype(np.float32).reshape(32, 64),
+])
+@pytest.mark.parametrize("scale", [8.0, 1.0, 0.05, 1e-4])  # coarse to as fine as the search goes (many levels)
+@pytest.mark.parametrize("deadzone", [0.2, 0.0])
+def test_the_searchs_histograms_equal_the_quantizers(values: np.ndarray, scale: float, deadzone: float) -> None:
+    """What choose_scale counts from sorted magnitudes is exactly np.bincount of the integers that
+    the records get: the same estimate, so the same scale and the same file."""
+    from imgcodec.weights.codec import _SortedMagnitudes, _symbols, step_of
+
+    unit = float(np.sqrt(np.mean(values.astype(np.float64) ** 2)))
+    sorted_ = _SortedMagnitudes(values)
+    step = step_of(values, unit, scale)
+    assert sorted_.step(unit, scale) == step
+    q = _symbols(values, step, deadzone)
+    counts, smallest = sorted_.histogram(step, deadzone)
+    assert smallest == q.min()
+    np.testing.assert_array_equal(counts, np.bincount((q - q.min()).ravel()))
