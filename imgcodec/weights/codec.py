@@ -119,7 +119,7 @@ class _SortedMagnitudes:
     the sorted values is found by evaluating it there: the counts are _symbols' exactly."""
 
     def __init__(self, array: np.ndarray) -> None:
-        values = array.astype(np.float64).ravel()
+        values = array.ravel()  # kept in its own dtype (negation and sorting are exact), read as float64
         self.positive = np.sort(values[values > 0])
         self.negative = np.sort(-values[values < 0])
         self.zeros = values.size - self.positive.size - self.negative.size
@@ -136,7 +136,7 @@ class _SortedMagnitudes:
             return np.zeros(1, dtype=np.int64)
 
         def level(x: np.ndarray) -> np.ndarray:
-            return np.floor(x / step + 0.5 - deadzone).clip(min=0)
+            return np.floor(x.astype(np.float64) / step + 0.5 - deadzone).clip(min=0)
 
         top = int(level(magnitudes[-1:])[0])
         if top * max(1, magnitudes.size.bit_length()) >= magnitudes.size:  # many levels: one pass
