@@ -458,7 +458,7 @@ def weights() -> None:
 
 @weights.command("compress")
 @click.argument("model_file", type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output", default=None, help="Output .shaw file [default: MODEL.shaw beside the input].")
+@click.option("-o", "--output", default=None, help="Output .shaw file [default: NAME.shaw beside the input].")
 @click.option("--bits-per-weight", type=click.FloatRange(0.05, 16), default=None,
               help="Average bits per quantized weight [default: 3].")
 @click.option("--size", "size", default=None, help="Target file size instead, e.g. 200KB or 1.5MB.")
@@ -480,13 +480,14 @@ def weights() -> None:
 def weights_compress(model_file: str, output: str | None, bits_per_weight: float | None, size: str | None,
                      min_size: int, small_floats: str, deadzone: float, calibration: str | None,
                      lossless: bool, force: bool) -> None:
-    """Compress MODEL_FILE (.pt/.pth state_dict or checkpoint, .safetensors, or .onnx) to a .shaw file."""
+    """Compress MODEL_FILE (.pt/.pth state_dict or checkpoint, .safetensors or a sharded model's
+    .safetensors.index.json, or .onnx) to a .shaw file."""
     import time
 
     from .batch import check_destination, human_size
     from .imageio import atomic_write
     from .weights.codec import WeightCodecConfig
-    from .weights.model_files import compress_model, read_calibration
+    from .weights.model_files import compress_model, default_shaw_path, model_bytes, read_calibration
 
     if bits_per_weight is not None and size is not None:
         raise ShaecError("give --bits-per-weight or --size, not both")
@@ -497,12 +498,12 @@ def weights_compress(model_file: str, output: str | None, bits_per_weight: float
     config = WeightCodecConfig(min_size=min_size, target_bytes=target_bytes, small_floats=small_floats,
                                target_bits_per_weight=None if target_bytes else (bits_per_weight or 3.0),
                                deadzone=deadzone, lossless=lossless)
-    dest = output or str(Path(model_file).with_suffix(".shaw"))
+    dest = output or str(default_shaw_path(Path(model_file)))
     check_destination(model_file, dest, force)
     started = time.perf_counter()
     data = compress_model(Path(model_file), config, read_calibration(Path(calibration)) if calibration else None)
     atomic_write(dest, data, force=force)
-    original = Path(model_file).stat().st_size
+    original = model_bytes(Path(model_file))
     click.echo(f"{model_file} -> {dest}  {human_size(original)} -> {human_size(len(data))}  "
                f"({original / len(data):.1f}x, {'calibrated, ' if calibration else ''}{'lossless, ' if lossless else ''}"
                f"{time.perf_counter() - started:.1f} s)", err=True)

@@ -21,6 +21,23 @@ def is_onnx(path: Path) -> bool:
     return path.suffix.lower() == ".onnx"
 
 
+def default_shaw_path(path: Path) -> Path:
+    """Where `compress` writes by default: NAME.shaw beside the model (NAME of a sharded
+    model's NAME.safetensors.index.json)."""
+    from .safetensors_files import model_stem
+
+    return path.parent / f"{model_stem(path)}.shaw"
+
+
+def model_bytes(path: Path) -> int:
+    """The model's size on disk: the file's, or a sharded model's index and shards together."""
+    from .safetensors_files import is_index, shard_paths
+
+    if is_index(path):
+        return path.stat().st_size + sum(p.stat().st_size for p in set(shard_paths(path).values()) if p.is_file())
+    return path.stat().st_size
+
+
 def compress_model(path: Path, config: WeightCodecConfig, calibration: dict[str, np.ndarray] | None = None) -> bytes:
     """The .shaw bytes of a model file; `calibration` (ONNX only): graph input name -> batch."""
     from .tensors import read_tensors

@@ -8,6 +8,9 @@ A reader here checks every field before it touches the buffer, and the buffer is
 so a damaged or hostile file costs neither time nor memory beyond its tensors: offsets must
 tile the buffer in order, without gaps or overlaps (as the reference reader requires), and each
 tensor's bytes must match its dtype and shape. `__metadata__` is not kept in a .shaw file.
+
+A model published in shards comes with NAME.safetensors.index.json, whose "weight_map" names
+each tensor's shard (a file beside the index); the index stands for the whole model.
 """
 from __future__ import annotations
 
@@ -28,8 +31,61 @@ ITEM_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16"
 MAX_HEADER_BYTES = 100_000_000
 
 
+#: The index of a sharded model (Hugging Face's layout).
+INDEX_SUFFIX = ".safetensors.index.json"
+
+
 def is_safetensors(path: Path) -> bool:
-    return path.suffix.lower() == ".safetensors"
+    """A safetensors file, or the index of a sharded one."""
+    return path.suffix.lower() == ".safetensors" or is_index(path)
+
+
+def is_index(path: Path) -> bool:
+    return path.name.lower().endswith(INDEX_SUFFIX)
+
+
+def model_stem(path: Path) -> str:
+    """The model's name: NAME of NAME.safetensors.index.json, else the file's stem."""
+    return path.name[:-len(INDEX_SUFFIX)] if is_index(path) else path.stem
+
+
+def shard_paths(index: Path) -> dict[str, Path]:
+    """tensor name -> its shard, from a sharded model's index; every shard a plain file name
+    beside the index (no folders: an index must not reach elsewhere)."""
+    if index.stat().st_size > MAX_HEADER_BYTES:
+        raise ShaecError(f"{index}: an index of {index.stat().st_size} bytes is too large")
+    try:
+        content = json.loads(index.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ShaecError(f"{index}: not a safetensors index ({str(exc)[:60]})") from None
+    weight_map = content.get("weight_map") if isinstance(content, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise ShaecError(f"{index}: not a safetensors index (no weight_map of tensor names to shards)")
+    shards = {}
+    for name, shard in weight_map.items():
+        if (not isinstance(shard, str) or Path(shard).name != shard or shard in (".", "..")
+                or not shard.lower().endswith(".safetensors")):
+            raise ShaecError(f"{index}: tensor {name!r} is in {shard!r}, not a .safetensors file beside the index")
+        shards[name] = index.parent / shard
+    return shards
+
+
+def read_sharded(index: Path) -> dict[str, tuple[np.ndarray, str]]:
+    """All tensors of a sharded model, in the index's order; each shard must hold exactly the
+    tensors the index gives it."""
+    shards = shard_paths(index)
+    tensors: dict[str, tuple[np.ndarray, str]] = {}
+    for shard in dict.fromkeys(shards.values()):
+        if not shard.is_file():
+            raise ShaecError(f"{index}: its shard {shard.name} is missing")
+        held = read_safetensors(shard)
+        listed = {n for n, s in shards.items() if s == shard}
+        if set(held) != listed:
+            extra, absent = sorted(set(held) - listed), sorted(listed - set(held))
+            raise ShaecError(f"{shard}: " + (f"holds {extra[0]!r}, which the index puts elsewhere" if extra
+                                             else f"lacks {absent[0]!r}, which the index puts there"))
+        tensors.update(held)
+    return {name: tensors[name] for name in shards}
 
 
 def _fail(path: Path, why: str) -> ShaecError:

@@ -44,10 +44,10 @@ def _state_dict_of(obj: Any) -> dict[str, Any]:
 def read_tensors(path: Path) -> dict[str, tuple[np.ndarray, str]]:
     """name -> (values, dtype name) of a PyTorch state_dict / checkpoint, a safetensors file or an
     ONNX model's initializers."""
-    from .safetensors_files import is_safetensors, read_safetensors
+    from .safetensors_files import is_index, is_safetensors, read_safetensors, read_sharded
 
     if is_safetensors(path):
-        return read_safetensors(path)
+        return read_sharded(path) if is_index(path) else read_safetensors(path)
     if path.suffix.lower() == ".onnx":
         try:
             import onnx

@@ -140,3 +140,51 @@ assert "torch" not in sys.modules and "onnx" not in sys.modules, "imported"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "back.safetensors").stat().st_size > 0
+
+
+def sharded(folder: Path, tensors: dict[str, torch.Tensor], index: dict | None = None) -> Path:
+    """tensors in two shards (the first half, the rest) with the index that names them."""
+    names = list(tensors)
+    shards = {"model-00001-of-00002.safetensors": names[:len(names) // 2],
+              "model-00002-of-00002.safetensors": names[len(names) // 2:]}
+    for shard, held in shards.items():
+        safetensors_torch.save_file({n: tensors[n] for n in held}, str(folder / shard))
+    weight_map = {n: shard for shard, held in shards.items() for n in held}
+    path = folder / "model.safetensors.index.json"
+    path.write_text(json.dumps(index if index is not None else {"metadata": {"total_size": 1}, "weight_map": weight_map}))
+    return path
+
+
+def test_a_sharded_model_compresses_as_one_file(tmp_path: Path) -> None:
+    tensors = sample_tensors()
+    index = sharded(tmp_path, tensors)
+    runner = CliRunner()
+    done = runner.invoke(main, ["weights", "compress", str(index), "--lossless"])
+    assert done.exit_code == 0, done.output
+    shards = sum(p.stat().st_size for p in tmp_path.glob("model-*.safetensors")) + index.stat().st_size
+    assert (tmp_path / "model.shaw").exists() and f"{shards / 1e3:.1f} KB" in done.output  # the model's whole size
+    done = runner.invoke(main, ["weights", "decompress", str(tmp_path / "model.shaw"), "-o",
+                                str(tmp_path / "whole.safetensors")])
+    assert done.exit_code == 0, done.output
+    back = safetensors_torch.load_file(str(tmp_path / "whole.safetensors"))
+    assert set(back) == set(tensors)
+    for name, tensor in tensors.items():
+        assert back[name].dtype == tensor.dtype and torch.equal(back[name], tensor), name
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda m: {"weight_map": {**m, "conv.weight": "../elsewhere.safetensors"}}, "not a .safetensors file beside"),
+    (lambda m: {"weight_map": {**m, "conv.weight": "model-00003-of-00002.safetensors"}}, "is missing"),
+    (lambda m: {"weight_map": {**m, "ghost": "model-00001-of-00002.safetensors"}}, "lacks 'ghost'"),
+    (lambda m: {"weight_map": {n: s for n, s in m.items() if n != "conv.weight"}}, "holds 'conv.weight'"),
+    (lambda m: {"weights": m}, "no weight_map"),
+    (lambda m: [m], "no weight_map"),
+])
+def test_damaged_indexes_are_one_clear_error(tmp_path: Path, damage, message: str) -> None:
+    tensors = sample_tensors()
+    index = sharded(tmp_path, tensors)
+    weight_map = json.loads(index.read_text())["weight_map"]
+    index.write_text(json.dumps(damage(weight_map)))
+    result = CliRunner().invoke(main, ["weights", "compress", str(index)])
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "model.shaw").exists()
