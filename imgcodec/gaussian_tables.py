@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -151,6 +152,7 @@ class YTables:
         self.grid = grid
         self._corrections = corrections  # (flat positions row * L + column, sorted; int64 differences)
         self.max_count = max_count
+        self._lock = threading.Lock()  # codecs are shared between threads: one builder at a time
 
     @classmethod
     def whole(cls, counts: np.ndarray, grid: GaussianGrid | None = None) -> "YTables":
@@ -186,7 +188,11 @@ class YTables:
             return
         wanted = np.zeros(len(self._built), dtype=bool)
         wanted[np.asarray(ids).ravel()] = True
-        missing = np.flatnonzero(wanted & ~self._built)
+        with self._lock:
+            self._build(np.flatnonzero(wanted & ~self._built))
+
+    def _build(self, missing: np.ndarray) -> None:
+        """Build these rows (not built yet) into `rows`, then mark them built."""
         if missing.size == 0:
             return
         counts = self.grid.counts(missing)  # R,L

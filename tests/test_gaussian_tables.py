@@ -108,3 +108,17 @@ def test_every_installed_model_rebuilds_the_tables_it_was_saved_with() -> None:
             tables.y_tables.check()
             checked += 1
     assert checked >= 6
+
+
+def test_threads_building_rows_together_build_the_same_tables() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from imgcodec.zoo import default_model
+
+    tables = HyperpriorTables.load(default_model().folder / "hyperprior.npz").y_tables
+    rows = tables.rows.shape[0]
+    batches = [np.random.default_rng(seed).integers(0, rows, 3000) for seed in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(tables.ensure, batches))
+    assert int(tables._built.sum()) == len(np.unique(np.concatenate(batches)))
+    tables.check()  # every row, those the threads built included, as saved
