@@ -1,0 +1,173 @@
+"""How coarse can shae-v9's integer networks (the entropy model's decoder side) be, if they are
+trained for it? Post-training rounding against quantisation-aware fine-tuning, transforms fixed.
+
+    python docs/experiments/entropy-qat/measure.py checkpoints/shae-v11.pt --steps-per-rms 4 2 --steps 1500
+
+The integer networks (hyper-synthesis, each group's context and parameter network) are exported
+with weight steps 2^-s, the largest power of two at most RMS / k (imgcodec.train.integer_export,
+`--integer-steps k`); the shipped models use k = 16. Their weights are most of hyperprior.npz. For
+each k this measures, on the latents of data/detail crops coded as real payloads
+(HyperpriorTables.encode), against the checkpoint exported at k = 16:
+
+- "rounded": the checkpoint exported at k (post-training quantisation);
+- "fine-tuned": the entropy model trained further on latents of data/train crops, the bits as the
+  loss, each integer layer's weights rounded to its step of k in the forward pass (straight
+  through: the gradient reaches the float weights unrounded), then exported at k;
+- "fine-tuned, not rounded": the same training without rounding, exported at k = 16: how much of
+  the change is the training itself (a short fit on few crops drifts; docs/experiments/spatial-context).
+
+The transforms and the images stay fixed (the latents come from the checkpoint's analysis, nearest
+rounding), so every difference is one of rate at equal distortion. Sizes are those of the
+hyperprior.npz that HyperpriorTables.save writes.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from imgcodec.train.data import load_images, random_crops
+from imgcodec.train.integer_export import _scale_bits
+from imgcodec.train.shae_v9 import SOFT_WINDOW, ShaeV9
+from imgcodec.train.training import load_model
+
+
+def latents(model: ShaeV9, crops: list[np.ndarray], levels: list[int]) -> list[tuple[int, torch.Tensor]]:
+    """(level, gained latent 1,M,h,w) of every crop at every level."""
+    out = []
+    for crop in crops:
+        x = torch.from_numpy(np.array(crop)).permute(2, 0, 1)[None].float() / 255
+        analysed = model.analysis(x - 0.5).float()
+        out += [(level, model.latent(x, level, analysed)) for level in levels]
+    return out
+
+
+def integer_convolutions(model: ShaeV9) -> list[nn.Module]:
+    """The layers frozen_tables exports as integer layers."""
+    layers = [m for m in model.hyper_synthesis if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    for group in model.parameters_of_group:
+        layers += [m for m in (group.context, group.spatial) if m is not None]
+        layers += [m for m in group.net if isinstance(m, nn.Conv2d)]
+    return layers
+
+
+class RoundToStep(nn.Module):
+    """Weights rounded to multiples of a fixed step in the forward pass, straight through."""
+
+    def __init__(self, step: float) -> None:
+        super().__init__()
+        self.step = step
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight + (torch.round(weight / self.step) * self.step - weight).detach()
+
+
+def round_weights(model: ShaeV9, steps_per_rms: int) -> None:
+    """Each integer layer's weights rounded to the step its export at steps_per_rms will use."""
+    for layer in integer_convolutions(model):
+        weight = layer.weight.detach().double()
+        if isinstance(layer, nn.ConvTranspose2d):
+            weight = weight.flip(2, 3).transpose(0, 1)  # as int_layer reads it
+        shift = _scale_bits(weight.numpy(), steps_per_rms)
+        parametrize.register_parametrization(layer, "weight", RoundToStep(2.0 ** -shift))
+
+
+def fit(model: ShaeV9, train: list[tuple[int, torch.Tensor]], steps: int, lr: float, batch: int, seed: int) -> None:
+    """Adam on the mean bits of random batches of training latents: the hyperprior and the group
+    networks (what sets the rate and not the image)."""
+    model.train()
+    parts = [model.hyper_analysis, model.hyper_synthesis, model.parameters_of_group]
+    parameters = [p for part in parts for p in part.parameters()] + [model.hyper_logits]
+    optimizer = torch.optim.Adam(parameters, lr)
+    generator = torch.Generator().manual_seed(seed)
+    ys = torch.cat([y for _, y in train])  # N,M,h,w
+    for _ in range(steps):
+        y = ys[torch.randint(0, len(ys), (batch,), generator=generator)]
+        with torch.no_grad():
+            qy = model.quantizer.windowed(y, SOFT_WINDOW)
+        bits, _ = model.rate(y, qy)
+        optimizer.zero_grad()
+        (bits.mean() / y[0, 0].numel()).backward()
+        optimizer.step()
+    model.eval()
+
+
+@torch.no_grad()
+def measure(model: ShaeV9, test: list[tuple[int, torch.Tensor]], levels: list[int],
+            steps_per_rms: int) -> tuple[dict[int, float], int]:
+    """(real payload bits per pixel at each level, the bytes of hyperprior.npz), exported at steps_per_rms."""
+    for layer in integer_convolutions(model):
+        if parametrize.is_parametrized(layer, "weight"):
+            parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
+    tables = model.frozen_tables(steps_per_rms)
+    with tempfile.TemporaryDirectory() as folder:
+        tables.save(Path(folder) / "hyperprior.npz")
+        size = (Path(folder) / "hyperprior.npz").stat().st_size
+    bits: dict[int, list[float]] = {level: [] for level in levels}
+    for level, y in test:
+        z = model.hyper_analysis(y).float()
+        y_symbols = model.quantizer.symbols(y)[0].numpy().astype(np.int32)
+        z_symbols = model.hyper_quantizer.symbols(z)[0].numpy().astype(np.int32)
+        pixels = y.shape[2] * y.shape[3] * model.cfg.downscale ** 2
+        bits[level].append(8 * len(tables.encode(y_symbols, z_symbols)) / pixels)
+    return {level: float(np.mean(values)) for level, values in bits.items()}, size
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--steps-per-rms", type=int, nargs="+", default=[4, 2])
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 4, 7, 10], help="1-based")
+    parser.add_argument("--train-crops", type=int, default=192)
+    parser.add_argument("--test-crops", type=int, default=24)
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--lr", type=float, default=3e-5)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--data", type=Path, default=Path("data"))
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    levels = [level - 1 for level in args.levels]
+    model, _ = load_model(args.checkpoint)
+    start = time.time()
+    with torch.no_grad():
+        train = latents(model, random_crops(load_images(args.data / "train"), args.train_crops, 256), levels)
+        test = latents(model, random_crops(load_images(args.data / "detail"), args.test_crops, 256, seed=1), levels)
+    print(f"latents of {args.train_crops} training and {args.test_crops} detail crops at levels {args.levels}: "
+          f"{time.time() - start:.0f} s", flush=True)
+    reference, reference_size = measure(copy.deepcopy(model), test, levels, 16)
+    rows = [("checkpoint, k = 16 (as shipped)", 16, reference, reference_size)]
+    plain = copy.deepcopy(model)
+    start = time.time()
+    fit(plain, train, args.steps, args.lr, args.batch, seed=0)
+    rows.append(("fine-tuned, not rounded, k = 16", 16, *measure(plain, test, levels, 16)))
+    print(f"plain fit: {time.time() - start:.0f} s", flush=True)
+    for k in args.steps_per_rms:
+        rows.append((f"rounded, k = {k}", k, *measure(copy.deepcopy(model), test, levels, k)))
+        tuned = copy.deepcopy(model)
+        round_weights(tuned, k)
+        start = time.time()
+        fit(tuned, train, args.steps, args.lr, args.batch, seed=0)
+        rows.append((f"fine-tuned, k = {k}", k, *measure(tuned, test, levels, k)))
+        print(f"k = {k}: {time.time() - start:.0f} s", flush=True)
+    print(f"\nreal payloads of {args.test_crops} detail crops (256x256), change against the checkpoint at k = 16 "
+          f"({reference_size:,} bytes of hyperprior.npz); fits: {args.steps} steps, lr {args.lr:g}, "
+          f"{args.train_crops} training crops x {len(levels)} levels:")
+    print("| entropy model | hyperprior.npz bytes | " + " | ".join(f"level {level + 1}" for level in levels) + " |")
+    print("|---|---:|" + "---:|" * len(levels))
+    for name, _, bpp, size in rows:
+        changes = " | ".join(f"{100 * (bpp[level] / reference[level] - 1):+.2f} %" for level in levels)
+        print(f"| {name} | {size:,} | {changes} |")
+    print("\nbpp at k = 16: " + ", ".join(f"level {level + 1} {reference[level]:.4f}" for level in levels))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
