@@ -28,25 +28,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
 from imgcodec.train.data import load_images, random_crops
+from imgcodec.train.entropy_fit import coded_bpp, crop_latents, fit_entropy_model
 from imgcodec.train.integer_export import _scale_bits
-from imgcodec.train.shae_v9 import SOFT_WINDOW, ShaeV9
+from imgcodec.train.shae_v9 import ShaeV9
 from imgcodec.train.training import load_model
-
-
-def latents(model: ShaeV9, crops: list[np.ndarray], levels: list[int]) -> list[tuple[int, torch.Tensor]]:
-    """(level, gained latent 1,M,h,w) of every crop at every level."""
-    out = []
-    for crop in crops:
-        x = torch.from_numpy(np.array(crop)).permute(2, 0, 1)[None].float() / 255
-        analysed = model.analysis(x - 0.5).float()
-        out += [(level, model.latent(x, level, analysed)) for level in levels]
-    return out
 
 
 def integer_convolutions(model: ShaeV9) -> list[nn.Module]:
@@ -79,45 +69,17 @@ def round_weights(model: ShaeV9, steps_per_rms: int) -> None:
         parametrize.register_parametrization(layer, "weight", RoundToStep(2.0 ** -shift))
 
 
-def fit(model: ShaeV9, train: list[tuple[int, torch.Tensor]], steps: int, lr: float, batch: int, seed: int) -> None:
-    """Adam on the mean bits of random batches of training latents: the hyperprior and the group
-    networks (what sets the rate and not the image)."""
-    model.train()
-    parts = [model.hyper_analysis, model.hyper_synthesis, model.parameters_of_group]
-    parameters = [p for part in parts for p in part.parameters()] + [model.hyper_logits]
-    optimizer = torch.optim.Adam(parameters, lr)
-    generator = torch.Generator().manual_seed(seed)
-    ys = torch.cat([y for _, y in train])  # N,M,h,w
-    for _ in range(steps):
-        y = ys[torch.randint(0, len(ys), (batch,), generator=generator)]
-        with torch.no_grad():
-            qy = model.quantizer.windowed(y, SOFT_WINDOW)
-        bits, _ = model.rate(y, qy)
-        optimizer.zero_grad()
-        (bits.mean() / y[0, 0].numel()).backward()
-        optimizer.step()
-    model.eval()
-
-
-@torch.no_grad()
 def measure(model: ShaeV9, test: list[tuple[int, torch.Tensor]], levels: list[int],
             steps_per_rms: int) -> tuple[dict[int, float], int]:
-    """(real payload bits per pixel at each level, the bytes of hyperprior.npz), exported at steps_per_rms."""
+    """(real payload bits per pixel at each level, the bytes of hyperprior.npz), exported at
+    steps_per_rms, the rounding of training (if any) made permanent first."""
     for layer in integer_convolutions(model):
         if parametrize.is_parametrized(layer, "weight"):
             parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
-    tables = model.frozen_tables(steps_per_rms)
-    with tempfile.TemporaryDirectory() as folder:
-        tables.save(Path(folder) / "hyperprior.npz")
+    with tempfile.TemporaryDirectory() as folder, torch.no_grad():
+        model.frozen_tables(steps_per_rms).save(Path(folder) / "hyperprior.npz")
         size = (Path(folder) / "hyperprior.npz").stat().st_size
-    bits: dict[int, list[float]] = {level: [] for level in levels}
-    for level, y in test:
-        z = model.hyper_analysis(y).float()
-        y_symbols = model.quantizer.symbols(y)[0].numpy().astype(np.int32)
-        z_symbols = model.hyper_quantizer.symbols(z)[0].numpy().astype(np.int32)
-        pixels = y.shape[2] * y.shape[3] * model.cfg.downscale ** 2
-        bits[level].append(8 * len(tables.encode(y_symbols, z_symbols)) / pixels)
-    return {level: float(np.mean(values)) for level, values in bits.items()}, size
+    return coded_bpp(model, test, levels, steps_per_rms), size
 
 
 def main() -> int:
@@ -137,16 +99,15 @@ def main() -> int:
     levels = [level - 1 for level in args.levels]
     model, _ = load_model(args.checkpoint)
     start = time.time()
-    with torch.no_grad():
-        train = latents(model, random_crops(load_images(args.data / "train"), args.train_crops, 256), levels)
-        test = latents(model, random_crops(load_images(args.data / "detail"), args.test_crops, 256, seed=1), levels)
+    train = crop_latents(model, random_crops(load_images(args.data / "train"), args.train_crops, 256), levels)
+    test = crop_latents(model, random_crops(load_images(args.data / "detail"), args.test_crops, 256, seed=1), levels)
     print(f"latents of {args.train_crops} training and {args.test_crops} detail crops at levels {args.levels}: "
           f"{time.time() - start:.0f} s", flush=True)
     reference, reference_size = measure(copy.deepcopy(model), test, levels, 16)
     rows = [("checkpoint, k = 16 (as shipped)", 16, reference, reference_size)]
     plain = copy.deepcopy(model)
     start = time.time()
-    fit(plain, train, args.steps, args.lr, args.batch, seed=0)
+    fit_entropy_model(plain, train, args.steps, args.lr, args.batch, seed=0)
     rows.append(("fine-tuned, not rounded, k = 16", 16, *measure(plain, test, levels, 16)))
     print(f"plain fit: {time.time() - start:.0f} s", flush=True)
     for k in args.steps_per_rms:
@@ -154,7 +115,7 @@ def main() -> int:
         tuned = copy.deepcopy(model)
         round_weights(tuned, k)
         start = time.time()
-        fit(tuned, train, args.steps, args.lr, args.batch, seed=0)
+        fit_entropy_model(tuned, train, args.steps, args.lr, args.batch, seed=0)
         rows.append((f"fine-tuned, k = {k}", k, *measure(tuned, test, levels, k)))
         print(f"k = {k}: {time.time() - start:.0f} s", flush=True)
     print(f"\nreal payloads of {args.test_crops} detail crops (256x256), change against the checkpoint at k = 16 "

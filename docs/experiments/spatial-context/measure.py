@@ -18,62 +18,13 @@ import copy
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from imgcodec.train.data import load_images, random_crops
+from imgcodec.train.entropy_fit import coded_bpp, crop_latents, fit_entropy_model
 from imgcodec.train.growth import grow_spatial_context
-from imgcodec.train.shae_v9 import SOFT_WINDOW, ShaeV9
+from imgcodec.train.shae_v9 import ShaeV9
 from imgcodec.train.training import load_model
-
-
-def latents(model: ShaeV9, crops: list[np.ndarray], levels: list[int]) -> list[tuple[int, torch.Tensor]]:
-    """(level, gained latent 1,M,h,w) of every crop at every level."""
-    out = []
-    for crop in crops:
-        x = torch.from_numpy(np.array(crop)).permute(2, 0, 1)[None].float() / 255
-        analysed = model.analysis(x - 0.5).float()
-        out += [(level, model.latent(x, level, analysed)) for level in levels]
-    return out
-
-
-def entropy_parameters(model: ShaeV9) -> list[torch.nn.Parameter]:
-    """Everything that sets the rate and not the image: the hyperprior and the group networks."""
-    parts = [model.hyper_analysis, model.hyper_synthesis, model.parameters_of_group]
-    return [p for part in parts for p in part.parameters()] + [model.hyper_logits]
-
-
-def fit(model: ShaeV9, train: list[tuple[int, torch.Tensor]], steps: int, lr: float, batch: int, seed: int) -> None:
-    """Adam on the mean bits of random batches of training latents, the entropy model alone."""
-    model.train()
-    parameters = entropy_parameters(model)
-    optimizer = torch.optim.Adam(parameters, lr)
-    generator = torch.Generator().manual_seed(seed)
-    ys = torch.cat([y for _, y in train])  # N,M,h,w
-    for _ in range(steps):
-        pick = torch.randint(0, len(ys), (batch,), generator=generator)
-        y = ys[pick]
-        with torch.no_grad():
-            qy = model.quantizer.windowed(y, SOFT_WINDOW)
-        bits, _ = model.rate(y, qy)
-        optimizer.zero_grad()
-        (bits.mean() / y[0, 0].numel()).backward()
-        optimizer.step()
-    model.eval()
-
-
-@torch.no_grad()
-def coded_bpp(model: ShaeV9, test: list[tuple[int, torch.Tensor]], levels: list[int]) -> dict[int, float]:
-    """Real payload bits per pixel at each level (mean over the test latents)."""
-    tables = model.frozen_tables()
-    bits: dict[int, list[float]] = {level: [] for level in levels}
-    for level, y in test:
-        z = model.hyper_analysis(y).float()
-        y_symbols = model.quantizer.symbols(y)[0].numpy().astype(np.int32)
-        z_symbols = model.hyper_quantizer.symbols(z)[0].numpy().astype(np.int32)
-        pixels = y.shape[2] * y.shape[3] * model.cfg.downscale ** 2
-        bits[level].append(8 * len(tables.encode(y_symbols, z_symbols)) / pixels)
-    return {level: float(np.mean(values)) for level, values in bits.items()}
 
 
 def main() -> int:
@@ -93,9 +44,8 @@ def main() -> int:
     levels = [level - 1 for level in args.levels]
     model, state = load_model(args.checkpoint)
     start = time.time()
-    with torch.no_grad():
-        train = latents(model, random_crops(load_images(args.data / "train"), args.train_crops, 256), levels)
-        test = latents(model, random_crops(load_images(args.data / "detail"), args.test_crops, 256, seed=1), levels)
+    train = crop_latents(model, random_crops(load_images(args.data / "train"), args.train_crops, 256), levels)
+    test = crop_latents(model, random_crops(load_images(args.data / "detail"), args.test_crops, 256, seed=1), levels)
     print(f"latents of {args.train_crops} training and {args.test_crops} detail crops at levels {args.levels}: "
           f"{time.time() - start:.0f} s")
     grown_state = grow_spatial_context({**state, "model": model.state_dict()}, args.features)
@@ -106,7 +56,7 @@ def main() -> int:
     results = {}
     for name, arm in (("as it is", plain), (f"spatial context, {args.features} features", spatial)):
         start = time.time()
-        fit(arm, train, args.steps, args.lr, args.batch, seed=0)
+        fit_entropy_model(arm, train, args.steps, args.lr, args.batch, seed=0)
         results[name] = coded_bpp(arm, test, levels)
         print(f"{name}: {args.steps} steps in {time.time() - start:.0f} s")
     print(f"\nreal bpp on {args.test_crops} detail crops (256x256), entropy model trained {args.steps} steps:")
