@@ -36,7 +36,7 @@ def user_errors(func: F) -> F:
             name = f"'{exc.filename}': " if getattr(exc, "filename", None) else ""
             raise click.ClickException(f"{name}{exc.strerror or exc}") from None
         except MemoryError:
-            raise click.ClickException("out of memory; try a smaller image") from None
+            raise click.ClickException("out of memory; try a smaller input") from None
 
     return wrapper  # type: ignore[return-value]
 
