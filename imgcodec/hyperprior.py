@@ -9,10 +9,10 @@ The payload is one range-coded stream (imgcodec.coder.RowEncoder) in passes:
    network reads the features and the groups already decoded (Minnen & Singh, ICIP 2020) and
    gives a mean and a log-scale per symbol; both are snapped to a grid, and the grid cell
    selects a frozen table of counts over y's centers (a Gaussian integrated over the centers'
-   bins, quantized once at export; stored as what rebuilds it, imgcodec.gaussian_tables). Each group is one pass; or, in a model with a spatial
-   context, two (He et al., "Checkerboard Context Model", CVPR 2021): the anchors (row + column
-   even) first, then the other half, whose network also reads an integer convolution of the
-   group's decoded anchors;
+   bins, quantized once at export; stored as what rebuilds it, imgcodec.gaussian_tables). Each
+   group is one pass; or, in a model with a spatial context, two (He et al., "Checkerboard
+   Context Model", CVPR 2021): the anchors (row + column even) first, then the other half, whose
+   network also reads an integer convolution of the group's decoded anchors;
 4. an end mark: four fixed bytes under uniform tables. A payload cut short decodes its last
    symbols from the zeros a range decoder reads past the end, and one that lost its way decodes
    noise: either misses the mark (honest files pay 32 bits).

@@ -145,7 +145,8 @@ def read_safetensors(path: Path) -> dict[str, tuple[np.ndarray, str]]:
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise _fail(path, f"its header is not JSON: {str(exc)[:60]}") from None
     entries = _entries(path, header, size - 8 - length)
-    buffer = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + length) if size > 8 + length else np.empty(0, np.uint8)
+    buffer = (np.memmap(path, dtype=np.uint8, mode="r", offset=8 + length) if size > 8 + length
+              else np.empty(0, np.uint8))
     tensors = {}
     for name, dtype, shape, begin, end in entries:
         raw = np.asarray(buffer[begin:end])
@@ -182,7 +183,8 @@ def write_safetensors(arrays: dict[str, tuple[np.ndarray, str]]) -> bytes:
             data = to_bfloat16_bits(array).astype("<u2").tobytes()
         else:
             data = np.ascontiguousarray(array, dtype=dtype).tobytes()
-        header[name] = {"dtype": NAMES[dtype], "shape": list(np.shape(array)), "data_offsets": [offset, offset + len(data)]}
+        header[name] = {"dtype": NAMES[dtype], "shape": list(np.shape(array)),
+                        "data_offsets": [offset, offset + len(data)]}
         parts.append(data)
         offset += len(data)
     text = json.dumps(header, separators=(",", ":")).encode("utf-8")
