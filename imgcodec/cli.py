@@ -451,8 +451,8 @@ def weights() -> None:
 
     Large float tensors are quantized to a uniform grid with a dead zone (small weights become
     0) and entropy-coded; biases, norms and integer buffers are kept exactly (or float biases and
-    norms as float16, --small-floats). With --lossless nothing changes: 16-bit float weights are
-    entropy-coded exactly. PyTorch files need PyTorch and ONNX models the onnx package (pip install
+    norms as float16, --small-floats). With --lossless nothing changes: float weights are
+    entropy-coded exactly from their bit patterns. PyTorch files need PyTorch and ONNX models the onnx package (pip install
     'shaec[train]'); safetensors files need nothing more."""
 
 
@@ -473,8 +473,8 @@ def weights() -> None:
               help="ONNX models: an .npz of sample inputs (one array per graph input, batch first); the "
                    "bits then go where the outputs need them (one model run per quantized tensor).")
 @click.option("--lossless", is_flag=True,
-              help="Change nothing: 16-bit float tensors (float16, bfloat16, or float32 ones trained in bf16) "
-                   "are entropy-coded exactly, the others stored as they are.")
+              help="Change nothing: float tensors are entropy-coded exactly from their bit patterns (16-bit ones, "
+                   "and float32 ones trained in bf16, in far fewer bits), the others stored as they are.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output.")
 @user_errors
 def weights_compress(model_file: str, output: str | None, bits_per_weight: float | None, size: str | None,

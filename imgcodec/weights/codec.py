@@ -28,8 +28,8 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import FormatError
-from .container import (CODEC_EXACT16, CODEC_CODEBOOK, CODEC_FINE, CODEC_FLOAT16, CODEC_GRAPH, CODEC_RAW, CODEC_UNIFORM,
-                        MAX_LOW_BITS, Record, low_length, pack)
+from .container import (CODEC_EXACT16, CODEC_EXACT32, CODEC_CODEBOOK, CODEC_FINE, CODEC_FLOAT16, CODEC_GRAPH, CODEC_RAW,
+                        CODEC_UNIFORM, MAX_LOW_BITS, SPLIT_CODECS, Record, low_length, pack)
 from .symbols import SymbolCoding, decode_symbols, encode_symbols
 
 FLOAT_DTYPES = ("<f4", "<f2", "<f8", "bfloat16")
@@ -59,7 +59,8 @@ class WeightCodecConfig:
     #: alphabet: graphs that must load fast (shaec's own, imgcodec.train.export) cap it.
     context_alphabet: int | None = None
     #: Nothing changes: 16-bit float values (float16 and bf16 tensors, float32 ones that hold only
-    #: bf16 values) are entropy-coded exactly (CODEC_EXACT16), others stored as they are. The targets
+    #: bf16 values) are entropy-coded exactly (CODEC_EXACT16), float32 ones too (CODEC_EXACT32), others
+    #: stored as they are. The targets
     #: are ignored.
     lossless: bool = False
 
@@ -375,16 +376,36 @@ def sixteen_bit_values(codes: np.ndarray, dtype: str) -> np.ndarray:
     return (pattern.astype("<u4") << 16).view("<f4")
 
 
+def thirty_two_bit_codes(array: np.ndarray) -> np.ndarray:
+    """The sign-magnitude integers of a float32 tensor's 32-bit patterns (-0.0 apart from +0.0: -1)."""
+    pattern = np.ascontiguousarray(array, dtype="<f4").view("<u4").astype(np.int64)
+    magnitude = pattern & 0x7FFFFFFF
+    return np.where(pattern & 0x80000000, -magnitude - 1, magnitude)
+
+
+def thirty_two_bit_values(codes: np.ndarray) -> np.ndarray:
+    """thirty_two_bit_codes' inverse: float32 values."""
+    pattern = np.where(codes < 0, 0x80000000 | (-codes - 1), codes)
+    return pattern.astype("<u4").view("<f4")
+
+
 def lossless_record(name: str, array: np.ndarray, dtype: str, config: WeightCodecConfig) -> Record:
-    """A tensor stored without loss: its 16-bit float values entropy-coded (CODEC_EXACT16) where
-    it is quantizable and float16, bfloat16, or float32 holding only bfloat16 values; else as it is."""
-    codes = (sixteen_bit_codes(array, dtype) if quantizable(array, dtype, config)
-             and dtype in ("<f2", "<f4", "bfloat16") else None)
+    """A tensor stored without loss: where it is quantizable (large, finite floats), its values'
+    bit patterns entropy-coded, 16-bit ones (float16, bfloat16, float32 holding only bfloat16
+    values: CODEC_EXACT16) or float32 ones (CODEC_EXACT32, where that is smaller than the raw
+    values: the sign and exponent of trained weights take few values, the low mantissa bits are
+    near uniform); else as it is."""
+    raw = tensor_record(name, array, dtype, None, config)
+    if not quantizable(array, dtype, config) or dtype not in ("<f2", "<f4", "bfloat16"):
+        return raw
+    codes, codec = sixteen_bit_codes(array, dtype), CODEC_EXACT16
     if codes is None:
-        return tensor_record(name, array, dtype, None, config)
+        codes, codec = thirty_two_bit_codes(array), CODEC_EXACT32
     offset = int(codes.min())
-    return Record(name, dtype, tuple(array.shape), CODEC_EXACT16, 0.0, offset,
-                  **split_fields(codes - offset, -offset, config))
+    record = Record(name, dtype, tuple(array.shape), codec, 0.0, offset, **split_fields(codes - offset, -offset, config))
+    if codec == CODEC_EXACT32 and len(record.payload) + len(record.low) + 2 * record.counts.size >= len(raw.payload):
+        return raw
+    return record
 
 
 def symbol_fields(coding: SymbolCoding) -> dict[str, object]:
@@ -410,8 +431,13 @@ def decompress_record(record: Record) -> np.ndarray:
     coding = SymbolCoding(np.atleast_2d(record.counts), record.payload, record.transposed, record.background,
                           record.previous)
     symbols = decode_symbols(coding, record.shape)
-    if record.codec in (CODEC_FINE, CODEC_EXACT16):
+    if record.codec in SPLIT_CODECS:
         symbols = join_split(symbols, record)
+    if record.codec == CODEC_EXACT32:
+        codes = symbols.astype(np.int64).ravel() + record.offset
+        if codes.size and (codes.min() < -(1 << 31) or codes.max() > (1 << 31) - 1):
+            raise FormatError(f"tensor {record.name!r} holds values beyond 32 bits")
+        return thirty_two_bit_values(codes).reshape(record.shape)
     if record.codec == CODEC_EXACT16:
         codes = symbols.astype(np.int64).ravel() + record.offset
         if codes.size and (codes.min() < -0x8000 or codes.max() > 0x7FFF):
@@ -442,8 +468,9 @@ def describe(record: Record) -> dict[str, object]:
     if record.codec == CODEC_CODEBOOK:
         return row | {"codec": "learned", "centers": len(record.centers), "step": "-", "kept": kept,
                       "contexts": contexts}
-    if record.codec == CODEC_EXACT16:
-        return row | {"codec": "16-bit exact", "centers": "-", "step": "-", "kept": kept, "contexts": contexts}
+    if record.codec in (CODEC_EXACT16, CODEC_EXACT32):
+        width = 16 if record.codec == CODEC_EXACT16 else 32
+        return row | {"codec": f"{width}-bit exact", "centers": "-", "step": "-", "kept": kept, "contexts": contexts}
     fine = record.codec == CODEC_FINE
     return row | {"codec": f"uniform+{record.low_bits} raw bits" if fine else "uniform",
                   "centers": (tables.shape[1] - 2) << record.low_bits if fine else tables.shape[1] - 1,

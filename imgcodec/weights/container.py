@@ -17,13 +17,15 @@ MAGIC = b"SHAW"
 #: Version 2 added each coded record's symbol model (contexts, orientation, background); version 1
 #: files (one table per tensor) still read. Version 3 is version 2 with a graph record (codec 4);
 #: files without one are still written as version 2. Version 4 adds split records (codecs 5
-#: and 6); files without one keep the lowest version that holds them.
+#: and 6); version 5 adds lossless float32 records (codec 7). A file is written with the lowest
+#: version that holds its records.
 FORMAT_VERSION = 2
 GRAPH_VERSION = 3
 FINE_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)
+EXACT32_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 #: Codecs each version may hold.
-VERSION_CODECS = {1: 3, 2: 4, 3: 5, 4: 7}
+VERSION_CODECS = {1: 3, 2: 4, 3: 5, 4: 7, 5: 8}
 MAX_RECORDS = 1 << 16
 MAX_ELEMENTS = 1 << 31  # per tensor
 MAX_TABLE = 1 << 16  # entries of a quantizer's symbol table
@@ -50,8 +52,13 @@ CODEC_FINE = 5
 #: bfloat16 (trained in bf16), as the sign-magnitude integers of its 16-bit patterns (IEEE half
 #: for float16), coded like CODEC_FINE's symbols (offset: the smallest integer; no step).
 CODEC_EXACT16 = 6
-CODECS = (CODEC_RAW, CODEC_UNIFORM, CODEC_CODEBOOK, CODEC_FLOAT16, CODEC_GRAPH, CODEC_FINE, CODEC_EXACT16)
-SPLIT_CODECS = (CODEC_FINE, CODEC_EXACT16)
+#: Lossless (version 5): a float32 tensor as the sign-magnitude integers of its 32-bit patterns,
+#: coded like CODEC_EXACT16's: the high parts (sign, exponent, the top mantissa bits) against a
+#: table, the low mantissa bits raw.
+CODEC_EXACT32 = 7
+CODECS = (CODEC_RAW, CODEC_UNIFORM, CODEC_CODEBOOK, CODEC_FLOAT16, CODEC_GRAPH, CODEC_FINE, CODEC_EXACT16,
+          CODEC_EXACT32)
+SPLIT_CODECS = (CODEC_FINE, CODEC_EXACT16, CODEC_EXACT32)
 MAX_LOW_BITS = 24
 
 #: dtype code <-> numpy dtype; every tensor is stored with its own dtype restored on decode.
@@ -116,8 +123,8 @@ def pack(records: list[Record]) -> bytes:
     graphs = sum(r.codec == CODEC_GRAPH for r in records)
     if graphs > 1:
         raise ValueError("a .shaw file holds one graph at most")
-    version = FINE_VERSION if any(r.codec in SPLIT_CODECS for r in records) else (
-        GRAPH_VERSION if graphs else FORMAT_VERSION)
+    version = EXACT32_VERSION if any(r.codec == CODEC_EXACT32 for r in records) else (
+        FINE_VERSION if any(r.codec in SPLIT_CODECS for r in records) else (GRAPH_VERSION if graphs else FORMAT_VERSION))
     parts = [_HEAD.pack(MAGIC, version, 0, len(records))]
     for r in records:
         name = r.name.encode("utf-8")
@@ -194,7 +201,8 @@ def unpack(data: bytes) -> list[Record]:
             elif codec in SPLIT_CODECS:
                 step, offset, low_bits = reader.unpack("<fqB")
                 if low_bits > MAX_LOW_BITS or (codec == CODEC_FINE and low_bits == 0) \
-                        or (codec == CODEC_EXACT16 and (step != 0 or DTYPES[dtype_code] not in ("<f2", "<f4", "bfloat16"))):
+                        or (codec == CODEC_EXACT16 and (step != 0 or DTYPES[dtype_code] not in ("<f2", "<f4", "bfloat16"))) \
+                        or (codec == CODEC_EXACT32 and (step != 0 or DTYPES[dtype_code] != "<f4")):
                     raise FormatError(f"tensor {name!r} has a damaged quantizer")
             if version == 1:
                 (table,), contexts, flags = reader.unpack("<I"), 1, 0

@@ -13,8 +13,9 @@ from click.testing import CliRunner
 from imgcodec.cli import main
 from imgcodec.errors import FormatError
 from imgcodec.weights.codec import (SPLIT_ABOVE, WeightCodecConfig, compress_tensors, decompress_record,
-                                    sixteen_bit_codes, sixteen_bit_values)
-from imgcodec.weights.container import CODEC_EXACT16, CODEC_FINE, CODEC_RAW, CODEC_UNIFORM, FINE_VERSION, pack, unpack
+                                    sixteen_bit_codes, sixteen_bit_values, thirty_two_bit_codes, thirty_two_bit_values)
+from imgcodec.weights.container import (CODEC_EXACT16, CODEC_EXACT32, CODEC_FINE, CODEC_RAW, CODEC_UNIFORM, EXACT32_VERSION,
+                                        FINE_VERSION, pack, unpack)
 
 
 def _bf16_valued(shape: tuple[int, ...], seed: int = 0, zeros: float = 0.3) -> np.ndarray:
@@ -70,18 +71,40 @@ def test_sixteen_bit_codes_round_trip_every_pattern_including_negative_zero() ->
 def test_lossless_keeps_every_bit_and_codes_bf16_values_smaller() -> None:
     weight = _bf16_valued((128, 64, 3, 3))
     weight[0, 0, 0, :2] = np.array([0x80000000, 0x80010000], np.uint32).view(np.float32)  # -0.0, a subnormal
-    other = np.random.default_rng(1).normal(0, 1, (64, 64)).astype(np.float32)  # not bf16: stored as is
-    bias = np.random.default_rng(2).normal(0, 1, 64).astype(np.float32)
-    tensors = {"conv.weight": (weight, "<f4"), "fc.weight": (other, "<f4"), "fc.bias": (bias, "<f4")}
+    bias = np.random.default_rng(2).normal(0, 1, 64).astype(np.float32)  # too small to code: as it is
+    tensors = {"conv.weight": (weight, "<f4"), "fc.bias": (bias, "<f4")}
     data = pack(compress_tensors(tensors, WeightCodecConfig(lossless=True)))
-    assert data[4] == FINE_VERSION
+    assert data[4] == FINE_VERSION  # no float32 record: readers of version 4 read it
     records = {r.name: r for r in unpack(data)}
-    assert records["conv.weight"].codec == CODEC_EXACT16
-    assert records["fc.weight"].codec == CODEC_RAW and records["fc.bias"].codec == CODEC_RAW
+    assert records["conv.weight"].codec == CODEC_EXACT16 and records["fc.bias"].codec == CODEC_RAW
     for name, (array, _) in tensors.items():
         assert np.array_equal(_bits(decompress_record(records[name])), _bits(array)), name
     bf16_bytes = len(records["conv.weight"].payload) + len(records["conv.weight"].low)
     assert bf16_bytes < 0.5 * weight.nbytes  # under 16 bits per weight: the exponents are few
+
+
+def test_lossless_codes_float32_patterns_smaller_and_exactly() -> None:
+    rng = np.random.default_rng(1)
+    other = rng.normal(0, 1, (64, 64)).astype(np.float32)  # full float32 mantissas
+    other[0, :6] = np.array([0x80000000, 0x00000001, 0x807FFFFF, 0x7F7FFFFF, 0xFF7FFFFF, 0],
+                            np.uint32).view(np.float32)  # -0.0, subnormals, the extremes, +0.0
+    sparse = np.where(rng.random((128, 96)) < 0.7, 0, rng.normal(0, 0.02, (128, 96))).astype(np.float32)
+    noise = rng.integers(0, 2 ** 31, (64, 64), dtype=np.int64).astype(np.uint32).view(np.float32)
+    noise = np.where(np.isfinite(noise), noise, 1.0).astype(np.float32)  # bit patterns with no structure
+    tensors = {"fc.weight": (other, "<f4"), "sparse": (sparse, "<f4"), "noise": (noise, "<f4")}
+    data = pack(compress_tensors(tensors, WeightCodecConfig(lossless=True)))
+    assert data[4] == EXACT32_VERSION
+    records = {r.name: r for r in unpack(data)}
+    assert records["fc.weight"].codec == CODEC_EXACT32 and records["sparse"].codec == CODEC_EXACT32
+    assert records["noise"].codec == CODEC_RAW  # coding would not make it smaller
+    for name, (array, _) in tensors.items():
+        assert np.array_equal(_bits(decompress_record(records[name])), _bits(array)), name
+    size = {n: len(r.payload) + len(r.low) for n, r in records.items()}
+    assert size["fc.weight"] < 0.9 * other.nbytes  # the sign and exponent cost a few bits, not nine
+    assert size["sparse"] < 0.5 * sparse.nbytes  # zeros cost almost nothing
+    codes = thirty_two_bit_codes(other)
+    assert codes[0, 0] == -1 and codes[0, 5] == 0  # -0.0 apart from +0.0
+    assert np.array_equal(_bits(thirty_two_bit_values(codes)), _bits(other))
 
 
 def test_lossless_refuses_lossy_small_floats() -> None:
@@ -172,3 +195,19 @@ def test_tampered_split_records_fail_cleanly() -> None:
         except FormatError:
             outcomes["refused"] += 1
     assert outcomes["refused"] > 0 and sum(outcomes.values()) == 600
+
+
+def test_damaged_float32_records_are_format_errors() -> None:
+    weight = np.random.default_rng(4).normal(0, 1, (64, 64)).astype(np.float32)
+    data = pack(compress_tensors({"w": (weight, "<f4")}, WeightCodecConfig(lossless=True)))
+    (record,) = unpack(data)
+    assert record.codec == CODEC_EXACT32
+    body = bytearray(data[:-4])
+    dtype_at = 10 + 2 + len(b"w")
+    body[dtype_at] = 1  # float16: a 32-bit pattern cannot be one
+    with pytest.raises(FormatError, match="damaged quantizer"):
+        unpack(_with_crc(bytes(body)))
+    older = bytearray(data[:-4])
+    older[4] = FINE_VERSION  # a version-4 file cannot hold codec 7
+    with pytest.raises(FormatError, match="unknown dtype, codec or rank"):
+        unpack(_with_crc(bytes(older)))
