@@ -59,9 +59,8 @@ class WeightCodecConfig:
     #: alphabet: graphs that must load fast (shaec's own, imgcodec.train.export) cap it.
     context_alphabet: int | None = None
     #: Nothing changes: 16-bit float values (float16 and bf16 tensors, float32 ones that hold only
-    #: bf16 values) are entropy-coded exactly (CODEC_EXACT16), float32 ones too (CODEC_EXACT32), others
-    #: stored as they are. The targets
-    #: are ignored.
+    #: bf16 values) are entropy-coded exactly (CODEC_EXACT16), other float32 ones too
+    #: (CODEC_EXACT32), the rest stored as they are. The targets are ignored.
     lossless: bool = False
 
     def __post_init__(self) -> None:
