@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from ..weights.codec import WeightCodecConfig, decompress_record, lossless_record, tensor_record
-from ..weights.container import CODEC_EXACT16, CODEC_FINE, CODEC_FLOAT16, CODEC_UNIFORM, Record
+from ..weights.container import CODEC_EXACT16, CODEC_EXACT32, CODEC_FINE, CODEC_FLOAT16, CODEC_UNIFORM, Record
 from ..weights.model_files import compress_model, decode_tensors, read_model
 from ..zoo import compact_prior_counts
 from .shae_v8 import ShaeV8
@@ -137,7 +137,7 @@ def moved_record(name: str, array: np.ndarray, source: Record | None) -> Record:
     if source.codec in (CODEC_UNIFORM, CODEC_FINE):
         record = tensor_record(name, array, source.dtype, source.step,
                                WeightCodecConfig(deadzone=0.0, context_alphabet=CONTEXT_ALPHABET))
-    elif source.codec == CODEC_EXACT16:
+    elif source.codec in (CODEC_EXACT16, CODEC_EXACT32):  # losslessly: coded, or as it is where that is smaller
         record = lossless_record(name, array, source.dtype, WeightCodecConfig(lossless=True, context_alphabet=CONTEXT_ALPHABET))
     else:  # stored as it is, or in float16
         small_floats = "float16" if source.codec == CODEC_FLOAT16 else "exact"

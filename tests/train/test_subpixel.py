@@ -168,7 +168,9 @@ def test_subpixel_decoder_moves_stored_weights_exactly(tmp_path):
     import importlib.util
     from pathlib import Path
 
-    from imgcodec.train.export import graph_weights
+    from imgcodec.train.export import CONTEXT_ALPHABET, graph_weights
+    from imgcodec.weights.codec import WeightCodecConfig, lossless_record
+    from imgcodec.weights.container import CODEC_EXACT16, CODEC_EXACT32
     from imgcodec.weights.model_files import decode_tensors, read_model
     from imgcodec.weights.onnx_weights import session
 
@@ -188,12 +190,20 @@ def test_subpixel_decoder_moves_stored_weights_exactly(tmp_path):
         old_records = {r.name: r for r in read_model(old)[1]}
         new_records = {r.name: r for r in read_model(new)[1]}
         old_values, new_values = decode_tensors(list(old_records.values())), decode_tensors(list(new_records.values()))
+        lossless_moves = 0
         for name, record in new_records.items():
             if name in old_records:  # kept as it was stored
                 assert record.payload == old_records[name].payload and record.codec == old_records[name].codec
             else:
                 source = old_records[name.rsplit(".", 1)[0]]
-                assert record.codec == source.codec and record.step == source.step
+                if source.codec in (CODEC_EXACT16, CODEC_EXACT32):  # lossless: as the lossless codec stores it
+                    expected = lossless_record(name, new_values[name], source.dtype,
+                                               WeightCodecConfig(lossless=True, context_alphabet=CONTEXT_ALPHABET))
+                    assert (record.codec, record.payload, record.low) == (expected.codec, expected.payload, expected.low)
+                    lossless_moves += 1
+                else:
+                    assert record.codec == source.codec and record.step == source.step
                 assert set(np.unique(new_values[name])) <= set(np.unique(old_values[source.name])) | {0.0}
+        assert (lossless_moves > 0) == (bits is None)  # float32 weights stored losslessly are moved so
         outputs = [session(None, data).run(None, {"x": x})[0] for data in (old, new)]
         np.testing.assert_allclose(outputs[1], outputs[0], rtol=0, atol=1e-5 * np.abs(outputs[0]).max())
