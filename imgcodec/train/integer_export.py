@@ -23,7 +23,7 @@ from torch import nn
 from ..integer_net import ACTIVATION_BITS, MAX_WEIGHT, IntLayer
 
 
-def _scale_bits(weight: np.ndarray, steps_per_rms: int | None = None) -> int:
+def weight_scale_bits(weight: np.ndarray, steps_per_rms: int | None = None) -> int:
     """The largest s with max|w| * 2^s <= MAX_WEIGHT (at most 30); with steps_per_rms, the
     smallest s with 2^-s <= rms(w) / steps_per_rms, if that is smaller."""
     if steps_per_rms is not None and steps_per_rms < 1:
@@ -55,7 +55,7 @@ def int_layer(module: nn.Module, leaky: bool, steps_per_rms: int | None = None) 
         else:
             raise TypeError(f"cannot export {type(module).__name__} as an integer layer")
         bias = module.bias.double().numpy() if module.bias is not None else np.zeros(weight.shape[0])
-    shift = _scale_bits(weight, steps_per_rms)
+    shift = weight_scale_bits(weight, steps_per_rms)
     int_weight = np.rint(weight * (1 << shift)).astype(np.int64)
     int_bias = np.rint(bias * float(1 << (shift + ACTIVATION_BITS))).astype(np.int64)
     return IntLayer(int_weight, int_bias, shift, upsample, leaky)

@@ -32,9 +32,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from imgcodec.train.data import load_images, random_crops
-from imgcodec.train.entropy_fit import coded_bpp, crop_latents, fit_entropy_model
-from imgcodec.train.integer_export import _scale_bits
+from imgcodec.train.entropy_fit import Latents, add_fit_arguments, coded_bpp, experiment_latents, fit_entropy_model
+from imgcodec.train.integer_export import weight_scale_bits
 from imgcodec.train.shae_v9 import ShaeV9
 from imgcodec.train.training import load_model
 
@@ -65,11 +64,11 @@ def round_weights(model: ShaeV9, steps_per_rms: int) -> None:
         weight = layer.weight.detach().double()
         if isinstance(layer, nn.ConvTranspose2d):
             weight = weight.flip(2, 3).transpose(0, 1)  # as int_layer reads it
-        shift = _scale_bits(weight.numpy(), steps_per_rms)
+        shift = weight_scale_bits(weight.numpy(), steps_per_rms)
         parametrize.register_parametrization(layer, "weight", RoundToStep(2.0 ** -shift))
 
 
-def measure(model: ShaeV9, test: list[tuple[int, torch.Tensor]], levels: list[int],
+def measure(model: ShaeV9, test: Latents, levels: list[int],
             steps_per_rms: int) -> tuple[dict[int, float], int]:
     """(real payload bits per pixel at each level, the bytes of hyperprior.npz), exported at
     steps_per_rms, the rounding of training (if any) made permanent first."""
@@ -86,23 +85,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--steps-per-rms", type=int, nargs="+", default=[4, 2])
-    parser.add_argument("--levels", type=int, nargs="+", default=[1, 4, 7, 10], help="1-based")
-    parser.add_argument("--train-crops", type=int, default=192)
-    parser.add_argument("--test-crops", type=int, default=24)
-    parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--lr", type=float, default=3e-5)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--data", type=Path, default=Path("data"))
-    parser.add_argument("--threads", type=int, default=2)
+    add_fit_arguments(parser, train_crops=192, steps=1500, lr=3e-5)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    levels = [level - 1 for level in args.levels]
     model, _ = load_model(args.checkpoint)
-    start = time.time()
-    train = crop_latents(model, random_crops(load_images(args.data / "train"), args.train_crops, 256), levels)
-    test = crop_latents(model, random_crops(load_images(args.data / "detail"), args.test_crops, 256, seed=1), levels)
-    print(f"latents of {args.train_crops} training and {args.test_crops} detail crops at levels {args.levels}: "
-          f"{time.time() - start:.0f} s", flush=True)
+    levels, train, test = experiment_latents(model, args)
     reference, reference_size = measure(copy.deepcopy(model), test, levels, 16)
     rows = [("checkpoint, k = 16 (as shipped)", 16, reference, reference_size)]
     plain = copy.deepcopy(model)

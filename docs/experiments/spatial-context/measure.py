@@ -18,10 +18,8 @@ import copy
 import time
 from pathlib import Path
 
-import torch
 
-from imgcodec.train.data import load_images, random_crops
-from imgcodec.train.entropy_fit import coded_bpp, crop_latents, fit_entropy_model
+from imgcodec.train.entropy_fit import add_fit_arguments, coded_bpp, experiment_latents, fit_entropy_model
 from imgcodec.train.growth import grow_spatial_context
 from imgcodec.train.shae_v9 import ShaeV9
 from imgcodec.train.training import load_model
@@ -31,23 +29,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--features", type=int, default=32)
-    parser.add_argument("--levels", type=int, nargs="+", default=[1, 4, 7, 10], help="1-based")
-    parser.add_argument("--train-crops", type=int, default=64)
-    parser.add_argument("--test-crops", type=int, default=24)
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--data", type=Path, default=Path("data"))
-    parser.add_argument("--threads", type=int, default=2)
+    add_fit_arguments(parser, train_crops=64, steps=1000, lr=1e-4)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    levels = [level - 1 for level in args.levels]
     model, state = load_model(args.checkpoint)
-    start = time.time()
-    train = crop_latents(model, random_crops(load_images(args.data / "train"), args.train_crops, 256), levels)
-    test = crop_latents(model, random_crops(load_images(args.data / "detail"), args.test_crops, 256, seed=1), levels)
-    print(f"latents of {args.train_crops} training and {args.test_crops} detail crops at levels {args.levels}: "
-          f"{time.time() - start:.0f} s")
+    levels, train, test = experiment_latents(model, args)
     grown_state = grow_spatial_context({**state, "model": model.state_dict()}, args.features)
     spatial = ShaeV9(type(model.cfg).from_dict(grown_state["model_config"]))
     spatial.load_state_dict(grown_state["model"])
