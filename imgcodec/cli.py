@@ -452,8 +452,8 @@ def weights() -> None:
     Large float tensors are quantized to a uniform grid with a dead zone (small weights become
     0) and entropy-coded; biases, norms and integer buffers are kept exactly (or float biases and
     norms as float16, --small-floats). With --lossless nothing changes: float weights are
-    entropy-coded exactly from their bit patterns. PyTorch files need PyTorch and ONNX models the onnx package (pip install
-    'shaec[train]'); safetensors files need nothing more."""
+    entropy-coded exactly from their bit patterns. PyTorch files need PyTorch and ONNX models the
+    onnx package (pip install 'shaec[train]'); safetensors files need nothing more."""
 
 
 @weights.command("compress")
